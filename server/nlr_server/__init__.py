@@ -1,0 +1,1 @@
+"""NLR, Norway's national borrower register: the gRPC server."""

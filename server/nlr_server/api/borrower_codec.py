@@ -1,0 +1,271 @@
+"""Translates between the proto Borrower and the domain record, validating input at the edge."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable
+from typing import TypeVar
+
+from google.protobuf.timestamp_pb2 import Timestamp
+from nlr.registry.v1 import borrower_pb2
+
+from nlr_server.domain.address import Address
+from nlr_server.domain.borrower import (
+    UPDATABLE_FIELDS,
+    Borrower,
+    DeletionReason,
+    PersonalData,
+    PersonalDataPatch,
+    Sex,
+)
+from nlr_server.domain.card_number import CardNumber
+from nlr_server.domain.contact import EmailAddress, PhoneNumber
+from nlr_server.domain.errors import InvalidArgument, InvalidValue, Violations
+from nlr_server.domain.national_id import NationalId
+from nlr_server.domain.person_name import PersonName
+from nlr_server.domain.validation import check
+from nlr_server.domain.views import BorrowerView
+
+T = TypeVar("T")
+
+_SEX_FROM_PROTO = {
+    borrower_pb2.SEX_UNSPECIFIED: Sex.UNSPECIFIED,
+    borrower_pb2.SEX_FEMALE: Sex.FEMALE,
+    borrower_pb2.SEX_MALE: Sex.MALE,
+}
+_SEX_TO_PROTO = {sex: number for number, sex in _SEX_FROM_PROTO.items()}
+_REASON_FROM_PROTO = {
+    borrower_pb2.DELETION_REASON_BORROWER_REQUEST: DeletionReason.BORROWER_REQUEST,
+    borrower_pb2.DELETION_REASON_DECEASED: DeletionReason.DECEASED,
+}
+_VIEW_TO_PROTO = {
+    BorrowerView.BASIC: borrower_pb2.BORROWER_VIEW_BASIC,
+    BorrowerView.FULL: borrower_pb2.BORROWER_VIEW_FULL,
+}
+_PHONES = ("mobile_phone", "home_phone", "work_phone")
+
+
+class BorrowerDecoder:
+    """Decodes requests; synthetic test national ids only where configuration allows them."""
+
+    def __init__(self, *, allow_synthetic_ids: bool) -> None:
+        self._allow_synthetic = allow_synthetic_ids
+
+    def card_number(self, raw: str, field: str) -> CardNumber:
+        return _one(field, raw, CardNumber.parse)
+
+    def national_id(self, raw: str, field: str) -> NationalId:
+        return _one(field, raw, self._parse_national_id)
+
+    def new_borrower(
+        self, message: borrower_pb2.Borrower
+    ) -> tuple[CardNumber, PersonalData, NationalId]:
+        violations = Violations()
+        card_number = _required(
+            violations, "borrower.card_number", message.card_number, CardNumber.parse
+        )
+        name = PersonName.parse(message.given_name, message.family_name, violations, "borrower")
+        national_id = _required(
+            violations, "borrower.national_id", message.national_id, self._parse_national_id
+        )
+        birth_date = _birth_date(violations, message.birth_date, national_id, required=True)
+        sex = _sex(violations, message.sex)
+        address = _address(violations, message)
+        email = _optional(violations, "borrower.email", message.email, EmailAddress.parse)
+        phones = {
+            f: _optional(violations, f"borrower.{f}", getattr(message, f), PhoneNumber.parse)
+            for f in _PHONES
+        }
+        violations.raise_if_any()
+        assert card_number and name and national_id and birth_date  # guaranteed by the checks
+        personal = PersonalData(
+            name=name,
+            birth_date=birth_date,
+            sex=sex,
+            registered_address=address,
+            email=email,
+            **phones,
+        )
+        return card_number, personal, national_id
+
+    def patch(
+        self, message: borrower_pb2.Borrower, paths: list[str]
+    ) -> tuple[PersonalDataPatch, NationalId | None]:
+        violations = Violations()
+        fields = frozenset(paths)
+        if not fields:
+            violations.add("update_mask", "name at least one field to change")
+        for path in sorted(fields - UPDATABLE_FIELDS):
+            violations.add("update_mask", f"{path!r} cannot be changed by UpdateBorrower")
+        given = family = None
+        if "given_name" in fields:
+            given = check(
+                violations, "borrower.given_name", lambda: PersonName.parse_part(message.given_name)
+            )
+        if "family_name" in fields:
+            family = check(
+                violations,
+                "borrower.family_name",
+                lambda: PersonName.parse_part(message.family_name),
+            )
+        national_id = None
+        birth_date = None
+        if "national_id" in fields:
+            national_id = _required(
+                violations, "borrower.national_id", message.national_id, self._parse_national_id
+            )
+            birth_date = _birth_date(violations, message.birth_date, national_id, required=False)
+            if birth_date is not None:
+                fields |= {"birth_date"}
+        elif "birth_date" in fields:
+            violations.add(
+                "borrower.birth_date",
+                "follows the national id: change it together with national_id",
+            )
+        sex = _sex(violations, message.sex)
+        address = _address(violations, message) if "registered_address" in fields else None
+        email = _optional(violations, "borrower.email", message.email, EmailAddress.parse)
+        phones = {
+            f: _optional(violations, f"borrower.{f}", getattr(message, f), PhoneNumber.parse)
+            for f in _PHONES
+            if f in fields
+        }
+        violations.raise_if_any()
+        patch = PersonalDataPatch(
+            fields=fields,
+            given_name=given,
+            family_name=family,
+            birth_date=birth_date,
+            sex=sex,
+            registered_address=address,
+            email=email if "email" in fields else None,
+            **phones,
+        )
+        return patch, national_id
+
+    def deletion_reason(self, value: int) -> DeletionReason:
+        reason = _REASON_FROM_PROTO.get(value)
+        if reason is None:
+            raise InvalidArgument.one("reason", "must be BORROWER_REQUEST or DECEASED")
+        return reason
+
+    def _parse_national_id(self, raw: str) -> NationalId:
+        return NationalId.parse(raw, allow_synthetic=self._allow_synthetic)
+
+
+def encode_borrower(borrower: Borrower, view: BorrowerView) -> borrower_pb2.Borrower:
+    """The borrower as the given view shows it; the national id is never among the fields."""
+    personal = borrower.personal
+    message = borrower_pb2.Borrower(
+        card_number=borrower.card_number.value,
+        given_name=personal.name.given_name,
+        family_name=personal.name.family_name,
+        birth_year=personal.birth_date.year,
+        card_valid=borrower.card_valid,
+        view=_VIEW_TO_PROTO[view],
+    )
+    if view is not BorrowerView.FULL:
+        return message
+    message.birth_date = personal.birth_date.isoformat()
+    message.sex = _SEX_TO_PROTO[personal.sex]
+    if personal.registered_address is not None:
+        address = personal.registered_address
+        message.registered_address.CopyFrom(
+            borrower_pb2.Address(
+                lines=address.lines,
+                postal_code=address.postal_code,
+                city=address.city,
+                country_code=address.country_code,
+            )
+        )
+    message.email = personal.email.value if personal.email else ""
+    for field in _PHONES:
+        phone: PhoneNumber | None = getattr(personal, field)
+        setattr(message, field, phone.value if phone else "")
+    message.home_library = borrower.home_library.value
+    for affiliation in borrower.affiliations:
+        message.affiliations.add(
+            library_number=affiliation.library_number.value,
+            affiliate_time=timestamp(affiliation.affiliated_at),
+        )
+    message.created_by = borrower.created_by.value
+    message.create_time.CopyFrom(timestamp(borrower.created_at))
+    message.last_changed_by = borrower.last_changed_by.value
+    message.update_time.CopyFrom(timestamp(borrower.last_changed_at))
+    message.etag = borrower.etag
+    return message
+
+
+def timestamp(moment: dt.datetime) -> Timestamp:
+    stamp = Timestamp()
+    stamp.FromDatetime(moment)
+    return stamp
+
+
+def _one(field: str, raw: str, parse: Callable[[str], T]) -> T:
+    violations = Violations()
+    value = _required(violations, field, raw, parse)
+    violations.raise_if_any()
+    assert value is not None
+    return value
+
+
+def _required(violations: Violations, field: str, raw: str, parse: Callable[[str], T]) -> T | None:
+    if not raw.strip():
+        violations.add(field, "is required")
+        return None
+    return check(violations, field, lambda: parse(raw))
+
+
+def _optional(violations: Violations, field: str, raw: str, parse: Callable[[str], T]) -> T | None:
+    if not raw.strip():
+        return None
+    return check(violations, field, lambda: parse(raw))
+
+
+def _birth_date(
+    violations: Violations, raw: str, national_id: NationalId | None, *, required: bool
+) -> dt.date | None:
+    given = _optional(violations, "borrower.birth_date", raw, _parse_date)
+    if national_id is None:
+        return given
+    held = national_id.birth_date
+    if held is None:
+        if given is None and required:
+            violations.add("borrower.birth_date", "is required with a DUF number")
+        return given
+    if given is not None and given != held:
+        violations.add("borrower.birth_date", "does not match the national id")
+    return held
+
+
+def _parse_date(raw: str) -> dt.date:
+    try:
+        date = dt.date.fromisoformat(raw.strip())
+    except ValueError:
+        raise InvalidValue("must be a date as YYYY-MM-DD") from None
+    if date > dt.date.today() or date.year < 1880:
+        raise InvalidValue("must be a real birth date, not in the future")
+    return date
+
+
+def _sex(violations: Violations, value: int) -> Sex:
+    sex = _SEX_FROM_PROTO.get(value)
+    if sex is None:
+        violations.add("borrower.sex", "unknown value")
+        return Sex.UNSPECIFIED
+    return sex
+
+
+def _address(violations: Violations, message: borrower_pb2.Borrower) -> Address | None:
+    if not message.HasField("registered_address"):
+        return None
+    address = message.registered_address
+    return Address.parse(
+        list(address.lines),
+        address.postal_code,
+        address.city,
+        address.country_code,
+        violations,
+        "borrower.registered_address",
+    )

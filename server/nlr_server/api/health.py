@@ -1,0 +1,43 @@
+"""Keeps the standard health service's status in step with whether the database answers."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from grpc_health.v1 import health, health_pb2
+from sqlalchemy import Engine
+
+from nlr_server.store.database import ping
+
+log = logging.getLogger(__name__)
+
+
+async def watch_database(
+    engine: Engine,
+    servicer: health.aio.HealthServicer,
+    services: list[str],
+    interval_seconds: float,
+) -> None:
+    """Sets every service SERVING while the database answers and NOT_SERVING while it does not."""
+    serving: bool | None = None
+    while True:
+        try:
+            await asyncio.wait_for(asyncio.to_thread(ping, engine), timeout=interval_seconds * 2)
+            now_serving = True
+        except Exception as error:  # any failure to answer means not serving
+            now_serving = False
+            if serving is not False:
+                log.warning("database unreachable: %s", type(error).__name__)
+        if now_serving != serving:
+            status = (
+                health_pb2.HealthCheckResponse.SERVING
+                if now_serving
+                else health_pb2.HealthCheckResponse.NOT_SERVING
+            )
+            for service in ["", *services]:
+                await servicer.set(service, status)
+            if now_serving and serving is False:
+                log.info("database reachable again")
+            serving = now_serving
+        await asyncio.sleep(interval_seconds)

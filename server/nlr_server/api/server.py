@@ -1,0 +1,126 @@
+"""Server start-up: credentials, interceptors, services, health, reflection, port, stop."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from concurrent.futures import ThreadPoolExecutor
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+from nlr.auth.v1 import authenticate_pb2, authenticate_pb2_grpc
+from nlr.registry.v1 import registry_service_pb2, registry_service_pb2_grpc
+
+from nlr_server.api.errors import RegisterErrorInterceptor
+from nlr_server.api.health import watch_database
+from nlr_server.api.registry_servicer import BorrowerRegistryServicer
+from nlr_server.crypto.keyring import Keyring, KeyringError
+from nlr_server.crypto.national_id_sealer import NationalIdSealer
+from nlr_server.ops.config import Config
+from nlr_server.store import migrate
+from nlr_server.store.database import create_store_engine, ping
+from nlr_server.store.unit_of_work import SqlUnitOfWorkFactory
+
+log = logging.getLogger(__name__)
+
+REGISTRY_SERVICE = registry_service_pb2.DESCRIPTOR.services_by_name["BorrowerRegistry"].full_name
+AUTH_SERVICE = authenticate_pb2.DESCRIPTOR.services_by_name["Authenticate"].full_name
+
+
+class StartupError(Exception):
+    """The server cannot start; the message tells the operator what to fix."""
+
+
+class RegisterServer:
+    """One running register: a grpc.aio server over mutual TLS on one database."""
+
+    def __init__(self, config: Config) -> None:
+        self.config = config
+        self.port = 0
+        self._server: grpc.aio.Server | None = None
+        self._executor = ThreadPoolExecutor(config.db_pool_size, thread_name_prefix="nlr-db")
+        self._health = health.aio.HealthServicer()
+        self._watcher: asyncio.Task[None] | None = None
+        self._engine = create_store_engine(config.database_url, pool_size=config.db_pool_size)
+
+    async def start(self) -> int:
+        """Starts serving; returns the bound port (useful with port 0)."""
+        keyring = _load_keyring(self.config)
+        await asyncio.to_thread(self._check_database)
+        unit_of_work = SqlUnitOfWorkFactory(self._engine, NationalIdSealer(keyring))
+        server = grpc.aio.server(interceptors=[RegisterErrorInterceptor()])
+        registry_service_pb2_grpc.add_BorrowerRegistryServicer_to_server(
+            BorrowerRegistryServicer(unit_of_work, self._executor, self.config), server
+        )
+        authenticate_pb2_grpc.add_AuthenticateServicer_to_server(
+            authenticate_pb2_grpc.AuthenticateServicer(), server
+        )
+        health_pb2_grpc.add_HealthServicer_to_server(self._health, server)
+        services = [REGISTRY_SERVICE, AUTH_SERVICE]
+        reflection.enable_server_reflection(
+            [
+                *services,
+                health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
+                reflection.SERVICE_NAME,
+            ],
+            server,
+        )
+        self.port = server.add_secure_port(self.config.listen_address, _credentials(self.config))
+        if self.port == 0:
+            raise StartupError(f"NLR_LISTEN_ADDRESS: cannot listen on {self.config.listen_address}")
+        await server.start()
+        self._server = server
+        self._watcher = asyncio.create_task(
+            watch_database(
+                self._engine, self._health, services, self.config.health_interval_seconds
+            )
+        )
+        log.info("serving on %s", self.config.listen_address.rsplit(":", 1)[0] + f":{self.port}")
+        return self.port
+
+    async def wait(self) -> None:
+        assert self._server is not None
+        await self._server.wait_for_termination()
+
+    async def stop(self, grace: float | None = None) -> None:
+        """Refuses new calls, lets in-flight ones finish within the grace period, then stops."""
+        grace = self.config.grace_seconds if grace is None else grace
+        if self._watcher is not None:
+            self._watcher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._watcher
+        if self._server is not None:
+            await self._health.enter_graceful_shutdown()
+            await self._server.stop(grace)
+        self._executor.shutdown(wait=True, cancel_futures=True)
+        self._engine.dispose()
+
+    def _check_database(self) -> None:
+        try:
+            ping(self._engine)
+        except Exception as error:
+            raise StartupError(
+                f"NLR_DATABASE_URL: the database does not answer ({type(error).__name__})"
+            ) from error
+        if not migrate.is_at_head(self._engine):
+            raise StartupError(
+                f"the database schema is at {migrate.current_revision(self._engine)!r}, "
+                f"the server needs {migrate.head_revision()!r}: run `nlr-admin migrate`"
+            )
+
+
+def _load_keyring(config: Config) -> Keyring:
+    try:
+        return Keyring.load(config.keyring)
+    except KeyringError as error:
+        raise StartupError(f"NLR_KEYRING: {error}") from error
+
+
+def _credentials(config: Config) -> grpc.ServerCredentials:
+    return grpc.ssl_server_credentials(
+        [(config.tls_key.read_bytes(), config.tls_cert.read_bytes())],
+        root_certificates=config.tls_client_ca.read_bytes(),
+        require_client_auth=True,
+    )

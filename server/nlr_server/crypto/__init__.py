@@ -1,0 +1,1 @@
+"""Keyring, field encryption, blind index, and PIN and password verifiers."""

@@ -1,0 +1,1 @@
+"""The register's model and rules in plain Python: no gRPC, no SQLAlchemy."""

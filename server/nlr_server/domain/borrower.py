@@ -1,0 +1,158 @@
+"""The borrower record and the rules for changing it."""
+
+from __future__ import annotations
+
+import datetime as dt
+import enum
+from dataclasses import dataclass, field, replace
+
+from nlr_server.domain.address import Address
+from nlr_server.domain.card_number import CardNumber
+from nlr_server.domain.contact import EmailAddress, PhoneNumber
+from nlr_server.domain.library_number import LibraryNumber
+from nlr_server.domain.person_name import PersonName
+
+
+class Sex(enum.StrEnum):
+    UNSPECIFIED = "unspecified"
+    FEMALE = "female"
+    MALE = "male"
+
+
+class DeletionReason(enum.StrEnum):
+    BORROWER_REQUEST = "borrower_request"
+    DECEASED = "deceased"
+
+
+@dataclass(frozen=True, slots=True)
+class Affiliation:
+    """A library where the borrower's card has been activated, and since when."""
+
+    library_number: LibraryNumber
+    affiliated_at: dt.datetime
+
+
+@dataclass(frozen=True, slots=True)
+class PersonalData:
+    """The fields a library may set on create and change on update.
+
+    The national id is not among them: it is sealed by the store on the way in and never loaded
+    back into a record, so no code path can hand it to a caller by mistake.
+    """
+
+    name: PersonName
+    birth_date: dt.date
+    sex: Sex = Sex.UNSPECIFIED
+    registered_address: Address | None = None
+    email: EmailAddress | None = None
+    mobile_phone: PhoneNumber | None = None
+    home_phone: PhoneNumber | None = None
+    work_phone: PhoneNumber | None = None
+
+
+# PersonalData fields that an update replaces as they are (names are handled part by part).
+_REPLACEABLE = (
+    "birth_date",
+    "sex",
+    "registered_address",
+    "email",
+    "mobile_phone",
+    "home_phone",
+    "work_phone",
+)
+
+# The update_mask paths a library may name, in the proto's field names.
+UPDATABLE_FIELDS: frozenset[str] = frozenset(
+    {"given_name", "family_name", "national_id", *_REPLACEABLE}
+)
+
+
+@dataclass(frozen=True, slots=True)
+class PersonalDataPatch:
+    """New values for the fields an update names; every other field keeps its value.
+
+    An optional field named in ``fields`` with the value None is cleared.
+    """
+
+    fields: frozenset[str]
+    given_name: str | None = None
+    family_name: str | None = None
+    birth_date: dt.date | None = None
+    sex: Sex = Sex.UNSPECIFIED
+    registered_address: Address | None = None
+    email: EmailAddress | None = None
+    mobile_phone: PhoneNumber | None = None
+    home_phone: PhoneNumber | None = None
+    work_phone: PhoneNumber | None = None
+
+    def apply(self, personal: PersonalData) -> PersonalData:
+        name = PersonName(
+            given_name=self.given_name or personal.name.given_name,
+            family_name=self.family_name or personal.name.family_name,
+        )
+        replaced = {f: getattr(self, f) for f in _REPLACEABLE if f in self.fields}
+        if replaced.get("birth_date", personal.birth_date) is None:
+            replaced.pop("birth_date")
+        return replace(personal, name=name, **replaced)
+
+
+@dataclass(frozen=True, slots=True)
+class Borrower:
+    """One card holder as the register holds them; ``version`` backs the etag."""
+
+    card_number: CardNumber
+    personal: PersonalData
+    home_library: LibraryNumber
+    affiliations: tuple[Affiliation, ...]
+    created_by: LibraryNumber
+    created_at: dt.datetime
+    last_changed_by: LibraryNumber
+    last_changed_at: dt.datetime
+    version: int = 1
+    id: int | None = field(default=None, compare=False)
+
+    @classmethod
+    def register(
+        cls,
+        card_number: CardNumber,
+        personal: PersonalData,
+        library: LibraryNumber,
+        now: dt.datetime,
+    ) -> Borrower:
+        """A new borrower: the creating library is home library, first affiliation and creator."""
+        return cls(
+            card_number=card_number,
+            personal=personal,
+            home_library=library,
+            affiliations=(Affiliation(library, now),),
+            created_by=library,
+            created_at=now,
+            last_changed_by=library,
+            last_changed_at=now,
+        )
+
+    @property
+    def etag(self) -> str:
+        return f'"{self.version}"'
+
+    @property
+    def card_valid(self) -> bool:
+        return True
+
+    def is_affiliated_with(self, library: LibraryNumber) -> bool:
+        return any(a.library_number == library for a in self.affiliations)
+
+    def affiliate(self, library: LibraryNumber, now: dt.datetime) -> Borrower:
+        if self.is_affiliated_with(library):
+            return self
+        return replace(self, affiliations=(*self.affiliations, Affiliation(library, now)))
+
+    def change_personal_data(
+        self, personal: PersonalData, library: LibraryNumber, now: dt.datetime
+    ) -> Borrower:
+        return replace(
+            self,
+            personal=personal,
+            last_changed_by=library,
+            last_changed_at=now,
+        )

@@ -1,0 +1,1 @@
+"""Configuration, the nlr-admin command and the dev PKI."""

@@ -1,0 +1,147 @@
+"""The server's configuration, read from NLR_* environment variables and checked at start-up."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
+
+
+class ConfigError(Exception):
+    """A configuration value is missing or wrong; the message names the variable."""
+
+
+@dataclass(frozen=True, slots=True)
+class Setting:
+    name: str
+    default: str | None
+    description: str
+
+
+# The single list of settings: the README's configuration table is checked against it.
+SETTINGS: tuple[Setting, ...] = (
+    Setting("NLR_LISTEN_ADDRESS", "127.0.0.1:50051", "host:port the gRPC server listens on"),
+    Setting(
+        "NLR_DATABASE_URL",
+        "sqlite:///nlr.db",
+        "SQLAlchemy URL: `sqlite:///path.db` or `postgresql+psycopg://user@host/db`",
+    ),
+    Setting("NLR_TLS_CERT", None, "PEM file: the server's certificate (chain)"),
+    Setting("NLR_TLS_KEY", None, "PEM file: the server's private key"),
+    Setting("NLR_TLS_CLIENT_CA", None, "PEM file: the CA that signs client certificates"),
+    Setting("NLR_KEYRING", None, "keyring file (owner-only) with the field encryption keys"),
+    Setting("NLR_GRACE_SECONDS", "10", "on SIGTERM/SIGINT, how long in-flight calls may finish"),
+    Setting(
+        "NLR_ALLOW_SYNTHETIC_IDS",
+        "false",
+        "accept synthetic test national ids (month + 80); for dev and test only",
+    ),
+    Setting("NLR_DB_POOL_SIZE", "8", "database connections (and worker threads) per server"),
+    Setting("NLR_HEALTH_INTERVAL_SECONDS", "2", "how often the health check pings the database"),
+    Setting("NLR_LOG_LEVEL", "INFO", "DEBUG, INFO, WARNING or ERROR"),
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Config:
+    listen_address: str
+    database_url: str
+    tls_cert: Path
+    tls_key: Path
+    tls_client_ca: Path
+    keyring: Path
+    grace_seconds: float
+    allow_synthetic_ids: bool
+    db_pool_size: int
+    health_interval_seconds: float
+    log_level: str
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Config:
+        env = Environment(os.environ if environ is None else environ)
+        return cls(
+            listen_address=env.listen_address("NLR_LISTEN_ADDRESS"),
+            database_url=env.database_url("NLR_DATABASE_URL"),
+            tls_cert=env.existing_file("NLR_TLS_CERT"),
+            tls_key=env.existing_file("NLR_TLS_KEY"),
+            tls_client_ca=env.existing_file("NLR_TLS_CLIENT_CA"),
+            keyring=env.path("NLR_KEYRING"),
+            grace_seconds=env.number("NLR_GRACE_SECONDS", minimum=0),
+            allow_synthetic_ids=env.flag("NLR_ALLOW_SYNTHETIC_IDS"),
+            db_pool_size=int(env.number("NLR_DB_POOL_SIZE", minimum=1, whole=True)),
+            health_interval_seconds=env.number("NLR_HEALTH_INTERVAL_SECONDS", minimum=0.1),
+            log_level=env.choice("NLR_LOG_LEVEL", ("DEBUG", "INFO", "WARNING", "ERROR")),
+        )
+
+
+_DEFAULTS = {s.name: s.default for s in SETTINGS}
+
+
+class Environment:
+    def __init__(self, environ: Mapping[str, str]) -> None:
+        self._environ = environ
+
+    def raw(self, name: str) -> str:
+        value = self._environ.get(name, "").strip() or _DEFAULTS[name]
+        if value is None:
+            raise ConfigError(f"{name} is not set: {_describe(name)}")
+        return value
+
+    def path(self, name: str) -> Path:
+        return Path(self.raw(name)).expanduser()
+
+    def existing_file(self, name: str) -> Path:
+        path = self.path(name)
+        if not path.is_file():
+            raise ConfigError(f"{name}: no such file {str(path)!r}")
+        return path
+
+    def number(self, name: str, *, minimum: float, whole: bool = False) -> float:
+        value = self.raw(name)
+        try:
+            number = int(value) if whole else float(value)
+        except ValueError:
+            kind = "a whole number" if whole else "a number"
+            raise ConfigError(f"{name} must be {kind}, got {value!r}") from None
+        if number < minimum:
+            raise ConfigError(f"{name} must be at least {minimum}, got {value!r}")
+        return number
+
+    def flag(self, name: str) -> bool:
+        value = self.raw(name).lower()
+        if value in ("1", "true", "yes", "on"):
+            return True
+        if value in ("0", "false", "no", "off"):
+            return False
+        raise ConfigError(f"{name} must be true or false, got {value!r}")
+
+    def choice(self, name: str, choices: tuple[str, ...]) -> str:
+        value = self.raw(name).upper()
+        if value not in choices:
+            raise ConfigError(f"{name} must be one of {', '.join(choices)}, got {value!r}")
+        return value
+
+    def listen_address(self, name: str) -> str:
+        value = self.raw(name)
+        host, sep, port = value.rpartition(":")
+        if not sep or not host or not port.isdigit() or not 0 <= int(port) <= 65535:
+            raise ConfigError(f"{name} must be host:port, e.g. 127.0.0.1:50051, got {value!r}")
+        return value
+
+    def database_url(self, name: str) -> str:
+        value = self.raw(name)
+        try:
+            backend = make_url(value).get_backend_name()
+        except ArgumentError:
+            raise ConfigError(f"{name} is not a database URL") from None
+        if backend not in ("sqlite", "postgresql"):
+            raise ConfigError(f"{name} must be a sqlite:// or postgresql+psycopg:// URL")
+        return value
+
+
+def _describe(name: str) -> str:
+    return next(s.description for s in SETTINGS if s.name == name)

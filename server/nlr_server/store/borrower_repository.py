@@ -1,0 +1,165 @@
+"""Borrowers in the database: mapping between rows and the domain record."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from nlr_server.crypto.national_id_sealer import NationalIdSealer
+from nlr_server.domain.address import Address
+from nlr_server.domain.borrower import Affiliation, Borrower, DeletionReason, PersonalData, Sex
+from nlr_server.domain.card_number import CardNumber
+from nlr_server.domain.contact import EmailAddress, PhoneNumber
+from nlr_server.domain.errors import EtagMismatch, NotFound
+from nlr_server.domain.library_number import LibraryNumber
+from nlr_server.domain.national_id import NationalId
+from nlr_server.domain.person_name import PersonName
+from nlr_server.store.models import AffiliationRow, BorrowerRow, CardNumberRow
+from nlr_server.usecases.ports import CardNumberStatus
+
+
+class SqlBorrowerRepository:
+    def __init__(self, session: Session, sealer: NationalIdSealer) -> None:
+        self._session = session
+        self._sealer = sealer
+
+    def get_by_card_number(self, card_number: CardNumber) -> Borrower | None:
+        row = self._session.scalars(
+            select(BorrowerRow).where(BorrowerRow.card_number == card_number.value)
+        ).one_or_none()
+        return None if row is None else _to_domain(row)
+
+    def get_by_national_id(self, national_id: NationalId) -> Borrower | None:
+        index = self._sealer.index(national_id.value)
+        row = self._session.scalars(
+            select(BorrowerRow).where(BorrowerRow.national_id_index == index)
+        ).one_or_none()
+        return None if row is None else _to_domain(row)
+
+    def card_number_status(self, card_number: CardNumber) -> CardNumberStatus:
+        row = self._session.get(CardNumberRow, card_number.value)
+        if row is None:
+            return CardNumberStatus.UNUSED
+        return CardNumberStatus.RETIRED if row.retired_at is not None else CardNumberStatus.IN_USE
+
+    def national_id_matches(self, borrower: Borrower, national_id: NationalId) -> bool:
+        row = self._row(borrower)
+        return self._sealer.matches(national_id.value, row.national_id_index)
+
+    def add(self, borrower: Borrower, national_id: NationalId) -> Borrower:
+        sealed = self._sealer.seal(national_id.value)
+        row = BorrowerRow(
+            card_number=borrower.card_number.value,
+            national_id_ciphertext=sealed.ciphertext,
+            national_id_index=sealed.index,
+            created_by=borrower.created_by.value,
+            created_at=borrower.created_at,
+        )
+        _write(row, borrower)
+        self._session.add(row)
+        self._session.flush()
+        self._session.add(CardNumberRow(card_number=row.card_number, borrower_id=row.id))
+        self._session.flush()
+        return _to_domain(row)
+
+    def save(self, borrower: Borrower, *, national_id: NationalId | None = None) -> Borrower:
+        row = self._row(borrower)
+        if row.version != borrower.version:
+            raise EtagMismatch("the borrower changed since it was read; read it again")
+        if national_id is not None:
+            sealed = self._sealer.seal(national_id.value)
+            row.national_id_ciphertext = sealed.ciphertext
+            row.national_id_index = sealed.index
+        _write(row, borrower)
+        self._session.flush()
+        return _to_domain(row)
+
+    def delete(self, borrower: Borrower, reason: DeletionReason, now: dt.datetime) -> None:
+        row = self._row(borrower)
+        card = self._session.get(CardNumberRow, row.card_number)
+        assert card is not None, "every borrower's card number is registered"
+        card.retired_at = now
+        card.retired_reason = reason.value
+        card.borrower_id = None
+        self._session.delete(row)
+        self._session.flush()
+
+    def _row(self, borrower: Borrower) -> BorrowerRow:
+        row = self._session.get(BorrowerRow, borrower.id) if borrower.id is not None else None
+        if row is None:
+            raise NotFound("no borrower with that key")
+        return row
+
+
+def _write(row: BorrowerRow, borrower: Borrower) -> None:
+    personal = borrower.personal
+    row.given_name = personal.name.given_name
+    row.family_name = personal.name.family_name
+    row.birth_date = personal.birth_date
+    row.sex = personal.sex.value
+    address = personal.registered_address
+    lines = list(address.lines) if address is not None else []
+    lines += [None] * (3 - len(lines))  # type: ignore[list-item]
+    row.address_line1, row.address_line2, row.address_line3 = lines[:3]
+    row.postal_code = address.postal_code if address is not None else None
+    row.city = address.city if address is not None else None
+    row.country_code = address.country_code if address is not None else None
+    row.email = personal.email.value if personal.email is not None else None
+    row.mobile_phone = _phone(personal.mobile_phone)
+    row.home_phone = _phone(personal.home_phone)
+    row.work_phone = _phone(personal.work_phone)
+    row.home_library = borrower.home_library.value
+    row.last_changed_by = borrower.last_changed_by.value
+    row.last_changed_at = borrower.last_changed_at
+    known = {a.library_number for a in row.affiliations}
+    for affiliation in borrower.affiliations:
+        if affiliation.library_number.value not in known:
+            row.affiliations.append(
+                AffiliationRow(
+                    library_number=affiliation.library_number.value,
+                    affiliated_at=affiliation.affiliated_at,
+                )
+            )
+
+
+def _phone(phone: PhoneNumber | None) -> str | None:
+    return phone.value if phone is not None else None
+
+
+def _to_domain(row: BorrowerRow) -> Borrower:
+    lines = tuple(
+        line for line in (row.address_line1, row.address_line2, row.address_line3) if line
+    )
+    address = (
+        Address(
+            lines=lines, postal_code=row.postal_code, city=row.city, country_code=row.country_code
+        )
+        if row.postal_code is not None and row.city is not None and row.country_code is not None
+        else None
+    )
+    personal = PersonalData(
+        name=PersonName(given_name=row.given_name, family_name=row.family_name),
+        birth_date=row.birth_date,
+        sex=Sex(row.sex),
+        registered_address=address,
+        email=EmailAddress(row.email) if row.email else None,
+        mobile_phone=PhoneNumber(row.mobile_phone) if row.mobile_phone else None,
+        home_phone=PhoneNumber(row.home_phone) if row.home_phone else None,
+        work_phone=PhoneNumber(row.work_phone) if row.work_phone else None,
+    )
+    return Borrower(
+        id=row.id,
+        card_number=CardNumber(row.card_number),
+        personal=personal,
+        home_library=LibraryNumber(row.home_library),
+        affiliations=tuple(
+            Affiliation(LibraryNumber(a.library_number), a.affiliated_at) for a in row.affiliations
+        ),
+        created_by=LibraryNumber(row.created_by),
+        created_at=row.created_at,
+        last_changed_by=LibraryNumber(row.last_changed_by),
+        last_changed_at=row.last_changed_at,
+        version=row.version,
+    )

@@ -1,0 +1,59 @@
+"""Engines for the two stores: embedded SQLite (the default) and PostgreSQL (production)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy.engine import make_url
+from sqlalchemy.pool import QueuePool
+
+
+def create_store_engine(url: str, *, pool_size: int = 8) -> Engine:
+    """An engine with the settings the register relies on for the URL's dialect."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        engine = create_engine(
+            url,
+            poolclass=QueuePool,
+            pool_size=pool_size,
+            max_overflow=0,
+            connect_args={"check_same_thread": False, "timeout": 30},
+        )
+        event.listen(engine, "connect", _configure_sqlite)
+        # pysqlite's own transaction handling defers BEGIN; take it over so a write
+        # transaction starts with BEGIN IMMEDIATE and concurrent writers queue, not deadlock.
+        event.listen(engine, "begin", _begin_immediate)
+        return engine
+    if parsed.get_backend_name() == "postgresql":
+        return create_engine(url, pool_size=pool_size, max_overflow=4, pool_pre_ping=True)
+    raise ValueError(f"unsupported database backend {parsed.get_backend_name()!r}")
+
+
+def _configure_sqlite(dbapi_connection: Any, _record: Any) -> None:
+    dbapi_connection.isolation_level = None
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    # Deleted personal data is overwritten, not left in the file's free pages.
+    cursor.execute("PRAGMA secure_delete=ON")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.close()
+
+
+READ_ONLY = "nlr_read_only"
+
+
+def _begin_immediate(connection: Any) -> None:
+    # Readers never need the write lock: under WAL they see a snapshot without blocking writers.
+    if connection.get_execution_options().get(READ_ONLY):
+        connection.exec_driver_sql("BEGIN")
+    else:
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def ping(engine: Engine) -> None:
+    """Raises if the database cannot answer a trivial query."""
+    with engine.connect() as connection:
+        connection.execute(text("SELECT 1"))

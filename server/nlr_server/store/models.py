@@ -1,0 +1,128 @@
+"""The register's tables as typed SQLAlchemy 2 models; the schema itself comes from migrations."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from sqlalchemy import (
+    Boolean,
+    Date,
+    DateTime,
+    ForeignKey,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    TypeDecorator,
+)
+from sqlalchemy.engine import Dialect
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+class UtcDateTime(TypeDecorator[dt.datetime]):
+    """Timestamps are stored in UTC and come back timezone-aware, on SQLite as on PostgreSQL."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: dt.datetime | None, dialect: Dialect) -> dt.datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime: the register works in UTC")
+        return value.astimezone(dt.UTC)
+
+    def process_result_value(
+        self, value: dt.datetime | None, dialect: Dialect
+    ) -> dt.datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value.astimezone(dt.UTC)
+
+
+class LibraryRow(Base):
+    __tablename__ = "libraries"
+
+    library_number: Mapped[str] = mapped_column(String(7), primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+
+
+class CardNumberRow(Base):
+    """Every card number ever issued; a retired one is never accepted again."""
+
+    __tablename__ = "card_numbers"
+
+    card_number: Mapped[str] = mapped_column(String(10), primary_key=True)
+    # Null once the borrower is deleted (or, later, the card replaced).
+    borrower_id: Mapped[int | None] = mapped_column(
+        ForeignKey("borrowers.id", ondelete="SET NULL"), index=True
+    )
+    retired_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime())
+    retired_reason: Mapped[str | None] = mapped_column(String(32))
+
+
+class BorrowerRow(Base):
+    __tablename__ = "borrowers"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    card_number: Mapped[str] = mapped_column(String(10), unique=True)
+    given_name: Mapped[str] = mapped_column(String(100))
+    family_name: Mapped[str] = mapped_column(String(100))
+    # AES-256-GCM ciphertext (key version inside) and HMAC-SHA256 blind index: never plaintext.
+    national_id_ciphertext: Mapped[bytes] = mapped_column(LargeBinary)
+    national_id_index: Mapped[bytes] = mapped_column(LargeBinary(32), unique=True)
+    birth_date: Mapped[dt.date] = mapped_column(Date)
+    sex: Mapped[str] = mapped_column(String(16))
+    address_line1: Mapped[str | None] = mapped_column(String(100))
+    address_line2: Mapped[str | None] = mapped_column(String(100))
+    address_line3: Mapped[str | None] = mapped_column(String(100))
+    postal_code: Mapped[str | None] = mapped_column(String(10))
+    city: Mapped[str | None] = mapped_column(String(60))
+    country_code: Mapped[str | None] = mapped_column(String(2))
+    email: Mapped[str | None] = mapped_column(String(254))
+    mobile_phone: Mapped[str | None] = mapped_column(String(20))
+    home_phone: Mapped[str | None] = mapped_column(String(20))
+    work_phone: Mapped[str | None] = mapped_column(String(20))
+    home_library: Mapped[str] = mapped_column(ForeignKey("libraries.library_number"))
+    created_by: Mapped[str] = mapped_column(ForeignKey("libraries.library_number"))
+    created_at: Mapped[dt.datetime] = mapped_column(UtcDateTime())
+    last_changed_by: Mapped[str] = mapped_column(ForeignKey("libraries.library_number"))
+    last_changed_at: Mapped[dt.datetime] = mapped_column(UtcDateTime())
+    version: Mapped[int] = mapped_column(Integer)
+
+    affiliations: Mapped[list[AffiliationRow]] = relationship(
+        back_populates="borrower",
+        cascade="all, delete-orphan",
+        passive_deletes=True,
+        order_by="AffiliationRow.affiliated_at",
+        lazy="selectin",
+    )
+
+    __mapper_args__ = {"version_id_col": version}  # noqa: RUF012
+
+
+class AffiliationRow(Base):
+    __tablename__ = "affiliations"
+
+    borrower_id: Mapped[int] = mapped_column(
+        ForeignKey("borrowers.id", ondelete="CASCADE"), primary_key=True
+    )
+    library_number: Mapped[str] = mapped_column(
+        ForeignKey("libraries.library_number"), primary_key=True, index=True
+    )
+    affiliated_at: Mapped[dt.datetime] = mapped_column(UtcDateTime())
+
+    borrower: Mapped[BorrowerRow] = relationship(back_populates="affiliations")

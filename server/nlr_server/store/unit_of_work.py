@@ -1,0 +1,58 @@
+"""The unit of work: one database transaction that commits everything or nothing."""
+
+from __future__ import annotations
+
+from types import TracebackType
+
+from sqlalchemy import Engine
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+from sqlalchemy.orm.exc import StaleDataError
+
+from nlr_server.crypto.national_id_sealer import NationalIdSealer
+from nlr_server.domain.errors import AlreadyExists, EtagMismatch
+from nlr_server.store.borrower_repository import SqlBorrowerRepository
+from nlr_server.store.database import READ_ONLY
+from nlr_server.store.library_repository import SqlLibraryRepository
+
+
+class SqlUnitOfWork:
+    def __init__(self, engine: Engine, sealer: NationalIdSealer, *, read_only: bool) -> None:
+        bind = engine.execution_options(**{READ_ONLY: True}) if read_only else engine
+        self._session = Session(bind=bind, expire_on_commit=False, autoflush=False)
+        self.borrowers = SqlBorrowerRepository(self._session, sealer)
+        self.libraries = SqlLibraryRepository(self._session)
+
+    def __enter__(self) -> SqlUnitOfWork:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        # Anything not committed explicitly is rolled back: a failed request changes nothing.
+        try:
+            self._session.rollback()
+        finally:
+            self._session.close()
+        if isinstance(exc, IntegrityError):
+            # A concurrent writer won a uniqueness race the use case had checked for.
+            raise AlreadyExists("the card number or national id is already registered") from exc
+        if isinstance(exc, StaleDataError):
+            raise EtagMismatch("the borrower changed since it was read; read it again") from exc
+
+    def commit(self) -> None:
+        self._session.commit()
+
+
+class SqlUnitOfWorkFactory:
+    """Makes units of work on one engine; the use cases call it for each transaction."""
+
+    def __init__(self, engine: Engine, sealer: NationalIdSealer) -> None:
+        self.engine = engine
+        self._sealer = sealer
+
+    def __call__(self, *, read_only: bool = False) -> SqlUnitOfWork:
+        return SqlUnitOfWork(self.engine, self._sealer, read_only=read_only)

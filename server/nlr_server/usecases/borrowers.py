@@ -1,0 +1,169 @@
+"""Create, find, change, affiliate and delete borrowers on behalf of one acting library."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+from nlr_server.domain.borrower import Borrower, DeletionReason, PersonalData, PersonalDataPatch
+from nlr_server.domain.card_number import CardNumber
+from nlr_server.domain.errors import (
+    AlreadyExists,
+    CardNumberRetired,
+    EtagMismatch,
+    NotFound,
+    PermissionDenied,
+)
+from nlr_server.domain.library_number import LibraryNumber
+from nlr_server.domain.national_id import NationalId
+from nlr_server.domain.views import BorrowerView, view_for
+from nlr_server.usecases.ports import CardNumberStatus, UnitOfWork, UnitOfWorkFactory
+
+
+@dataclass(frozen=True, slots=True)
+class BorrowerKey:
+    """How a caller names a borrower: by card number or by national id."""
+
+    card_number: CardNumber | None = None
+    national_id: NationalId | None = None
+
+
+def create_borrower(
+    unit_of_work: UnitOfWorkFactory,
+    library: LibraryNumber,
+    card_number: CardNumber,
+    personal: PersonalData,
+    national_id: NationalId,
+    now: dt.datetime,
+) -> Borrower:
+    with unit_of_work() as uow:
+        _require_active_library(uow, library)
+        status = uow.borrowers.card_number_status(card_number)
+        if status is CardNumberStatus.RETIRED:
+            raise CardNumberRetired("the card number is retired and can never be used again")
+        if status is CardNumberStatus.IN_USE:
+            raise AlreadyExists("the card number is already in use", reason="CARD_NUMBER_IN_USE")
+        if uow.borrowers.get_by_national_id(national_id) is not None:
+            raise AlreadyExists(
+                "a borrower with this national id already exists", reason="NATIONAL_ID_IN_USE"
+            )
+        borrower = uow.borrowers.add(
+            Borrower.register(card_number, personal, library, now), national_id
+        )
+        uow.commit()
+        return borrower
+
+
+def get_borrower(
+    unit_of_work: UnitOfWorkFactory, library: LibraryNumber, key: BorrowerKey
+) -> tuple[Borrower, BorrowerView]:
+    with unit_of_work(read_only=True) as uow:
+        _require_active_library(uow, library)
+        borrower = _find(uow, key)
+        return borrower, view_for(borrower, library)
+
+
+def update_borrower(
+    unit_of_work: UnitOfWorkFactory,
+    library: LibraryNumber,
+    card_number: CardNumber,
+    etag: str,
+    patch: PersonalDataPatch,
+    national_id: NationalId | None,
+    now: dt.datetime,
+) -> Borrower:
+    with unit_of_work() as uow:
+        _require_active_library(uow, library)
+        borrower = _find_affiliated(uow, library, card_number)
+        _require_current(borrower, etag)
+        if national_id is not None:
+            holder = uow.borrowers.get_by_national_id(national_id)
+            if holder is not None and holder.card_number != borrower.card_number:
+                raise AlreadyExists(
+                    "another borrower has this national id", reason="NATIONAL_ID_IN_USE"
+                )
+        changed = borrower.change_personal_data(patch.apply(borrower.personal), library, now)
+        saved = uow.borrowers.save(changed, national_id=national_id)
+        uow.commit()
+        return saved
+
+
+def affiliate_borrower(
+    unit_of_work: UnitOfWorkFactory,
+    library: LibraryNumber,
+    card_number: CardNumber,
+    proof: NationalId,
+    now: dt.datetime,
+) -> Borrower:
+    with unit_of_work() as uow:
+        _require_active_library(uow, library)
+        borrower = _find(uow, BorrowerKey(card_number=card_number))
+        if not uow.borrowers.national_id_matches(borrower, proof):
+            raise PermissionDenied(
+                "the proof does not match the borrower", reason="AFFILIATION_PROOF_MISMATCH"
+            )
+        if borrower.is_affiliated_with(library):
+            return borrower
+        saved = uow.borrowers.save(borrower.affiliate(library, now))
+        uow.commit()
+        return saved
+
+
+def delete_borrower(
+    unit_of_work: UnitOfWorkFactory,
+    library: LibraryNumber,
+    card_number: CardNumber,
+    reason: DeletionReason,
+    etag: str | None,
+    now: dt.datetime,
+) -> None:
+    with unit_of_work() as uow:
+        _require_active_library(uow, library)
+        borrower = _find_affiliated(uow, library, card_number)
+        if etag:
+            _require_current(borrower, etag)
+        uow.borrowers.delete(borrower, reason, now)
+        uow.commit()
+
+
+def _require_active_library(uow: UnitOfWork, library: LibraryNumber) -> None:
+    found = uow.libraries.get(library)
+    if found is None or not found.active:
+        raise PermissionDenied(
+            "the acting library is not registered or not active", reason="LIBRARY_NOT_ALLOWED"
+        )
+
+
+def _find(uow: UnitOfWork, key: BorrowerKey) -> Borrower:
+    borrower: Borrower | None = None
+    if key.card_number is not None:
+        borrower = uow.borrowers.get_by_card_number(key.card_number)
+    elif key.national_id is not None:
+        borrower = uow.borrowers.get_by_national_id(key.national_id)
+    if borrower is None:
+        raise NotFound("no borrower with that key")
+    return borrower
+
+
+def _find_affiliated(uow: UnitOfWork, library: LibraryNumber, card_number: CardNumber) -> Borrower:
+    borrower = _find(uow, BorrowerKey(card_number=card_number))
+    if not borrower.is_affiliated_with(library):
+        raise PermissionDenied(
+            "only a library affiliated with the borrower may change it", reason="NOT_AFFILIATED"
+        )
+    return borrower
+
+
+def _require_current(borrower: Borrower, etag: str) -> None:
+    if etag != borrower.etag:
+        raise EtagMismatch("the borrower changed since it was read; read it again")
+
+
+__all__ = [
+    "BorrowerKey",
+    "affiliate_borrower",
+    "create_borrower",
+    "delete_borrower",
+    "get_borrower",
+    "update_borrower",
+]

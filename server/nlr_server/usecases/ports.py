@@ -1,0 +1,71 @@
+"""What the use cases need from storage, as protocols the store implements."""
+
+from __future__ import annotations
+
+import datetime as dt
+import enum
+from types import TracebackType
+from typing import Protocol
+
+from nlr_server.domain.borrower import Borrower, DeletionReason
+from nlr_server.domain.card_number import CardNumber
+from nlr_server.domain.library import Library
+from nlr_server.domain.library_number import LibraryNumber
+from nlr_server.domain.national_id import NationalId
+
+
+class CardNumberStatus(enum.Enum):
+    UNUSED = "unused"
+    IN_USE = "in_use"
+    RETIRED = "retired"
+
+
+class BorrowerRepository(Protocol):
+    def get_by_card_number(self, card_number: CardNumber) -> Borrower | None: ...
+
+    def get_by_national_id(self, national_id: NationalId) -> Borrower | None: ...
+
+    def card_number_status(self, card_number: CardNumber) -> CardNumberStatus: ...
+
+    def national_id_matches(self, borrower: Borrower, national_id: NationalId) -> bool: ...
+
+    def add(self, borrower: Borrower, national_id: NationalId) -> Borrower:
+        """Stores a new borrower; returns it with its internal id."""
+        ...
+
+    def save(self, borrower: Borrower, *, national_id: NationalId | None = None) -> Borrower:
+        """Stores changes if ``borrower.version`` is still current (else EtagMismatch);
+        returns the borrower with its new version."""
+        ...
+
+    def delete(self, borrower: Borrower, reason: DeletionReason, now: dt.datetime) -> None:
+        """Removes every piece of personal data; the card number stays, retired."""
+        ...
+
+
+class LibraryRepository(Protocol):
+    def get(self, number: LibraryNumber) -> Library | None: ...
+
+    def add(self, library: Library) -> None: ...
+
+
+class UnitOfWork(Protocol):
+    """One transaction: everything inside commits together or not at all."""
+
+    borrowers: BorrowerRepository
+    libraries: LibraryRepository
+
+    def __enter__(self) -> UnitOfWork: ...
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None: ...
+
+    def commit(self) -> None: ...
+
+
+class UnitOfWorkFactory(Protocol):
+    def __call__(self, *, read_only: bool = False) -> UnitOfWork: ...
