@@ -7,8 +7,8 @@ from collections.abc import Callable
 from typing import TypeVar
 
 from google.protobuf.timestamp_pb2 import Timestamp
-from nlr.registry.v1 import borrower_pb2
 
+from nlr.registry.v1 import borrower_pb2
 from nlr_server.domain.address import Address
 from nlr_server.domain.borrower import (
     UPDATABLE_FIELDS,
@@ -28,13 +28,13 @@ from nlr_server.domain.views import BorrowerView
 
 T = TypeVar("T")
 
-_SEX_FROM_PROTO = {
-    borrower_pb2.SEX_UNSPECIFIED: Sex.UNSPECIFIED,
-    borrower_pb2.SEX_FEMALE: Sex.FEMALE,
-    borrower_pb2.SEX_MALE: Sex.MALE,
+_SEX_TO_PROTO: dict[Sex, borrower_pb2.Sex.ValueType] = {
+    Sex.UNSPECIFIED: borrower_pb2.SEX_UNSPECIFIED,
+    Sex.FEMALE: borrower_pb2.SEX_FEMALE,
+    Sex.MALE: borrower_pb2.SEX_MALE,
 }
-_SEX_TO_PROTO = {sex: number for number, sex in _SEX_FROM_PROTO.items()}
-_REASON_FROM_PROTO = {
+_SEX_FROM_PROTO: dict[int, Sex] = {number: sex for sex, number in _SEX_TO_PROTO.items()}
+_REASON_FROM_PROTO: dict[int, DeletionReason] = {
     borrower_pb2.DELETION_REASON_BORROWER_REQUEST: DeletionReason.BORROWER_REQUEST,
     borrower_pb2.DELETION_REASON_DECEASED: DeletionReason.DECEASED,
 }

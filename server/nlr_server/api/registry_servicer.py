@@ -10,9 +10,9 @@ from concurrent.futures import Executor
 from typing import Any, TypeVar
 
 import grpc
+
 from nlr.registry.v1 import registry_service_pb2 as pb
 from nlr.registry.v1 import registry_service_pb2_grpc
-
 from nlr_server.api.acting_library import acting_library
 from nlr_server.api.borrower_codec import BorrowerDecoder, encode_borrower, timestamp
 from nlr_server.domain.errors import InvalidArgument

@@ -10,9 +10,9 @@ from concurrent.futures import ThreadPoolExecutor
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
+
 from nlr.auth.v1 import authenticate_pb2, authenticate_pb2_grpc
 from nlr.registry.v1 import registry_service_pb2, registry_service_pb2_grpc
-
 from nlr_server.api.errors import RegisterErrorInterceptor
 from nlr_server.api.health import watch_database
 from nlr_server.api.registry_servicer import BorrowerRegistryServicer

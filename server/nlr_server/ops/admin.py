@@ -17,7 +17,7 @@ from nlr_server.crypto.national_id_sealer import NationalIdSealer
 from nlr_server.domain.errors import InvalidValue
 from nlr_server.domain.library import Library
 from nlr_server.domain.library_number import LibraryNumber
-from nlr_server.ops import demo_data
+from nlr_server.ops import demo_data, walkthrough
 from nlr_server.ops.config import ConfigError, Environment
 from nlr_server.ops.dev_pki import ensure_dev_pki
 from nlr_server.store import migrate
@@ -79,6 +79,9 @@ def cmd_dev_setup(args: argparse.Namespace) -> None:
     )
     engine.dispose()
     print(f"dev setup in {directory}: PKI in {pki.ca_cert.parent}, {added} demo records added")
+    print("\nOnce the server is up, try (from the repository root):\n")
+    for command in walkthrough.grpcurl_commands(str(pki.ca_cert.parent)):
+        print(f"  {command}\n")
 
 
 def cmd_libraries_add(args: argparse.Namespace) -> None:

@@ -52,8 +52,11 @@ class LibraryRepository(Protocol):
 class UnitOfWork(Protocol):
     """One transaction: everything inside commits together or not at all."""
 
-    borrowers: BorrowerRepository
-    libraries: LibraryRepository
+    @property
+    def borrowers(self) -> BorrowerRepository: ...
+
+    @property
+    def libraries(self) -> LibraryRepository: ...
 
     def __enter__(self) -> UnitOfWork: ...
 

@@ -1,0 +1,23 @@
+"""The grpcurl commands `make run` prints and the README shows; a test runs them as pasted."""
+
+from __future__ import annotations
+
+from nlr_server.ops import demo_data
+
+ADDRESS = "127.0.0.1:50051"
+
+
+def grpcurl_commands(
+    pki_dir: str = ".nlr-dev/pki", grpcurl: str = ".venv/bin/grpcurl"
+) -> list[str]:
+    """List services, check health, get a demo borrower as its own library and as another one."""
+    tls = f"{grpcurl} -cacert {pki_dir}/ca.pem -cert {pki_dir}/ils.pem -key {pki_dir}/ils.key"
+    kari = demo_data.DEMO_BORROWERS[0]
+    get = f'-d \'{{"card_number": "{kari.card_number}"}}\''
+    method = "nlr.registry.v1.BorrowerRegistry/GetBorrower"
+    return [
+        f"{tls} {ADDRESS} list",
+        f"{tls} {ADDRESS} grpc.health.v1.Health/Check",
+        f"{tls} -H 'nlr-library-number: {demo_data.OSLO.number}' {get} {ADDRESS} {method}",
+        f"{tls} -H 'nlr-library-number: {demo_data.BERGEN.number}' {get} {ADDRESS} {method}",
+    ]

@@ -1,0 +1,96 @@
+"""Fixtures: one dev PKI and keyring per session; a fresh database and server per test."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import grpc
+import pytest
+
+from nlr.registry.v1 import registry_service_pb2_grpc
+from nlr_server.crypto.keyring import Keyring
+from nlr_server.ops.dev_pki import DevPkiPaths, ensure_dev_pki
+from register_harness import (
+    OSLO,
+    POSTGRES_URL_VARIABLE,
+    Registry,
+    ServerThread,
+    client_channel,
+    make_config,
+    postgres_database,
+    prepare_database,
+)
+
+
+@pytest.fixture(scope="session")
+def pki(tmp_path_factory: pytest.TempPathFactory) -> DevPkiPaths:
+    return ensure_dev_pki(tmp_path_factory.mktemp("pki") / "pki")
+
+
+@pytest.fixture(scope="session")
+def keyring_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("keys") / "keyring.json"
+    Keyring.create(path)
+    return path
+
+
+@pytest.fixture(scope="session")
+def keyring(keyring_path: Path) -> Keyring:
+    return Keyring.load(keyring_path)
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgresql)])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """An empty database on each store: SQLite always, PostgreSQL when configured."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'nlr.db'}"
+        return
+    if not os.environ.get(POSTGRES_URL_VARIABLE):
+        pytest.skip(f"PostgreSQL tests need {POSTGRES_URL_VARIABLE}")
+    with postgres_database() as url:
+        yield url
+
+
+@pytest.fixture
+def prepared_database(database_url: str, keyring: Keyring) -> str:
+    prepare_database(database_url, keyring)
+    return database_url
+
+
+@pytest.fixture
+def server(prepared_database: str, pki: DevPkiPaths, keyring_path: Path) -> Iterator[ServerThread]:
+    running = ServerThread(make_config(pki, keyring_path, prepared_database)).start()
+    yield running
+    running.stop()
+
+
+@pytest.fixture
+def channel(server: ServerThread, pki: DevPkiPaths) -> Iterator[grpc.Channel]:
+    with client_channel(server.target, pki) as opened:
+        yield opened
+
+
+@pytest.fixture
+def registry(channel: grpc.Channel) -> Registry:
+    """A BorrowerRegistry client acting for the Oslo test library."""
+    return Registry(registry_service_pb2_grpc.BorrowerRegistryStub(channel), OSLO)
+
+
+@pytest.fixture
+def sqlite_server(
+    tmp_path: Path, keyring: Keyring, pki: DevPkiPaths, keyring_path: Path
+) -> Iterator[ServerThread]:
+    """A server on SQLite only, for what is about SQLite's file or about the transport."""
+    url = f"sqlite:///{tmp_path / 'nlr.db'}"
+    prepare_database(url, keyring)
+    running = ServerThread(make_config(pki, keyring_path, url)).start()
+    yield running
+    running.stop()
+
+
+@pytest.fixture
+def sqlite_registry(sqlite_server: ServerThread, pki: DevPkiPaths) -> Iterator[Registry]:
+    with client_channel(sqlite_server.target, pki) as opened:
+        yield Registry(registry_service_pb2_grpc.BorrowerRegistryStub(opened), OSLO)
