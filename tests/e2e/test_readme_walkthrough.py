@@ -1,0 +1,105 @@
+"""The README stays true: its grpcurl walkthrough works as pasted and its settings table is whole."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import re
+import shlex
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from register_harness import ServerThread, make_config
+
+from nlr_server.crypto.keyring import Keyring
+from nlr_server.crypto.national_id_sealer import NationalIdSealer
+from nlr_server.ops import demo_data, walkthrough
+from nlr_server.ops.config import SETTINGS
+from nlr_server.ops.dev_pki import DevPkiPaths
+from nlr_server.store import migrate
+from nlr_server.store.database import create_store_engine
+from nlr_server.store.unit_of_work import SqlUnitOfWorkFactory
+
+ROOT = Path(__file__).resolve().parents[2]
+README = (ROOT / "README.md").read_text(encoding="utf-8")
+GRPCURL = Path(sys.executable).parent / "grpcurl"
+
+
+def _block(name: str) -> str:
+    match = re.search(f"<!-- {name}:start -->\n(.*?)<!-- {name}:end -->", README, re.DOTALL)
+    assert match, f"README has no {name} block"
+    return match.group(1)
+
+
+def test_readme_walkthrough_is_what_make_run_prints() -> None:
+    commands = [line for line in _block("walkthrough").splitlines() if line.startswith(".venv")]
+
+    assert commands == walkthrough.grpcurl_commands()
+
+
+def test_readme_settings_table_lists_every_setting_with_its_default() -> None:
+    rows = re.findall(r"^\| `(NLR_\w+)` \| (.*?) \| (.*?) \|$", _block("settings"), re.MULTILINE)
+
+    assert [name for name, _, _ in rows] == [s.name for s in SETTINGS]
+    for (_, default, description), setting in zip(rows, SETTINGS, strict=True):
+        assert default == (f"`{setting.default}`" if setting.default else "(required)")
+        assert description == setting.description
+
+
+@pytest.fixture
+def demo_server(
+    tmp_path: Path, pki: DevPkiPaths, keyring_path: Path, keyring: Keyring
+) -> Iterator[ServerThread]:
+    url = f"sqlite:///{tmp_path / 'nlr.db'}"
+    engine = create_store_engine(url)
+    migrate.upgrade(engine)
+    demo_data.seed(SqlUnitOfWorkFactory(engine, NationalIdSealer(keyring)), dt.datetime.now(dt.UTC))
+    engine.dispose()
+    running = ServerThread(make_config(pki, keyring_path, url)).start()
+    yield running
+    running.stop()
+
+
+def test_readme_grpcurl_commands_work_as_pasted(
+    demo_server: ServerThread, pki: DevPkiPaths
+) -> None:
+    if not GRPCURL.exists():
+        pytest.fail(f"grpcurl is missing from {GRPCURL.parent}: the dev extras install it")
+    outputs = []
+    for command in walkthrough.grpcurl_commands():
+        # Only the address and where the dev PKI lives differ from `make run`.
+        pasted = command.replace(walkthrough.ADDRESS, demo_server.target)
+        pasted = pasted.replace(".nlr-dev/pki", str(pki.ca_cert.parent))
+        pasted = pasted.replace(".venv/bin/grpcurl", str(GRPCURL))
+        result = subprocess.run(
+            shlex.split(pasted), capture_output=True, text=True, timeout=30, check=False
+        )
+        assert result.returncode == 0, result.stderr
+        outputs.append(result.stdout)
+    services, health, own_library, other_library = outputs
+
+    assert set(services.split()) >= {
+        "nlr.registry.v1.BorrowerRegistry",
+        "nlr.auth.v1.Authenticate",
+        "grpc.health.v1.Health",
+    }
+    assert json.loads(health) == {"status": "SERVING"}
+    full = json.loads(own_library)["borrower"]
+    assert (full["view"], full["given_name"], full["email"]) == (
+        "BORROWER_VIEW_FULL",
+        "Kari",
+        "kari.nordmann@example.org",
+    )
+    basic = json.loads(other_library)["borrower"]
+    assert basic["view"] == "BORROWER_VIEW_BASIC"
+    assert set(basic) == {
+        "card_number",
+        "given_name",
+        "family_name",
+        "birth_year",
+        "view",
+        "card_valid",
+    }
