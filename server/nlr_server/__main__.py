@@ -34,6 +34,8 @@ def main() -> None:
     logging.basicConfig(
         level=config.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    # Alembic announces its dialect on every schema check; that is noise in the server's log.
+    logging.getLogger("alembic").setLevel(logging.WARNING)
     try:
         asyncio.run(serve(config))
     except StartupError as error:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from nlr_server.domain.library import Library
@@ -15,14 +16,38 @@ class SqlLibraryRepository:
 
     def get(self, number: LibraryNumber) -> Library | None:
         row = self._session.get(LibraryRow, number.value)
-        if row is None:
-            return None
-        return Library(number=LibraryNumber(row.library_number), name=row.name, active=row.active)
+        return None if row is None else _library(row)
+
+    def all(self) -> list[Library]:
+        rows = self._session.scalars(select(LibraryRow).order_by(LibraryRow.library_number))
+        return [_library(r) for r in rows]
 
     def add(self, library: Library) -> None:
-        self._session.add(
-            LibraryRow(
-                library_number=library.number.value, name=library.name, active=library.active
-            )
-        )
+        self._session.add(LibraryRow(library_number=library.number.value))
+        self._write(library)
+
+    def save(self, library: Library) -> None:
+        """Stores every field of an existing library."""
+        self._write(library)
+
+    def _write(self, library: Library) -> None:
         self._session.flush()
+        row = self._session.get(LibraryRow, library.number.value)
+        assert row is not None
+        row.name = library.name
+        row.active = library.active
+        row.vendor_id = library.vendor_id
+        row.municipality_number = library.municipality_number
+        row.code_verifier = library.code_verifier
+        self._session.flush()
+
+
+def _library(row: LibraryRow) -> Library:
+    return Library(
+        number=LibraryNumber(row.library_number),
+        name=row.name,
+        active=row.active,
+        vendor_id=row.vendor_id,
+        municipality_number=row.municipality_number,
+        code_verifier=row.code_verifier,
+    )

@@ -5,10 +5,12 @@ from __future__ import annotations
 import datetime as dt
 
 from sqlalchemy import (
+    BigInteger,
     Boolean,
     Date,
     DateTime,
     ForeignKey,
+    Index,
     Integer,
     LargeBinary,
     MetaData,
@@ -52,12 +54,60 @@ class UtcDateTime(TypeDecorator[dt.datetime]):
         return value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value.astimezone(dt.UTC)
 
 
+class VendorRow(Base):
+    __tablename__ = "vendors"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    name: Mapped[str] = mapped_column(String(100), unique=True)
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[dt.datetime] = mapped_column(UtcDateTime())
+
+
+class VendorCertificateRow(Base):
+    """An issued client certificate, by the SHA-256 fingerprint of its DER encoding."""
+
+    __tablename__ = "vendor_certificates"
+
+    fingerprint: Mapped[str] = mapped_column(String(64), primary_key=True)
+    vendor_id: Mapped[int] = mapped_column(ForeignKey("vendors.id"), index=True)
+    role: Mapped[str] = mapped_column(String(16))
+    serial_number: Mapped[str] = mapped_column(String(40))
+    subject: Mapped[str] = mapped_column(String(300))
+    issued_at: Mapped[dt.datetime] = mapped_column(UtcDateTime())
+    not_after: Mapped[dt.datetime] = mapped_column(UtcDateTime())
+    revoked_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime())
+
+
 class LibraryRow(Base):
     __tablename__ = "libraries"
 
     library_number: Mapped[str] = mapped_column(String(7), primary_key=True)
     name: Mapped[str] = mapped_column(String(200))
     active: Mapped[bool] = mapped_column(Boolean, default=True)
+    municipality_number: Mapped[str | None] = mapped_column(String(4))
+    vendor_id: Mapped[int | None] = mapped_column(ForeignKey("vendors.id"), index=True)
+    # A salted, slow verifier of the authorization code from Base Bibliotek; never the code.
+    code_verifier: Mapped[str | None] = mapped_column(String(200))
+
+
+class AuditEventRow(Base):
+    """One call that read or changed a borrower (or tried to): identifiers only, no values."""
+
+    __tablename__ = "audit_events"
+
+    id: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    )
+    occurred_at: Mapped[dt.datetime] = mapped_column(UtcDateTime(), index=True)
+    vendor_id: Mapped[int | None] = mapped_column(Integer)
+    library_number: Mapped[str | None] = mapped_column(String(7))
+    rpc: Mapped[str] = mapped_column(String(64))
+    card_number: Mapped[str | None] = mapped_column(String(10), index=True)
+    borrower_id: Mapped[int | None] = mapped_column(Integer)
+    outcome: Mapped[str] = mapped_column(String(32))
+    reason: Mapped[str | None] = mapped_column(String(64))
+
+    __table_args__ = (Index("ix_audit_events_vendor_time", "vendor_id", "occurred_at"),)
 
 
 class CardNumberRow(Base):

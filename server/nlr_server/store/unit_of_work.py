@@ -11,9 +11,11 @@ from sqlalchemy.orm.exc import StaleDataError
 
 from nlr_server.crypto.national_id_sealer import NationalIdSealer
 from nlr_server.domain.errors import AlreadyExists, EtagMismatch
+from nlr_server.store.audit_repository import SqlAuditRepository
 from nlr_server.store.borrower_repository import SqlBorrowerRepository
 from nlr_server.store.database import READ_ONLY
 from nlr_server.store.library_repository import SqlLibraryRepository
+from nlr_server.store.vendor_repository import SqlVendorRepository
 
 
 class SqlUnitOfWork:
@@ -22,6 +24,8 @@ class SqlUnitOfWork:
         self._session = Session(bind=bind, expire_on_commit=False, autoflush=False)
         self.borrowers = SqlBorrowerRepository(self._session, sealer)
         self.libraries = SqlLibraryRepository(self._session)
+        self.vendors = SqlVendorRepository(self._session)
+        self.audit = SqlAuditRepository(self._session)
 
     def __enter__(self) -> SqlUnitOfWork:
         return self
