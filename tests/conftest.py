@@ -15,6 +15,7 @@ from nlr_server.ops.dev_pki import DevPkiPaths, ensure_dev_pki
 from register_harness import (
     OSLO,
     POSTGRES_URL_VARIABLE,
+    ClientCertificates,
     Registry,
     ServerThread,
     client_channel,
@@ -53,9 +54,16 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
         yield url
 
 
+@pytest.fixture(scope="session")
+def certificates(tmp_path_factory: pytest.TempPathFactory, pki: DevPkiPaths) -> ClientCertificates:
+    return ClientCertificates.create(tmp_path_factory.mktemp("certs"), pki)
+
+
 @pytest.fixture
-def prepared_database(database_url: str, keyring: Keyring) -> str:
-    prepare_database(database_url, keyring)
+def prepared_database(
+    database_url: str, keyring: Keyring, pki: DevPkiPaths, certificates: ClientCertificates
+) -> str:
+    prepare_database(database_url, keyring, pki, certificates)
     return database_url
 
 
@@ -75,16 +83,20 @@ def channel(server: ServerThread, pki: DevPkiPaths) -> Iterator[grpc.Channel]:
 @pytest.fixture
 def registry(channel: grpc.Channel) -> Registry:
     """A BorrowerRegistry client acting for the Oslo test library."""
-    return Registry(registry_service_pb2_grpc.BorrowerRegistryStub(channel), OSLO)
+    return Registry(registry_service_pb2_grpc.BorrowerRegistryStub(channel), OSLO).as_library(OSLO)
 
 
 @pytest.fixture
 def sqlite_server(
-    tmp_path: Path, keyring: Keyring, pki: DevPkiPaths, keyring_path: Path
+    tmp_path: Path,
+    keyring: Keyring,
+    pki: DevPkiPaths,
+    keyring_path: Path,
+    certificates: ClientCertificates,
 ) -> Iterator[ServerThread]:
     """A server on SQLite only, for what is about SQLite's file or about the transport."""
     url = f"sqlite:///{tmp_path / 'nlr.db'}"
-    prepare_database(url, keyring)
+    prepare_database(url, keyring, pki, certificates)
     running = ServerThread(make_config(pki, keyring_path, url)).start()
     yield running
     running.stop()
@@ -93,4 +105,6 @@ def sqlite_server(
 @pytest.fixture
 def sqlite_registry(sqlite_server: ServerThread, pki: DevPkiPaths) -> Iterator[Registry]:
     with client_channel(sqlite_server.target, pki) as opened:
-        yield Registry(registry_service_pb2_grpc.BorrowerRegistryStub(opened), OSLO)
+        yield Registry(registry_service_pb2_grpc.BorrowerRegistryStub(opened), OSLO).as_library(
+            OSLO
+        )

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import functools
 import os
 import threading
+import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -14,6 +16,7 @@ from pathlib import Path
 
 import grpc
 import psycopg
+from cryptography import x509
 from google.rpc import error_details_pb2
 from grpc_status import rpc_status
 from sqlalchemy import func, select
@@ -22,12 +25,20 @@ from sqlalchemy.engine import make_url
 from nlr.registry.v1 import borrower_pb2, registry_service_pb2, registry_service_pb2_grpc
 from nlr_server.api.server import RegisterServer
 from nlr_server.crypto.keyring import Keyring
+from nlr_server.crypto.library_code import make_code_verifier
 from nlr_server.crypto.national_id_sealer import NationalIdSealer
+from nlr_server.domain.audit import AuditEvent
 from nlr_server.domain.library import Library
 from nlr_server.domain.library_number import LibraryNumber
 from nlr_server.domain.national_id import make_synthetic_national_id
+from nlr_server.domain.vendor import Role, VendorCertificate
 from nlr_server.ops.config import Config
-from nlr_server.ops.dev_pki import DevPkiPaths
+from nlr_server.ops.dev_pki import (
+    CertificateAuthority,
+    DevPkiPaths,
+    certificate_fingerprint,
+    issue_client_certificate,
+)
 from nlr_server.store import migrate
 from nlr_server.store.database import create_store_engine
 from nlr_server.store.models import Base
@@ -38,6 +49,21 @@ BERGEN = "2460100"
 TROMSO = "2540200"
 DISABLED_LIBRARY = "2110300"
 UNKNOWN_LIBRARY = "2999900"
+OTHER_VENDORS_LIBRARY = "2300100"
+
+LIBRARY_CODES = {
+    OSLO: "oslo-test-code",
+    BERGEN: "bergen-test-code",
+    TROMSO: "tromso-test-code",
+    DISABLED_LIBRARY: "closed-test-code",
+    OTHER_VENDORS_LIBRARY: "other-test-code",
+    UNKNOWN_LIBRARY: "no-such-library-code",
+}
+
+TEST_VENDOR = "Test ILS vendor"
+AUTH_VENDOR = "Test ebook vendor"
+OTHER_VENDOR = "Other ILS vendor"
+DISABLED_VENDOR = "Disabled ILS vendor"
 
 POSTGRES_URL_VARIABLE = "NLR_TEST_POSTGRES_URL"
 
@@ -62,30 +88,111 @@ def postgres_database() -> Iterator[str]:
             connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
-def prepare_database(url: str, keyring: Keyring) -> None:
-    """Migrates the schema and registers the test libraries."""
+@dataclass(frozen=True)
+class ClientCertificates:
+    """Client certificates beyond the dev PKI's: each stands for one way of being refused."""
+
+    directory: Path
+    ca: CertificateAuthority
+
+    def path(self, name: str) -> tuple[Path, Path]:
+        return self.directory / f"{name}.pem", self.directory / f"{name}.key"
+
+    @classmethod
+    def create(cls, directory: Path, pki: DevPkiPaths) -> ClientCertificates:
+        ca = CertificateAuthority.load(pki.ca_cert, pki.ca_key)
+        made = cls(directory, ca)
+        for name, vendor, role in (
+            ("other_ils", OTHER_VENDOR, "ils"),
+            ("disabled_vendor", DISABLED_VENDOR, "ils"),
+            ("revoked", TEST_VENDOR, "ils"),
+            ("unregistered", TEST_VENDOR, "ils"),
+            ("portal", TEST_VENDOR, "portal"),
+        ):
+            cert, key = issue_client_certificate(ca, vendor, role, vendor)
+            cert_path, key_path = made.path(name)
+            cert_path.write_bytes(cert)
+            key_path.write_bytes(key)
+        return made
+
+
+@functools.cache
+def _code_verifier(code: str) -> str:
+    # Slow by design, so made once per test session and reused in every test database.
+    return make_code_verifier(code)
+
+
+def prepare_database(
+    url: str, keyring: Keyring, pki: DevPkiPaths, certificates: ClientCertificates
+) -> None:
+    """Migrates the schema; registers the test vendors, their certificates and libraries."""
     engine = create_store_engine(url)
+    now = dt.datetime.now(dt.UTC)
     try:
         migrate.upgrade(engine)
         with SqlUnitOfWorkFactory(engine, NationalIdSealer(keyring))() as uow:
-            for number, name in ((OSLO, "Oslo"), (BERGEN, "Bergen"), (TROMSO, "Tromsø")):
-                uow.libraries.add(Library(LibraryNumber(number), f"Test {name} bibliotek"))
-            uow.libraries.add(
-                Library(LibraryNumber(DISABLED_LIBRARY), "Closed library", active=False)
+            vendors = {
+                name: uow.vendors.add(name, now)
+                for name in (TEST_VENDOR, AUTH_VENDOR, OTHER_VENDOR, DISABLED_VENDOR)
+            }
+            registered = [
+                (pki.ils_cert, TEST_VENDOR, Role.ILS),
+                (pki.auth_cert, AUTH_VENDOR, Role.AUTH),
+                (certificates.path("other_ils")[0], OTHER_VENDOR, Role.ILS),
+                (certificates.path("disabled_vendor")[0], DISABLED_VENDOR, Role.ILS),
+                (certificates.path("revoked")[0], TEST_VENDOR, Role.ILS),
+                (certificates.path("portal")[0], TEST_VENDOR, Role.PORTAL),
+            ]
+            for cert_path, vendor, role in registered:
+                pem = cert_path.read_bytes()
+                cert = x509.load_pem_x509_certificate(pem)
+                uow.vendors.add_certificate(
+                    VendorCertificate(
+                        fingerprint=certificate_fingerprint(pem),
+                        vendor_id=vendors[vendor].id,
+                        role=role,
+                        serial_number=format(cert.serial_number, "x"),
+                        subject=cert.subject.rfc4514_string(),
+                        issued_at=now,
+                        not_after=cert.not_valid_after_utc,
+                    )
+                )
+            uow.vendors.revoke_certificate(
+                certificate_fingerprint(certificates.path("revoked")[0].read_bytes()), now
             )
+            uow.vendors.set_active(vendors[DISABLED_VENDOR].id, False)
+            libraries = [
+                (OSLO, "Oslo", TEST_VENDOR, True),
+                (BERGEN, "Bergen", TEST_VENDOR, True),
+                (TROMSO, "Tromsø", TEST_VENDOR, True),
+                (DISABLED_LIBRARY, "Closed", TEST_VENDOR, False),
+                (OTHER_VENDORS_LIBRARY, "Drammen", OTHER_VENDOR, True),
+            ]
+            for number, name, vendor, active in libraries:
+                uow.libraries.add(
+                    Library(
+                        LibraryNumber(number),
+                        f"Test {name} bibliotek",
+                        active=active,
+                        vendor_id=vendors[vendor].id,
+                        municipality_number=number[1:5],
+                        code_verifier=_code_verifier(LIBRARY_CODES[number]),
+                    )
+                )
             uow.commit()
     finally:
         engine.dispose()
 
 
 def count_rows(url: str) -> dict[str, int]:
-    """Row counts of every table: equal before and after a refused request."""
+    """Row counts of every table but the audit trail: equal before and after a refused request."""
     engine = create_store_engine(url)
     try:
         with engine.connect() as connection:
             return {
                 table.name: connection.execute(select(func.count()).select_from(table)).scalar_one()
                 for table in Base.metadata.sorted_tables
+                if table.name != "audit_events"
             }
     finally:
         engine.dispose()
@@ -95,6 +202,12 @@ def make_config(
     pki: DevPkiPaths, keyring_path: Path, database_url: str, **overrides: object
 ) -> Config:
     values: dict[str, object] = dict(
+        access_cache_seconds=0.0,
+        vendor_rate_limit=1000.0,
+        vendor_rate_burst=2000.0,
+        library_code_failures=5,
+        library_code_window_seconds=900.0,
+        audit_flush_seconds=0.05,
         listen_address="127.0.0.1:0",
         database_url=database_url,
         tls_cert=pki.server_cert,
@@ -153,19 +266,30 @@ def client_channel(
     return grpc.secure_channel(target, credentials)
 
 
+_OWN_CODE = "use the library's own code"
+
+
 @dataclass
 class Registry:
-    """A BorrowerRegistry client acting for one library."""
+    """A BorrowerRegistry client acting for one library, with its authorization code."""
 
     stub: registry_service_pb2_grpc.BorrowerRegistryStub
     library: str | None
+    code: str | None = None
 
     @property
     def metadata(self) -> tuple[tuple[str, str], ...]:
-        return () if self.library is None else (("nlr-library-number", self.library),)
+        metadata: list[tuple[str, str]] = []
+        if self.library is not None:
+            metadata.append(("nlr-library-number", self.library))
+        if self.code is not None:
+            metadata.append(("nlr-library-code", self.code))
+        return tuple(metadata)
 
-    def as_library(self, library: str | None) -> Registry:
-        return Registry(self.stub, library)
+    def as_library(self, library: str | None, code: str | None = _OWN_CODE) -> Registry:
+        if code == _OWN_CODE:
+            code = LIBRARY_CODES.get(library or "")
+        return Registry(self.stub, library, code)
 
 
 def error_details(error: grpc.RpcError) -> tuple[str, dict[str, str]]:
@@ -222,3 +346,37 @@ def get(registry: Registry, **key: str) -> borrower_pb2.Borrower:
         registry_service_pb2.GetBorrowerRequest(**key), metadata=registry.metadata
     )
     return response.borrower
+
+
+def revoke_certificate(url: str, keyring: Keyring, certificate: Path) -> None:
+    """What `nlr-admin certs revoke` does, straight on the test database."""
+    engine = create_store_engine(url)
+    try:
+        with SqlUnitOfWorkFactory(engine, NationalIdSealer(keyring))() as uow:
+            uow.vendors.revoke_certificate(
+                certificate_fingerprint(certificate.read_bytes()), dt.datetime.now(dt.UTC)
+            )
+            uow.commit()
+    finally:
+        engine.dispose()
+
+
+def audit_events(url: str, keyring: Keyring, card_number: str) -> list[AuditEvent]:
+    engine = create_store_engine(url)
+    try:
+        with SqlUnitOfWorkFactory(engine, NationalIdSealer(keyring))(read_only=True) as uow:
+            return uow.audit.for_card(card_number)
+    finally:
+        engine.dispose()
+
+
+def wait_for_audit(
+    url: str, keyring: Keyring, card_number: str, count: int, deadline_seconds: float = 1.0
+) -> list[AuditEvent]:
+    """The card's audit events once there are ``count``; fails if not within the deadline."""
+    deadline = time.monotonic() + deadline_seconds
+    while True:
+        events = audit_events(url, keyring, card_number)
+        if len(events) >= count or time.monotonic() > deadline:
+            return events
+        time.sleep(0.02)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import signal
 import sys
 
@@ -23,6 +24,12 @@ async def serve(config: Config) -> None:
     await stopping.wait()
     log.info("stopping: draining in-flight calls for up to %ss", config.grace_seconds)
     await server.stop()
+    abandoned = server.busy_workers
+    if abandoned:
+        # Worker threads stuck in the database would keep the interpreter alive at exit.
+        log.warning("stopped with %d database calls abandoned after the grace period", abandoned)
+        logging.shutdown()
+        os._exit(0)
     log.info("stopped")
 
 

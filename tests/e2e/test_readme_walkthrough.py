@@ -12,7 +12,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from register_harness import ServerThread, make_config
 
 from nlr_server.crypto.keyring import Keyring
 from nlr_server.crypto.national_id_sealer import NationalIdSealer
@@ -22,6 +21,7 @@ from nlr_server.ops.dev_pki import DevPkiPaths
 from nlr_server.store import migrate
 from nlr_server.store.database import create_store_engine
 from nlr_server.store.unit_of_work import SqlUnitOfWorkFactory
+from register_harness import ServerThread, make_config
 
 ROOT = Path(__file__).resolve().parents[2]
 README = (ROOT / "README.md").read_text(encoding="utf-8")

@@ -2,18 +2,11 @@
 
 from __future__ import annotations
 
-import logging
-from collections.abc import Awaitable, Callable
-from typing import Any
-
 import grpc
-from google.protobuf import any_pb2
+from google.protobuf import any_pb2, duration_pb2
 from google.rpc import code_pb2, error_details_pb2, status_pb2
-from grpc_status import rpc_status
 
 from nlr_server.domain import errors
-
-log = logging.getLogger(__name__)
 
 ERROR_DOMAIN = "nlr.no"
 
@@ -25,12 +18,17 @@ _CODES: dict[type[errors.RegisterError], grpc.StatusCode] = {
     errors.CardNumberRetired: grpc.StatusCode.FAILED_PRECONDITION,
     errors.PermissionDenied: grpc.StatusCode.PERMISSION_DENIED,
     errors.Unauthenticated: grpc.StatusCode.UNAUTHENTICATED,
+    errors.RateLimited: grpc.StatusCode.RESOURCE_EXHAUSTED,
 }
+
+
+def status_code(error: errors.RegisterError) -> grpc.StatusCode:
+    return _CODES.get(type(error), grpc.StatusCode.INTERNAL)
 
 
 def to_status(error: errors.RegisterError) -> status_pb2.Status:
     """The google.rpc.Status for an error: code, message, ErrorInfo, and BadRequest if any."""
-    code = _CODES.get(type(error), grpc.StatusCode.INTERNAL)
+    code = status_code(error)
     details: list[any_pb2.Any] = []
     info = any_pb2.Any()
     info.Pack(error_details_pb2.ErrorInfo(reason=error.reason, domain=ERROR_DOMAIN))
@@ -48,40 +46,12 @@ def to_status(error: errors.RegisterError) -> status_pb2.Status:
             )
         )
         details.append(bad_request)
+    if isinstance(error, errors.RateLimited):
+        retry = any_pb2.Any()
+        delay = duration_pb2.Duration()
+        delay.FromMilliseconds(max(1, round(error.retry_after * 1000)))
+        retry.Pack(error_details_pb2.RetryInfo(retry_delay=delay))
+        details.append(retry)
     return status_pb2.Status(
         code=getattr(code_pb2, code.name), message=str(error) or code.name, details=details
     )
-
-
-Behaviour = Callable[[Any, grpc.aio.ServicerContext[Any, Any]], Awaitable[Any]]
-
-
-def _wrap(behaviour: Behaviour) -> Behaviour:
-    async def wrapper(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
-        try:
-            return await behaviour(request, context)
-        except errors.RegisterError as error:
-            await context.abort_with_status(rpc_status.to_status(to_status(error)))
-
-    return wrapper
-
-
-class RegisterErrorInterceptor(grpc.aio.ServerInterceptor):
-    """Turns RegisterError raised by any unary servicer method into its status and details."""
-
-    async def intercept_service(
-        self,
-        continuation: Callable[
-            [grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler[Any, Any] | None]
-        ],
-        handler_call_details: grpc.HandlerCallDetails,
-    ) -> grpc.RpcMethodHandler[Any, Any] | None:
-        handler = await continuation(handler_call_details)
-        if handler is None or handler.unary_unary is None:
-            return handler
-        behaviour: Behaviour = handler.unary_unary  # type: ignore[assignment]  # aio: a coroutine
-        return grpc.unary_unary_rpc_method_handler(
-            _wrap(behaviour),
-            request_deserializer=handler.request_deserializer,
-            response_serializer=handler.response_serializer,
-        )

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import threading
 from concurrent.futures import ThreadPoolExecutor
 
 import grpc
@@ -13,8 +14,11 @@ from grpc_reflection.v1alpha import reflection
 
 from nlr.auth.v1 import authenticate_pb2, authenticate_pb2_grpc
 from nlr.registry.v1 import registry_service_pb2, registry_service_pb2_grpc
-from nlr_server.api.errors import RegisterErrorInterceptor
+from nlr_server.api.access_control import AccessControl
+from nlr_server.api.audit_writer import AuditWriter
 from nlr_server.api.health import watch_database
+from nlr_server.api.interceptor import RegisterInterceptor
+from nlr_server.api.rate_limit import CallRateLimiter, FailureLimiter
 from nlr_server.api.registry_servicer import BorrowerRegistryServicer
 from nlr_server.crypto.keyring import Keyring, KeyringError
 from nlr_server.crypto.national_id_sealer import NationalIdSealer
@@ -29,6 +33,9 @@ REGISTRY_SERVICE = registry_service_pb2.DESCRIPTOR.services_by_name["BorrowerReg
 AUTH_SERVICE = authenticate_pb2.DESCRIPTOR.services_by_name["Authenticate"].full_name
 
 
+AUDIT_FLUSH_ON_STOP_SECONDS = 5.0
+
+
 class StartupError(Exception):
     """The server cannot start; the message tells the operator what to fix."""
 
@@ -40,9 +47,13 @@ class RegisterServer:
         self.config = config
         self.port = 0
         self._server: grpc.aio.Server | None = None
-        self._executor = ThreadPoolExecutor(config.db_pool_size, thread_name_prefix="nlr-db")
+        self._worker_prefix = f"nlr-db-{id(self):x}"
+        self._executor = ThreadPoolExecutor(
+            config.db_pool_size, thread_name_prefix=self._worker_prefix
+        )
         self._health = health.aio.HealthServicer()
         self._watcher: asyncio.Task[None] | None = None
+        self._audit: AuditWriter | None = None
         self._engine = create_store_engine(config.database_url, pool_size=config.db_pool_size)
 
     async def start(self) -> int:
@@ -50,7 +61,23 @@ class RegisterServer:
         keyring = _load_keyring(self.config)
         await asyncio.to_thread(self._check_database)
         unit_of_work = SqlUnitOfWorkFactory(self._engine, NationalIdSealer(keyring))
-        server = grpc.aio.server(interceptors=[RegisterErrorInterceptor()])
+        config = self.config
+        access = AccessControl(
+            unit_of_work,
+            self._executor,
+            cache_seconds=config.access_cache_seconds,
+            code_failures=FailureLimiter(
+                config.library_code_failures, config.library_code_window_seconds
+            ),
+        )
+        self._audit = AuditWriter(
+            unit_of_work, self._executor, flush_seconds=config.audit_flush_seconds
+        )
+        self._audit.start()
+        interceptor = RegisterInterceptor(
+            access, CallRateLimiter(config.vendor_rate_limit, config.vendor_rate_burst), self._audit
+        )
+        server = grpc.aio.server(interceptors=[interceptor])
         registry_service_pb2_grpc.add_BorrowerRegistryServicer_to_server(
             BorrowerRegistryServicer(unit_of_work, self._executor, self.config), server
         )
@@ -94,8 +121,24 @@ class RegisterServer:
         if self._server is not None:
             await self._health.enter_graceful_shutdown()
             await self._server.stop(grace)
-        self._executor.shutdown(wait=True, cancel_futures=True)
+        if self._audit is not None:
+            try:
+                await asyncio.wait_for(self._audit.stop(), timeout=AUDIT_FLUSH_ON_STOP_SECONDS)
+            except TimeoutError:
+                log.error("stopped without writing %d audit events", self._audit.backlog)
+        # Calls still stuck in the database after the grace period are abandoned, not awaited:
+        # the process must be able to exit (see __main__).
+        self._executor.shutdown(wait=False, cancel_futures=True)
         self._engine.dispose()
+
+    @property
+    def busy_workers(self) -> int:
+        """Database calls still running (after stop: abandoned at the end of the grace period)."""
+        return sum(
+            1
+            for thread in threading.enumerate()
+            if thread.name.startswith(self._worker_prefix) and thread.is_alive()
+        )
 
     def _check_database(self) -> None:
         try:

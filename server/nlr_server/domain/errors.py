@@ -85,3 +85,13 @@ class Violations:
 
 class InvalidValue(ValueError):
     """A single value failed validation; the message says what is wrong, without echoing it."""
+
+
+class RateLimited(RegisterError):
+    """Too many calls, or too many failed attempts; try again after ``retry_after`` seconds."""
+
+    reason = "RATE_LIMITED"
+
+    def __init__(self, message: str, *, retry_after: float, reason: str | None = None) -> None:
+        super().__init__(message, reason=reason)
+        self.retry_after = retry_after

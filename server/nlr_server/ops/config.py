@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -42,6 +43,23 @@ SETTINGS: tuple[Setting, ...] = (
     ),
     Setting("NLR_DB_POOL_SIZE", "8", "database connections (and worker threads) per server"),
     Setting("NLR_HEALTH_INTERVAL_SECONDS", "2", "how often the health check pings the database"),
+    Setting(
+        "NLR_ACCESS_CACHE_SECONDS",
+        "5",
+        "how long a certificate's vendor and a library's standing are remembered; revoking or "
+        "disabling takes effect within this time",
+    ),
+    Setting("NLR_VENDOR_RATE_LIMIT", "1000", "calls per second one vendor may make on average"),
+    Setting("NLR_VENDOR_RATE_BURST", "2000", "calls one vendor may make in a burst"),
+    Setting(
+        "NLR_LIBRARY_CODE_FAILURES",
+        "5",
+        "wrong library codes per vendor and library before further attempts are refused",
+    ),
+    Setting(
+        "NLR_LIBRARY_CODE_WINDOW_SECONDS", "900", "the window the failed library codes count in"
+    ),
+    Setting("NLR_AUDIT_FLUSH_SECONDS", "0.2", "how often audit events are written (at most 1)"),
     Setting("NLR_LOG_LEVEL", "INFO", "DEBUG, INFO, WARNING or ERROR"),
 )
 
@@ -58,6 +76,12 @@ class Config:
     allow_synthetic_ids: bool
     db_pool_size: int
     health_interval_seconds: float
+    access_cache_seconds: float
+    vendor_rate_limit: float
+    vendor_rate_burst: float
+    library_code_failures: int
+    library_code_window_seconds: float
+    audit_flush_seconds: float
     log_level: str
 
     @classmethod
@@ -74,6 +98,14 @@ class Config:
             allow_synthetic_ids=env.flag("NLR_ALLOW_SYNTHETIC_IDS"),
             db_pool_size=int(env.number("NLR_DB_POOL_SIZE", minimum=1, whole=True)),
             health_interval_seconds=env.number("NLR_HEALTH_INTERVAL_SECONDS", minimum=0.1),
+            access_cache_seconds=env.number("NLR_ACCESS_CACHE_SECONDS", minimum=0),
+            vendor_rate_limit=env.number("NLR_VENDOR_RATE_LIMIT", minimum=0.001),
+            vendor_rate_burst=env.number("NLR_VENDOR_RATE_BURST", minimum=1),
+            library_code_failures=int(
+                env.number("NLR_LIBRARY_CODE_FAILURES", minimum=1, whole=True)
+            ),
+            library_code_window_seconds=env.number("NLR_LIBRARY_CODE_WINDOW_SECONDS", minimum=1),
+            audit_flush_seconds=env.number("NLR_AUDIT_FLUSH_SECONDS", minimum=0.01, maximum=1),
             log_level=env.choice("NLR_LOG_LEVEL", ("DEBUG", "INFO", "WARNING", "ERROR")),
         )
 
@@ -100,15 +132,21 @@ class Environment:
             raise ConfigError(f"{name}: no such file {str(path)!r}")
         return path
 
-    def number(self, name: str, *, minimum: float, whole: bool = False) -> float:
+    def number(
+        self, name: str, *, minimum: float, maximum: float | None = None, whole: bool = False
+    ) -> float:
         value = self.raw(name)
         try:
             number = int(value) if whole else float(value)
         except ValueError:
             kind = "a whole number" if whole else "a number"
             raise ConfigError(f"{name} must be {kind}, got {value!r}") from None
+        if not math.isfinite(number):
+            raise ConfigError(f"{name} must be a finite number, got {value!r}")
         if number < minimum:
             raise ConfigError(f"{name} must be at least {minimum}, got {value!r}")
+        if maximum is not None and number > maximum:
+            raise ConfigError(f"{name} must be at most {maximum}, got {value!r}")
         return number
 
     def flag(self, name: str) -> bool:

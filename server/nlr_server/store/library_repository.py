@@ -23,23 +23,25 @@ class SqlLibraryRepository:
         return [_library(r) for r in rows]
 
     def add(self, library: Library) -> None:
-        self._session.add(LibraryRow(library_number=library.number.value))
-        self._write(library)
+        row = LibraryRow(library_number=library.number.value)
+        _write(row, library)
+        self._session.add(row)
+        self._session.flush()
 
     def save(self, library: Library) -> None:
         """Stores every field of an existing library."""
-        self._write(library)
-
-    def _write(self, library: Library) -> None:
-        self._session.flush()
         row = self._session.get(LibraryRow, library.number.value)
-        assert row is not None
-        row.name = library.name
-        row.active = library.active
-        row.vendor_id = library.vendor_id
-        row.municipality_number = library.municipality_number
-        row.code_verifier = library.code_verifier
+        assert row is not None, "save() is for libraries that exist"
+        _write(row, library)
         self._session.flush()
+
+
+def _write(row: LibraryRow, library: Library) -> None:
+    row.name = library.name
+    row.active = library.active
+    row.vendor_id = library.vendor_id
+    row.municipality_number = library.municipality_number
+    row.code_verifier = library.code_verifier
 
 
 def _library(row: LibraryRow) -> Library:

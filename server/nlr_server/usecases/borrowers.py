@@ -37,7 +37,6 @@ def create_borrower(
     now: dt.datetime,
 ) -> Borrower:
     with unit_of_work() as uow:
-        _require_active_library(uow, library)
         status = uow.borrowers.card_number_status(card_number)
         if status is CardNumberStatus.RETIRED:
             raise CardNumberRetired("the card number is retired and can never be used again")
@@ -58,7 +57,6 @@ def get_borrower(
     unit_of_work: UnitOfWorkFactory, library: LibraryNumber, key: BorrowerKey
 ) -> tuple[Borrower, BorrowerView]:
     with unit_of_work(read_only=True) as uow:
-        _require_active_library(uow, library)
         borrower = _find(uow, key)
         return borrower, view_for(borrower, library)
 
@@ -73,7 +71,6 @@ def update_borrower(
     now: dt.datetime,
 ) -> Borrower:
     with unit_of_work() as uow:
-        _require_active_library(uow, library)
         borrower = _find_affiliated(uow, library, card_number)
         _require_current(borrower, etag)
         if national_id is not None:
@@ -96,7 +93,6 @@ def affiliate_borrower(
     now: dt.datetime,
 ) -> Borrower:
     with unit_of_work() as uow:
-        _require_active_library(uow, library)
         borrower = _find(uow, BorrowerKey(card_number=card_number))
         if not uow.borrowers.national_id_matches(borrower, proof):
             raise PermissionDenied(
@@ -118,20 +114,11 @@ def delete_borrower(
     now: dt.datetime,
 ) -> None:
     with unit_of_work() as uow:
-        _require_active_library(uow, library)
         borrower = _find_affiliated(uow, library, card_number)
         if etag:
             _require_current(borrower, etag)
         uow.borrowers.delete(borrower, reason, now)
         uow.commit()
-
-
-def _require_active_library(uow: UnitOfWork, library: LibraryNumber) -> None:
-    found = uow.libraries.get(library)
-    if found is None or not found.active:
-        raise PermissionDenied(
-            "the acting library is not registered or not active", reason="LIBRARY_NOT_ALLOWED"
-        )
 
 
 def _find(uow: UnitOfWork, key: BorrowerKey) -> Borrower:

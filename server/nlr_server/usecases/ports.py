@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import datetime as dt
 import enum
+from collections.abc import Sequence
 from types import TracebackType
 from typing import Protocol
 
+from nlr_server.domain.audit import AuditEvent
 from nlr_server.domain.borrower import Borrower, DeletionReason
 from nlr_server.domain.card_number import CardNumber
 from nlr_server.domain.library import Library
 from nlr_server.domain.library_number import LibraryNumber
 from nlr_server.domain.national_id import NationalId
+from nlr_server.domain.vendor import Vendor, VendorCertificate
 
 
 class CardNumberStatus(enum.Enum):
@@ -49,6 +52,16 @@ class LibraryRepository(Protocol):
     def add(self, library: Library) -> None: ...
 
 
+class VendorRepository(Protocol):
+    def get(self, vendor_id: int) -> Vendor | None: ...
+
+    def certificate(self, fingerprint: str) -> VendorCertificate | None: ...
+
+
+class AuditRepository(Protocol):
+    def append(self, events: Sequence[AuditEvent]) -> None: ...
+
+
 class UnitOfWork(Protocol):
     """One transaction: everything inside commits together or not at all."""
 
@@ -57,6 +70,12 @@ class UnitOfWork(Protocol):
 
     @property
     def libraries(self) -> LibraryRepository: ...
+
+    @property
+    def vendors(self) -> VendorRepository: ...
+
+    @property
+    def audit(self) -> AuditRepository: ...
 
     def __enter__(self) -> UnitOfWork: ...
 

@@ -1,0 +1,61 @@
+"""What the register knows about the call in progress: caller, acting library, borrower."""
+
+from __future__ import annotations
+
+import contextvars
+import datetime as dt
+from dataclasses import dataclass
+
+from nlr_server.domain.audit import AuditEvent
+from nlr_server.domain.library_number import LibraryNumber
+from nlr_server.domain.vendor import Caller
+
+
+@dataclass
+class CallContext:
+    service: str
+    rpc: str
+    started_at: dt.datetime
+    caller: Caller | None = None
+    library: LibraryNumber | None = None
+    card_number: str | None = None
+    borrower_id: int | None = None
+
+    def note_borrower(self, card_number: str, borrower_id: int | None = None) -> None:
+        """Names the borrower this call is about, for the audit trail."""
+        self.card_number = card_number
+        if borrower_id is not None:
+            self.borrower_id = borrower_id
+
+    def audit_event(self, outcome: str, reason: str | None) -> AuditEvent:
+        return AuditEvent(
+            occurred_at=self.started_at,
+            rpc=self.rpc,
+            outcome=outcome,
+            vendor_id=self.caller.vendor.id if self.caller else None,
+            library_number=self.library.value if self.library else None,
+            card_number=self.card_number,
+            borrower_id=self.borrower_id,
+            reason=reason,
+        )
+
+
+_current: contextvars.ContextVar[CallContext] = contextvars.ContextVar("nlr_call")
+
+
+def current_call() -> CallContext:
+    return _current.get()
+
+
+def enter_call(call: CallContext) -> contextvars.Token[CallContext]:
+    return _current.set(call)
+
+
+def leave_call(token: contextvars.Token[CallContext]) -> None:
+    _current.reset(token)
+
+
+def acting_library() -> LibraryNumber:
+    library = current_call().library
+    assert library is not None, "the interceptor authorizes the acting library first"
+    return library

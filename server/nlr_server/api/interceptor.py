@@ -1,0 +1,109 @@
+"""The one interceptor every call of the register's services passes through.
+
+In order: who is calling (certificate → vendor), may that role call this service, is the
+vendor within its rate, which library it acts for (registry calls), then the servicer; then
+the error mapping and the audit event, whatever the outcome.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import grpc
+from grpc_status import rpc_status
+
+from nlr_server.api.access_control import AccessControl
+from nlr_server.api.audit_writer import AuditWriter
+from nlr_server.api.call_context import CallContext, enter_call, leave_call
+from nlr_server.api.errors import status_code, to_status
+from nlr_server.api.rate_limit import CallRateLimiter
+from nlr_server.domain import errors
+from nlr_server.domain.card_number import CardNumber
+from nlr_server.domain.vendor import AUTH_SERVICE, REGISTRY_SERVICE, may_call
+
+Context = grpc.aio.ServicerContext[Any, Any]
+Behaviour = Callable[[Any, Context], Awaitable[Any]]
+
+# Only these services are guarded and audited; health and reflection answer any client whose
+# certificate the TLS layer accepted (probes and grpcurl need no registration).
+GUARDED_SERVICES = frozenset({REGISTRY_SERVICE, AUTH_SERVICE})
+
+
+class RegisterInterceptor(grpc.aio.ServerInterceptor):
+    def __init__(
+        self, access: AccessControl, rate_limiter: CallRateLimiter, audit: AuditWriter
+    ) -> None:
+        self._access = access
+        self._rate_limiter = rate_limiter
+        self._audit = audit
+
+    async def intercept_service(
+        self,
+        continuation: Callable[
+            [grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler[Any, Any] | None]
+        ],
+        handler_call_details: grpc.HandlerCallDetails,
+    ) -> grpc.RpcMethodHandler[Any, Any] | None:
+        handler = await continuation(handler_call_details)
+        service, _, rpc = handler_call_details.method.lstrip("/").partition("/")
+        if handler is None or service not in GUARDED_SERVICES or handler.unary_unary is None:
+            return handler
+        behaviour: Behaviour = handler.unary_unary  # type: ignore[assignment]  # aio: a coroutine
+        return grpc.unary_unary_rpc_method_handler(
+            self._guard(service, rpc, behaviour),
+            request_deserializer=handler.request_deserializer,
+            response_serializer=handler.response_serializer,
+        )
+
+    def _guard(self, service: str, rpc: str, behaviour: Behaviour) -> Behaviour:
+        async def guarded(request: Any, context: Context) -> Any:
+            call = CallContext(service=service, rpc=rpc, started_at=dt.datetime.now(dt.UTC))
+            token = enter_call(call)
+            try:
+                _note_requested_borrower(call, request)
+                await self._admit(call, context)
+                response = await behaviour(request, context)
+            except errors.RegisterError as error:
+                self._audit.record(call.audit_event(status_code(error).name, error.reason))
+                await context.abort_with_status(rpc_status.to_status(to_status(error)))
+            except Exception:
+                self._audit.record(call.audit_event(grpc.StatusCode.INTERNAL.name, None))
+                raise
+            else:
+                self._audit.record(call.audit_event(grpc.StatusCode.OK.name, None))
+                return response
+            finally:
+                leave_call(token)
+
+        return guarded
+
+    async def _admit(self, call: CallContext, context: Context) -> None:
+        certificates = list(context.auth_context().get("x509_pem_cert") or ())
+        call.caller = await self._access.caller(certificates[0] if certificates else None)
+        if not may_call(call.caller.role, call.service):
+            raise errors.PermissionDenied(
+                f"a {call.caller.role.value} certificate may not call {call.service}",
+                reason="ROLE_NOT_ALLOWED",
+            )
+        self._rate_limiter.take(call.caller.vendor.id)
+        if call.service == REGISTRY_SERVICE:
+            metadata = {
+                key: value
+                for key, value in context.invocation_metadata() or ()
+                if isinstance(value, str)
+            }
+            call.library = await self._access.library(call.caller, metadata)
+
+
+def _note_requested_borrower(call: CallContext, request: Any) -> None:
+    """Names the borrower a request is about before any check, so refusals are audited too."""
+    raw = getattr(request, "card_number", "") or getattr(
+        getattr(request, "borrower", None), "card_number", ""
+    )
+    # Not a card number: recording it could record something else typed there.
+    with contextlib.suppress(errors.InvalidValue):
+        if raw:
+            call.note_borrower(CardNumber.parse(raw).value)

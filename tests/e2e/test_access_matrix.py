@@ -1,0 +1,201 @@
+"""Every BorrowerRegistry RPC under every way a caller can lack the right: exact status, reason,
+nothing written, nothing revealed; and the same request from the right caller succeeds."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+import grpc
+import pytest
+from google.protobuf.field_mask_pb2 import FieldMask
+
+from nlr.registry.v1 import borrower_pb2, registry_service_pb2_grpc
+from nlr.registry.v1 import registry_service_pb2 as pb
+from nlr_server.crypto.keyring import Keyring
+from nlr_server.ops.dev_pki import DevPkiPaths
+from register_harness import (
+    BERGEN,
+    DISABLED_LIBRARY,
+    LIBRARY_CODES,
+    OSLO,
+    OTHER_VENDORS_LIBRARY,
+    UNKNOWN_LIBRARY,
+    ClientCertificates,
+    Registry,
+    ServerThread,
+    client_channel,
+    count_rows,
+    create,
+    error_details,
+    national_id,
+    new_borrower,
+    revoke_certificate,
+)
+
+CARD = "N000000901"
+NID = national_id()
+
+
+@dataclass(frozen=True)
+class Case:
+    certificate: str  # "ils" (the test vendor's), "auth", or a name in ClientCertificates
+    library: str | None
+    code: str | None
+    status: grpc.StatusCode
+    reason: str
+
+
+CASES = {
+    "no library metadata": Case(
+        "ils", None, None, grpc.StatusCode.UNAUTHENTICATED, "LIBRARY_MISSING"
+    ),
+    "no library code": Case(
+        "ils", OSLO, None, grpc.StatusCode.UNAUTHENTICATED, "LIBRARY_CODE_MISSING"
+    ),
+    "unknown library": Case(
+        "ils", UNKNOWN_LIBRARY, "any-code", grpc.StatusCode.PERMISSION_DENIED, "LIBRARY_NOT_ALLOWED"
+    ),
+    "disabled library": Case(
+        "ils",
+        DISABLED_LIBRARY,
+        LIBRARY_CODES[DISABLED_LIBRARY],
+        grpc.StatusCode.PERMISSION_DENIED,
+        "LIBRARY_NOT_ALLOWED",
+    ),
+    "wrong code": Case(
+        "ils", OSLO, "not-the-code", grpc.StatusCode.PERMISSION_DENIED, "LIBRARY_CODE_INVALID"
+    ),
+    "another vendor's library": Case(
+        "ils",
+        OTHER_VENDORS_LIBRARY,
+        LIBRARY_CODES[OTHER_VENDORS_LIBRARY],
+        grpc.StatusCode.PERMISSION_DENIED,
+        "LIBRARY_NOT_ALLOWED",
+    ),
+    "other vendor for our library": Case(
+        "other_ils",
+        OSLO,
+        LIBRARY_CODES[OSLO],
+        grpc.StatusCode.PERMISSION_DENIED,
+        "LIBRARY_NOT_ALLOWED",
+    ),
+    "disabled vendor": Case(
+        "disabled_vendor",
+        OSLO,
+        LIBRARY_CODES[OSLO],
+        grpc.StatusCode.PERMISSION_DENIED,
+        "VENDOR_DISABLED",
+    ),
+    "revoked certificate": Case(
+        "revoked", OSLO, LIBRARY_CODES[OSLO], grpc.StatusCode.UNAUTHENTICATED, "CERTIFICATE_REVOKED"
+    ),
+    "unregistered certificate": Case(
+        "unregistered",
+        OSLO,
+        LIBRARY_CODES[OSLO],
+        grpc.StatusCode.UNAUTHENTICATED,
+        "CERTIFICATE_UNKNOWN",
+    ),
+    "auth role": Case(
+        "auth", OSLO, LIBRARY_CODES[OSLO], grpc.StatusCode.PERMISSION_DENIED, "ROLE_NOT_ALLOWED"
+    ),
+    "portal role": Case(
+        "portal", OSLO, LIBRARY_CODES[OSLO], grpc.StatusCode.PERMISSION_DENIED, "ROLE_NOT_ALLOWED"
+    ),
+}
+
+Call = Callable[[Registry], object]
+
+RPCS: dict[str, Call] = {
+    "CreateBorrower": lambda r: create(r, new_borrower("N000000902")),
+    "GetBorrower": lambda r: r.stub.GetBorrower(
+        pb.GetBorrowerRequest(card_number=CARD), metadata=r.metadata
+    ),
+    "GetBorrower by national id": lambda r: r.stub.GetBorrower(
+        pb.GetBorrowerRequest(national_id=NID), metadata=r.metadata
+    ),
+    "UpdateBorrower": lambda r: r.stub.UpdateBorrower(
+        pb.UpdateBorrowerRequest(
+            borrower=borrower_pb2.Borrower(card_number=CARD, etag='"1"', email="x@example.org"),
+            update_mask=FieldMask(paths=["email"]),
+        ),
+        metadata=r.metadata,
+    ),
+    "AffiliateBorrower": lambda r: r.stub.AffiliateBorrower(
+        pb.AffiliateBorrowerRequest(card_number=CARD, national_id=NID), metadata=r.metadata
+    ),
+    "DeleteBorrower": lambda r: r.stub.DeleteBorrower(
+        pb.DeleteBorrowerRequest(
+            card_number=CARD, reason=borrower_pb2.DELETION_REASON_BORROWER_REQUEST
+        ),
+        metadata=r.metadata,
+    ),
+}
+
+
+@pytest.fixture
+def caller_for(
+    server: ServerThread, pki: DevPkiPaths, certificates: ClientCertificates
+) -> Iterator[Callable[[str, str | None, str | None], Registry]]:
+    channels: list[grpc.Channel] = []
+
+    def caller(certificate: str, library: str | None, code: str | None) -> Registry:
+        if certificate == "ils":
+            cert, key = pki.ils_cert, pki.ils_key
+        elif certificate == "auth":
+            cert, key = pki.auth_cert, pki.auth_key
+        else:
+            cert, key = certificates.path(certificate)
+        channel = client_channel(server.target, pki, cert=cert, key=key)
+        channels.append(channel)
+        return Registry(registry_service_pb2_grpc.BorrowerRegistryStub(channel), library, code)
+
+    yield caller
+    for channel in channels:
+        channel.close()
+
+
+@pytest.mark.parametrize("rpc", list(RPCS))
+def test_every_caller_without_the_right_is_refused_and_nothing_changes(
+    rpc: str,
+    server: ServerThread,
+    caller_for: Callable[[str, str | None, str | None], Registry],
+) -> None:
+    oslo = caller_for("ils", OSLO, LIBRARY_CODES[OSLO])
+    create(oslo, new_borrower(CARD, national_id=NID, given_name="Matrixperson"))
+    before = count_rows(server.config.database_url)
+
+    outcomes = {}
+    for name, case in CASES.items():
+        with pytest.raises(grpc.RpcError) as raised:
+            RPCS[rpc](caller_for(case.certificate, case.library, case.code))
+        outcomes[name] = (raised.value.code(), error_details(raised.value)[0])
+        assert "Matrixperson" not in (raised.value.details() or "")
+
+    assert outcomes == {name: (case.status, case.reason) for name, case in CASES.items()}
+    assert count_rows(server.config.database_url) == before
+    # The positive control: the same request from a caller with the right goes through.
+    right = caller_for(
+        "ils",
+        BERGEN if rpc == "AffiliateBorrower" else OSLO,
+        LIBRARY_CODES[BERGEN if rpc == "AffiliateBorrower" else OSLO],
+    )
+    RPCS[rpc](right)
+
+
+def test_revoking_a_certificate_refuses_its_next_call(
+    server: ServerThread,
+    caller_for: Callable[[str, str | None, str | None], Registry],
+    pki: DevPkiPaths,
+    keyring: Keyring,
+) -> None:
+    oslo = caller_for("ils", OSLO, LIBRARY_CODES[OSLO])
+    create(oslo, new_borrower(CARD, national_id=NID))
+
+    revoke_certificate(server.config.database_url, keyring, pki.ils_cert)
+
+    with pytest.raises(grpc.RpcError) as raised:
+        RPCS["GetBorrower"](oslo)
+    assert raised.value.code() == grpc.StatusCode.UNAUTHENTICATED
+    assert error_details(raised.value)[0] == "CERTIFICATE_REVOKED"
