@@ -5,6 +5,184 @@ Authenticate: the narrow API for ebook platforms and self-service machines. Self
 it imports nothing from nlr.registry, so the auth-only client package carries no registry code.
 """
 
+from collections import abc as _abc
 from google.protobuf import descriptor as _descriptor
+from google.protobuf import message as _message
+from google.protobuf.internal import containers as _containers
+from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
+import builtins as _builtins
+import sys
+import typing as _typing
+
+if sys.version_info >= (3, 11):
+    from typing import TypeAlias as _TypeAlias, Never as _Never
+else:
+    from typing_extensions import TypeAlias as _TypeAlias, Never as _Never
 
 DESCRIPTOR: _descriptor.FileDescriptor
+
+class _AssuranceLevel:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _AssuranceLevelEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_AssuranceLevel.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    ASSURANCE_LEVEL_UNSPECIFIED: _AssuranceLevel.ValueType  # 0
+    """Never sent."""
+    ASSURANCE_LEVEL_PIN: _AssuranceLevel.ValueType  # 1
+    """By PIN."""
+    ASSURANCE_LEVEL_PASSWORD: _AssuranceLevel.ValueType  # 2
+    """By password."""
+
+class AssuranceLevel(_AssuranceLevel, metaclass=_AssuranceLevelEnumTypeWrapper):
+    """How strongly a borrower was authenticated."""
+
+ASSURANCE_LEVEL_UNSPECIFIED: AssuranceLevel.ValueType  # 0
+"""Never sent."""
+ASSURANCE_LEVEL_PIN: AssuranceLevel.ValueType  # 1
+"""By PIN."""
+ASSURANCE_LEVEL_PASSWORD: AssuranceLevel.ValueType  # 2
+"""By password."""
+Global___AssuranceLevel: _TypeAlias = AssuranceLevel  # noqa: Y015
+
+@_typing.final
+class VerifyPinRequest(_message.Message):
+    """Request of VerifyPin."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CARD_NUMBER_FIELD_NUMBER: _builtins.int
+    PIN_FIELD_NUMBER: _builtins.int
+    card_number: _builtins.str
+    """Card number of the borrower, "N" + 9 digits."""
+    pin: _builtins.str
+    """The PIN the borrower typed: 4 to 8 digits."""
+    def __init__(
+        self,
+        *,
+        card_number: _builtins.str = ...,
+        pin: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["card_number", b"card_number", "pin", b"pin"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___VerifyPinRequest: _TypeAlias = VerifyPinRequest  # noqa: Y015
+
+@_typing.final
+class VerifyPinResponse(_message.Message):
+    """Response of VerifyPin."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    BORROWER_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def borrower(self) -> Global___AuthenticatedBorrower:
+        """The authenticated borrower, summarised."""
+
+    def __init__(
+        self,
+        *,
+        borrower: Global___AuthenticatedBorrower | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["borrower", b"borrower"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["borrower", b"borrower"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___VerifyPinResponse: _TypeAlias = VerifyPinResponse  # noqa: Y015
+
+@_typing.final
+class VerifyPasswordRequest(_message.Message):
+    """Request of VerifyPassword."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CARD_NUMBER_FIELD_NUMBER: _builtins.int
+    PASSWORD_FIELD_NUMBER: _builtins.int
+    card_number: _builtins.str
+    """Card number of the borrower, "N" + 9 digits."""
+    password: _builtins.str
+    """The password the borrower typed: 8 to 128 characters."""
+    def __init__(
+        self,
+        *,
+        card_number: _builtins.str = ...,
+        password: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["card_number", b"card_number", "password", b"password"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___VerifyPasswordRequest: _TypeAlias = VerifyPasswordRequest  # noqa: Y015
+
+@_typing.final
+class VerifyPasswordResponse(_message.Message):
+    """Response of VerifyPassword."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    BORROWER_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def borrower(self) -> Global___AuthenticatedBorrower:
+        """The authenticated borrower, summarised."""
+
+    def __init__(
+        self,
+        *,
+        borrower: Global___AuthenticatedBorrower | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["borrower", b"borrower"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["borrower", b"borrower"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___VerifyPasswordResponse: _TypeAlias = VerifyPasswordResponse  # noqa: Y015
+
+@_typing.final
+class AuthenticatedBorrower(_message.Message):
+    """All an auth-only consumer learns about an authenticated borrower."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CARD_NUMBER_FIELD_NUMBER: _builtins.int
+    AGE_FIELD_NUMBER: _builtins.int
+    HOME_LIBRARY_FIELD_NUMBER: _builtins.int
+    AFFILIATED_LIBRARIES_FIELD_NUMBER: _builtins.int
+    ASSURANCE_LEVEL_FIELD_NUMBER: _builtins.int
+    card_number: _builtins.str
+    """Card number, "N" + 9 digits."""
+    age: _builtins.int
+    """Age in whole years today."""
+    home_library: _builtins.str
+    """Home library: 7-digit library number."""
+    assurance_level: Global___AssuranceLevel.ValueType
+    """How the borrower was authenticated."""
+    @_builtins.property
+    def affiliated_libraries(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Every library the borrower is affiliated with (the home library among them), as 7-digit
+        library numbers, oldest affiliation first.
+        """
+
+    def __init__(
+        self,
+        *,
+        card_number: _builtins.str = ...,
+        age: _builtins.int = ...,
+        home_library: _builtins.str = ...,
+        affiliated_libraries: _abc.Iterable[_builtins.str] | None = ...,
+        assurance_level: Global___AssuranceLevel.ValueType = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["affiliated_libraries", b"affiliated_libraries", "age", b"age", "assurance_level", b"assurance_level", "card_number", b"card_number", "home_library", b"home_library"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___AuthenticatedBorrower: _TypeAlias = AuthenticatedBorrower  # noqa: Y015

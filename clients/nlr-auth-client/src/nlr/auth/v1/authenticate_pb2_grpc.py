@@ -3,6 +3,7 @@
 import grpc
 import warnings
 
+from nlr.auth.v1 import authenticate_pb2 as nlr_dot_auth_dot_v1_dot_authenticate__pb2
 
 GRPC_GENERATED_VERSION = '1.85.1'
 GRPC_VERSION = grpc.__version__
@@ -29,8 +30,19 @@ class AuthenticateStub:
     number, age, home library, affiliated libraries and the assurance level reached. Never name,
     address, contact data or national id.
 
-    The methods (VerifyPin, VerifyPassword) are declared with the secrets-at-rest work; the
-    service is registered from the start so that reflection shows the register's whole surface.
+    Callers: certificates with the `auth` role (ebook platforms, self-service machines) and the
+    `ils` role (a library system's own web catalogue). No library metadata is needed.
+
+    Outcomes, as gRPC status codes with google.rpc details (ErrorInfo.reason in brackets):
+    - OK: the PIN or password is right; the response holds the borrower's summary.
+    - UNAUTHENTICATED [CREDENTIALS_INVALID]: the card number is unknown or the PIN or password is
+    wrong. The two are deliberately indistinguishable.
+    - RESOURCE_EXHAUSTED [LOGIN_LOCKED]: after 5 wrong PINs in a row (or, separately, 5 wrong
+    passwords) that way of logging in is locked for a while, longer after each lockout. A
+    RetryInfo says when to try again. A right PIN is refused too while locked.
+    - PERMISSION_DENIED [PASSWORD_REQUIRED]: VerifyPin with the right PIN for a borrower whose
+    security level requires a password; ask for the password and call VerifyPassword.
+    - INVALID_ARGUMENT: a malformed card number, PIN or password, with a BadRequest naming it.
     """
 
     def __init__(self, channel):
@@ -39,6 +51,16 @@ class AuthenticateStub:
         Args:
             channel: A grpc.Channel.
         """
+        self.VerifyPin = channel.unary_unary(
+                '/nlr.auth.v1.Authenticate/VerifyPin',
+                request_serializer=nlr_dot_auth_dot_v1_dot_authenticate__pb2.VerifyPinRequest.SerializeToString,
+                response_deserializer=nlr_dot_auth_dot_v1_dot_authenticate__pb2.VerifyPinResponse.FromString,
+                _registered_method=True)
+        self.VerifyPassword = channel.unary_unary(
+                '/nlr.auth.v1.Authenticate/VerifyPassword',
+                request_serializer=nlr_dot_auth_dot_v1_dot_authenticate__pb2.VerifyPasswordRequest.SerializeToString,
+                response_deserializer=nlr_dot_auth_dot_v1_dot_authenticate__pb2.VerifyPasswordResponse.FromString,
+                _registered_method=True)
 
 
 class AuthenticateServicer:
@@ -46,13 +68,48 @@ class AuthenticateServicer:
     number, age, home library, affiliated libraries and the assurance level reached. Never name,
     address, contact data or national id.
 
-    The methods (VerifyPin, VerifyPassword) are declared with the secrets-at-rest work; the
-    service is registered from the start so that reflection shows the register's whole surface.
+    Callers: certificates with the `auth` role (ebook platforms, self-service machines) and the
+    `ils` role (a library system's own web catalogue). No library metadata is needed.
+
+    Outcomes, as gRPC status codes with google.rpc details (ErrorInfo.reason in brackets):
+    - OK: the PIN or password is right; the response holds the borrower's summary.
+    - UNAUTHENTICATED [CREDENTIALS_INVALID]: the card number is unknown or the PIN or password is
+    wrong. The two are deliberately indistinguishable.
+    - RESOURCE_EXHAUSTED [LOGIN_LOCKED]: after 5 wrong PINs in a row (or, separately, 5 wrong
+    passwords) that way of logging in is locked for a while, longer after each lockout. A
+    RetryInfo says when to try again. A right PIN is refused too while locked.
+    - PERMISSION_DENIED [PASSWORD_REQUIRED]: VerifyPin with the right PIN for a borrower whose
+    security level requires a password; ask for the password and call VerifyPassword.
+    - INVALID_ARGUMENT: a malformed card number, PIN or password, with a BadRequest naming it.
     """
+
+    def VerifyPin(self, request, context):
+        """Checks a PIN (4 to 8 digits).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def VerifyPassword(self, request, context):
+        """Checks a password (8 to 128 characters).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
 
 
 def add_AuthenticateServicer_to_server(servicer, server):
     rpc_method_handlers = {
+            'VerifyPin': grpc.unary_unary_rpc_method_handler(
+                    servicer.VerifyPin,
+                    request_deserializer=nlr_dot_auth_dot_v1_dot_authenticate__pb2.VerifyPinRequest.FromString,
+                    response_serializer=nlr_dot_auth_dot_v1_dot_authenticate__pb2.VerifyPinResponse.SerializeToString,
+            ),
+            'VerifyPassword': grpc.unary_unary_rpc_method_handler(
+                    servicer.VerifyPassword,
+                    request_deserializer=nlr_dot_auth_dot_v1_dot_authenticate__pb2.VerifyPasswordRequest.FromString,
+                    response_serializer=nlr_dot_auth_dot_v1_dot_authenticate__pb2.VerifyPasswordResponse.SerializeToString,
+            ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
             'nlr.auth.v1.Authenticate', rpc_method_handlers)
@@ -66,6 +123,71 @@ class Authenticate:
     number, age, home library, affiliated libraries and the assurance level reached. Never name,
     address, contact data or national id.
 
-    The methods (VerifyPin, VerifyPassword) are declared with the secrets-at-rest work; the
-    service is registered from the start so that reflection shows the register's whole surface.
+    Callers: certificates with the `auth` role (ebook platforms, self-service machines) and the
+    `ils` role (a library system's own web catalogue). No library metadata is needed.
+
+    Outcomes, as gRPC status codes with google.rpc details (ErrorInfo.reason in brackets):
+    - OK: the PIN or password is right; the response holds the borrower's summary.
+    - UNAUTHENTICATED [CREDENTIALS_INVALID]: the card number is unknown or the PIN or password is
+    wrong. The two are deliberately indistinguishable.
+    - RESOURCE_EXHAUSTED [LOGIN_LOCKED]: after 5 wrong PINs in a row (or, separately, 5 wrong
+    passwords) that way of logging in is locked for a while, longer after each lockout. A
+    RetryInfo says when to try again. A right PIN is refused too while locked.
+    - PERMISSION_DENIED [PASSWORD_REQUIRED]: VerifyPin with the right PIN for a borrower whose
+    security level requires a password; ask for the password and call VerifyPassword.
+    - INVALID_ARGUMENT: a malformed card number, PIN or password, with a BadRequest naming it.
     """
+
+    @staticmethod
+    def VerifyPin(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/nlr.auth.v1.Authenticate/VerifyPin',
+            nlr_dot_auth_dot_v1_dot_authenticate__pb2.VerifyPinRequest.SerializeToString,
+            nlr_dot_auth_dot_v1_dot_authenticate__pb2.VerifyPinResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def VerifyPassword(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/nlr.auth.v1.Authenticate/VerifyPassword',
+            nlr_dot_auth_dot_v1_dot_authenticate__pb2.VerifyPasswordRequest.SerializeToString,
+            nlr_dot_auth_dot_v1_dot_authenticate__pb2.VerifyPasswordResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)

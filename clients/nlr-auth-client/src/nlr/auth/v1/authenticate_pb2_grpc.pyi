@@ -7,6 +7,7 @@ it imports nothing from nlr.registry, so the auth-only client package carries no
 
 from collections import abc as _abc
 from grpc import aio as _aio
+from nlr.auth.v1 import authenticate_pb2 as _authenticate_pb2
 import abc as _abc_1
 import grpc as _grpc
 import sys
@@ -32,14 +33,29 @@ class AuthenticateStub:
     number, age, home library, affiliated libraries and the assurance level reached. Never name,
     address, contact data or national id.
 
-    The methods (VerifyPin, VerifyPassword) are declared with the secrets-at-rest work; the
-    service is registered from the start so that reflection shows the register's whole surface.
+    Callers: certificates with the `auth` role (ebook platforms, self-service machines) and the
+    `ils` role (a library system's own web catalogue). No library metadata is needed.
+
+    Outcomes, as gRPC status codes with google.rpc details (ErrorInfo.reason in brackets):
+    - OK: the PIN or password is right; the response holds the borrower's summary.
+    - UNAUTHENTICATED [CREDENTIALS_INVALID]: the card number is unknown or the PIN or password is
+      wrong. The two are deliberately indistinguishable.
+    - RESOURCE_EXHAUSTED [LOGIN_LOCKED]: after 5 wrong PINs in a row (or, separately, 5 wrong
+      passwords) that way of logging in is locked for a while, longer after each lockout. A
+      RetryInfo says when to try again. A right PIN is refused too while locked.
+    - PERMISSION_DENIED [PASSWORD_REQUIRED]: VerifyPin with the right PIN for a borrower whose
+      security level requires a password; ask for the password and call VerifyPassword.
+    - INVALID_ARGUMENT: a malformed card number, PIN or password, with a BadRequest naming it.
     """
 
     @_typing.overload
     def __new__(cls, channel: _grpc.Channel) -> _Self: ...
     @_typing.overload
     def __new__(cls, channel: _aio.Channel) -> AuthenticateAsyncStub: ...
+    VerifyPin: _grpc.UnaryUnaryMultiCallable[_authenticate_pb2.VerifyPinRequest, _authenticate_pb2.VerifyPinResponse]
+    """Checks a PIN (4 to 8 digits)."""
+    VerifyPassword: _grpc.UnaryUnaryMultiCallable[_authenticate_pb2.VerifyPasswordRequest, _authenticate_pb2.VerifyPasswordResponse]
+    """Checks a password (8 to 128 characters)."""
 
 @_typing.type_check_only
 class AuthenticateAsyncStub(AuthenticateStub):
@@ -47,21 +63,61 @@ class AuthenticateAsyncStub(AuthenticateStub):
     number, age, home library, affiliated libraries and the assurance level reached. Never name,
     address, contact data or national id.
 
-    The methods (VerifyPin, VerifyPassword) are declared with the secrets-at-rest work; the
-    service is registered from the start so that reflection shows the register's whole surface.
+    Callers: certificates with the `auth` role (ebook platforms, self-service machines) and the
+    `ils` role (a library system's own web catalogue). No library metadata is needed.
+
+    Outcomes, as gRPC status codes with google.rpc details (ErrorInfo.reason in brackets):
+    - OK: the PIN or password is right; the response holds the borrower's summary.
+    - UNAUTHENTICATED [CREDENTIALS_INVALID]: the card number is unknown or the PIN or password is
+      wrong. The two are deliberately indistinguishable.
+    - RESOURCE_EXHAUSTED [LOGIN_LOCKED]: after 5 wrong PINs in a row (or, separately, 5 wrong
+      passwords) that way of logging in is locked for a while, longer after each lockout. A
+      RetryInfo says when to try again. A right PIN is refused too while locked.
+    - PERMISSION_DENIED [PASSWORD_REQUIRED]: VerifyPin with the right PIN for a borrower whose
+      security level requires a password; ask for the password and call VerifyPassword.
+    - INVALID_ARGUMENT: a malformed card number, PIN or password, with a BadRequest naming it.
     """
 
     def __init__(self, channel: _aio.Channel) -> None: ...
+    VerifyPin: _aio.UnaryUnaryMultiCallable[_authenticate_pb2.VerifyPinRequest, _authenticate_pb2.VerifyPinResponse]  # type: ignore[assignment]
+    """Checks a PIN (4 to 8 digits)."""
+    VerifyPassword: _aio.UnaryUnaryMultiCallable[_authenticate_pb2.VerifyPasswordRequest, _authenticate_pb2.VerifyPasswordResponse]  # type: ignore[assignment]
+    """Checks a password (8 to 128 characters)."""
 
 class AuthenticateServicer(metaclass=_abc_1.ABCMeta):
     """Checks a borrower's PIN or password and tells only what an auth-only consumer needs: card
     number, age, home library, affiliated libraries and the assurance level reached. Never name,
     address, contact data or national id.
 
-    The methods (VerifyPin, VerifyPassword) are declared with the secrets-at-rest work; the
-    service is registered from the start so that reflection shows the register's whole surface.
+    Callers: certificates with the `auth` role (ebook platforms, self-service machines) and the
+    `ils` role (a library system's own web catalogue). No library metadata is needed.
+
+    Outcomes, as gRPC status codes with google.rpc details (ErrorInfo.reason in brackets):
+    - OK: the PIN or password is right; the response holds the borrower's summary.
+    - UNAUTHENTICATED [CREDENTIALS_INVALID]: the card number is unknown or the PIN or password is
+      wrong. The two are deliberately indistinguishable.
+    - RESOURCE_EXHAUSTED [LOGIN_LOCKED]: after 5 wrong PINs in a row (or, separately, 5 wrong
+      passwords) that way of logging in is locked for a while, longer after each lockout. A
+      RetryInfo says when to try again. A right PIN is refused too while locked.
+    - PERMISSION_DENIED [PASSWORD_REQUIRED]: VerifyPin with the right PIN for a borrower whose
+      security level requires a password; ask for the password and call VerifyPassword.
+    - INVALID_ARGUMENT: a malformed card number, PIN or password, with a BadRequest naming it.
     """
 
-    ...
+    @_abc_1.abstractmethod
+    def VerifyPin(
+        self,
+        request: _authenticate_pb2.VerifyPinRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_authenticate_pb2.VerifyPinResponse, _abc.Awaitable[_authenticate_pb2.VerifyPinResponse]]:
+        """Checks a PIN (4 to 8 digits)."""
+
+    @_abc_1.abstractmethod
+    def VerifyPassword(
+        self,
+        request: _authenticate_pb2.VerifyPasswordRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_authenticate_pb2.VerifyPasswordResponse, _abc.Awaitable[_authenticate_pb2.VerifyPasswordResponse]]:
+        """Checks a password (8 to 128 characters)."""
 
 def add_AuthenticateServicer_to_server(servicer: AuthenticateServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -74,6 +74,30 @@ BORROWER_VIEW_FULL: BorrowerView.ValueType  # 2
 """For an affiliated library: every field except the national id."""
 Global___BorrowerView: _TypeAlias = BorrowerView  # noqa: Y015
 
+class _SecurityLevel:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _SecurityLevelEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_SecurityLevel.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    SECURITY_LEVEL_UNSPECIFIED: _SecurityLevel.ValueType  # 0
+    """Not given: on create, SECURITY_LEVEL_PIN."""
+    SECURITY_LEVEL_PIN: _SecurityLevel.ValueType  # 1
+    """A PIN or a password."""
+    SECURITY_LEVEL_PASSWORD: _SecurityLevel.ValueType  # 2
+    """A password only: VerifyPin is refused with PASSWORD_REQUIRED."""
+
+class SecurityLevel(_SecurityLevel, metaclass=_SecurityLevelEnumTypeWrapper):
+    """The weakest way of logging in a borrower accepts."""
+
+SECURITY_LEVEL_UNSPECIFIED: SecurityLevel.ValueType  # 0
+"""Not given: on create, SECURITY_LEVEL_PIN."""
+SECURITY_LEVEL_PIN: SecurityLevel.ValueType  # 1
+"""A PIN or a password."""
+SECURITY_LEVEL_PASSWORD: SecurityLevel.ValueType  # 2
+"""A password only: VerifyPin is refused with PASSWORD_REQUIRED."""
+Global___SecurityLevel: _TypeAlias = SecurityLevel  # noqa: Y015
+
 class _DeletionReason:
     ValueType = _typing.NewType("ValueType", _builtins.int)
     V: _TypeAlias = ValueType  # noqa: Y015
@@ -127,6 +151,10 @@ class Borrower(_message.Message):
     ETAG_FIELD_NUMBER: _builtins.int
     VIEW_FIELD_NUMBER: _builtins.int
     CARD_VALID_FIELD_NUMBER: _builtins.int
+    SECURITY_LEVEL_FIELD_NUMBER: _builtins.int
+    HAS_PIN_FIELD_NUMBER: _builtins.int
+    HAS_PASSWORD_FIELD_NUMBER: _builtins.int
+    LAST_ACTIVE_ON_FIELD_NUMBER: _builtins.int
     card_number: _builtins.str
     """Card number (lånernummer): "N" followed by 9 digits, e.g. "N000123456". Set by the library
     on CreateBorrower; never changes afterwards and is never reused, even after deletion.
@@ -176,6 +204,18 @@ class Borrower(_message.Message):
     """Which view this message is. Output only."""
     card_valid: _builtins.bool
     """Whether the card may be used. Output only. Set in every view."""
+    security_level: Global___SecurityLevel.ValueType
+    """The weakest way of logging in the borrower accepts at Authenticate. Full view only;
+    SECURITY_LEVEL_PIN when not set on create.
+    """
+    has_pin: _builtins.bool
+    """Whether the borrower has a PIN. Output only. Full view only."""
+    has_password: _builtins.bool
+    """Whether the borrower has a password. Output only. Full view only."""
+    last_active_on: _builtins.str
+    """The day the borrower last authenticated, "YYYY-MM-DD"; empty if never. Output only.
+    Full view only.
+    """
     @_builtins.property
     def registered_address(self) -> Global___Address:
         """Registered postal address. Full view only."""
@@ -218,10 +258,14 @@ class Borrower(_message.Message):
         etag: _builtins.str = ...,
         view: Global___BorrowerView.ValueType = ...,
         card_valid: _builtins.bool = ...,
+        security_level: Global___SecurityLevel.ValueType = ...,
+        has_pin: _builtins.bool = ...,
+        has_password: _builtins.bool = ...,
+        last_active_on: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "registered_address", b"registered_address", "update_time", b"update_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["affiliations", b"affiliations", "birth_date", b"birth_date", "birth_year", b"birth_year", "card_number", b"card_number", "card_valid", b"card_valid", "create_time", b"create_time", "created_by", b"created_by", "email", b"email", "etag", b"etag", "family_name", b"family_name", "given_name", b"given_name", "home_library", b"home_library", "home_phone", b"home_phone", "last_changed_by", b"last_changed_by", "mobile_phone", b"mobile_phone", "national_id", b"national_id", "registered_address", b"registered_address", "sex", b"sex", "update_time", b"update_time", "view", b"view", "work_phone", b"work_phone"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["affiliations", b"affiliations", "birth_date", b"birth_date", "birth_year", b"birth_year", "card_number", b"card_number", "card_valid", b"card_valid", "create_time", b"create_time", "created_by", b"created_by", "email", b"email", "etag", b"etag", "family_name", b"family_name", "given_name", b"given_name", "has_password", b"has_password", "has_pin", b"has_pin", "home_library", b"home_library", "home_phone", b"home_phone", "last_active_on", b"last_active_on", "last_changed_by", b"last_changed_by", "mobile_phone", b"mobile_phone", "national_id", b"national_id", "registered_address", b"registered_address", "security_level", b"security_level", "sex", b"sex", "update_time", b"update_time", "view", b"view", "work_phone", b"work_phone"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -27,7 +27,7 @@ from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__
 from nlr.registry.v1 import borrower_pb2 as nlr_dot_registry_dot_v1_dot_borrower__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n&nlr/registry/v1/registry_service.proto\x12\x0fnlr.registry.v1\x1a google/protobuf/field_mask.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1enlr/registry/v1/borrower.proto\"D\n\x15\x43reateBorrowerRequest\x12+\n\x08\x62orrower\x18\x01 \x01(\x0b\x32\x19.nlr.registry.v1.Borrower\"E\n\x16\x43reateBorrowerResponse\x12+\n\x08\x62orrower\x18\x01 \x01(\x0b\x32\x19.nlr.registry.v1.Borrower\"I\n\x12GetBorrowerRequest\x12\x15\n\x0b\x63\x61rd_number\x18\x01 \x01(\tH\x00\x12\x15\n\x0bnational_id\x18\x02 \x01(\tH\x00\x42\x05\n\x03key\"B\n\x13GetBorrowerResponse\x12+\n\x08\x62orrower\x18\x01 \x01(\x0b\x32\x19.nlr.registry.v1.Borrower\"u\n\x15UpdateBorrowerRequest\x12+\n\x08\x62orrower\x18\x01 \x01(\x0b\x32\x19.nlr.registry.v1.Borrower\x12/\n\x0bupdate_mask\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.FieldMask\"E\n\x16UpdateBorrowerResponse\x12+\n\x08\x62orrower\x18\x01 \x01(\x0b\x32\x19.nlr.registry.v1.Borrower\"O\n\x18\x41\x66\x66iliateBorrowerRequest\x12\x13\n\x0b\x63\x61rd_number\x18\x01 \x01(\t\x12\x15\n\x0bnational_id\x18\x02 \x01(\tH\x00\x42\x07\n\x05proof\"H\n\x19\x41\x66\x66iliateBorrowerResponse\x12+\n\x08\x62orrower\x18\x01 \x01(\x0b\x32\x19.nlr.registry.v1.Borrower\"k\n\x15\x44\x65leteBorrowerRequest\x12\x13\n\x0b\x63\x61rd_number\x18\x01 \x01(\t\x12/\n\x06reason\x18\x02 \x01(\x0e\x32\x1f.nlr.registry.v1.DeletionReason\x12\x0c\n\x04\x65tag\x18\x03 \x01(\t\"^\n\x16\x44\x65leteBorrowerResponse\x12\x13\n\x0b\x63\x61rd_number\x18\x01 \x01(\t\x12/\n\x0b\x64\x65lete_time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp2\x81\x04\n\x10\x42orrowerRegistry\x12\x61\n\x0e\x43reateBorrower\x12&.nlr.registry.v1.CreateBorrowerRequest\x1a\'.nlr.registry.v1.CreateBorrowerResponse\x12X\n\x0bGetBorrower\x12#.nlr.registry.v1.GetBorrowerRequest\x1a$.nlr.registry.v1.GetBorrowerResponse\x12\x61\n\x0eUpdateBorrower\x12&.nlr.registry.v1.UpdateBorrowerRequest\x1a\'.nlr.registry.v1.UpdateBorrowerResponse\x12j\n\x11\x41\x66\x66iliateBorrower\x12).nlr.registry.v1.AffiliateBorrowerRequest\x1a*.nlr.registry.v1.AffiliateBorrowerResponse\x12\x61\n\x0e\x44\x65leteBorrower\x12&.nlr.registry.v1.DeleteBorrowerRequest\x1a\'.nlr.registry.v1.DeleteBorrowerResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n&nlr/registry/v1/registry_service.proto\x12\x0fnlr.registry.v1\x1a google/protobuf/field_mask.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1enlr/registry/v1/borrower.proto\"D\n\x15\x43reateBorrowerRequest\x12+\n\x08\x62orrower\x18\x01 \x01(\x0b\x32\x19.nlr.registry.v1.Borrower\"E\n\x16\x43reateBorrowerResponse\x12+\n\x08\x62orrower\x18\x01 \x01(\x0b\x32\x19.nlr.registry.v1.Borrower\"I\n\x12GetBorrowerRequest\x12\x15\n\x0b\x63\x61rd_number\x18\x01 \x01(\tH\x00\x12\x15\n\x0bnational_id\x18\x02 \x01(\tH\x00\x42\x05\n\x03key\"B\n\x13GetBorrowerResponse\x12+\n\x08\x62orrower\x18\x01 \x01(\x0b\x32\x19.nlr.registry.v1.Borrower\"u\n\x15UpdateBorrowerRequest\x12+\n\x08\x62orrower\x18\x01 \x01(\x0b\x32\x19.nlr.registry.v1.Borrower\x12/\n\x0bupdate_mask\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.FieldMask\"E\n\x16UpdateBorrowerResponse\x12+\n\x08\x62orrower\x18\x01 \x01(\x0b\x32\x19.nlr.registry.v1.Borrower\"\x8f\x01\n\x18\x41\x66\x66iliateBorrowerRequest\x12\x13\n\x0b\x63\x61rd_number\x18\x01 \x01(\t\x12\x15\n\x0bnational_id\x18\x02 \x01(\tH\x00\x12>\n\x12\x62irth_date_and_pin\x18\x03 \x01(\x0b\x32 .nlr.registry.v1.BirthDateAndPinH\x00\x42\x07\n\x05proof\"2\n\x0f\x42irthDateAndPin\x12\x12\n\nbirth_date\x18\x01 \x01(\t\x12\x0b\n\x03pin\x18\x02 \x01(\t\"H\n\x19\x41\x66\x66iliateBorrowerResponse\x12+\n\x08\x62orrower\x18\x01 \x01(\x0b\x32\x19.nlr.registry.v1.Borrower\"k\n\x15\x44\x65leteBorrowerRequest\x12\x13\n\x0b\x63\x61rd_number\x18\x01 \x01(\t\x12/\n\x06reason\x18\x02 \x01(\x0e\x32\x1f.nlr.registry.v1.DeletionReason\x12\x0c\n\x04\x65tag\x18\x03 \x01(\t\"^\n\x16\x44\x65leteBorrowerResponse\x12\x13\n\x0b\x63\x61rd_number\x18\x01 \x01(\t\x12/\n\x0b\x64\x65lete_time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"1\n\rSetPinRequest\x12\x13\n\x0b\x63\x61rd_number\x18\x01 \x01(\t\x12\x0b\n\x03pin\x18\x02 \x01(\t\"\x1e\n\x0eSetPinResponse\x12\x0c\n\x04\x65tag\x18\x01 \x01(\t\";\n\x12SetPasswordRequest\x12\x13\n\x0b\x63\x61rd_number\x18\x01 \x01(\t\x12\x10\n\x08password\x18\x02 \x01(\t\"#\n\x13SetPasswordResponse\x12\x0c\n\x04\x65tag\x18\x01 \x01(\t2\xa6\x05\n\x10\x42orrowerRegistry\x12\x61\n\x0e\x43reateBorrower\x12&.nlr.registry.v1.CreateBorrowerRequest\x1a\'.nlr.registry.v1.CreateBorrowerResponse\x12X\n\x0bGetBorrower\x12#.nlr.registry.v1.GetBorrowerRequest\x1a$.nlr.registry.v1.GetBorrowerResponse\x12\x61\n\x0eUpdateBorrower\x12&.nlr.registry.v1.UpdateBorrowerRequest\x1a\'.nlr.registry.v1.UpdateBorrowerResponse\x12j\n\x11\x41\x66\x66iliateBorrower\x12).nlr.registry.v1.AffiliateBorrowerRequest\x1a*.nlr.registry.v1.AffiliateBorrowerResponse\x12\x61\n\x0e\x44\x65leteBorrower\x12&.nlr.registry.v1.DeleteBorrowerRequest\x1a\'.nlr.registry.v1.DeleteBorrowerResponse\x12I\n\x06SetPin\x12\x1e.nlr.registry.v1.SetPinRequest\x1a\x1f.nlr.registry.v1.SetPinResponse\x12X\n\x0bSetPassword\x12#.nlr.registry.v1.SetPasswordRequest\x1a$.nlr.registry.v1.SetPasswordResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -46,14 +46,24 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_UPDATEBORROWERREQUEST']._serialized_end=559
   _globals['_UPDATEBORROWERRESPONSE']._serialized_start=561
   _globals['_UPDATEBORROWERRESPONSE']._serialized_end=630
-  _globals['_AFFILIATEBORROWERREQUEST']._serialized_start=632
-  _globals['_AFFILIATEBORROWERREQUEST']._serialized_end=711
-  _globals['_AFFILIATEBORROWERRESPONSE']._serialized_start=713
-  _globals['_AFFILIATEBORROWERRESPONSE']._serialized_end=785
-  _globals['_DELETEBORROWERREQUEST']._serialized_start=787
-  _globals['_DELETEBORROWERREQUEST']._serialized_end=894
-  _globals['_DELETEBORROWERRESPONSE']._serialized_start=896
-  _globals['_DELETEBORROWERRESPONSE']._serialized_end=990
-  _globals['_BORROWERREGISTRY']._serialized_start=993
-  _globals['_BORROWERREGISTRY']._serialized_end=1506
+  _globals['_AFFILIATEBORROWERREQUEST']._serialized_start=633
+  _globals['_AFFILIATEBORROWERREQUEST']._serialized_end=776
+  _globals['_BIRTHDATEANDPIN']._serialized_start=778
+  _globals['_BIRTHDATEANDPIN']._serialized_end=828
+  _globals['_AFFILIATEBORROWERRESPONSE']._serialized_start=830
+  _globals['_AFFILIATEBORROWERRESPONSE']._serialized_end=902
+  _globals['_DELETEBORROWERREQUEST']._serialized_start=904
+  _globals['_DELETEBORROWERREQUEST']._serialized_end=1011
+  _globals['_DELETEBORROWERRESPONSE']._serialized_start=1013
+  _globals['_DELETEBORROWERRESPONSE']._serialized_end=1107
+  _globals['_SETPINREQUEST']._serialized_start=1109
+  _globals['_SETPINREQUEST']._serialized_end=1158
+  _globals['_SETPINRESPONSE']._serialized_start=1160
+  _globals['_SETPINRESPONSE']._serialized_end=1190
+  _globals['_SETPASSWORDREQUEST']._serialized_start=1192
+  _globals['_SETPASSWORDREQUEST']._serialized_end=1251
+  _globals['_SETPASSWORDRESPONSE']._serialized_start=1253
+  _globals['_SETPASSWORDRESPONSE']._serialized_end=1288
+  _globals['_BORROWERREGISTRY']._serialized_start=1291
+  _globals['_BORROWERREGISTRY']._serialized_end=1969
 # @@protoc_insertion_point(module_scope)

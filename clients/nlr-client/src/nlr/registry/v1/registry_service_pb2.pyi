@@ -139,7 +139,8 @@ class UpdateBorrowerRequest(_message.Message):
     @_builtins.property
     def update_mask(self) -> _field_mask_pb2.FieldMask:
         """Which fields to change. Allowed paths: given_name, family_name, national_id, birth_date,
-        sex, registered_address, email, mobile_phone, home_phone, work_phone. A path whose new
+        sex, registered_address, email, mobile_phone, home_phone, work_phone, security_level.
+        A path whose new
         value is empty clears that field (name and national id cannot be cleared).
         """
 
@@ -189,25 +190,57 @@ class AffiliateBorrowerRequest(_message.Message):
 
     CARD_NUMBER_FIELD_NUMBER: _builtins.int
     NATIONAL_ID_FIELD_NUMBER: _builtins.int
+    BIRTH_DATE_AND_PIN_FIELD_NUMBER: _builtins.int
     card_number: _builtins.str
     """Card number of the borrower, "N" + 9 digits."""
     national_id: _builtins.str
     """The borrower's national id, as shown on an identity document."""
+    @_builtins.property
+    def birth_date_and_pin(self) -> Global___BirthDateAndPin:
+        """The borrower's birth date together with their PIN."""
+
     def __init__(
         self,
         *,
         card_number: _builtins.str = ...,
         national_id: _builtins.str = ...,
+        birth_date_and_pin: Global___BirthDateAndPin | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["national_id", b"national_id", "proof", b"proof"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["birth_date_and_pin", b"birth_date_and_pin", "national_id", b"national_id", "proof", b"proof"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["card_number", b"card_number", "national_id", b"national_id", "proof", b"proof"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["birth_date_and_pin", b"birth_date_and_pin", "card_number", b"card_number", "national_id", b"national_id", "proof", b"proof"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    _WhichOneofReturnType_proof: _TypeAlias = _typing.Literal["national_id"]  # noqa: Y015
+    _WhichOneofReturnType_proof: _TypeAlias = _typing.Literal["national_id", "birth_date_and_pin"]  # noqa: Y015
     _WhichOneofArgType_proof: _TypeAlias = _typing.Literal["proof", b"proof"]  # noqa: Y015
     def WhichOneof(self, oneof_group: _WhichOneofArgType_proof) -> _WhichOneofReturnType_proof | None: ...
 
 Global___AffiliateBorrowerRequest: _TypeAlias = AffiliateBorrowerRequest  # noqa: Y015
+
+@_typing.final
+class BirthDateAndPin(_message.Message):
+    """Proof of a borrower by what they know: birth date and PIN."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    BIRTH_DATE_FIELD_NUMBER: _builtins.int
+    PIN_FIELD_NUMBER: _builtins.int
+    birth_date: _builtins.str
+    """Date of birth, "YYYY-MM-DD"."""
+    pin: _builtins.str
+    """The borrower's PIN, 4 to 8 digits."""
+    def __init__(
+        self,
+        *,
+        birth_date: _builtins.str = ...,
+        pin: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["birth_date", b"birth_date", "pin", b"pin"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___BirthDateAndPin: _TypeAlias = BirthDateAndPin  # noqa: Y015
 
 @_typing.final
 class AffiliateBorrowerResponse(_message.Message):
@@ -290,3 +323,99 @@ class DeleteBorrowerResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___DeleteBorrowerResponse: _TypeAlias = DeleteBorrowerResponse  # noqa: Y015
+
+@_typing.final
+class SetPinRequest(_message.Message):
+    """Request of SetPin."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CARD_NUMBER_FIELD_NUMBER: _builtins.int
+    PIN_FIELD_NUMBER: _builtins.int
+    card_number: _builtins.str
+    """Card number of the borrower."""
+    pin: _builtins.str
+    """The new PIN: 4 to 8 digits. Stored only as a keyed verifier; never returned."""
+    def __init__(
+        self,
+        *,
+        card_number: _builtins.str = ...,
+        pin: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["card_number", b"card_number", "pin", b"pin"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SetPinRequest: _TypeAlias = SetPinRequest  # noqa: Y015
+
+@_typing.final
+class SetPinResponse(_message.Message):
+    """Response of SetPin."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ETAG_FIELD_NUMBER: _builtins.int
+    etag: _builtins.str
+    """The borrower's new etag."""
+    def __init__(
+        self,
+        *,
+        etag: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["etag", b"etag"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SetPinResponse: _TypeAlias = SetPinResponse  # noqa: Y015
+
+@_typing.final
+class SetPasswordRequest(_message.Message):
+    """Request of SetPassword."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CARD_NUMBER_FIELD_NUMBER: _builtins.int
+    PASSWORD_FIELD_NUMBER: _builtins.int
+    card_number: _builtins.str
+    """Card number of the borrower."""
+    password: _builtins.str
+    """The new password: 8 to 128 characters. Stored only as a PBKDF2 verifier; never returned."""
+    def __init__(
+        self,
+        *,
+        card_number: _builtins.str = ...,
+        password: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["card_number", b"card_number", "password", b"password"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SetPasswordRequest: _TypeAlias = SetPasswordRequest  # noqa: Y015
+
+@_typing.final
+class SetPasswordResponse(_message.Message):
+    """Response of SetPassword."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ETAG_FIELD_NUMBER: _builtins.int
+    etag: _builtins.str
+    """The borrower's new etag."""
+    def __init__(
+        self,
+        *,
+        etag: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["etag", b"etag"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SetPasswordResponse: _TypeAlias = SetPasswordResponse  # noqa: Y015

@@ -28,11 +28,16 @@ if _version_not_supported:
 class BorrowerRegistryStub:
     """Creates, finds, updates, affiliates and deletes borrowers on behalf of one library.
 
-    Every call names the acting library in the request metadata `nlr-library-number` (7 digits).
+    Every call names the acting library in the request metadata `nlr-library-number` (7 digits)
+    and proves it may act for it with `nlr-library-code` (the library's authorization code from
+    Base Bibliotek). The calling certificate's vendor must be the library's registered vendor.
     Errors are gRPC status codes with google.rpc details: INVALID_ARGUMENT with a BadRequest
     naming every bad field (and nothing changed), NOT_FOUND, ALREADY_EXISTS, ABORTED for a
-    stale etag, FAILED_PRECONDITION for a retired card number, UNAUTHENTICATED when the acting
-    library is missing and PERMISSION_DENIED when it may not act. Each error also carries an
+    stale etag, FAILED_PRECONDITION for a retired card number, UNAUTHENTICATED when the
+    certificate is unknown or revoked or the library metadata is missing, PERMISSION_DENIED when
+    the caller may not act (wrong role, disabled vendor, not the library's vendor, wrong code,
+    not affiliated), RESOURCE_EXHAUSTED (with RetryInfo) over the vendor's rate or after too many
+    wrong library codes. Each error also carries an
     ErrorInfo whose `reason` is stable and meant for programs (e.g. "CARD_NUMBER_RETIRED").
     """
 
@@ -67,16 +72,31 @@ class BorrowerRegistryStub:
                 request_serializer=nlr_dot_registry_dot_v1_dot_registry__service__pb2.DeleteBorrowerRequest.SerializeToString,
                 response_deserializer=nlr_dot_registry_dot_v1_dot_registry__service__pb2.DeleteBorrowerResponse.FromString,
                 _registered_method=True)
+        self.SetPin = channel.unary_unary(
+                '/nlr.registry.v1.BorrowerRegistry/SetPin',
+                request_serializer=nlr_dot_registry_dot_v1_dot_registry__service__pb2.SetPinRequest.SerializeToString,
+                response_deserializer=nlr_dot_registry_dot_v1_dot_registry__service__pb2.SetPinResponse.FromString,
+                _registered_method=True)
+        self.SetPassword = channel.unary_unary(
+                '/nlr.registry.v1.BorrowerRegistry/SetPassword',
+                request_serializer=nlr_dot_registry_dot_v1_dot_registry__service__pb2.SetPasswordRequest.SerializeToString,
+                response_deserializer=nlr_dot_registry_dot_v1_dot_registry__service__pb2.SetPasswordResponse.FromString,
+                _registered_method=True)
 
 
 class BorrowerRegistryServicer:
     """Creates, finds, updates, affiliates and deletes borrowers on behalf of one library.
 
-    Every call names the acting library in the request metadata `nlr-library-number` (7 digits).
+    Every call names the acting library in the request metadata `nlr-library-number` (7 digits)
+    and proves it may act for it with `nlr-library-code` (the library's authorization code from
+    Base Bibliotek). The calling certificate's vendor must be the library's registered vendor.
     Errors are gRPC status codes with google.rpc details: INVALID_ARGUMENT with a BadRequest
     naming every bad field (and nothing changed), NOT_FOUND, ALREADY_EXISTS, ABORTED for a
-    stale etag, FAILED_PRECONDITION for a retired card number, UNAUTHENTICATED when the acting
-    library is missing and PERMISSION_DENIED when it may not act. Each error also carries an
+    stale etag, FAILED_PRECONDITION for a retired card number, UNAUTHENTICATED when the
+    certificate is unknown or revoked or the library metadata is missing, PERMISSION_DENIED when
+    the caller may not act (wrong role, disabled vendor, not the library's vendor, wrong code,
+    not affiliated), RESOURCE_EXHAUSTED (with RetryInfo) over the vendor's rate or after too many
+    wrong library codes. Each error also carries an
     ErrorInfo whose `reason` is stable and meant for programs (e.g. "CARD_NUMBER_RETIRED").
     """
 
@@ -119,6 +139,20 @@ class BorrowerRegistryServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def SetPin(self, request, context):
+        """Sets the borrower's PIN and ends a PIN lockout. Affiliated libraries only.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def SetPassword(self, request, context):
+        """Sets the borrower's password and ends a password lockout. Affiliated libraries only.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_BorrowerRegistryServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -147,6 +181,16 @@ def add_BorrowerRegistryServicer_to_server(servicer, server):
                     request_deserializer=nlr_dot_registry_dot_v1_dot_registry__service__pb2.DeleteBorrowerRequest.FromString,
                     response_serializer=nlr_dot_registry_dot_v1_dot_registry__service__pb2.DeleteBorrowerResponse.SerializeToString,
             ),
+            'SetPin': grpc.unary_unary_rpc_method_handler(
+                    servicer.SetPin,
+                    request_deserializer=nlr_dot_registry_dot_v1_dot_registry__service__pb2.SetPinRequest.FromString,
+                    response_serializer=nlr_dot_registry_dot_v1_dot_registry__service__pb2.SetPinResponse.SerializeToString,
+            ),
+            'SetPassword': grpc.unary_unary_rpc_method_handler(
+                    servicer.SetPassword,
+                    request_deserializer=nlr_dot_registry_dot_v1_dot_registry__service__pb2.SetPasswordRequest.FromString,
+                    response_serializer=nlr_dot_registry_dot_v1_dot_registry__service__pb2.SetPasswordResponse.SerializeToString,
+            ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
             'nlr.registry.v1.BorrowerRegistry', rpc_method_handlers)
@@ -158,11 +202,16 @@ def add_BorrowerRegistryServicer_to_server(servicer, server):
 class BorrowerRegistry:
     """Creates, finds, updates, affiliates and deletes borrowers on behalf of one library.
 
-    Every call names the acting library in the request metadata `nlr-library-number` (7 digits).
+    Every call names the acting library in the request metadata `nlr-library-number` (7 digits)
+    and proves it may act for it with `nlr-library-code` (the library's authorization code from
+    Base Bibliotek). The calling certificate's vendor must be the library's registered vendor.
     Errors are gRPC status codes with google.rpc details: INVALID_ARGUMENT with a BadRequest
     naming every bad field (and nothing changed), NOT_FOUND, ALREADY_EXISTS, ABORTED for a
-    stale etag, FAILED_PRECONDITION for a retired card number, UNAUTHENTICATED when the acting
-    library is missing and PERMISSION_DENIED when it may not act. Each error also carries an
+    stale etag, FAILED_PRECONDITION for a retired card number, UNAUTHENTICATED when the
+    certificate is unknown or revoked or the library metadata is missing, PERMISSION_DENIED when
+    the caller may not act (wrong role, disabled vendor, not the library's vendor, wrong code,
+    not affiliated), RESOURCE_EXHAUSTED (with RetryInfo) over the vendor's rate or after too many
+    wrong library codes. Each error also carries an
     ErrorInfo whose `reason` is stable and meant for programs (e.g. "CARD_NUMBER_RETIRED").
     """
 
@@ -291,6 +340,60 @@ class BorrowerRegistry:
             '/nlr.registry.v1.BorrowerRegistry/DeleteBorrower',
             nlr_dot_registry_dot_v1_dot_registry__service__pb2.DeleteBorrowerRequest.SerializeToString,
             nlr_dot_registry_dot_v1_dot_registry__service__pb2.DeleteBorrowerResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SetPin(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/nlr.registry.v1.BorrowerRegistry/SetPin',
+            nlr_dot_registry_dot_v1_dot_registry__service__pb2.SetPinRequest.SerializeToString,
+            nlr_dot_registry_dot_v1_dot_registry__service__pb2.SetPinResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SetPassword(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/nlr.registry.v1.BorrowerRegistry/SetPassword',
+            nlr_dot_registry_dot_v1_dot_registry__service__pb2.SetPasswordRequest.SerializeToString,
+            nlr_dot_registry_dot_v1_dot_registry__service__pb2.SetPasswordResponse.FromString,
             options,
             channel_credentials,
             insecure,

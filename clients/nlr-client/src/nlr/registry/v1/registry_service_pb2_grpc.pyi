@@ -29,11 +29,16 @@ GRPC_VERSION: str
 class BorrowerRegistryStub:
     """Creates, finds, updates, affiliates and deletes borrowers on behalf of one library.
 
-    Every call names the acting library in the request metadata `nlr-library-number` (7 digits).
+    Every call names the acting library in the request metadata `nlr-library-number` (7 digits)
+    and proves it may act for it with `nlr-library-code` (the library's authorization code from
+    Base Bibliotek). The calling certificate's vendor must be the library's registered vendor.
     Errors are gRPC status codes with google.rpc details: INVALID_ARGUMENT with a BadRequest
     naming every bad field (and nothing changed), NOT_FOUND, ALREADY_EXISTS, ABORTED for a
-    stale etag, FAILED_PRECONDITION for a retired card number, UNAUTHENTICATED when the acting
-    library is missing and PERMISSION_DENIED when it may not act. Each error also carries an
+    stale etag, FAILED_PRECONDITION for a retired card number, UNAUTHENTICATED when the
+    certificate is unknown or revoked or the library metadata is missing, PERMISSION_DENIED when
+    the caller may not act (wrong role, disabled vendor, not the library's vendor, wrong code,
+    not affiliated), RESOURCE_EXHAUSTED (with RetryInfo) over the vendor's rate or after too many
+    wrong library codes. Each error also carries an
     ErrorInfo whose `reason` is stable and meant for programs (e.g. "CARD_NUMBER_RETIRED").
     """
 
@@ -59,16 +64,25 @@ class BorrowerRegistryStub:
     """Deletes the borrower's personal data. The card number stays retired and is never
     accepted again. Affiliated libraries only.
     """
+    SetPin: _grpc.UnaryUnaryMultiCallable[_registry_service_pb2.SetPinRequest, _registry_service_pb2.SetPinResponse]
+    """Sets the borrower's PIN and ends a PIN lockout. Affiliated libraries only."""
+    SetPassword: _grpc.UnaryUnaryMultiCallable[_registry_service_pb2.SetPasswordRequest, _registry_service_pb2.SetPasswordResponse]
+    """Sets the borrower's password and ends a password lockout. Affiliated libraries only."""
 
 @_typing.type_check_only
 class BorrowerRegistryAsyncStub(BorrowerRegistryStub):
     """Creates, finds, updates, affiliates and deletes borrowers on behalf of one library.
 
-    Every call names the acting library in the request metadata `nlr-library-number` (7 digits).
+    Every call names the acting library in the request metadata `nlr-library-number` (7 digits)
+    and proves it may act for it with `nlr-library-code` (the library's authorization code from
+    Base Bibliotek). The calling certificate's vendor must be the library's registered vendor.
     Errors are gRPC status codes with google.rpc details: INVALID_ARGUMENT with a BadRequest
     naming every bad field (and nothing changed), NOT_FOUND, ALREADY_EXISTS, ABORTED for a
-    stale etag, FAILED_PRECONDITION for a retired card number, UNAUTHENTICATED when the acting
-    library is missing and PERMISSION_DENIED when it may not act. Each error also carries an
+    stale etag, FAILED_PRECONDITION for a retired card number, UNAUTHENTICATED when the
+    certificate is unknown or revoked or the library metadata is missing, PERMISSION_DENIED when
+    the caller may not act (wrong role, disabled vendor, not the library's vendor, wrong code,
+    not affiliated), RESOURCE_EXHAUSTED (with RetryInfo) over the vendor's rate or after too many
+    wrong library codes. Each error also carries an
     ErrorInfo whose `reason` is stable and meant for programs (e.g. "CARD_NUMBER_RETIRED").
     """
 
@@ -91,15 +105,24 @@ class BorrowerRegistryAsyncStub(BorrowerRegistryStub):
     """Deletes the borrower's personal data. The card number stays retired and is never
     accepted again. Affiliated libraries only.
     """
+    SetPin: _aio.UnaryUnaryMultiCallable[_registry_service_pb2.SetPinRequest, _registry_service_pb2.SetPinResponse]  # type: ignore[assignment]
+    """Sets the borrower's PIN and ends a PIN lockout. Affiliated libraries only."""
+    SetPassword: _aio.UnaryUnaryMultiCallable[_registry_service_pb2.SetPasswordRequest, _registry_service_pb2.SetPasswordResponse]  # type: ignore[assignment]
+    """Sets the borrower's password and ends a password lockout. Affiliated libraries only."""
 
 class BorrowerRegistryServicer(metaclass=_abc_1.ABCMeta):
     """Creates, finds, updates, affiliates and deletes borrowers on behalf of one library.
 
-    Every call names the acting library in the request metadata `nlr-library-number` (7 digits).
+    Every call names the acting library in the request metadata `nlr-library-number` (7 digits)
+    and proves it may act for it with `nlr-library-code` (the library's authorization code from
+    Base Bibliotek). The calling certificate's vendor must be the library's registered vendor.
     Errors are gRPC status codes with google.rpc details: INVALID_ARGUMENT with a BadRequest
     naming every bad field (and nothing changed), NOT_FOUND, ALREADY_EXISTS, ABORTED for a
-    stale etag, FAILED_PRECONDITION for a retired card number, UNAUTHENTICATED when the acting
-    library is missing and PERMISSION_DENIED when it may not act. Each error also carries an
+    stale etag, FAILED_PRECONDITION for a retired card number, UNAUTHENTICATED when the
+    certificate is unknown or revoked or the library metadata is missing, PERMISSION_DENIED when
+    the caller may not act (wrong role, disabled vendor, not the library's vendor, wrong code,
+    not affiliated), RESOURCE_EXHAUSTED (with RetryInfo) over the vendor's rate or after too many
+    wrong library codes. Each error also carries an
     ErrorInfo whose `reason` is stable and meant for programs (e.g. "CARD_NUMBER_RETIRED").
     """
 
@@ -150,5 +173,21 @@ class BorrowerRegistryServicer(metaclass=_abc_1.ABCMeta):
         """Deletes the borrower's personal data. The card number stays retired and is never
         accepted again. Affiliated libraries only.
         """
+
+    @_abc_1.abstractmethod
+    def SetPin(
+        self,
+        request: _registry_service_pb2.SetPinRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_registry_service_pb2.SetPinResponse, _abc.Awaitable[_registry_service_pb2.SetPinResponse]]:
+        """Sets the borrower's PIN and ends a PIN lockout. Affiliated libraries only."""
+
+    @_abc_1.abstractmethod
+    def SetPassword(
+        self,
+        request: _registry_service_pb2.SetPasswordRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_registry_service_pb2.SetPasswordResponse, _abc.Awaitable[_registry_service_pb2.SetPasswordResponse]]:
+        """Sets the borrower's password and ends a password lockout. Affiliated libraries only."""
 
 def add_BorrowerRegistryServicer_to_server(servicer: BorrowerRegistryServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
