@@ -8,7 +8,7 @@ from typing import TypeVar
 
 from google.protobuf.timestamp_pb2 import Timestamp
 
-from nlr.registry.v1 import borrower_pb2
+from nlr.registry.v1 import borrower_pb2, registry_service_pb2
 from nlr_server.domain.address import Address
 from nlr_server.domain.borrower import (
     UPDATABLE_FIELDS,
@@ -20,11 +20,13 @@ from nlr_server.domain.borrower import (
 )
 from nlr_server.domain.card_number import CardNumber
 from nlr_server.domain.contact import EmailAddress, PhoneNumber
+from nlr_server.domain.credentials import Pin, SecurityLevel
 from nlr_server.domain.errors import InvalidArgument, InvalidValue, Violations
 from nlr_server.domain.national_id import NationalId
 from nlr_server.domain.person_name import PersonName
 from nlr_server.domain.validation import check
 from nlr_server.domain.views import BorrowerView
+from nlr_server.usecases.borrowers import BirthDateAndPin
 
 T = TypeVar("T")
 
@@ -43,6 +45,13 @@ _VIEW_TO_PROTO = {
     BorrowerView.FULL: borrower_pb2.BORROWER_VIEW_FULL,
 }
 _PHONES = ("mobile_phone", "home_phone", "work_phone")
+_SECURITY_TO_PROTO: dict[SecurityLevel, borrower_pb2.SecurityLevel.ValueType] = {
+    SecurityLevel.PIN: borrower_pb2.SECURITY_LEVEL_PIN,
+    SecurityLevel.PASSWORD: borrower_pb2.SECURITY_LEVEL_PASSWORD,
+}
+_SECURITY_FROM_PROTO: dict[int, SecurityLevel] = {
+    number: level for level, number in _SECURITY_TO_PROTO.items()
+}
 
 
 class BorrowerDecoder:
@@ -72,10 +81,8 @@ class BorrowerDecoder:
         sex = _sex(violations, message.sex)
         address = _address(violations, message)
         email = _optional(violations, "borrower.email", message.email, EmailAddress.parse)
-        phones = {
-            f: _optional(violations, f"borrower.{f}", getattr(message, f), PhoneNumber.parse)
-            for f in _PHONES
-        }
+        mobile, home, work = _phones(violations, message, frozenset(_PHONES))
+        security_level = _security_level(violations, message.security_level)
         violations.raise_if_any()
         assert card_number and name and national_id and birth_date  # guaranteed by the checks
         personal = PersonalData(
@@ -84,7 +91,10 @@ class BorrowerDecoder:
             sex=sex,
             registered_address=address,
             email=email,
-            **phones,
+            mobile_phone=mobile,
+            home_phone=home,
+            work_phone=work,
+            security_level=security_level,
         )
         return card_number, personal, national_id
 
@@ -125,11 +135,8 @@ class BorrowerDecoder:
         sex = _sex(violations, message.sex)
         address = _address(violations, message) if "registered_address" in fields else None
         email = _optional(violations, "borrower.email", message.email, EmailAddress.parse)
-        phones = {
-            f: _optional(violations, f"borrower.{f}", getattr(message, f), PhoneNumber.parse)
-            for f in _PHONES
-            if f in fields
-        }
+        mobile, home, work = _phones(violations, message, fields)
+        security_level = _security_level(violations, message.security_level)
         violations.raise_if_any()
         patch = PersonalDataPatch(
             fields=fields,
@@ -139,9 +146,34 @@ class BorrowerDecoder:
             sex=sex,
             registered_address=address,
             email=email if "email" in fields else None,
-            **phones,
+            mobile_phone=mobile,
+            home_phone=home,
+            work_phone=work,
+            security_level=security_level,
         )
         return patch, national_id
+
+    def secret(self, raw: str, field: str, parse: Callable[[str], T]) -> T:
+        """A PIN or password: validated, and never echoed in the error."""
+        return _one(field, raw, parse)
+
+    def affiliation_proof(
+        self, request: registry_service_pb2.AffiliateBorrowerRequest
+    ) -> NationalId | BirthDateAndPin:
+        kind = request.WhichOneof("proof")
+        if kind == "national_id":
+            return self.national_id(request.national_id, "national_id")
+        if kind == "birth_date_and_pin":
+            violations = Violations()
+            proof = request.birth_date_and_pin
+            birth_date = _required(
+                violations, "birth_date_and_pin.birth_date", proof.birth_date, _parse_date
+            )
+            pin = _required(violations, "birth_date_and_pin.pin", proof.pin, Pin.parse)
+            violations.raise_if_any()
+            assert birth_date is not None and pin is not None
+            return BirthDateAndPin(birth_date, pin)
+        raise InvalidArgument.one("proof", "give national_id or birth_date_and_pin")
 
     def deletion_reason(self, value: int) -> DeletionReason:
         reason = _REASON_FROM_PROTO.get(value)
@@ -193,6 +225,11 @@ def encode_borrower(borrower: Borrower, view: BorrowerView) -> borrower_pb2.Borr
     message.last_changed_by = borrower.last_changed_by.value
     message.update_time.CopyFrom(timestamp(borrower.last_changed_at))
     message.etag = borrower.etag
+    message.security_level = _SECURITY_TO_PROTO[personal.security_level]
+    message.has_pin = borrower.has_pin
+    message.has_password = borrower.has_password
+    if borrower.last_active_on is not None:
+        message.last_active_on = borrower.last_active_on.isoformat()
     return message
 
 
@@ -247,6 +284,28 @@ def _parse_date(raw: str) -> dt.date:
     if date > dt.date.today() or date.year < 1880:
         raise InvalidValue("must be a real birth date, not in the future")
     return date
+
+
+def _phones(
+    violations: Violations, message: borrower_pb2.Borrower, fields: frozenset[str]
+) -> tuple[PhoneNumber | None, PhoneNumber | None, PhoneNumber | None]:
+    mobile, home, work = (
+        _optional(violations, f"borrower.{f}", getattr(message, f), PhoneNumber.parse)
+        if f in fields
+        else None
+        for f in _PHONES
+    )
+    return mobile, home, work
+
+
+def _security_level(violations: Violations, value: int) -> SecurityLevel:
+    if value == borrower_pb2.SECURITY_LEVEL_UNSPECIFIED:
+        return SecurityLevel.PIN
+    level = _SECURITY_FROM_PROTO.get(value)
+    if level is None:
+        violations.add("borrower.security_level", "unknown value")
+        return SecurityLevel.PIN
+    return level
 
 
 def _sex(violations: Violations, value: int) -> Sex:

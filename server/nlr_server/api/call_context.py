@@ -20,6 +20,9 @@ class CallContext:
     library: LibraryNumber | None = None
     card_number: str | None = None
     borrower_id: int | None = None
+    # Overrides the error's reason in the audit trail, e.g. "LOCKED_OUT" for the failure that
+    # locked a login, which the caller sees as an ordinary wrong PIN.
+    audit_reason: str | None = None
 
     def note_borrower(self, card_number: str, borrower_id: int | None = None) -> None:
         """Names the borrower this call is about, for the audit trail."""
@@ -36,7 +39,7 @@ class CallContext:
             library_number=self.library.value if self.library else None,
             card_number=self.card_number,
             borrower_id=self.borrower_id,
-            reason=reason,
+            reason=self.audit_reason or reason,
         )
 
 

@@ -2,48 +2,34 @@
 
 from __future__ import annotations
 
-import asyncio
-import datetime as dt
-import functools
-from collections.abc import Callable
-from concurrent.futures import Executor
-from typing import Any, TypeVar
+from typing import Any
 
 import grpc
 
 from nlr.registry.v1 import registry_service_pb2 as pb
 from nlr.registry.v1 import registry_service_pb2_grpc
-from nlr_server.api.borrower_codec import BorrowerDecoder, encode_borrower, timestamp
+from nlr_server.api.borrower_codec import encode_borrower, timestamp
 from nlr_server.api.call_context import acting_library, current_call
+from nlr_server.api.services import Services, now
+from nlr_server.domain.credentials import Password, Pin
 from nlr_server.domain.errors import InvalidArgument
 from nlr_server.domain.views import BorrowerView
-from nlr_server.ops.config import Config
-from nlr_server.usecases import borrowers
-from nlr_server.usecases.ports import UnitOfWorkFactory
+from nlr_server.usecases import borrowers, credentials
 
-T = TypeVar("T")
 Context = grpc.aio.ServicerContext[Any, Any]
 
 
 class BorrowerRegistryServicer(registry_service_pb2_grpc.BorrowerRegistryServicer):
-    def __init__(self, unit_of_work: UnitOfWorkFactory, executor: Executor, config: Config) -> None:
-        self._uow = unit_of_work
-        self._executor = executor
-        self._decode = BorrowerDecoder(allow_synthetic_ids=config.allow_synthetic_ids)
-
-    async def _run(self, use_case: Callable[..., T], *args: Any) -> T:
-        # The store is synchronous: run the transaction on a worker so the event loop stays free.
-        call = functools.partial(use_case, self._uow, *args)
-        return await asyncio.get_running_loop().run_in_executor(self._executor, call)
+    def __init__(self, services: Services) -> None:
+        self._services = services
+        self._decode = services.decode
 
     async def CreateBorrower(
         self, request: pb.CreateBorrowerRequest, context: Context
     ) -> pb.CreateBorrowerResponse:
-        library = acting_library()
         card_number, personal, national_id = self._decode.new_borrower(request.borrower)
-        current_call().note_borrower(card_number.value)
-        borrower = await self._run(
-            borrowers.create_borrower, library, card_number, personal, national_id, _now()
+        borrower = await self._services.run(
+            borrowers.create_borrower, acting_library(), card_number, personal, national_id, now()
         )
         current_call().note_borrower(borrower.card_number.value, borrower.id)
         return pb.CreateBorrowerResponse(borrower=encode_borrower(borrower, BorrowerView.FULL))
@@ -51,7 +37,6 @@ class BorrowerRegistryServicer(registry_service_pb2_grpc.BorrowerRegistryService
     async def GetBorrower(
         self, request: pb.GetBorrowerRequest, context: Context
     ) -> pb.GetBorrowerResponse:
-        library = acting_library()
         key = request.WhichOneof("key")
         if key == "card_number":
             found_by = borrowers.BorrowerKey(
@@ -63,29 +48,27 @@ class BorrowerRegistryServicer(registry_service_pb2_grpc.BorrowerRegistryService
             )
         else:
             raise InvalidArgument.one("key", "give card_number or national_id")
-        if found_by.card_number is not None:
-            current_call().note_borrower(found_by.card_number.value)
-        borrower, view = await self._run(borrowers.get_borrower, library, found_by)
+        borrower, view = await self._services.run(
+            borrowers.get_borrower, acting_library(), found_by
+        )
         current_call().note_borrower(borrower.card_number.value, borrower.id)
         return pb.GetBorrowerResponse(borrower=encode_borrower(borrower, view))
 
     async def UpdateBorrower(
         self, request: pb.UpdateBorrowerRequest, context: Context
     ) -> pb.UpdateBorrowerResponse:
-        library = acting_library()
         card_number = self._decode.card_number(request.borrower.card_number, "borrower.card_number")
-        current_call().note_borrower(card_number.value)
         if not request.borrower.etag:
             raise InvalidArgument.one("borrower.etag", "is required: send the etag you read")
         patch, national_id = self._decode.patch(request.borrower, list(request.update_mask.paths))
-        borrower = await self._run(
+        borrower = await self._services.run(
             borrowers.update_borrower,
-            library,
+            acting_library(),
             card_number,
             request.borrower.etag,
             patch,
             national_id,
-            _now(),
+            now(),
         )
         current_call().note_borrower(borrower.card_number.value, borrower.id)
         return pb.UpdateBorrowerResponse(borrower=encode_borrower(borrower, BorrowerView.FULL))
@@ -93,14 +76,16 @@ class BorrowerRegistryServicer(registry_service_pb2_grpc.BorrowerRegistryService
     async def AffiliateBorrower(
         self, request: pb.AffiliateBorrowerRequest, context: Context
     ) -> pb.AffiliateBorrowerResponse:
-        library = acting_library()
         card_number = self._decode.card_number(request.card_number, "card_number")
-        current_call().note_borrower(card_number.value)
-        if request.WhichOneof("proof") != "national_id":
-            raise InvalidArgument.one("proof", "give the borrower's national_id as proof")
-        proof = self._decode.national_id(request.national_id, "national_id")
-        borrower = await self._run(
-            borrowers.affiliate_borrower, library, card_number, proof, _now()
+        proof = self._decode.affiliation_proof(request)
+        borrower = await self._services.run(
+            borrowers.affiliate_borrower,
+            acting_library(),
+            card_number,
+            proof,
+            now(),
+            self._services.pins.matches,
+            self._services.lockout,
         )
         current_call().note_borrower(borrower.card_number.value, borrower.id)
         return pb.AffiliateBorrowerResponse(borrower=encode_borrower(borrower, BorrowerView.FULL))
@@ -108,16 +93,41 @@ class BorrowerRegistryServicer(registry_service_pb2_grpc.BorrowerRegistryService
     async def DeleteBorrower(
         self, request: pb.DeleteBorrowerRequest, context: Context
     ) -> pb.DeleteBorrowerResponse:
-        library = acting_library()
         card_number = self._decode.card_number(request.card_number, "card_number")
-        current_call().note_borrower(card_number.value)
         reason = self._decode.deletion_reason(request.reason)
-        now = _now()
-        await self._run(
-            borrowers.delete_borrower, library, card_number, reason, request.etag or None, now
+        deleted_at = now()
+        await self._services.run(
+            borrowers.delete_borrower,
+            acting_library(),
+            card_number,
+            reason,
+            request.etag or None,
+            deleted_at,
         )
-        return pb.DeleteBorrowerResponse(card_number=card_number.value, delete_time=timestamp(now))
+        return pb.DeleteBorrowerResponse(
+            card_number=card_number.value, delete_time=timestamp(deleted_at)
+        )
 
+    async def SetPin(self, request: pb.SetPinRequest, context: Context) -> pb.SetPinResponse:
+        card_number = self._decode.card_number(request.card_number, "card_number")
+        pin = self._decode.secret(request.pin, "pin", Pin.parse)
+        verifier = self._services.pins.make(pin.value)
+        etag = await self._services.run(
+            credentials.set_pin,
+            acting_library(),
+            card_number,
+            verifier,
+            self._services.pins.key_version(verifier),
+        )
+        return pb.SetPinResponse(etag=etag)
 
-def _now() -> dt.datetime:
-    return dt.datetime.now(dt.UTC)
+    async def SetPassword(
+        self, request: pb.SetPasswordRequest, context: Context
+    ) -> pb.SetPasswordResponse:
+        card_number = self._decode.card_number(request.card_number, "card_number")
+        password = self._decode.secret(request.password, "password", Password.parse)
+        verifier = await self._services.passwords.make(password.value)
+        etag = await self._services.run(
+            credentials.set_password, acting_library(), card_number, verifier
+        )
+        return pb.SetPasswordResponse(etag=etag)

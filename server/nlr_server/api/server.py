@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime as dt
 import logging
 import threading
 from concurrent.futures import ThreadPoolExecutor
@@ -16,12 +17,18 @@ from nlr.auth.v1 import authenticate_pb2, authenticate_pb2_grpc
 from nlr.registry.v1 import registry_service_pb2, registry_service_pb2_grpc
 from nlr_server.api.access_control import AccessControl
 from nlr_server.api.audit_writer import AuditWriter
+from nlr_server.api.authenticate_servicer import AuthenticateServicer
+from nlr_server.api.borrower_codec import BorrowerDecoder
 from nlr_server.api.health import watch_database
 from nlr_server.api.interceptor import RegisterInterceptor
+from nlr_server.api.password_pool import PasswordPool
 from nlr_server.api.rate_limit import CallRateLimiter, FailureLimiter
 from nlr_server.api.registry_servicer import BorrowerRegistryServicer
+from nlr_server.api.services import Services
 from nlr_server.crypto.keyring import Keyring, KeyringError
 from nlr_server.crypto.national_id_sealer import NationalIdSealer
+from nlr_server.crypto.pin_verifier import PinVerifier
+from nlr_server.domain.lockout import LockoutPolicy
 from nlr_server.ops.config import Config
 from nlr_server.store import migrate
 from nlr_server.store.database import create_store_engine, ping
@@ -31,6 +38,8 @@ log = logging.getLogger(__name__)
 
 REGISTRY_SERVICE = registry_service_pb2.DESCRIPTOR.services_by_name["BorrowerRegistry"].full_name
 AUTH_SERVICE = authenticate_pb2.DESCRIPTOR.services_by_name["Authenticate"].full_name
+HEALTH_SERVICE = health_pb2.DESCRIPTOR.services_by_name["Health"].full_name
+SERVICES = (REGISTRY_SERVICE, AUTH_SERVICE)
 
 
 AUDIT_FLUSH_ON_STOP_SECONDS = 5.0
@@ -52,60 +61,78 @@ class RegisterServer:
             config.db_pool_size, thread_name_prefix=self._worker_prefix
         )
         self._health = health.aio.HealthServicer()
-        self._watcher: asyncio.Task[None] | None = None
+        self._tasks: list[asyncio.Task[None]] = []
+        self._passwords: PasswordPool | None = None
         self._audit: AuditWriter | None = None
         self._engine = create_store_engine(config.database_url, pool_size=config.db_pool_size)
 
     async def start(self) -> int:
         """Starts serving; returns the bound port (useful with port 0)."""
-        keyring = _load_keyring(self.config)
+        config = self.config
+        self._keyring = _load_keyring(config)
         await asyncio.to_thread(self._check_database)
-        unit_of_work = SqlUnitOfWorkFactory(self._engine, NationalIdSealer(keyring))
+        services = self._services(self._keyring)
+        self._audit = AuditWriter(
+            services.unit_of_work, self._executor, flush_seconds=config.audit_flush_seconds
+        )
+        self._audit.start()
+        server = grpc.aio.server(interceptors=[self._interceptor(services, self._audit)])
+        registry_service_pb2_grpc.add_BorrowerRegistryServicer_to_server(
+            BorrowerRegistryServicer(services), server
+        )
+        authenticate_pb2_grpc.add_AuthenticateServicer_to_server(
+            AuthenticateServicer(services), server
+        )
+        health_pb2_grpc.add_HealthServicer_to_server(self._health, server)
+        reflection.enable_server_reflection(
+            [*SERVICES, HEALTH_SERVICE, reflection.SERVICE_NAME], server
+        )
+        self.port = server.add_secure_port(config.listen_address, _credentials(config))
+        if self.port == 0:
+            raise StartupError(f"NLR_LISTEN_ADDRESS: cannot listen on {config.listen_address}")
+        await server.start()
+        self._server = server
+        self._tasks = [
+            asyncio.create_task(
+                watch_database(
+                    self._engine, self._health, list(SERVICES), config.health_interval_seconds
+                )
+            ),
+            asyncio.create_task(_watch_keyring(self._keyring, config.keyring_reload_seconds)),
+        ]
+        log.info("serving on %s", config.listen_address.rsplit(":", 1)[0] + f":{self.port}")
+        return self.port
+
+    def _services(self, keyring: Keyring) -> Services:
+        config = self.config
+        self._passwords = PasswordPool(
+            workers=config.password_workers, iterations=config.password_iterations
+        )
+        return Services(
+            unit_of_work=SqlUnitOfWorkFactory(self._engine, NationalIdSealer(keyring)),
+            executor=self._executor,
+            decode=BorrowerDecoder(allow_synthetic_ids=config.allow_synthetic_ids),
+            pins=PinVerifier(keyring),
+            passwords=self._passwords,
+            lockout=LockoutPolicy(
+                failures_before_lock=config.lockout_failures,
+                first_lock=dt.timedelta(seconds=config.lockout_seconds),
+                longest_lock=dt.timedelta(seconds=config.lockout_max_seconds),
+            ),
+        )
+
+    def _interceptor(self, services: Services, audit: AuditWriter) -> RegisterInterceptor:
         config = self.config
         access = AccessControl(
-            unit_of_work,
+            services.unit_of_work,
             self._executor,
             cache_seconds=config.access_cache_seconds,
             code_failures=FailureLimiter(
                 config.library_code_failures, config.library_code_window_seconds
             ),
         )
-        self._audit = AuditWriter(
-            unit_of_work, self._executor, flush_seconds=config.audit_flush_seconds
-        )
-        self._audit.start()
-        interceptor = RegisterInterceptor(
-            access, CallRateLimiter(config.vendor_rate_limit, config.vendor_rate_burst), self._audit
-        )
-        server = grpc.aio.server(interceptors=[interceptor])
-        registry_service_pb2_grpc.add_BorrowerRegistryServicer_to_server(
-            BorrowerRegistryServicer(unit_of_work, self._executor, self.config), server
-        )
-        authenticate_pb2_grpc.add_AuthenticateServicer_to_server(
-            authenticate_pb2_grpc.AuthenticateServicer(), server
-        )
-        health_pb2_grpc.add_HealthServicer_to_server(self._health, server)
-        services = [REGISTRY_SERVICE, AUTH_SERVICE]
-        reflection.enable_server_reflection(
-            [
-                *services,
-                health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
-                reflection.SERVICE_NAME,
-            ],
-            server,
-        )
-        self.port = server.add_secure_port(self.config.listen_address, _credentials(self.config))
-        if self.port == 0:
-            raise StartupError(f"NLR_LISTEN_ADDRESS: cannot listen on {self.config.listen_address}")
-        await server.start()
-        self._server = server
-        self._watcher = asyncio.create_task(
-            watch_database(
-                self._engine, self._health, services, self.config.health_interval_seconds
-            )
-        )
-        log.info("serving on %s", self.config.listen_address.rsplit(":", 1)[0] + f":{self.port}")
-        return self.port
+        limiter = CallRateLimiter(config.vendor_rate_limit, config.vendor_rate_burst)
+        return RegisterInterceptor(access, limiter, audit)
 
     async def wait(self) -> None:
         assert self._server is not None
@@ -114,10 +141,10 @@ class RegisterServer:
     async def stop(self, grace: float | None = None) -> None:
         """Refuses new calls, lets in-flight ones finish within the grace period, then stops."""
         grace = self.config.grace_seconds if grace is None else grace
-        if self._watcher is not None:
-            self._watcher.cancel()
+        for task in self._tasks:
+            task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
-                await self._watcher
+                await task
         if self._server is not None:
             await self._health.enter_graceful_shutdown()
             await self._server.stop(grace)
@@ -129,6 +156,8 @@ class RegisterServer:
         # Calls still stuck in the database after the grace period are abandoned, not awaited:
         # the process must be able to exit (see __main__).
         self._executor.shutdown(wait=False, cancel_futures=True)
+        if self._passwords is not None:
+            self._passwords.shutdown()
         self._engine.dispose()
 
     @property
@@ -167,3 +196,27 @@ def _credentials(config: Config) -> grpc.ServerCredentials:
         root_certificates=config.tls_client_ca.read_bytes(),
         require_client_auth=True,
     )
+
+
+async def _watch_keyring(keyring: Keyring, interval_seconds: float) -> None:
+    """Re-reads the keyring when its file changes, so a rotation needs no restart."""
+
+    def modified() -> float | None:
+        try:
+            return keyring.path.stat().st_mtime_ns
+        except OSError:
+            return None
+
+    seen = modified()
+    while True:
+        await asyncio.sleep(interval_seconds)
+        now = modified()
+        if now == seen:
+            continue
+        try:
+            await asyncio.to_thread(keyring.reload)
+        except KeyringError as error:
+            log.error("keyring changed but cannot be loaded; keeping the keys in use: %s", error)
+        else:
+            log.info("keyring reloaded")
+        seen = now

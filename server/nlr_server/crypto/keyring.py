@@ -55,6 +55,14 @@ class Keyring:
     def path(self) -> Path:
         return self._path
 
+    def reload(self) -> None:
+        """Re-reads the file in place, so everything holding this keyring sees new versions.
+
+        If the file cannot be loaded, the keys in memory stay as they were and KeyringError
+        says why.
+        """
+        self._keys = Keyring.load(self._path)._keys
+
     @classmethod
     def create(cls, path: Path) -> Keyring:
         """Create a keyring at ``path`` with version 1 of every purpose; never overwrites."""

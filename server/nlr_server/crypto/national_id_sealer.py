@@ -17,6 +17,7 @@ _ASSOCIATED_DATA = b"nlr:borrowers.national_id"
 class SealedNationalId:
     ciphertext: bytes
     index: bytes
+    key_version: int
 
 
 class NationalIdSealer:
@@ -25,10 +26,16 @@ class NationalIdSealer:
         self._index = BlindIndex(keyring)
 
     def seal(self, national_id: str) -> SealedNationalId:
+        ciphertext = self._cipher.encrypt(national_id, _ASSOCIATED_DATA)
         return SealedNationalId(
-            ciphertext=self._cipher.encrypt(national_id, _ASSOCIATED_DATA),
+            ciphertext=ciphertext,
             index=self._index.compute(national_id),
+            key_version=FieldCipher.key_version(ciphertext),
         )
+
+    def reseal(self, ciphertext: bytes) -> SealedNationalId:
+        """The same national id under the active key (for key rotation)."""
+        return self.seal(self.open(ciphertext))
 
     def index(self, national_id: str) -> bytes:
         return self._index.compute(national_id)

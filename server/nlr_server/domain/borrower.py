@@ -9,6 +9,7 @@ from dataclasses import dataclass, field, replace
 from nlr_server.domain.address import Address
 from nlr_server.domain.card_number import CardNumber
 from nlr_server.domain.contact import EmailAddress, PhoneNumber
+from nlr_server.domain.credentials import SecurityLevel
 from nlr_server.domain.library_number import LibraryNumber
 from nlr_server.domain.person_name import PersonName
 
@@ -48,10 +49,12 @@ class PersonalData:
     mobile_phone: PhoneNumber | None = None
     home_phone: PhoneNumber | None = None
     work_phone: PhoneNumber | None = None
+    security_level: SecurityLevel = SecurityLevel.PIN
 
 
 # PersonalData fields that an update replaces as they are (names are handled part by part).
 _REPLACEABLE = (
+    "security_level",
     "birth_date",
     "sex",
     "registered_address",
@@ -84,6 +87,7 @@ class PersonalDataPatch:
     mobile_phone: PhoneNumber | None = None
     home_phone: PhoneNumber | None = None
     work_phone: PhoneNumber | None = None
+    security_level: SecurityLevel = SecurityLevel.PIN
 
     def apply(self, personal: PersonalData) -> PersonalData:
         name = PersonName(
@@ -109,6 +113,9 @@ class Borrower:
     last_changed_by: LibraryNumber
     last_changed_at: dt.datetime
     version: int = 1
+    has_pin: bool = False
+    has_password: bool = False
+    last_active_on: dt.date | None = None
     id: int | None = field(default=None, compare=False)
 
     @classmethod
@@ -138,6 +145,11 @@ class Borrower:
     @property
     def card_valid(self) -> bool:
         return True
+
+    def age_on(self, day: dt.date) -> int:
+        """Age in whole years on ``day``."""
+        birth = self.personal.birth_date
+        return day.year - birth.year - ((day.month, day.day) < (birth.month, birth.day))
 
     def is_affiliated_with(self, library: LibraryNumber) -> bool:
         return any(a.library_number == library for a in self.affiliations)

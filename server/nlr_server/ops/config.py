@@ -60,6 +60,21 @@ SETTINGS: tuple[Setting, ...] = (
         "NLR_LIBRARY_CODE_WINDOW_SECONDS", "900", "the window the failed library codes count in"
     ),
     Setting("NLR_AUDIT_FLUSH_SECONDS", "0.2", "how often audit events are written (at most 1)"),
+    Setting(
+        "NLR_PASSWORD_ITERATIONS",
+        "210000",
+        "PBKDF2-HMAC-SHA512 iterations for new passwords (at least 210000); older ones are "
+        "re-hashed at their next successful login",
+    ),
+    Setting("NLR_PASSWORD_WORKERS", "0", "threads hashing passwords; 0 means one per CPU core"),
+    Setting("NLR_LOCKOUT_FAILURES", "5", "wrong PINs (or passwords) in a row that lock logins"),
+    Setting("NLR_LOCKOUT_SECONDS", "900", "how long the first lockout lasts; each next doubles"),
+    Setting("NLR_LOCKOUT_MAX_SECONDS", "86400", "the longest a lockout lasts"),
+    Setting(
+        "NLR_KEYRING_RELOAD_SECONDS",
+        "10",
+        "how often the server looks for a changed keyring file (after `nlr-admin keys rotate`)",
+    ),
     Setting("NLR_LOG_LEVEL", "INFO", "DEBUG, INFO, WARNING or ERROR"),
 )
 
@@ -82,6 +97,12 @@ class Config:
     library_code_failures: int
     library_code_window_seconds: float
     audit_flush_seconds: float
+    password_iterations: int
+    password_workers: int
+    lockout_failures: int
+    lockout_seconds: float
+    lockout_max_seconds: float
+    keyring_reload_seconds: float
     log_level: str
 
     @classmethod
@@ -106,6 +127,12 @@ class Config:
             ),
             library_code_window_seconds=env.number("NLR_LIBRARY_CODE_WINDOW_SECONDS", minimum=1),
             audit_flush_seconds=env.number("NLR_AUDIT_FLUSH_SECONDS", minimum=0.01, maximum=1),
+            password_iterations=env.whole("NLR_PASSWORD_ITERATIONS", minimum=210_000),
+            password_workers=env.whole("NLR_PASSWORD_WORKERS", minimum=0) or (os.cpu_count() or 1),
+            lockout_failures=env.whole("NLR_LOCKOUT_FAILURES", minimum=1),
+            lockout_seconds=env.number("NLR_LOCKOUT_SECONDS", minimum=0.001),
+            lockout_max_seconds=env.number("NLR_LOCKOUT_MAX_SECONDS", minimum=0.001),
+            keyring_reload_seconds=env.number("NLR_KEYRING_RELOAD_SECONDS", minimum=0.1),
             log_level=env.choice("NLR_LOG_LEVEL", ("DEBUG", "INFO", "WARNING", "ERROR")),
         )
 
@@ -148,6 +175,9 @@ class Environment:
         if maximum is not None and number > maximum:
             raise ConfigError(f"{name} must be at most {maximum}, got {value!r}")
         return number
+
+    def whole(self, name: str, *, minimum: int) -> int:
+        return int(self.number(name, minimum=minimum, whole=True))
 
     def flag(self, name: str) -> bool:
         value = self.raw(name).lower()

@@ -12,6 +12,7 @@ from nlr_server.domain.address import Address
 from nlr_server.domain.borrower import Affiliation, Borrower, DeletionReason, PersonalData, Sex
 from nlr_server.domain.card_number import CardNumber
 from nlr_server.domain.contact import EmailAddress, PhoneNumber
+from nlr_server.domain.credentials import SecurityLevel
 from nlr_server.domain.errors import EtagMismatch, NotFound
 from nlr_server.domain.library_number import LibraryNumber
 from nlr_server.domain.national_id import NationalId
@@ -54,6 +55,7 @@ class SqlBorrowerRepository:
             card_number=borrower.card_number.value,
             national_id_ciphertext=sealed.ciphertext,
             national_id_index=sealed.index,
+            national_id_key_version=sealed.key_version,
             created_by=borrower.created_by.value,
             created_at=borrower.created_at,
         )
@@ -72,6 +74,7 @@ class SqlBorrowerRepository:
             sealed = self._sealer.seal(national_id.value)
             row.national_id_ciphertext = sealed.ciphertext
             row.national_id_index = sealed.index
+            row.national_id_key_version = sealed.key_version
         _write(row, borrower)
         self._session.flush()
         return _to_domain(row)
@@ -110,6 +113,7 @@ def _write(row: BorrowerRow, borrower: Borrower) -> None:
     row.mobile_phone = _phone(personal.mobile_phone)
     row.home_phone = _phone(personal.home_phone)
     row.work_phone = _phone(personal.work_phone)
+    row.security_level = personal.security_level.value
     row.home_library = borrower.home_library.value
     row.last_changed_by = borrower.last_changed_by.value
     row.last_changed_at = borrower.last_changed_at
@@ -148,6 +152,7 @@ def _to_domain(row: BorrowerRow) -> Borrower:
         mobile_phone=PhoneNumber(row.mobile_phone) if row.mobile_phone else None,
         home_phone=PhoneNumber(row.home_phone) if row.home_phone else None,
         work_phone=PhoneNumber(row.work_phone) if row.work_phone else None,
+        security_level=SecurityLevel(row.security_level),
     )
     return Borrower(
         id=row.id,
@@ -162,4 +167,7 @@ def _to_domain(row: BorrowerRow) -> Borrower:
         last_changed_by=LibraryNumber(row.last_changed_by),
         last_changed_at=row.last_changed_at,
         version=row.version,
+        has_pin=row.pin_verifier is not None,
+        has_password=row.password_verifier is not None,
+        last_active_on=row.last_active_on,
     )

@@ -134,6 +134,15 @@ class BorrowerRow(Base):
     # AES-256-GCM ciphertext (key version inside) and HMAC-SHA256 blind index: never plaintext.
     national_id_ciphertext: Mapped[bytes] = mapped_column(LargeBinary)
     national_id_index: Mapped[bytes] = mapped_column(LargeBinary(32), unique=True)
+    # Which key encrypts the national id: lets rotation find what to re-encrypt, and
+    # retirement prove that nothing still needs an old key.
+    national_id_key_version: Mapped[int] = mapped_column(Integer, index=True)
+    # Keyed PIN verifier and PBKDF2 password verifier (self-describing); never the secrets.
+    pin_verifier: Mapped[str | None] = mapped_column(String(200))
+    pin_key_version: Mapped[int | None] = mapped_column(Integer, index=True)
+    password_verifier: Mapped[str | None] = mapped_column(String(200))
+    security_level: Mapped[str] = mapped_column(String(16))
+    last_active_on: Mapped[dt.date | None] = mapped_column(Date)
     birth_date: Mapped[dt.date] = mapped_column(Date)
     sex: Mapped[str] = mapped_column(String(16))
     address_line1: Mapped[str | None] = mapped_column(String(100))
@@ -162,6 +171,20 @@ class BorrowerRow(Base):
     )
 
     __mapper_args__ = {"version_id_col": version}  # noqa: RUF012
+
+
+class LoginAttemptsRow(Base):
+    """Consecutive failures and lockouts of one borrower's PIN or password logins."""
+
+    __tablename__ = "login_attempts"
+
+    borrower_id: Mapped[int] = mapped_column(
+        ForeignKey("borrowers.id", ondelete="CASCADE"), primary_key=True
+    )
+    method: Mapped[str] = mapped_column(String(16), primary_key=True)
+    consecutive_failures: Mapped[int] = mapped_column(Integer)
+    lockouts: Mapped[int] = mapped_column(Integer)
+    locked_until: Mapped[dt.datetime | None] = mapped_column(UtcDateTime())
 
 
 class AffiliationRow(Base):

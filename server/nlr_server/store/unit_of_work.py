@@ -13,6 +13,7 @@ from nlr_server.crypto.national_id_sealer import NationalIdSealer
 from nlr_server.domain.errors import AlreadyExists, EtagMismatch
 from nlr_server.store.audit_repository import SqlAuditRepository
 from nlr_server.store.borrower_repository import SqlBorrowerRepository
+from nlr_server.store.credential_repository import SqlCredentialRepository
 from nlr_server.store.database import READ_ONLY
 from nlr_server.store.library_repository import SqlLibraryRepository
 from nlr_server.store.vendor_repository import SqlVendorRepository
@@ -26,6 +27,7 @@ class SqlUnitOfWork:
         self.libraries = SqlLibraryRepository(self._session)
         self.vendors = SqlVendorRepository(self._session)
         self.audit = SqlAuditRepository(self._session)
+        self.credentials = SqlCredentialRepository(self._session)
 
     def __enter__(self) -> SqlUnitOfWork:
         return self

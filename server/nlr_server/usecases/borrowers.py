@@ -3,18 +3,22 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from nlr_server.domain.borrower import Borrower, DeletionReason, PersonalData, PersonalDataPatch
 from nlr_server.domain.card_number import CardNumber
+from nlr_server.domain.credentials import LoginMethod, Pin
 from nlr_server.domain.errors import (
     AlreadyExists,
     CardNumberRetired,
     EtagMismatch,
     NotFound,
     PermissionDenied,
+    RateLimited,
 )
 from nlr_server.domain.library_number import LibraryNumber
+from nlr_server.domain.lockout import LockoutPolicy, LoginAttempts
 from nlr_server.domain.national_id import NationalId
 from nlr_server.domain.views import BorrowerView, view_for
 from nlr_server.usecases.ports import CardNumberStatus, UnitOfWork, UnitOfWorkFactory
@@ -71,7 +75,7 @@ def update_borrower(
     now: dt.datetime,
 ) -> Borrower:
     with unit_of_work() as uow:
-        borrower = _find_affiliated(uow, library, card_number)
+        borrower = find_affiliated(uow, library, card_number)
         _require_current(borrower, etag)
         if national_id is not None:
             holder = uow.borrowers.get_by_national_id(national_id)
@@ -85,16 +89,41 @@ def update_borrower(
         return saved
 
 
+@dataclass(frozen=True, slots=True)
+class BirthDateAndPin:
+    """Proof by what the borrower knows, for a library without an identity document to see."""
+
+    birth_date: dt.date
+    pin: Pin
+
+
 def affiliate_borrower(
     unit_of_work: UnitOfWorkFactory,
     library: LibraryNumber,
     card_number: CardNumber,
-    proof: NationalId,
+    proof: NationalId | BirthDateAndPin,
     now: dt.datetime,
+    pin_matches: Callable[[Pin, str | None], bool],
+    lockout: LockoutPolicy,
 ) -> Borrower:
     with unit_of_work() as uow:
         borrower = _find(uow, BorrowerKey(card_number=card_number))
-        if not uow.borrowers.national_id_matches(borrower, proof):
+        assert borrower.id is not None
+        if isinstance(proof, NationalId):
+            proven = uow.borrowers.national_id_matches(borrower, proof)
+        else:
+            # A PIN guessed here counts towards the PIN lockout like one guessed at login.
+            attempts = uow.credentials.attempts(borrower.id, LoginMethod.PIN)
+            if attempts.is_locked(now):
+                raise login_locked(attempts, now)
+            proven = proof.birth_date == borrower.personal.birth_date and pin_matches(
+                proof.pin, uow.credentials.verifier(borrower.id, LoginMethod.PIN)
+            )
+            after = attempts.succeeded() if proven else attempts.failed(now, lockout)
+            if after != attempts:
+                uow.credentials.save_attempts(borrower.id, LoginMethod.PIN, after)
+                uow.commit()
+        if not proven:
             raise PermissionDenied(
                 "the proof does not match the borrower", reason="AFFILIATION_PROOF_MISMATCH"
             )
@@ -103,6 +132,15 @@ def affiliate_borrower(
         saved = uow.borrowers.save(borrower.affiliate(library, now))
         uow.commit()
         return saved
+
+
+def login_locked(attempts: LoginAttempts, now: dt.datetime) -> RateLimited:
+    assert attempts.locked_until is not None
+    return RateLimited(
+        "too many wrong attempts: this way of logging in is locked for now",
+        retry_after=(attempts.locked_until - now).total_seconds(),
+        reason="LOGIN_LOCKED",
+    )
 
 
 def delete_borrower(
@@ -114,7 +152,7 @@ def delete_borrower(
     now: dt.datetime,
 ) -> None:
     with unit_of_work() as uow:
-        borrower = _find_affiliated(uow, library, card_number)
+        borrower = find_affiliated(uow, library, card_number)
         if etag:
             _require_current(borrower, etag)
         uow.borrowers.delete(borrower, reason, now)
@@ -132,7 +170,7 @@ def _find(uow: UnitOfWork, key: BorrowerKey) -> Borrower:
     return borrower
 
 
-def _find_affiliated(uow: UnitOfWork, library: LibraryNumber, card_number: CardNumber) -> Borrower:
+def find_affiliated(uow: UnitOfWork, library: LibraryNumber, card_number: CardNumber) -> Borrower:
     borrower = _find(uow, BorrowerKey(card_number=card_number))
     if not borrower.is_affiliated_with(library):
         raise PermissionDenied(

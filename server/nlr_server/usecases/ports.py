@@ -11,8 +11,10 @@ from typing import Protocol
 from nlr_server.domain.audit import AuditEvent
 from nlr_server.domain.borrower import Borrower, DeletionReason
 from nlr_server.domain.card_number import CardNumber
+from nlr_server.domain.credentials import LoginMethod
 from nlr_server.domain.library import Library
 from nlr_server.domain.library_number import LibraryNumber
+from nlr_server.domain.lockout import LoginAttempts
 from nlr_server.domain.national_id import NationalId
 from nlr_server.domain.vendor import Vendor, VendorCertificate
 
@@ -58,6 +60,26 @@ class VendorRepository(Protocol):
     def certificate(self, fingerprint: str) -> VendorCertificate | None: ...
 
 
+class CredentialRepository(Protocol):
+    def verifier(self, borrower_id: int, method: LoginMethod) -> str | None: ...
+
+    def set_pin(self, borrower_id: int, verifier: str, key_version: int) -> int: ...
+
+    def set_password(self, borrower_id: int, verifier: str) -> int: ...
+
+    def rehash_password(self, borrower_id: int, old: str, new: str) -> None: ...
+
+    def attempts(self, borrower_id: int, method: LoginMethod) -> LoginAttempts: ...
+
+    def lock_for_attempt(self, borrower_id: int) -> bool: ...
+
+    def save_attempts(
+        self, borrower_id: int, method: LoginMethod, attempts: LoginAttempts
+    ) -> None: ...
+
+    def mark_active(self, borrower_id: int, day: dt.date) -> None: ...
+
+
 class AuditRepository(Protocol):
     def append(self, events: Sequence[AuditEvent]) -> None: ...
 
@@ -76,6 +98,9 @@ class UnitOfWork(Protocol):
 
     @property
     def audit(self) -> AuditRepository: ...
+
+    @property
+    def credentials(self) -> CredentialRepository: ...
 
     def __enter__(self) -> UnitOfWork: ...
 

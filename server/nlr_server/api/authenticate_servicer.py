@@ -1,0 +1,97 @@
+"""Authenticate: PIN and password checks that answer with the least an auth-only caller needs."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import grpc
+
+from nlr.auth.v1 import authenticate_pb2 as pb
+from nlr.auth.v1 import authenticate_pb2_grpc
+from nlr_server.api.call_context import current_call
+from nlr_server.api.services import Services, now
+from nlr_server.domain.borrower import Borrower
+from nlr_server.domain.card_number import CardNumber
+from nlr_server.domain.credentials import LoginMethod, Password, Pin, SecurityLevel
+from nlr_server.domain.errors import PermissionDenied
+from nlr_server.usecases import authentication
+
+Context = grpc.aio.ServicerContext[Any, Any]
+# Checks a secret against a stored verifier: whether it matches, and a re-made verifier if due.
+Check = Callable[[str | None], Awaitable[tuple[bool, str | None]]]
+
+_ASSURANCE = {
+    LoginMethod.PIN: pb.ASSURANCE_LEVEL_PIN,
+    LoginMethod.PASSWORD: pb.ASSURANCE_LEVEL_PASSWORD,
+}
+
+
+class AuthenticateServicer(authenticate_pb2_grpc.AuthenticateServicer):
+    def __init__(self, services: Services) -> None:
+        self._services = services
+        self._decode = services.decode
+
+    async def VerifyPin(
+        self, request: pb.VerifyPinRequest, context: Context
+    ) -> pb.VerifyPinResponse:
+        card_number = self._decode.card_number(request.card_number, "card_number")
+        pin = self._decode.secret(request.pin, "pin", Pin.parse)
+
+        async def check(verifier: str | None) -> tuple[bool, str | None]:
+            return self._services.pins.matches(pin, verifier), None
+
+        borrower = await self._login(card_number, LoginMethod.PIN, check)
+        return pb.VerifyPinResponse(borrower=_summary(borrower, LoginMethod.PIN))
+
+    async def VerifyPassword(
+        self, request: pb.VerifyPasswordRequest, context: Context
+    ) -> pb.VerifyPasswordResponse:
+        card_number = self._decode.card_number(request.card_number, "card_number")
+        password = self._decode.secret(request.password, "password", Password.parse)
+
+        async def check(verifier: str | None) -> tuple[bool, str | None]:
+            return await self._services.passwords.verify(password.value, verifier)
+
+        borrower = await self._login(card_number, LoginMethod.PASSWORD, check)
+        return pb.VerifyPasswordResponse(borrower=_summary(borrower, LoginMethod.PASSWORD))
+
+    async def _login(self, card_number: CardNumber, method: LoginMethod, check: Check) -> Borrower:
+        """Locked? Then the secret; a failure counts towards lockout, a success clears it."""
+        services = self._services
+        started = now()
+        state = await services.run(authentication.begin_login, card_number, method)
+        if state is None:
+            await check(None)  # as long as a real check, so the answer tells nothing
+            raise authentication.credentials_invalid()
+        borrower_id = state.borrower.id
+        assert borrower_id is not None
+        current_call().note_borrower(card_number.value, borrower_id)
+        authentication.refuse_if_locked(state, started)
+        matched, remade = await check(state.verifier)
+        if not matched:
+            attempts = await services.run(
+                authentication.record_failure, borrower_id, method, started, services.lockout
+            )
+            if attempts.locked_until is not None:
+                current_call().audit_reason = "LOCKED_OUT"
+            raise authentication.credentials_invalid()
+        if method is LoginMethod.PIN and state.borrower.personal.security_level is (
+            SecurityLevel.PASSWORD
+        ):
+            raise PermissionDenied(
+                "this borrower logs in with a password only", reason="PASSWORD_REQUIRED"
+            )
+        await services.run(authentication.record_success, state, method, started.date(), remade)
+        return state.borrower
+
+
+def _summary(borrower: Borrower, method: LoginMethod) -> pb.AuthenticatedBorrower:
+    return pb.AuthenticatedBorrower(
+        card_number=borrower.card_number.value,
+        age=borrower.age_on(dt.datetime.now(dt.UTC).date()),
+        home_library=borrower.home_library.value,
+        affiliated_libraries=[a.library_number.value for a in borrower.affiliations],
+        assurance_level=_ASSURANCE[method],
+    )

@@ -1,0 +1,38 @@
+"""What the servicers share: the store, its worker pool, the secret checkers and policies."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import functools
+from collections.abc import Callable
+from concurrent.futures import Executor
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from nlr_server.api.borrower_codec import BorrowerDecoder
+from nlr_server.api.password_pool import PasswordPool
+from nlr_server.crypto.pin_verifier import PinVerifier
+from nlr_server.domain.lockout import LockoutPolicy
+from nlr_server.usecases.ports import UnitOfWorkFactory
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Services:
+    unit_of_work: UnitOfWorkFactory
+    executor: Executor
+    decode: BorrowerDecoder
+    pins: PinVerifier
+    passwords: PasswordPool
+    lockout: LockoutPolicy
+
+    async def run(self, use_case: Callable[..., T], *args: Any) -> T:
+        """Runs a use case on a store worker (the store is synchronous; the loop stays free)."""
+        call = functools.partial(use_case, self.unit_of_work, *args)
+        return await asyncio.get_running_loop().run_in_executor(self.executor, call)
+
+
+def now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)

@@ -1,0 +1,94 @@
+"""Logging a borrower in by PIN or password, with lockout after repeated failures.
+
+The steps are separate functions because the password check itself (slow by design) runs on
+its own bounded pool between them, never on a database worker.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+from nlr_server.domain.borrower import Borrower
+from nlr_server.domain.card_number import CardNumber
+from nlr_server.domain.credentials import LoginMethod
+from nlr_server.domain.errors import Unauthenticated
+from nlr_server.domain.lockout import LockoutPolicy, LoginAttempts
+from nlr_server.usecases.borrowers import login_locked
+from nlr_server.usecases.ports import UnitOfWorkFactory
+
+
+@dataclass(frozen=True, slots=True)
+class LoginState:
+    """What a login needs to know before it checks the secret."""
+
+    borrower: Borrower
+    verifier: str | None
+    attempts: LoginAttempts
+
+
+def credentials_invalid() -> Unauthenticated:
+    # The same answer for an unknown card, a borrower without this secret and a wrong one.
+    return Unauthenticated(
+        "the card number or the PIN or password is wrong", reason="CREDENTIALS_INVALID"
+    )
+
+
+def begin_login(
+    unit_of_work: UnitOfWorkFactory, card_number: CardNumber, method: LoginMethod
+) -> LoginState | None:
+    """The borrower, their verifier and recent attempts; None for an unknown card number."""
+    with unit_of_work(read_only=True) as uow:
+        borrower = uow.borrowers.get_by_card_number(card_number)
+        if borrower is None or borrower.id is None:
+            return None
+        return LoginState(
+            borrower=borrower,
+            verifier=uow.credentials.verifier(borrower.id, method),
+            attempts=uow.credentials.attempts(borrower.id, method),
+        )
+
+
+def refuse_if_locked(state: LoginState, now: dt.datetime) -> None:
+    if state.attempts.is_locked(now):
+        raise login_locked(state.attempts, now)
+
+
+def record_failure(
+    unit_of_work: UnitOfWorkFactory,
+    borrower_id: int,
+    method: LoginMethod,
+    now: dt.datetime,
+    policy: LockoutPolicy,
+) -> LoginAttempts:
+    """Counts one more failure (atomically); returns the attempts, locked if this one locked."""
+    with unit_of_work() as uow:
+        if not uow.credentials.lock_for_attempt(borrower_id):
+            return LoginAttempts()
+        attempts = uow.credentials.attempts(borrower_id, method).failed(now, policy)
+        uow.credentials.save_attempts(borrower_id, method, attempts)
+        uow.commit()
+        return attempts
+
+
+def record_success(
+    unit_of_work: UnitOfWorkFactory,
+    state: LoginState,
+    method: LoginMethod,
+    today: dt.date,
+    new_password_verifier: str | None = None,
+) -> None:
+    """Clears failures, notes the day (at most one write a day) and stores a re-made verifier."""
+    borrower_id = state.borrower.id
+    assert borrower_id is not None
+    stale_day = state.borrower.last_active_on != today
+    if state.attempts.clean and not stale_day and new_password_verifier is None:
+        return
+    with unit_of_work() as uow:
+        if not state.attempts.clean:
+            uow.credentials.save_attempts(borrower_id, method, LoginAttempts())
+        if stale_day:
+            uow.credentials.mark_active(borrower_id, today)
+        if new_password_verifier is not None and state.verifier is not None:
+            uow.credentials.rehash_password(borrower_id, state.verifier, new_password_verifier)
+        uow.commit()
