@@ -92,6 +92,9 @@ class RegisterServer:
             raise StartupError(f"NLR_LISTEN_ADDRESS: cannot listen on {config.listen_address}")
         await server.start()
         self._server = server
+        # The database answered the start-up check: serving from the first call on.
+        for service in ("", *SERVICES):
+            await self._health.set(service, health_pb2.HealthCheckResponse.SERVING)
         self._tasks = [
             asyncio.create_task(
                 watch_database(

@@ -54,6 +54,6 @@ def _begin_immediate(connection: Any) -> None:
 
 
 def ping(engine: Engine) -> None:
-    """Raises if the database cannot answer a trivial query."""
-    with engine.connect() as connection:
+    """Raises if the database cannot answer a trivial query (never waiting on writers)."""
+    with engine.execution_options(**{READ_ONLY: True}).connect() as connection:
         connection.execute(text("SELECT 1"))

@@ -1,0 +1,323 @@
+"""The real `nlr-server` process: configuration errors, start-up checks, and draining on SIGTERM."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import sqlite3
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TypeAlias
+
+import grpc
+import psycopg
+import pytest
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from sqlalchemy.engine import make_url
+
+from nlr.registry.v1 import registry_service_pb2, registry_service_pb2_grpc
+from nlr_server.ops.config import Config
+from nlr_server.ops.dev_pki import DevPkiPaths
+from register_harness import (
+    OSLO,
+    Registry,
+    client_channel,
+    count_rows,
+    new_borrower,
+)
+
+NLR_SERVER = Path(sys.executable).parent / "nlr-server"
+START_DEADLINE = 30.0
+EXIT_DEADLINE = 30.0
+# Once the grace period is over the server must exit promptly, stuck calls or not.
+EXIT_AFTER_GRACE = 10.0
+CALL_TIMEOUT = 30.0
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+def server_environment(
+    pki: DevPkiPaths, keyring_path: Path, database_url: str, **overrides: str | None
+) -> dict[str, str]:
+    """The process environment of a working server; an override of None unsets the variable."""
+    environment = {name: value for name, value in os.environ.items() if not name.startswith("NLR_")}
+    settings: dict[str, str | None] = {
+        "NLR_LISTEN_ADDRESS": f"127.0.0.1:{free_port()}",
+        "NLR_DATABASE_URL": database_url,
+        "NLR_TLS_CERT": str(pki.server_cert),
+        "NLR_TLS_KEY": str(pki.server_key),
+        "NLR_TLS_CLIENT_CA": str(pki.ca_cert),
+        "NLR_KEYRING": str(keyring_path),
+        "NLR_ALLOW_SYNTHETIC_IDS": "true",
+        "NLR_GRACE_SECONDS": "10",
+        "NLR_HEALTH_INTERVAL_SECONDS": "0.2",
+    }
+    settings.update(overrides)
+    environment.update({name: value for name, value in settings.items() if value is not None})
+    return environment
+
+
+def run_to_exit(environment: dict[str, str], cwd: Path) -> subprocess.CompletedProcess[str]:
+    """Runs nlr-server expecting it to stop on its own, as it must on a start-up error."""
+    return subprocess.run(
+        [str(NLR_SERVER)],
+        env=environment,
+        cwd=cwd,
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=START_DEADLINE,
+        check=False,
+    )
+
+
+@dataclass
+class ServerProcess:
+    process: subprocess.Popen[bytes]
+    target: str
+    log_path: Path
+
+    @property
+    def log(self) -> str:
+        """What the server wrote to stdout and stderr so far."""
+        return self.log_path.read_text(errors="replace")
+
+
+@contextlib.contextmanager
+def running_server(
+    environment: dict[str, str], pki: DevPkiPaths, cwd: Path
+) -> Iterator[ServerProcess]:
+    """Starts nlr-server and waits until it serves; kills it on the way out whatever happened."""
+    log_path = cwd / "nlr-server.log"
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(
+            [str(NLR_SERVER)],
+            env=environment,
+            cwd=cwd,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=log,
+        )
+    started = ServerProcess(process, environment["NLR_LISTEN_ADDRESS"], log_path)
+    try:
+        wait_until_serving(started, pki)
+        yield started
+    finally:
+        if process.poll() is None:
+            process.kill()
+        process.wait(timeout=EXIT_DEADLINE)
+
+
+def health_status(target: str, pki: DevPkiPaths) -> int:
+    """The overall health status; raises grpc.RpcError if no call can be made."""
+    with client_channel(target, pki) as channel:
+        response = health_pb2_grpc.HealthStub(channel).Check(
+            health_pb2.HealthCheckRequest(service=""), timeout=2.0
+        )
+        status: int = response.status
+        return status
+
+
+def wait_until_serving(server: ServerProcess, pki: DevPkiPaths) -> None:
+    deadline = time.monotonic() + START_DEADLINE
+    while time.monotonic() < deadline:
+        if server.process.poll() is not None:
+            pytest.fail(f"nlr-server exited with {server.process.returncode}:\n{server.log}")
+        with contextlib.suppress(grpc.RpcError):
+            if health_status(server.target, pki) == health_pb2.HealthCheckResponse.SERVING:
+                return
+        time.sleep(0.1)
+    pytest.fail(f"nlr-server did not serve within {START_DEADLINE}s:\n{server.log}")
+
+
+@contextlib.contextmanager
+def borrowers_write_locked(database_url: str) -> Iterator[None]:
+    """Holds the lock a CreateBorrower needs, so that the call waits in flight until released."""
+    url = make_url(database_url)
+    if url.get_backend_name() == "sqlite":
+        assert url.database is not None
+        lock_holder = sqlite3.connect(url.database, isolation_level=None, timeout=10)
+        try:
+            lock_holder.execute("BEGIN IMMEDIATE")
+            yield
+            lock_holder.execute("ROLLBACK")
+        finally:
+            lock_holder.close()
+        return
+    conninfo = url.set(drivername="postgresql").render_as_string(hide_password=False)
+    with psycopg.connect(conninfo, connect_timeout=10) as connection:
+        connection.execute("LOCK TABLE borrowers IN ACCESS EXCLUSIVE MODE")
+        try:
+            yield
+        finally:
+            connection.rollback()
+
+
+# grpc.Future is generic only in the type stubs.
+CreateCall: TypeAlias = "grpc.Future[registry_service_pb2.CreateBorrowerResponse]"
+
+
+def start_create_borrower(channel: grpc.Channel, card_number: str) -> CreateCall:
+    """Starts a CreateBorrower for Oslo without waiting for its answer."""
+    stub = registry_service_pb2_grpc.BorrowerRegistryStub(channel)
+    oslo = Registry(stub, None).as_library(OSLO)
+    call: CreateCall = oslo.stub.CreateBorrower.future(
+        registry_service_pb2.CreateBorrowerRequest(borrower=new_borrower(card_number)),
+        metadata=oslo.metadata,
+        timeout=CALL_TIMEOUT,
+    )
+    return call
+
+
+def assert_in_flight(call: CreateCall, why: str) -> None:
+    if call.done():
+        outcome = call.exception() or call.result()
+        pytest.fail(f"{why}, but it has already ended with: {outcome!r}")
+
+
+# --- configuration and start-up errors ---
+
+
+def test_valid_environment_is_a_valid_configuration(
+    pki: DevPkiPaths, keyring_path: Path, tmp_path: Path
+) -> None:
+    """The control for the errors below: each of them changes one variable of this environment."""
+    environment = server_environment(pki, keyring_path, f"sqlite:///{tmp_path / 'nlr.db'}")
+
+    config = Config.from_env(environment)
+
+    assert config.grace_seconds == 10.0
+    assert config.tls_cert == pki.server_cert
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [
+        ("NLR_GRACE_SECONDS", "abc"),
+        ("NLR_LISTEN_ADDRESS", "nonsense"),
+        ("NLR_TLS_CERT", None),
+        ("NLR_TLS_CERT", "{tmp}/missing-server.pem"),
+        ("NLR_DATABASE_URL", "mysql://x"),
+    ],
+    ids=["grace-not-a-number", "address-without-port", "cert-unset", "cert-missing", "mysql"],
+)
+def test_configuration_error_stops_the_server_and_names_the_variable(
+    pki: DevPkiPaths, keyring_path: Path, tmp_path: Path, variable: str, value: str | None
+) -> None:
+    environment = server_environment(
+        pki,
+        keyring_path,
+        f"sqlite:///{tmp_path / 'nlr.db'}",
+        **{variable: None if value is None else value.format(tmp=tmp_path)},
+    )
+
+    stopped = run_to_exit(environment, tmp_path)
+
+    assert stopped.returncode == 1
+    assert "nlr-server: configuration error:" in stopped.stderr
+    assert variable in stopped.stderr
+    assert "Traceback" not in stopped.stderr
+
+
+def test_missing_keyring_stops_the_server_and_names_nlr_keyring(
+    pki: DevPkiPaths, keyring_path: Path, prepared_database: str, tmp_path: Path
+) -> None:
+    environment = server_environment(
+        pki, keyring_path, prepared_database, NLR_KEYRING=str(tmp_path / "no-keyring.json")
+    )
+
+    stopped = run_to_exit(environment, tmp_path)
+
+    assert stopped.returncode == 1
+    assert "nlr-server: cannot start: NLR_KEYRING" in stopped.stderr
+    assert "Traceback" not in stopped.stderr
+
+
+def test_unmigrated_database_stops_the_server_with_a_hint_to_migrate(
+    pki: DevPkiPaths, keyring_path: Path, database_url: str, tmp_path: Path
+) -> None:
+    environment = server_environment(pki, keyring_path, database_url)
+
+    stopped = run_to_exit(environment, tmp_path)
+
+    assert stopped.returncode == 1
+    assert "nlr-server: cannot start:" in stopped.stderr
+    assert "run `nlr-admin migrate`" in stopped.stderr
+    assert "Traceback" not in stopped.stderr
+
+
+# --- SIGTERM ---
+
+
+def test_sigterm_drains_the_in_flight_call_then_exits_0(
+    pki: DevPkiPaths, keyring_path: Path, prepared_database: str, tmp_path: Path
+) -> None:
+    grace = 10.0
+    environment = server_environment(
+        pki, keyring_path, prepared_database, NLR_GRACE_SECONDS=str(grace)
+    )
+    with (
+        running_server(environment, pki, tmp_path) as server,
+        client_channel(server.target, pki) as channel,
+    ):
+        with borrowers_write_locked(prepared_database):
+            call = start_create_borrower(channel, "N000000901")
+            time.sleep(0.5)
+            assert_in_flight(call, "the call should wait for the lock")
+            signalled_at = time.monotonic()
+            server.process.send_signal(signal.SIGTERM)
+            time.sleep(1.0)
+            assert_in_flight(call, "draining should let the call run within the grace period")
+            assert server.process.poll() is None, "the server must wait for the in-flight call"
+
+        response = call.result(timeout=CALL_TIMEOUT)
+        exit_code = server.process.wait(timeout=grace)
+        exited_after = time.monotonic() - signalled_at
+
+    assert response.borrower.card_number == "N000000901"
+    assert response.borrower.home_library == OSLO
+    assert exit_code == 0, server.log
+    assert exited_after < grace
+    with pytest.raises(grpc.RpcError) as refused:
+        health_status(server.target, pki)
+    assert refused.value.code() == grpc.StatusCode.UNAVAILABLE
+
+
+def test_call_stuck_in_the_database_past_the_grace_period_is_cancelled_and_the_server_exits_0(
+    pki: DevPkiPaths, keyring_path: Path, prepared_database: str, tmp_path: Path
+) -> None:
+    grace = 1.0
+    environment = server_environment(
+        pki, keyring_path, prepared_database, NLR_GRACE_SECONDS=str(grace)
+    )
+    # The lock is held until the server has exited: the call can never get its turn.
+    with (
+        running_server(environment, pki, tmp_path) as server,
+        client_channel(server.target, pki) as channel,
+        borrowers_write_locked(prepared_database),
+    ):
+        call = start_create_borrower(channel, "N000000902")
+        time.sleep(0.5)
+        assert_in_flight(call, "the call should wait for the lock")
+        signalled_at = time.monotonic()
+        server.process.send_signal(signal.SIGTERM)
+        with pytest.raises(grpc.RpcError) as cancelled:
+            call.result(timeout=CALL_TIMEOUT)
+        cancelled_after = time.monotonic() - signalled_at
+        exit_code = server.process.wait(timeout=grace + EXIT_AFTER_GRACE)
+
+    assert cancelled.value.code() == grpc.StatusCode.UNAVAILABLE, server.log
+    assert cancelled_after >= grace * 0.9, "cancelled before the grace period ended"
+    assert exit_code == 0, server.log
+    assert count_rows(prepared_database)["borrowers"] == 0, "the cancelled call left a borrower"
