@@ -1,4 +1,4 @@
-"""The README stays true: its grpcurl walkthrough works as pasted and its settings table is whole."""
+"""The README stays true: its grpcurl walkthrough works as pasted, its settings table is whole."""
 
 from __future__ import annotations
 
