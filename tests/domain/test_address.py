@@ -1,6 +1,7 @@
 """Postal addresses, validated field by field."""
 
 import pytest
+
 from nlr_server.domain.address import Address
 from nlr_server.domain.errors import FieldViolation, InvalidArgument, Violations
 

@@ -1,6 +1,7 @@
 """Card numbers: N + 9 digits."""
 
 import pytest
+
 from nlr_server.domain.card_number import CardNumber
 from nlr_server.domain.errors import InvalidValue
 

@@ -1,6 +1,7 @@
 """Email addresses and phone numbers."""
 
 import pytest
+
 from nlr_server.domain.contact import EmailAddress, PhoneNumber
 from nlr_server.domain.errors import InvalidValue
 

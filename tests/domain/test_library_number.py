@@ -1,6 +1,7 @@
 """Library numbers: 7 digits, also accepted as an ISIL."""
 
 import pytest
+
 from nlr_server.domain.errors import InvalidValue
 from nlr_server.domain.library_number import LibraryNumber
 

@@ -5,6 +5,8 @@ import logging
 import random
 
 import pytest
+from stdnum.no import fodselsnummer
+
 from nlr_server.domain.errors import InvalidValue
 from nlr_server.domain.national_id import (
     NationalId,
@@ -12,7 +14,6 @@ from nlr_server.domain.national_id import (
     make_fodselsnummer,
     make_synthetic_national_id,
 )
-from stdnum.no import fodselsnummer
 
 TODAY = datetime.date(2025, 6, 15)
 BIRTH_DATE = datetime.date(1985, 3, 7)

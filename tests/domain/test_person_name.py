@@ -1,6 +1,7 @@
 """Person names: given and family name, and the legacy "Surname, Given" form."""
 
 import pytest
+
 from nlr_server.domain.errors import FieldViolation, InvalidArgument, InvalidValue, Violations
 from nlr_server.domain.person_name import PersonName
 

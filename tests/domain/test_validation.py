@@ -1,6 +1,7 @@
 """The parse-or-record helper and the shared text cleaning."""
 
 import pytest
+
 from nlr_server.domain.errors import FieldViolation, InvalidArgument, InvalidValue, Violations
 from nlr_server.domain.validation import check, clean_text, field_path
 
