@@ -16,6 +16,7 @@ import pytest
 from nlr_server.crypto.keyring import Keyring
 from nlr_server.crypto.national_id_sealer import NationalIdSealer
 from nlr_server.ops import demo_data, walkthrough
+from nlr_server.ops.admin.dev_setup import seed_demo_access
 from nlr_server.ops.config import SETTINGS
 from nlr_server.ops.dev_pki import DevPkiPaths
 from nlr_server.store import migrate
@@ -56,7 +57,9 @@ def demo_server(
     url = f"sqlite:///{tmp_path / 'nlr.db'}"
     engine = create_store_engine(url)
     migrate.upgrade(engine)
-    demo_data.seed(SqlUnitOfWorkFactory(engine, NationalIdSealer(keyring)), dt.datetime.now(dt.UTC))
+    factory = SqlUnitOfWorkFactory(engine, NationalIdSealer(keyring))
+    demo_data.seed(factory, dt.datetime.now(dt.UTC))
+    seed_demo_access(factory, pki, dt.datetime.now(dt.UTC))
     engine.dispose()
     running = ServerThread(make_config(pki, keyring_path, url)).start()
     yield running

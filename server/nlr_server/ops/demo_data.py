@@ -20,6 +20,15 @@ from nlr_server.usecases.ports import UnitOfWorkFactory
 OSLO = Library(LibraryNumber("2030100"), "Demo Oslo bibliotek")
 BERGEN = Library(LibraryNumber("2460100"), "Demo Bergen bibliotek")
 
+# The dev PKI's ils.pem and auth.pem name these vendors as their organization.
+ILS_VENDOR = "Demo Bibliotekdata AS"
+AUTH_VENDOR = "Demo eBok AS"
+
+# Demo authorization codes: printed by `make run` and in the README, so never use them elsewhere.
+OSLO_CODE = "oslo-demo-2030100"
+BERGEN_CODE = "bergen-demo-2460100"
+LIBRARY_CODES = {OSLO.number: OSLO_CODE, BERGEN.number: BERGEN_CODE}
+
 
 @dataclass(frozen=True, slots=True)
 class DemoBorrower:

@@ -15,9 +15,13 @@ def grpcurl_commands(
     kari = demo_data.DEMO_BORROWERS[0]
     get = f'-d \'{{"card_number": "{kari.card_number}"}}\''
     method = "nlr.registry.v1.BorrowerRegistry/GetBorrower"
+    acting = [
+        f"-H 'nlr-library-number: {library.number}' "
+        f"-H 'nlr-library-code: {demo_data.LIBRARY_CODES[library.number]}'"
+        for library in (demo_data.OSLO, demo_data.BERGEN)
+    ]
     return [
         f"{tls} {ADDRESS} list",
         f"{tls} {ADDRESS} grpc.health.v1.Health/Check",
-        f"{tls} -H 'nlr-library-number: {demo_data.OSLO.number}' {get} {ADDRESS} {method}",
-        f"{tls} -H 'nlr-library-number: {demo_data.BERGEN.number}' {get} {ADDRESS} {method}",
+        *(f"{tls} {headers} {get} {ADDRESS} {method}" for headers in acting),
     ]

@@ -1,0 +1,182 @@
+"""`nlr-admin`: the operator's command; works on the database and keyring directly.
+
+Each subcommand group lives in its own module (``vendors``, ``certs``, ``libraries``, ``audit``,
+``keys``, ``schema``, ``dev_setup``); this module holds the parser, ``main`` and what they share.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import sys
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any, TypeAlias
+
+from sqlalchemy.exc import OperationalError
+
+from nlr_server.crypto.keyring import Keyring, KeyringError
+from nlr_server.crypto.national_id_sealer import NationalIdSealer
+from nlr_server.domain.errors import AlreadyExists, InvalidValue
+from nlr_server.domain.library import Library
+from nlr_server.domain.library_number import LibraryNumber
+from nlr_server.domain.vendor import Vendor
+from nlr_server.ops.config import ConfigError, Environment
+from nlr_server.ops.dev_pki import DevPkiError
+from nlr_server.store import migrate
+from nlr_server.store.database import create_store_engine
+from nlr_server.store.unit_of_work import SqlUnitOfWork, SqlUnitOfWorkFactory
+
+Handler = Callable[[argparse.Namespace], None]
+# A string: argparse's class cannot be subscripted at run time, only by the type checker.
+Commands: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
+
+EXIT_OPERATOR_ERROR = 2
+EXIT_NOT_FOUND = 1
+
+
+class AdminError(Exception):
+    """A command failed in a way the operator can fix; printed as one line, exit status 2."""
+
+    exit_status = EXIT_OPERATOR_ERROR
+
+
+class NotFound(AdminError):
+    """The vendor, library or certificate named does not exist; exit status 1."""
+
+    exit_status = EXIT_NOT_FOUND
+
+
+def environment() -> Environment:
+    return Environment(os.environ)
+
+
+def load_keyring() -> Keyring:
+    try:
+        return Keyring.load(environment().path("NLR_KEYRING"))
+    except KeyringError as error:
+        raise AdminError(f"NLR_KEYRING: {error}") from error
+
+
+@contextmanager
+def store() -> Iterator[SqlUnitOfWorkFactory]:
+    """Units of work on NLR_DATABASE_URL, once its schema is current; closes the engine after."""
+    engine = create_store_engine(environment().database_url("NLR_DATABASE_URL"))
+    try:
+        if not migrate.is_at_head(engine):
+            raise AdminError("the database schema is not current: run `nlr-admin migrate` first")
+        yield SqlUnitOfWorkFactory(engine, NationalIdSealer(load_keyring()))
+    finally:
+        engine.dispose()
+
+
+def now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+def timestamp(moment: dt.datetime | None) -> str | None:
+    """ISO 8601 in UTC with a ``Z``, as every listing prints times."""
+    if moment is None:
+        return None
+    return moment.astimezone(dt.UTC).isoformat().replace("+00:00", "Z")
+
+
+def print_json(value: Any) -> None:
+    print(json.dumps(value, ensure_ascii=False, indent=2))
+
+
+def print_table(columns: Sequence[str], rows: Sequence[Sequence[object]]) -> None:
+    """Left-aligned columns as wide as their widest cell; a missing value shows as ``-``."""
+    cells = [list(columns)] + [["-" if v is None or v == "" else str(v) for v in r] for r in rows]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(columns))]
+    for row in cells:
+        print(
+            "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
+        )
+
+
+def parse_library_number(raw: str) -> LibraryNumber:
+    try:
+        return LibraryNumber.parse(raw)
+    except InvalidValue as error:
+        raise AdminError(f"library number {raw!r}: {error}") from error
+
+
+def vendor_named(uow: SqlUnitOfWork, name: str) -> Vendor:
+    vendor = uow.vendors.get_by_name(name.strip())
+    if vendor is None:
+        raise NotFound(f"no vendor named {name!r} (see `nlr-admin vendors list`)")
+    return vendor
+
+
+def library_numbered(uow: SqlUnitOfWork, number: LibraryNumber) -> Library:
+    library = uow.libraries.get(number)
+    if library is None:
+        raise NotFound(f"no library {number} (see `nlr-admin libraries list`)")
+    return library
+
+
+def add_command(
+    group: Commands, name: str, handler: Handler | None, help_text: str, description: str = ""
+) -> argparse.ArgumentParser:
+    """A subcommand whose ``--help`` shows ``help_text`` and, below it, ``description``."""
+    summary = f"{help_text[:1].upper()}{help_text[1:]}."
+    parser: argparse.ArgumentParser = group.add_parser(
+        name, help=help_text, description=f"{summary} {description}".strip()
+    )
+    if handler is not None:
+        parser.set_defaults(handler=handler)
+    return parser
+
+
+def add_group(commands: Commands, name: str, help_text: str) -> Commands:
+    """A command with subcommands of its own, such as ``vendors add``."""
+    parser = add_command(commands, name, None, help_text)
+    group: Commands = parser.add_subparsers(
+        dest=f"{name}_command", required=True, metavar="COMMAND"
+    )
+    return group
+
+
+def add_json_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    # Imported here: each command module imports the helpers above from this package.
+    from nlr_server.ops.admin import audit, certs, dev_setup, keys, libraries, schema, vendors
+
+    parser = argparse.ArgumentParser(
+        prog="nlr-admin",
+        description="Operate the national borrower register. Reads NLR_DATABASE_URL and "
+        "NLR_KEYRING like the server does. Exit status: 0 done, 1 not found, 2 operator error.",
+    )
+    commands: Commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for module in (schema, keys, vendors, certs, libraries, audit, dev_setup):
+        module.add_commands(commands)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    args = build_parser().parse_args(argv)
+    try:
+        args.handler(args)
+    except AdminError as error:
+        _fail(str(error), error.exit_status)
+    except (ConfigError, KeyringError, DevPkiError) as error:
+        _fail(str(error), EXIT_OPERATOR_ERROR)
+    except AlreadyExists:
+        # Only a concurrent change can get past the checks each command makes first.
+        _fail("another change got there first; run the command again", EXIT_OPERATOR_ERROR)
+    except OperationalError as error:
+        first_line = (str(error.orig or error).strip().splitlines() or ["unreachable"])[0]
+        _fail(f"database: {first_line}", EXIT_OPERATOR_ERROR)
+    except KeyboardInterrupt:
+        _fail("interrupted", 130)
+
+
+def _fail(message: str, status: int) -> None:
+    print(f"nlr-admin: {message}", file=sys.stderr)
+    sys.exit(status)
