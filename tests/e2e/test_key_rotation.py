@@ -13,7 +13,12 @@ from pathlib import Path
 
 import grpc
 import pytest
+from sqlalchemy import create_engine, func, select
+
 from nlr.registry.v1 import registry_service_pb2_grpc
+from nlr_server.crypto.keyring import KeyPurpose, Keyring
+from nlr_server.ops.dev_pki import DevPkiPaths
+from nlr_server.store.models import BorrowerRow
 from register_harness import (
     LIBRARY_CODES,
     OSLO,
@@ -28,11 +33,6 @@ from register_harness import (
     new_borrower,
     prepare_database,
 )
-from sqlalchemy import create_engine, func, select
-
-from nlr_server.crypto.keyring import KeyPurpose, Keyring
-from nlr_server.ops.dev_pki import DevPkiPaths
-from nlr_server.store.models import BorrowerRow
 
 RELOAD_SECONDS = 0.2
 
