@@ -125,13 +125,15 @@ def test_affected_counts_distinct_borrowers_of_one_vendor_inside_the_window(
 ) -> None:
     report = admin.json("audit", "affected", "--vendor", ILS_VENDOR, *_window())
 
+    # A refused call reached no data: its borrower is listed apart, not counted as affected.
     assert report == {
         "vendor": ILS_VENDOR,
         "library": None,
         "from": "2026-11-24T10:00:00Z",
         "to": "2026-11-24T12:00:00Z",
-        "borrowers": 4,
-        "card_numbers": ["N000000001", "N000000002", "N000000003", "N000000004"],
+        "borrowers": 3,
+        "card_numbers": ["N000000001", "N000000002", "N000000004"],
+        "refused_card_numbers": ["N000000003"],
         "events": 6,
     }
 
@@ -141,11 +143,12 @@ def test_affected_narrows_to_one_library(admin: Admin) -> None:
         "audit", "affected", "--vendor", ILS_VENDOR, "--library", BERGEN, *_window()
     )
 
-    assert (report["library"], report["card_numbers"], report["events"]) == (
-        BERGEN,
-        ["N000000002", "N000000003"],
-        2,
-    )
+    assert (
+        report["library"],
+        report["card_numbers"],
+        report["refused_card_numbers"],
+        report["events"],
+    ) == (BERGEN, ["N000000002"], ["N000000003"], 2)
     other = admin.json("audit", "affected", "--vendor", OTHER_VENDOR, "--library", OSLO, *_window())
     assert (other["borrowers"], other["events"]) == (1, 1)
 
@@ -164,18 +167,19 @@ def test_affected_window_includes_its_start_and_excludes_its_end(admin: Admin) -
     # An offset is honoured: 11:00+01:00 is 10:00Z.
     assert count("2026-11-24T11:00:00+01:00", "2026-11-24T10:00:01Z") == (1, 1)
     # Dates are whole UTC days: every event of the day.
-    assert count("2026-11-24", "2026-11-25") == (5, 8)
+    assert count("2026-11-24", "2026-11-25") == (4, 8)
 
 
 def test_affected_prints_the_card_numbers(admin: Admin) -> None:
     printed = admin("audit", "affected", "--vendor", ILS_VENDOR, *_window()).stdout
 
-    assert "4 borrowers in 6 events" in printed
+    assert "3 borrowers in 6 events" in printed
     assert [line.strip() for line in printed.splitlines()[1:]] == [
         "N000000001",
         "N000000002",
-        "N000000003",
         "N000000004",
+        "and 1 more it tried to reach but was refused:",
+        "N000000003",
     ]
 
 

@@ -43,8 +43,9 @@ def add_commands(commands: Commands) -> None:
         "affected",
         _affected,
         "the borrowers a vendor read or changed in [--from, --to)",
-        "Counts the distinct card numbers in the vendor's events (of any outcome) with "
-        "--from <= time < --to, and the events. Times are ISO 8601, e.g. 2026-11-24T10:00:00Z "
+        "Counts the distinct card numbers in the vendor's successful calls with "
+        "--from <= time < --to (the borrowers whose data it read or changed), and separately "
+        "those it tried but was refused. Times are ISO 8601, e.g. 2026-11-24T10:00:00Z "
         "or 2026-11-24 (midnight); without an offset they are UTC.",
     )
     affected.add_argument("--vendor", required=True, metavar="NAME", help="the vendor's name")
@@ -105,7 +106,13 @@ def _affected(args: argparse.Namespace) -> None:
         events = uow.audit.in_window(
             vendor.id, args.start, args.end, None if library is None else library.value
         )
-    card_numbers = sorted({e.card_number for e in events if e.card_number is not None})
+    card_numbers = sorted(
+        {e.card_number for e in events if e.card_number is not None and e.outcome == "OK"}
+    )
+    refused = sorted(
+        {e.card_number for e in events if e.card_number is not None and e.outcome != "OK"}
+        - set(card_numbers)
+    )
     report = {
         "vendor": vendor.name,
         "library": None if library is None else library.value,
@@ -113,6 +120,7 @@ def _affected(args: argparse.Namespace) -> None:
         "to": timestamp(args.end),
         "borrowers": len(card_numbers),
         "card_numbers": card_numbers,
+        "refused_card_numbers": refused,
         "events": len(events),
     }
     if args.json:
@@ -126,6 +134,10 @@ def _affected(args: argparse.Namespace) -> None:
     )
     for card_number in card_numbers:
         print(f"  {card_number}")
+    if refused:
+        print(f"and {len(refused)} more it tried to reach but was refused:")
+        for card_number in refused:
+            print(f"  {card_number}")
 
 
 def _moment(raw: str) -> dt.datetime:
