@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import functools
+import itertools
 import os
 import threading
 import time
@@ -316,12 +317,18 @@ def error_details(error: grpc.RpcError) -> tuple[str, dict[str, str]]:
     return reason, violations
 
 
-_serial = iter(range(1, 10**6))
+_issued = itertools.count()
+_issued_on: dict[dt.date, Iterator[int]] = {}
+# About 400 synthetic numbers exist per birth date; the default date moves on before that.
+_PER_DAY = 300
 
 
-def national_id(birth_date: dt.date = dt.date(1990, 5, 17)) -> str:
-    """A fresh valid synthetic national id."""
-    return make_synthetic_national_id(birth_date, next(_serial))
+def national_id(birth_date: dt.date | None = None) -> str:
+    """A fresh valid synthetic national id, born in May 1990 unless a birth date is given."""
+    if birth_date is None:
+        birth_date = dt.date(1990, 5, 1) + dt.timedelta(days=next(_issued) // _PER_DAY % 30)
+    serials = _issued_on.setdefault(birth_date, itertools.count(1))
+    return make_synthetic_national_id(birth_date, next(serials))
 
 
 def new_borrower(card_number: str, **fields: object) -> borrower_pb2.Borrower:
