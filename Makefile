@@ -39,7 +39,11 @@ test: $(STAMP)
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
-	$(VENV)/bin/mypy server tests proto
+	$(VENV)/bin/mypy server tests proto bench
+
+## bench: the performance targets (DESIGN.md §9) as ratios against ceilings measured in the same run
+bench: $(STAMP)
+	$(PY) bench/run.py
 
 clean:
 	rm -rf $(VENV) build dist .pytest_cache .mypy_cache .ruff_cache

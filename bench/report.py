@@ -1,0 +1,162 @@
+"""The results: one row per figure, a header describing the machine, a Markdown file."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import platform
+from dataclasses import dataclass
+from importlib import metadata
+from pathlib import Path
+
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+@dataclass(frozen=True)
+class Row:
+    """One figure: its value, the ceiling it is measured against, and the target it must meet."""
+
+    name: str
+    value: float | None
+    unit: str
+    ceiling: float | None
+    ratio: float | None
+    target: str
+    # None: the figure could not be measured (see notes).
+    passed: bool | None
+    notes: str = ""
+
+
+def ratio_row(
+    name: str,
+    value: float,
+    ceiling: float,
+    unit: str,
+    minimum: float,
+    *,
+    failures: int,
+    notes: str,
+) -> Row:
+    """A throughput that must reach ``minimum`` of its ceiling, with every call succeeding."""
+    ratio = value / ceiling if ceiling > 0 else 0.0
+    if failures:
+        notes = f"{failures} calls failed; {notes}"
+    return Row(
+        name,
+        value,
+        unit,
+        ceiling,
+        ratio,
+        f"≥ {minimum:.2f}",
+        ratio >= minimum and not failures,
+        notes,
+    )
+
+
+def limit_row(
+    name: str, value: float | None, unit: str, maximum: float, *, failures: int, notes: str
+) -> Row:
+    """A figure (such as a latency) that must stay under ``maximum``."""
+    if failures:
+        notes = f"{failures} calls failed; {notes}"
+    passed = value is not None and value < maximum and not failures
+    return Row(name, value, unit, None, None, f"< {maximum:g} {unit}", passed, notes)
+
+
+def unavailable_row(name: str, unit: str, target: str, why: str) -> Row:
+    return Row(name, None, unit, None, None, target, None, f"not available: {why}")
+
+
+@dataclass(frozen=True)
+class RunDescription:
+    started: dt.datetime
+    store: str
+    borrowers: int
+    seconds: float
+    warmup_seconds: float
+    concurrency: str
+    # Cores busy with other processes just before the run (None: unknown).
+    background_cpu: float | None
+
+
+def machine() -> list[tuple[str, str]]:
+    return [
+        ("machine", platform.platform()),
+        ("CPU", _cpu_model()),
+        ("cores", str(os.cpu_count())),
+        ("Python", platform.python_version()),
+        ("grpcio", metadata.version("grpcio")),
+    ]
+
+
+def _cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def markdown(run: RunDescription, rows: list[Row], elapsed_seconds: float) -> str:
+    header = [
+        *machine(),
+        ("date", run.started.strftime("%Y-%m-%d %H:%M:%S UTC")),
+        ("store", run.store),
+        ("borrowers", str(run.borrowers)),
+        ("duration", f"{run.seconds:g} s per measurement, after {run.warmup_seconds:g} s warm-up"),
+        ("concurrency", run.concurrency),
+        ("busy before the run", _background(run.background_cpu)),
+        ("suite took", f"{elapsed_seconds:.0f} s"),
+    ]
+    lines = [
+        f"# NLR benchmarks, {run.started:%Y-%m-%d}, {run.store}, {run.borrowers} borrowers",
+        "",
+    ]
+    lines += [f"- {key}: {value}" for key, value in header]
+    lines += [
+        "",
+        "Each ratio is the figure divided by its ceiling, both measured in this run on this "
+        "machine with the same load generator (see bench/README.md).",
+        "",
+        "| benchmark | value | unit | ceiling | ratio | target | result | notes |",
+        "|---|---:|---|---:|---:|---|---|---|",
+    ]
+    for row in rows:
+        result = {True: "pass", False: "FAIL", None: "n/a"}[row.passed]
+        cells = [
+            row.name,
+            _number(row.value),
+            row.unit,
+            _number(row.ceiling),
+            "—" if row.ratio is None else f"{row.ratio:.2f}",
+            row.target,
+            result,
+            row.notes,
+        ]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def _background(cores: float | None) -> str:
+    if cores is None:
+        return "unknown"
+    quiet = "quiet" if cores < 0.15 else "⚠ other processes were running"
+    return f"{cores:.2f} cores ({quiet})"
+
+
+def _number(value: float | None) -> str:
+    if value is None:
+        return "—"
+    return f"{value:,.0f}" if value >= 100 else f"{value:.1f}"
+
+
+def write(run: RunDescription, text: str) -> Path:
+    """Writes bench/results/<UTC date>-<store>-<borrowers>.md (replacing that day's run)."""
+    RESULTS.mkdir(exist_ok=True)
+    path = RESULTS / f"{run.started:%Y-%m-%d}-{run.store}-{run.borrowers}.md"
+    temporary = path.with_suffix(".tmp")
+    temporary.write_text(text)
+    os.replace(temporary, path)
+    return path
