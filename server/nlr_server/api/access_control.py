@@ -75,6 +75,7 @@ class AccessControl:
         self._fingerprints: dict[bytes, str] = {}
         self._code_failures = code_failures
         self._cache_key = os.urandom(32)
+        self._checks: dict[Any, asyncio.Future[bool]] = {}
 
     async def caller(self, peer_certificate_pem: bytes | None) -> Caller:
         if not peer_certificate_pem:
@@ -105,7 +106,7 @@ class AccessControl:
         if self._verified_codes.get(remembered) == code_mac:
             self._code_failures.succeed(failures_key)
             return number
-        if not await self._run(access.code_matches, library, code):
+        if not await self._verify_once((remembered, code_mac), library, code):
             self._code_failures.fail(failures_key)
             raise PermissionDenied(
                 "the library's authorization code is wrong", reason="LIBRARY_CODE_INVALID"
@@ -113,6 +114,16 @@ class AccessControl:
         self._code_failures.succeed(failures_key)
         self._verified_codes.put(remembered, code_mac)
         return number
+
+    async def _verify_once(self, key: Any, library: Library, code: str) -> bool:
+        """One slow check per library and code at a time: concurrent calls share its answer,
+        so an expired cache entry costs one check, not one per call in flight."""
+        pending = self._checks.get(key)
+        if pending is None:
+            pending = asyncio.ensure_future(self._run(access.code_matches, library, code))
+            self._checks[key] = pending
+            pending.add_done_callback(lambda _: self._checks.pop(key, None))
+        return await asyncio.shield(pending)
 
     def _fingerprint(self, pem: bytes) -> str:
         fingerprint = self._fingerprints.get(pem)
