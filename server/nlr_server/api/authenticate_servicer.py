@@ -61,7 +61,7 @@ class AuthenticateServicer(authenticate_pb2_grpc.AuthenticateServicer):
         """Locked? Then the secret; a failure counts towards lockout, a success clears it."""
         services = self._services
         started = now()
-        state = await services.run(authentication.begin_login, card_number, method)
+        state = await services.read(authentication.begin_login, card_number, method)
         if state is None:
             await check(None)  # as long as a real check, so the answer tells nothing
             raise authentication.credentials_invalid()

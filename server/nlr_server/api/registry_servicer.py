@@ -48,7 +48,7 @@ class BorrowerRegistryServicer(registry_service_pb2_grpc.BorrowerRegistryService
             )
         else:
             raise InvalidArgument.one("key", "give card_number or national_id")
-        borrower, view = await self._services.run(
+        borrower, view = await self._services.read(
             borrowers.get_borrower, acting_library(), found_by
         )
         current_call().note_borrower(borrower.card_number.value, borrower.id)

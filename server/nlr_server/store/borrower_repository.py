@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import datetime as dt
+from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import ColumnElement, Table, select
 from sqlalchemy.orm import Session
 
 from nlr_server.crypto.national_id_sealer import NationalIdSealer
@@ -20,6 +21,15 @@ from nlr_server.domain.person_name import PersonName
 from nlr_server.store.models import AffiliationRow, BorrowerRow, CardNumberRow
 from nlr_server.usecases.ports import CardNumberStatus
 
+_BORROWERS: Table = BorrowerRow.__table__  # type: ignore[assignment]
+_AFFILIATIONS: Table = AffiliationRow.__table__  # type: ignore[assignment]
+# Everything a record needs, and whether secrets are set, but never the secrets themselves.
+_RECORD_COLUMNS = [
+    column
+    for column in _BORROWERS.c
+    if column.name not in ("national_id_ciphertext", "national_id_index")
+]
+
 
 class SqlBorrowerRepository:
     def __init__(self, session: Session, sealer: NationalIdSealer) -> None:
@@ -27,17 +37,23 @@ class SqlBorrowerRepository:
         self._sealer = sealer
 
     def get_by_card_number(self, card_number: CardNumber) -> Borrower | None:
-        row = self._session.scalars(
-            select(BorrowerRow).where(BorrowerRow.card_number == card_number.value)
-        ).one_or_none()
-        return None if row is None else _to_domain(row)
+        return self._load(_BORROWERS.c.card_number == card_number.value)
 
     def get_by_national_id(self, national_id: NationalId) -> Borrower | None:
-        index = self._sealer.index(national_id.value)
-        row = self._session.scalars(
-            select(BorrowerRow).where(BorrowerRow.national_id_index == index)
-        ).one_or_none()
-        return None if row is None else _to_domain(row)
+        return self._load(_BORROWERS.c.national_id_index == self._sealer.index(national_id.value))
+
+    def _load(self, condition: ColumnElement[bool]) -> Borrower | None:
+        # Reads are the hot path: plain Core rows, no ORM objects, two indexed lookups.
+        connection = self._session.connection()
+        row = connection.execute(select(*_RECORD_COLUMNS).where(condition)).one_or_none()
+        if row is None:
+            return None
+        affiliations = connection.execute(
+            select(_AFFILIATIONS.c.library_number, _AFFILIATIONS.c.affiliated_at)
+            .where(_AFFILIATIONS.c.borrower_id == row.id)
+            .order_by(_AFFILIATIONS.c.affiliated_at)
+        ).all()
+        return _to_domain(row, [(a.library_number, a.affiliated_at) for a in affiliations])
 
     def card_number_status(self, card_number: CardNumber) -> CardNumberStatus:
         row = self._session.get(CardNumberRow, card_number.value)
@@ -64,7 +80,7 @@ class SqlBorrowerRepository:
         self._session.flush()
         self._session.add(CardNumberRow(card_number=row.card_number, borrower_id=row.id))
         self._session.flush()
-        return _to_domain(row)
+        return _to_domain(row, _orm_affiliations(row))
 
     def save(self, borrower: Borrower, *, national_id: NationalId | None = None) -> Borrower:
         row = self._row(borrower)
@@ -77,7 +93,7 @@ class SqlBorrowerRepository:
             row.national_id_key_version = sealed.key_version
         _write(row, borrower)
         self._session.flush()
-        return _to_domain(row)
+        return _to_domain(row, _orm_affiliations(row))
 
     def delete(self, borrower: Borrower, reason: DeletionReason, now: dt.datetime) -> None:
         row = self._row(borrower)
@@ -132,7 +148,12 @@ def _phone(phone: PhoneNumber | None) -> str | None:
     return phone.value if phone is not None else None
 
 
-def _to_domain(row: BorrowerRow) -> Borrower:
+def _orm_affiliations(row: BorrowerRow) -> list[tuple[str, dt.datetime]]:
+    return [(a.library_number, a.affiliated_at) for a in row.affiliations]
+
+
+def _to_domain(row: Any, affiliations: list[tuple[str, dt.datetime]]) -> Borrower:
+    """The record from a borrowers row (ORM object or Core row: the same attribute names)."""
     lines = tuple(
         line for line in (row.address_line1, row.address_line2, row.address_line3) if line
     )
@@ -159,9 +180,7 @@ def _to_domain(row: BorrowerRow) -> Borrower:
         card_number=CardNumber(row.card_number),
         personal=personal,
         home_library=LibraryNumber(row.home_library),
-        affiliations=tuple(
-            Affiliation(LibraryNumber(a.library_number), a.affiliated_at) for a in row.affiliations
-        ),
+        affiliations=tuple(Affiliation(LibraryNumber(n), at) for n, at in affiliations),
         created_by=LibraryNumber(row.created_by),
         created_at=row.created_at,
         last_changed_by=LibraryNumber(row.last_changed_by),

@@ -22,6 +22,32 @@ class SqlCredentialRepository:
         )
         return self._session.scalar(select(column).where(BorrowerRow.id == borrower_id))
 
+    def login_secrets(
+        self, borrower_id: int, method: LoginMethod
+    ) -> tuple[str | None, LoginAttempts]:
+        """The verifier and the attempts of one login method, in one query."""
+        verifier = (
+            BorrowerRow.pin_verifier if method is LoginMethod.PIN else BorrowerRow.password_verifier
+        )
+        row = self._session.execute(
+            select(
+                verifier,
+                LoginAttemptsRow.consecutive_failures,
+                LoginAttemptsRow.lockouts,
+                LoginAttemptsRow.locked_until,
+            )
+            .select_from(BorrowerRow)
+            .outerjoin(
+                LoginAttemptsRow,
+                (LoginAttemptsRow.borrower_id == BorrowerRow.id)
+                & (LoginAttemptsRow.method == method.value),
+            )
+            .where(BorrowerRow.id == borrower_id)
+        ).one()
+        if row.consecutive_failures is None:
+            return row[0], LoginAttempts()
+        return row[0], LoginAttempts(row.consecutive_failures, row.lockouts, row.locked_until)
+
     def set_pin(self, borrower_id: int, verifier: str, key_version: int) -> int:
         """Stores a new PIN verifier; returns the borrower's new version."""
         row = self._locked_borrower(borrower_id)

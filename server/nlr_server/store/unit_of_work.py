@@ -20,8 +20,7 @@ from nlr_server.store.vendor_repository import SqlVendorRepository
 
 
 class SqlUnitOfWork:
-    def __init__(self, engine: Engine, sealer: NationalIdSealer, *, read_only: bool) -> None:
-        bind = engine.execution_options(**{READ_ONLY: True}) if read_only else engine
+    def __init__(self, bind: Engine, sealer: NationalIdSealer) -> None:
         self._session = Session(bind=bind, expire_on_commit=False, autoflush=False)
         self.borrowers = SqlBorrowerRepository(self._session, sealer)
         self.libraries = SqlLibraryRepository(self._session)
@@ -59,6 +58,13 @@ class SqlUnitOfWorkFactory:
     def __init__(self, engine: Engine, sealer: NationalIdSealer) -> None:
         self.engine = engine
         self._sealer = sealer
+        # Made once: an engine with options is cheap to use but not to make per call.
+        self._read_only = engine.execution_options(**{READ_ONLY: True})
+
+    @property
+    def embedded(self) -> bool:
+        """True for SQLite: a read is a local file access that never waits for a writer."""
+        return self.engine.dialect.name == "sqlite"
 
     def __call__(self, *, read_only: bool = False) -> SqlUnitOfWork:
-        return SqlUnitOfWork(self.engine, self._sealer, read_only=read_only)
+        return SqlUnitOfWork(self._read_only if read_only else self.engine, self._sealer)

@@ -42,11 +42,8 @@ def begin_login(
         borrower = uow.borrowers.get_by_card_number(card_number)
         if borrower is None or borrower.id is None:
             return None
-        return LoginState(
-            borrower=borrower,
-            verifier=uow.credentials.verifier(borrower.id, method),
-            attempts=uow.credentials.attempts(borrower.id, method),
-        )
+        verifier, attempts = uow.credentials.login_secrets(borrower.id, method)
+        return LoginState(borrower=borrower, verifier=verifier, attempts=attempts)
 
 
 def refuse_if_locked(state: LoginState, now: dt.datetime) -> None:

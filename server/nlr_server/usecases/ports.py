@@ -63,6 +63,10 @@ class VendorRepository(Protocol):
 class CredentialRepository(Protocol):
     def verifier(self, borrower_id: int, method: LoginMethod) -> str | None: ...
 
+    def login_secrets(
+        self, borrower_id: int, method: LoginMethod
+    ) -> tuple[str | None, LoginAttempts]: ...
+
     def set_pin(self, borrower_id: int, verifier: str, key_version: int) -> int: ...
 
     def set_password(self, borrower_id: int, verifier: str) -> int: ...
@@ -116,3 +120,8 @@ class UnitOfWork(Protocol):
 
 class UnitOfWorkFactory(Protocol):
     def __call__(self, *, read_only: bool = False) -> UnitOfWork: ...
+
+    @property
+    def embedded(self) -> bool:
+        """Whether the store is in this process, so a short read need not leave the thread."""
+        ...
