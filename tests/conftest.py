@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import os
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
 import grpc
 import pytest
+from sqlalchemy.engine import make_url
 
 from nlr.registry.v1 import registry_service_pb2_grpc
 from nlr_server.crypto.keyring import Keyring
@@ -59,12 +61,41 @@ def certificates(tmp_path_factory: pytest.TempPathFactory, pki: DevPkiPaths) -> 
     return ClientCertificates.create(tmp_path_factory.mktemp("certs"), pki)
 
 
-@pytest.fixture
-def prepared_database(
-    database_url: str, keyring: Keyring, pki: DevPkiPaths, certificates: ClientCertificates
-) -> str:
-    prepare_database(database_url, keyring, pki, certificates)
-    return database_url
+@pytest.fixture(scope="session")
+def sqlite_template(
+    tmp_path_factory: pytest.TempPathFactory,
+    keyring: Keyring,
+    pki: DevPkiPaths,
+    certificates: ClientCertificates,
+) -> Path:
+    """A migrated SQLite database with the test vendors and libraries, made once."""
+    path = tmp_path_factory.mktemp("template") / "nlr.db"
+    prepare_database(f"sqlite:///{path}", keyring, pki, certificates)
+    return path
+
+
+@pytest.fixture(scope="session")
+def postgres_template(
+    keyring: Keyring, pki: DevPkiPaths, certificates: ClientCertificates
+) -> Iterator[str]:
+    """The same on PostgreSQL: the name of a database each test's database is copied from."""
+    if not os.environ.get(POSTGRES_URL_VARIABLE):
+        pytest.skip(f"PostgreSQL tests need {POSTGRES_URL_VARIABLE}")
+    with postgres_database() as url:
+        prepare_database(url, keyring, pki, certificates)
+        yield str(make_url(url).database)
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgresql)])
+def prepared_database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A database on each store with the schema, test vendors, certificates and libraries."""
+    if request.param == "sqlite":
+        path = tmp_path / "nlr.db"
+        shutil.copyfile(request.getfixturevalue("sqlite_template"), path)
+        yield f"sqlite:///{path}"
+        return
+    with postgres_database(template=request.getfixturevalue("postgres_template")) as url:
+        yield url
 
 
 @pytest.fixture

@@ -70,14 +70,16 @@ POSTGRES_URL_VARIABLE = "NLR_TEST_POSTGRES_URL"
 
 
 @contextmanager
-def postgres_database() -> Iterator[str]:
-    """A fresh PostgreSQL database for one test, dropped afterwards."""
+def postgres_database(template: str | None = None) -> Iterator[str]:
+    """A fresh PostgreSQL database for one test (empty, or a copy of ``template``), dropped
+    afterwards."""
     admin_url = os.environ[POSTGRES_URL_VARIABLE]
     name = f"nlr_test_{uuid.uuid4().hex[:12]}"
     plain = make_url(admin_url).set(drivername="postgresql")
     conninfo = plain.render_as_string(hide_password=False)
+    copy = f' TEMPLATE "{template}"' if template else ""
     with psycopg.connect(conninfo, autocommit=True) as connection:
-        connection.execute(f'CREATE DATABASE "{name}"')
+        connection.execute(f'CREATE DATABASE "{name}"{copy}')
     try:
         yield (
             make_url(admin_url)

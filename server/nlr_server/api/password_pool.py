@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 from concurrent.futures import ThreadPoolExecutor
 
 from nlr_server.crypto import pbkdf2_verifier
@@ -12,13 +13,19 @@ from nlr_server.crypto import pbkdf2_verifier
 _DUMMY_SECRET = "not a password of anyone's"
 
 
+@functools.cache
+def _dummy_verifier(iterations: int) -> str:
+    # Made once per process: at the full cost it takes as long as a real password check.
+    return pbkdf2_verifier.make_verifier(_DUMMY_SECRET, iterations=iterations)
+
+
 class PasswordPool:
     """PBKDF2-HMAC-SHA512 checks on ``workers`` threads (hashlib releases the GIL meanwhile)."""
 
     def __init__(self, *, workers: int, iterations: int) -> None:
         self._executor = ThreadPoolExecutor(workers, thread_name_prefix="nlr-password")
         self._iterations = iterations
-        self._dummy = pbkdf2_verifier.make_verifier(_DUMMY_SECRET, iterations=iterations)
+        self._dummy = _dummy_verifier(iterations)
 
     async def make(self, password: str) -> str:
         return await asyncio.get_running_loop().run_in_executor(
