@@ -63,6 +63,7 @@ class RegisterServer:
         self._health = health.aio.HealthServicer()
         self._tasks: list[asyncio.Task[None]] = []
         self._passwords: PasswordPool | None = None
+        self._loop_reads: SqlUnitOfWorkFactory | None = None
         self._audit: AuditWriter | None = None
         self._engine = create_store_engine(config.database_url, pool_size=config.db_pool_size)
 
@@ -111,8 +112,11 @@ class RegisterServer:
         self._passwords = PasswordPool(
             workers=config.password_workers, iterations=config.password_iterations
         )
+        unit_of_work = SqlUnitOfWorkFactory(self._engine, NationalIdSealer(keyring))
+        self._loop_reads = unit_of_work.for_loop_reads()
         return Services(
-            unit_of_work=SqlUnitOfWorkFactory(self._engine, NationalIdSealer(keyring)),
+            unit_of_work=unit_of_work,
+            loop_reads=self._loop_reads,
             executor=self._executor,
             decode=BorrowerDecoder(allow_synthetic_ids=config.allow_synthetic_ids),
             pins=PinVerifier(keyring),
@@ -161,6 +165,8 @@ class RegisterServer:
         self._executor.shutdown(wait=False, cancel_futures=True)
         if self._passwords is not None:
             self._passwords.shutdown()
+        if self._loop_reads is not None:
+            self._loop_reads.engine.dispose()
         self._engine.dispose()
 
     @property

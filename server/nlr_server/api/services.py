@@ -27,6 +27,9 @@ class Services:
     pins: PinVerifier
     passwords: PasswordPool
     lockout: LockoutPolicy
+    # For reads on the event loop itself (embedded store only): its own single connection, so
+    # the loop never waits for one the workers hold.
+    loop_reads: UnitOfWorkFactory | None = None
 
     async def run(self, use_case: Callable[..., T], *args: Any) -> T:
         """Runs a use case on a store worker (the store is synchronous; the loop stays free)."""
@@ -36,8 +39,8 @@ class Services:
     async def read(self, use_case: Callable[..., T], *args: Any) -> T:
         """Runs a read-only use case: on an embedded store right here, since a SQLite read in
         WAL mode never waits for a writer and takes less time than the hand-off to a worker."""
-        if self.unit_of_work.embedded:
-            return use_case(self.unit_of_work, *args)
+        if self.loop_reads is not None:
+            return use_case(self.loop_reads, *args)
         return await self.run(use_case, *args)
 
 

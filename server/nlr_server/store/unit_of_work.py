@@ -14,7 +14,7 @@ from nlr_server.domain.errors import AlreadyExists, EtagMismatch
 from nlr_server.store.audit_repository import SqlAuditRepository
 from nlr_server.store.borrower_repository import SqlBorrowerRepository
 from nlr_server.store.credential_repository import SqlCredentialRepository
-from nlr_server.store.database import READ_ONLY
+from nlr_server.store.database import READ_ONLY, create_store_engine
 from nlr_server.store.library_repository import SqlLibraryRepository
 from nlr_server.store.vendor_repository import SqlVendorRepository
 
@@ -61,10 +61,14 @@ class SqlUnitOfWorkFactory:
         # Made once: an engine with options is cheap to use but not to make per call.
         self._read_only = engine.execution_options(**{READ_ONLY: True})
 
-    @property
-    def embedded(self) -> bool:
-        """True for SQLite: a read is a local file access that never waits for a writer."""
-        return self.engine.dialect.name == "sqlite"
+    def for_loop_reads(self) -> SqlUnitOfWorkFactory | None:
+        """Units of work for reads run on the event loop itself, on a connection of their own;
+        None unless the store is embedded (SQLite), where a read is a local file access that
+        never waits for a writer (WAL) and costs less than handing it to a worker."""
+        if self.engine.dialect.name != "sqlite":
+            return None
+        engine = create_store_engine(self.engine.url.render_as_string(False), pool_size=1)
+        return SqlUnitOfWorkFactory(engine, self._sealer)
 
     def __call__(self, *, read_only: bool = False) -> SqlUnitOfWork:
         return SqlUnitOfWork(self._read_only if read_only else self.engine, self._sealer)

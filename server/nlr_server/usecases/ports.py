@@ -120,8 +120,3 @@ class UnitOfWork(Protocol):
 
 class UnitOfWorkFactory(Protocol):
     def __call__(self, *, read_only: bool = False) -> UnitOfWork: ...
-
-    @property
-    def embedded(self) -> bool:
-        """Whether the store is in this process, so a short read need not leave the thread."""
-        ...
