@@ -233,19 +233,25 @@ def make_config(
     return Config(**values)  # type: ignore[arg-type]
 
 
+@functools.cache
+def _server_loop() -> asyncio.AbstractEventLoop:
+    """One event loop for every in-process server of the test session, on a thread of its own:
+    grpc.aio is made for one loop per process, as in production."""
+    loop = asyncio.new_event_loop()
+    threading.Thread(target=loop.run_forever, name="test-servers", daemon=True).start()
+    return loop
+
+
 class ServerThread:
-    """Runs a RegisterServer on its own event loop in a background thread."""
+    """Runs a RegisterServer on the test session's server event loop."""
 
     def __init__(self, config: Config) -> None:
         self.config = config
-        self.loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        self.loop = _server_loop()
         self.server: RegisterServer | None = None
         self.port = 0
 
     def start(self) -> ServerThread:
-        self._thread.start()
-
         async def start() -> int:
             self.server = RegisterServer(self.config)
             return await self.server.start()
@@ -256,8 +262,7 @@ class ServerThread:
     def stop(self) -> None:
         if self.server is not None:
             asyncio.run_coroutine_threadsafe(self.server.stop(0.5), self.loop).result(timeout=30)
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self._thread.join(timeout=10)
+            self.server = None
 
     @property
     def target(self) -> str:

@@ -1,15 +1,18 @@
-"""Every BorrowerRegistry RPC under every way a caller can lack the right: exact status, reason,
-nothing written, nothing revealed; and the same request from the right caller succeeds."""
+"""Every BorrowerRegistry RPC, and Authenticate, under every way a caller can lack the right:
+exact status, reason, nothing written, nothing revealed; and the same request from the right
+caller succeeds."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import grpc
 import pytest
 from google.protobuf.field_mask_pb2 import FieldMask
 
+from nlr.auth.v1 import authenticate_pb2, authenticate_pb2_grpc
 from nlr.registry.v1 import borrower_pb2, registry_service_pb2_grpc
 from nlr.registry.v1 import registry_service_pb2 as pb
 from nlr_server.crypto.keyring import Keyring
@@ -28,6 +31,7 @@ from register_harness import (
     count_rows,
     create,
     error_details,
+    get,
     national_id,
     new_borrower,
     revoke_certificate,
@@ -131,7 +135,24 @@ RPCS: dict[str, Call] = {
         ),
         metadata=r.metadata,
     ),
+    "SetPin": lambda r: r.stub.SetPin(
+        pb.SetPinRequest(card_number=CARD, pin="4711"), metadata=r.metadata
+    ),
+    "SetPassword": lambda r: r.stub.SetPassword(
+        pb.SetPasswordRequest(card_number=CARD, password="correct horse battery staple"),
+        metadata=r.metadata,
+    ),
 }
+
+
+def _certificate_files(
+    certificate: str, pki: DevPkiPaths, certificates: ClientCertificates
+) -> tuple[Path, Path]:
+    if certificate == "ils":
+        return pki.ils_cert, pki.ils_key
+    if certificate == "auth":
+        return pki.auth_cert, pki.auth_key
+    return certificates.path(certificate)
 
 
 @pytest.fixture
@@ -141,17 +162,30 @@ def caller_for(
     channels: list[grpc.Channel] = []
 
     def caller(certificate: str, library: str | None, code: str | None) -> Registry:
-        if certificate == "ils":
-            cert, key = pki.ils_cert, pki.ils_key
-        elif certificate == "auth":
-            cert, key = pki.auth_cert, pki.auth_key
-        else:
-            cert, key = certificates.path(certificate)
+        cert, key = _certificate_files(certificate, pki, certificates)
         channel = client_channel(server.target, pki, cert=cert, key=key)
         channels.append(channel)
         return Registry(registry_service_pb2_grpc.BorrowerRegistryStub(channel), library, code)
 
     yield caller
+    for channel in channels:
+        channel.close()
+
+
+@pytest.fixture
+def authenticator_for(
+    server: ServerThread, pki: DevPkiPaths, certificates: ClientCertificates
+) -> Iterator[Callable[[str], authenticate_pb2_grpc.AuthenticateStub]]:
+    """Authenticate clients by certificate; Authenticate takes no library metadata."""
+    channels: list[grpc.Channel] = []
+
+    def authenticator(certificate: str) -> authenticate_pb2_grpc.AuthenticateStub:
+        cert, key = _certificate_files(certificate, pki, certificates)
+        channel = client_channel(server.target, pki, cert=cert, key=key)
+        channels.append(channel)
+        return authenticate_pb2_grpc.AuthenticateStub(channel)
+
+    yield authenticator
     for channel in channels:
         channel.close()
 
@@ -163,7 +197,7 @@ def test_every_caller_without_the_right_is_refused_and_nothing_changes(
     caller_for: Callable[[str, str | None, str | None], Registry],
 ) -> None:
     oslo = caller_for("ils", OSLO, LIBRARY_CODES[OSLO])
-    create(oslo, new_borrower(CARD, national_id=NID, given_name="Matrixperson"))
+    created = create(oslo, new_borrower(CARD, national_id=NID, given_name="Matrixperson"))
     before = count_rows(server.config.database_url)
 
     outcomes = {}
@@ -175,6 +209,8 @@ def test_every_caller_without_the_right_is_refused_and_nothing_changes(
 
     assert outcomes == {name: (case.status, case.reason) for name, case in CASES.items()}
     assert count_rows(server.config.database_url) == before
+    # Changes that add no rows (a PIN, a password, a new email) would show in the etag.
+    assert get(oslo, card_number=CARD).etag == created.etag
     # The positive control: the same request from a caller with the right goes through.
     right = caller_for(
         "ils",
@@ -182,6 +218,40 @@ def test_every_caller_without_the_right_is_refused_and_nothing_changes(
         LIBRARY_CODES[BERGEN if rpc == "AffiliateBorrower" else OSLO],
     )
     RPCS[rpc](right)
+
+
+AUTHENTICATE_REFUSED = [
+    "portal role",
+    "revoked certificate",
+    "unregistered certificate",
+    "disabled vendor",
+]
+
+
+def test_every_certificate_without_the_right_is_refused_by_authenticate(
+    server: ServerThread,
+    caller_for: Callable[[str, str | None, str | None], Registry],
+    authenticator_for: Callable[[str], authenticate_pb2_grpc.AuthenticateStub],
+) -> None:
+    oslo = caller_for("ils", OSLO, LIBRARY_CODES[OSLO])
+    create(oslo, new_borrower(CARD, national_id=NID, given_name="Matrixperson"))
+    oslo.stub.SetPin(pb.SetPinRequest(card_number=CARD, pin="4711"), metadata=oslo.metadata)
+    request = authenticate_pb2.VerifyPinRequest(card_number=CARD, pin="4711")
+    before = count_rows(server.config.database_url)
+
+    outcomes = {}
+    for name in AUTHENTICATE_REFUSED:
+        with pytest.raises(grpc.RpcError) as raised:
+            authenticator_for(CASES[name].certificate).VerifyPin(request)
+        outcomes[name] = (raised.value.code(), error_details(raised.value)[0])
+        assert "Matrixperson" not in (raised.value.details() or "")
+
+    assert outcomes == {name: (CASES[name].status, CASES[name].reason) for name in outcomes}
+    assert count_rows(server.config.database_url) == before
+    assert get(oslo, card_number=CARD).last_active_on == ""
+    # The positive control: the same request with an auth or an ILS certificate goes through.
+    for certificate in ("auth", "ils"):
+        assert authenticator_for(certificate).VerifyPin(request).borrower.card_number == CARD
 
 
 def test_revoking_a_certificate_refuses_its_next_call(

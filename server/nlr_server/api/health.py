@@ -23,7 +23,10 @@ async def watch_database(
     serving: bool | None = None
     while True:
         try:
-            await asyncio.wait_for(asyncio.to_thread(ping, engine), timeout=interval_seconds * 2)
+            # Not asyncio.wait_for: on Python 3.11 it swallows a cancellation that arrives as the
+            # ping finishes, and then stopping the server waits for this loop for ever.
+            async with asyncio.timeout(interval_seconds * 2):
+                await asyncio.to_thread(ping, engine)
             now_serving = True
         except Exception as error:  # any failure to answer means not serving
             now_serving = False
