@@ -7,8 +7,8 @@ import os
 from pathlib import Path
 
 import pytest
-from admin_runner import Admin
 
+from admin_runner import Admin
 from nlr_server.crypto.keyring import Keyring
 from nlr_server.crypto.national_id_sealer import NationalIdSealer
 from nlr_server.domain.audit import AuditEvent
