@@ -11,9 +11,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from admin_runner import Admin, admin_environment
 from sqlalchemy import select
 
+from admin_runner import Admin, admin_environment
 from nlr_server.crypto.library_code import verify_code
 from nlr_server.domain.vendor import Role
 from nlr_server.ops import demo_data, walkthrough

@@ -9,10 +9,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from admin_runner import Admin
 from sqlalchemy import select
 from sqlalchemy.engine import make_url
 
+from admin_runner import Admin
 from nlr_server.crypto.keyring import Keyring
 from nlr_server.crypto.library_code import verify_code
 from nlr_server.crypto.national_id_sealer import NationalIdSealer

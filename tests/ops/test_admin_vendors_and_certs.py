@@ -8,10 +8,10 @@ import stat
 from pathlib import Path
 
 import pytest
-from admin_runner import Admin
 from cryptography import x509
 from cryptography.x509.oid import NameOID
 
+from admin_runner import Admin
 from nlr_server.crypto.keyring import Keyring
 from nlr_server.crypto.national_id_sealer import NationalIdSealer
 from nlr_server.domain.vendor import Role, VendorCertificate
