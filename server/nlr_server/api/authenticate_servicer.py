@@ -83,7 +83,8 @@ class AuthenticateServicer(authenticate_pb2_grpc.AuthenticateServicer):
             raise PermissionDenied(
                 "this borrower logs in with a password only", reason="PASSWORD_REQUIRED"
             )
-        await services.run(authentication.record_success, state, method, started.date(), remade)
+        if authentication.success_needs_writing(state, started.date(), remade):
+            await services.run(authentication.record_success, state, method, started.date(), remade)
         return state.borrower
 
 

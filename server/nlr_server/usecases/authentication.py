@@ -68,6 +68,17 @@ def record_failure(
         return attempts
 
 
+def success_needs_writing(
+    state: LoginState, today: dt.date, new_password_verifier: str | None = None
+) -> bool:
+    """Whether a success changes anything: most do not, and then cost no transaction."""
+    return (
+        not state.attempts.clean
+        or state.borrower.last_active_on != today
+        or new_password_verifier is not None
+    )
+
+
 def record_success(
     unit_of_work: UnitOfWorkFactory,
     state: LoginState,
@@ -78,9 +89,9 @@ def record_success(
     """Clears failures, notes the day (at most one write a day) and stores a re-made verifier."""
     borrower_id = state.borrower.id
     assert borrower_id is not None
-    stale_day = state.borrower.last_active_on != today
-    if state.attempts.clean and not stale_day and new_password_verifier is None:
+    if not success_needs_writing(state, today, new_password_verifier):
         return
+    stale_day = state.borrower.last_active_on != today
     with unit_of_work() as uow:
         if not state.attempts.clean:
             uow.credentials.save_attempts(borrower_id, method, LoginAttempts())
