@@ -142,7 +142,21 @@ RPCS: dict[str, Call] = {
         pb.SetPasswordRequest(card_number=CARD, password="correct horse battery staple"),
         metadata=r.metadata,
     ),
+    "SetHomeLibrary": lambda r: r.stub.SetHomeLibrary(
+        pb.SetHomeLibraryRequest(card_number=CARD, library_number=OSLO), metadata=r.metadata
+    ),
+    "RemoveAffiliation": lambda r: r.stub.RemoveAffiliation(
+        pb.RemoveAffiliationRequest(card_number=CARD), metadata=r.metadata
+    ),
+    "ReplaceCard": lambda r: r.stub.ReplaceCard(
+        pb.ReplaceCardRequest(card_number=CARD, new_card_number="N000000903"),
+        metadata=r.metadata,
+    ),
 }
+
+# The library whose request goes through in each RPC's positive control: Bergen affiliates,
+# and leaves again; Oslo does everything else.
+RIGHT_LIBRARY = {"AffiliateBorrower": BERGEN, "RemoveAffiliation": BERGEN}
 
 
 def _certificate_files(
@@ -198,6 +212,12 @@ def test_every_caller_without_the_right_is_refused_and_nothing_changes(
 ) -> None:
     oslo = caller_for("ils", OSLO, LIBRARY_CODES[OSLO])
     created = create(oslo, new_borrower(CARD, national_id=NID, given_name="Matrixperson"))
+    if rpc == "RemoveAffiliation":
+        bergen = caller_for("ils", BERGEN, LIBRARY_CODES[BERGEN])
+        created = bergen.stub.AffiliateBorrower(
+            pb.AffiliateBorrowerRequest(card_number=CARD, national_id=NID),
+            metadata=bergen.metadata,
+        ).borrower
     before = count_rows(server.config.database_url)
 
     outcomes = {}
@@ -212,12 +232,8 @@ def test_every_caller_without_the_right_is_refused_and_nothing_changes(
     # Changes that add no rows (a PIN, a password, a new email) would show in the etag.
     assert get(oslo, card_number=CARD).etag == created.etag
     # The positive control: the same request from a caller with the right goes through.
-    right = caller_for(
-        "ils",
-        BERGEN if rpc == "AffiliateBorrower" else OSLO,
-        LIBRARY_CODES[BERGEN if rpc == "AffiliateBorrower" else OSLO],
-    )
-    RPCS[rpc](right)
+    library = RIGHT_LIBRARY.get(rpc, OSLO)
+    RPCS[rpc](caller_for("ils", library, LIBRARY_CODES[library]))
 
 
 AUTHENTICATE_REFUSED = [

@@ -22,6 +22,7 @@ from nlr_server.domain.card_number import CardNumber
 from nlr_server.domain.contact import EmailAddress, PhoneNumber
 from nlr_server.domain.credentials import Pin, SecurityLevel
 from nlr_server.domain.errors import InvalidArgument, InvalidValue, Violations
+from nlr_server.domain.library_number import LibraryNumber
 from nlr_server.domain.national_id import NationalId
 from nlr_server.domain.person_name import PersonName
 from nlr_server.domain.validation import check
@@ -62,6 +63,9 @@ class BorrowerDecoder:
 
     def card_number(self, raw: str, field: str) -> CardNumber:
         return _one(field, raw, CardNumber.parse)
+
+    def library_number(self, raw: str, field: str) -> LibraryNumber:
+        return _one(field, raw, LibraryNumber.parse)
 
     def national_id(self, raw: str, field: str) -> NationalId:
         return _one(field, raw, self._parse_national_id)
@@ -230,6 +234,8 @@ def encode_borrower(borrower: Borrower, view: BorrowerView) -> borrower_pb2.Borr
     message.has_password = borrower.has_password
     if borrower.last_active_on is not None:
         message.last_active_on = borrower.last_active_on.isoformat()
+    if borrower.previous_card_number is not None:
+        message.previous_card_number = borrower.previous_card_number.value
     return message
 
 

@@ -16,6 +16,7 @@ _CODES: dict[type[errors.RegisterError], grpc.StatusCode] = {
     errors.AlreadyExists: grpc.StatusCode.ALREADY_EXISTS,
     errors.EtagMismatch: grpc.StatusCode.ABORTED,
     errors.CardNumberRetired: grpc.StatusCode.FAILED_PRECONDITION,
+    errors.FailedPrecondition: grpc.StatusCode.FAILED_PRECONDITION,
     errors.PermissionDenied: grpc.StatusCode.PERMISSION_DENIED,
     errors.Unauthenticated: grpc.StatusCode.UNAUTHENTICATED,
     errors.RateLimited: grpc.StatusCode.RESOURCE_EXHAUSTED,

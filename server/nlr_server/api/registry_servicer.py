@@ -13,8 +13,8 @@ from nlr_server.api.call_context import acting_library, current_call
 from nlr_server.api.services import Services, now
 from nlr_server.domain.credentials import Password, Pin
 from nlr_server.domain.errors import InvalidArgument
-from nlr_server.domain.views import BorrowerView
-from nlr_server.usecases import borrowers, credentials
+from nlr_server.domain.views import BorrowerView, view_for
+from nlr_server.usecases import affiliations, borrowers, cards, credentials
 
 Context = grpc.aio.ServicerContext[Any, Any]
 
@@ -131,3 +131,42 @@ class BorrowerRegistryServicer(registry_service_pb2_grpc.BorrowerRegistryService
             credentials.set_password, acting_library(), card_number, verifier
         )
         return pb.SetPasswordResponse(etag=etag)
+
+    async def SetHomeLibrary(
+        self, request: pb.SetHomeLibraryRequest, context: Context
+    ) -> pb.SetHomeLibraryResponse:
+        card_number = self._decode.card_number(request.card_number, "card_number")
+        new_home = self._decode.library_number(request.library_number, "library_number")
+        borrower = await self._services.run(
+            affiliations.set_home_library, acting_library(), card_number, new_home, now()
+        )
+        current_call().note_borrower(borrower.card_number.value, borrower.id)
+        return pb.SetHomeLibraryResponse(borrower=encode_borrower(borrower, BorrowerView.FULL))
+
+    async def RemoveAffiliation(
+        self, request: pb.RemoveAffiliationRequest, context: Context
+    ) -> pb.RemoveAffiliationResponse:
+        card_number = self._decode.card_number(request.card_number, "card_number")
+        new_home = (
+            self._decode.library_number(request.new_home_library, "new_home_library")
+            if request.new_home_library
+            else None
+        )
+        borrower = await self._services.run(
+            affiliations.remove_affiliation, acting_library(), card_number, new_home, now()
+        )
+        current_call().note_borrower(borrower.card_number.value, borrower.id)
+        return pb.RemoveAffiliationResponse(
+            borrower=encode_borrower(borrower, view_for(borrower, acting_library()))
+        )
+
+    async def ReplaceCard(
+        self, request: pb.ReplaceCardRequest, context: Context
+    ) -> pb.ReplaceCardResponse:
+        card_number = self._decode.card_number(request.card_number, "card_number")
+        new_card_number = self._decode.card_number(request.new_card_number, "new_card_number")
+        borrower = await self._services.run(
+            cards.replace_card, acting_library(), card_number, new_card_number, now()
+        )
+        current_call().note_borrower(borrower.card_number.value, borrower.id)
+        return pb.ReplaceCardResponse(borrower=encode_borrower(borrower, BorrowerView.FULL))

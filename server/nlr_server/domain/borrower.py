@@ -10,6 +10,7 @@ from nlr_server.domain.address import Address
 from nlr_server.domain.card_number import CardNumber
 from nlr_server.domain.contact import EmailAddress, PhoneNumber
 from nlr_server.domain.credentials import SecurityLevel
+from nlr_server.domain.errors import FailedPrecondition
 from nlr_server.domain.library_number import LibraryNumber
 from nlr_server.domain.person_name import PersonName
 
@@ -113,6 +114,7 @@ class Borrower:
     last_changed_by: LibraryNumber
     last_changed_at: dt.datetime
     version: int = 1
+    previous_card_number: CardNumber | None = None
     has_pin: bool = False
     has_password: bool = False
     last_active_on: dt.date | None = None
@@ -158,6 +160,57 @@ class Borrower:
         if self.is_affiliated_with(library):
             return self
         return replace(self, affiliations=(*self.affiliations, Affiliation(library, now)))
+
+    def make_home(self, library: LibraryNumber, by: LibraryNumber, now: dt.datetime) -> Borrower:
+        """The borrower's chosen home library, which must be one they are affiliated with."""
+        if not self.is_affiliated_with(library):
+            raise FailedPrecondition(
+                "the new home library is not affiliated with the borrower",
+                reason="HOME_LIBRARY_NOT_AFFILIATED",
+            )
+        return replace(self, home_library=library, last_changed_by=by, last_changed_at=now)
+
+    def without_affiliation(
+        self, library: LibraryNumber, new_home: LibraryNumber | None, now: dt.datetime
+    ) -> Borrower:
+        """Ends one affiliation; the home library goes only with a new home named."""
+        remaining = tuple(a for a in self.affiliations if a.library_number != library)
+        if not remaining:
+            raise FailedPrecondition(
+                "the last affiliation cannot be removed: delete the borrower instead",
+                reason="LAST_AFFILIATION",
+            )
+        home = self.home_library
+        if library == home:
+            if new_home is None:
+                raise FailedPrecondition(
+                    "name the new home library when the home library leaves",
+                    reason="HOME_LIBRARY_REQUIRED",
+                )
+            if not any(a.library_number == new_home for a in remaining):
+                raise FailedPrecondition(
+                    "the new home library is not affiliated with the borrower",
+                    reason="HOME_LIBRARY_NOT_AFFILIATED",
+                )
+            home = new_home
+        return replace(
+            self,
+            affiliations=remaining,
+            home_library=home,
+            last_changed_by=library,
+            last_changed_at=now,
+        )
+
+    def with_new_card(
+        self, card_number: CardNumber, by: LibraryNumber, now: dt.datetime
+    ) -> Borrower:
+        return replace(
+            self,
+            card_number=card_number,
+            previous_card_number=self.card_number,
+            last_changed_by=by,
+            last_changed_at=now,
+        )
 
     def change_personal_data(
         self, personal: PersonalData, library: LibraryNumber, now: dt.datetime

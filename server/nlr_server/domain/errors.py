@@ -52,7 +52,13 @@ class EtagMismatch(RegisterError):
     reason = "ETAG_MISMATCH"
 
 
-class CardNumberRetired(RegisterError):
+class FailedPrecondition(RegisterError):
+    """The request is well formed but the record is not in a state that allows it."""
+
+    reason = "FAILED_PRECONDITION"
+
+
+class CardNumberRetired(FailedPrecondition):
     """The card number belonged to a deleted borrower or a replaced card; it is never reused."""
 
     reason = "CARD_NUMBER_RETIRED"

@@ -91,9 +91,22 @@ class SqlBorrowerRepository:
             row.national_id_ciphertext = sealed.ciphertext
             row.national_id_index = sealed.index
             row.national_id_key_version = sealed.key_version
+        if row.card_number != borrower.card_number.value:
+            self._replace_card(row, borrower.card_number, borrower.last_changed_at)
         _write(row, borrower)
         self._session.flush()
         return _to_domain(row, _orm_affiliations(row))
+
+    def _replace_card(self, row: BorrowerRow, new: CardNumber, now: dt.datetime) -> None:
+        """The old number is retired for ever; the new one is registered to the borrower."""
+        old = self._session.get(CardNumberRow, row.card_number)
+        assert old is not None, "every borrower's card number is registered"
+        old.retired_at = now
+        old.retired_reason = "replaced"
+        old.borrower_id = None
+        self._session.add(CardNumberRow(card_number=new.value, borrower_id=row.id))
+        row.previous_card_number = row.card_number
+        row.card_number = new.value
 
     def delete(self, borrower: Borrower, reason: DeletionReason, now: dt.datetime) -> None:
         row = self._row(borrower)
@@ -133,6 +146,9 @@ def _write(row: BorrowerRow, borrower: Borrower) -> None:
     row.home_library = borrower.home_library.value
     row.last_changed_by = borrower.last_changed_by.value
     row.last_changed_at = borrower.last_changed_at
+    wanted = {a.library_number.value for a in borrower.affiliations}
+    for gone in [a for a in row.affiliations if a.library_number not in wanted]:
+        row.affiliations.remove(gone)
     known = {a.library_number for a in row.affiliations}
     for affiliation in borrower.affiliations:
         if affiliation.library_number.value not in known:
@@ -186,6 +202,9 @@ def _to_domain(row: Any, affiliations: list[tuple[str, dt.datetime]]) -> Borrowe
         last_changed_by=LibraryNumber(row.last_changed_by),
         last_changed_at=row.last_changed_at,
         version=row.version,
+        previous_card_number=(
+            CardNumber(row.previous_card_number) if row.previous_card_number else None
+        ),
         has_pin=row.pin_verifier is not None,
         has_password=row.password_verifier is not None,
         last_active_on=row.last_active_on,

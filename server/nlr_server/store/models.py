@@ -129,6 +129,7 @@ class BorrowerRow(Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     card_number: Mapped[str] = mapped_column(String(10), unique=True)
+    previous_card_number: Mapped[str | None] = mapped_column(String(10))
     given_name: Mapped[str] = mapped_column(String(100))
     family_name: Mapped[str] = mapped_column(String(100))
     # AES-256-GCM ciphertext (key version inside) and HMAC-SHA256 blind index: never plaintext.

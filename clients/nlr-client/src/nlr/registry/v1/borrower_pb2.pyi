@@ -155,6 +155,7 @@ class Borrower(_message.Message):
     HAS_PIN_FIELD_NUMBER: _builtins.int
     HAS_PASSWORD_FIELD_NUMBER: _builtins.int
     LAST_ACTIVE_ON_FIELD_NUMBER: _builtins.int
+    PREVIOUS_CARD_NUMBER_FIELD_NUMBER: _builtins.int
     card_number: _builtins.str
     """Card number (lånernummer): "N" followed by 9 digits, e.g. "N000123456". Set by the library
     on CreateBorrower; never changes afterwards and is never reused, even after deletion.
@@ -216,6 +217,10 @@ class Borrower(_message.Message):
     """The day the borrower last authenticated, "YYYY-MM-DD"; empty if never. Output only.
     Full view only.
     """
+    previous_card_number: _builtins.str
+    """The card number before the last ReplaceCard; empty if the card was never replaced. Retired:
+    lookups by it are NOT_FOUND and it is never issued again. Output only. Full view only.
+    """
     @_builtins.property
     def registered_address(self) -> Global___Address:
         """Registered postal address. Full view only."""
@@ -262,10 +267,11 @@ class Borrower(_message.Message):
         has_pin: _builtins.bool = ...,
         has_password: _builtins.bool = ...,
         last_active_on: _builtins.str = ...,
+        previous_card_number: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "registered_address", b"registered_address", "update_time", b"update_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["affiliations", b"affiliations", "birth_date", b"birth_date", "birth_year", b"birth_year", "card_number", b"card_number", "card_valid", b"card_valid", "create_time", b"create_time", "created_by", b"created_by", "email", b"email", "etag", b"etag", "family_name", b"family_name", "given_name", b"given_name", "has_password", b"has_password", "has_pin", b"has_pin", "home_library", b"home_library", "home_phone", b"home_phone", "last_active_on", b"last_active_on", "last_changed_by", b"last_changed_by", "mobile_phone", b"mobile_phone", "national_id", b"national_id", "registered_address", b"registered_address", "security_level", b"security_level", "sex", b"sex", "update_time", b"update_time", "view", b"view", "work_phone", b"work_phone"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["affiliations", b"affiliations", "birth_date", b"birth_date", "birth_year", b"birth_year", "card_number", b"card_number", "card_valid", b"card_valid", "create_time", b"create_time", "created_by", b"created_by", "email", b"email", "etag", b"etag", "family_name", b"family_name", "given_name", b"given_name", "has_password", b"has_password", "has_pin", b"has_pin", "home_library", b"home_library", "home_phone", b"home_phone", "last_active_on", b"last_active_on", "last_changed_by", b"last_changed_by", "mobile_phone", b"mobile_phone", "national_id", b"national_id", "previous_card_number", b"previous_card_number", "registered_address", b"registered_address", "security_level", b"security_level", "sex", b"sex", "update_time", b"update_time", "view", b"view", "work_phone", b"work_phone"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -419,3 +419,155 @@ class SetPasswordResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___SetPasswordResponse: _TypeAlias = SetPasswordResponse  # noqa: Y015
+
+@_typing.final
+class SetHomeLibraryRequest(_message.Message):
+    """Request of SetHomeLibrary."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CARD_NUMBER_FIELD_NUMBER: _builtins.int
+    LIBRARY_NUMBER_FIELD_NUMBER: _builtins.int
+    card_number: _builtins.str
+    """Card number of the borrower."""
+    library_number: _builtins.str
+    """The new home library: 7-digit number of a library the borrower is affiliated with."""
+    def __init__(
+        self,
+        *,
+        card_number: _builtins.str = ...,
+        library_number: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["card_number", b"card_number", "library_number", b"library_number"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SetHomeLibraryRequest: _TypeAlias = SetHomeLibraryRequest  # noqa: Y015
+
+@_typing.final
+class SetHomeLibraryResponse(_message.Message):
+    """Response of SetHomeLibrary."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    BORROWER_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def borrower(self) -> _borrower_pb2.Borrower:
+        """The borrower, full view, with the new home library and a new etag."""
+
+    def __init__(
+        self,
+        *,
+        borrower: _borrower_pb2.Borrower | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["borrower", b"borrower"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["borrower", b"borrower"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SetHomeLibraryResponse: _TypeAlias = SetHomeLibraryResponse  # noqa: Y015
+
+@_typing.final
+class RemoveAffiliationRequest(_message.Message):
+    """Request of RemoveAffiliation."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CARD_NUMBER_FIELD_NUMBER: _builtins.int
+    NEW_HOME_LIBRARY_FIELD_NUMBER: _builtins.int
+    card_number: _builtins.str
+    """Card number of the borrower."""
+    new_home_library: _builtins.str
+    """Required when the acting library is the home library and other affiliations remain: the
+    7-digit number of the library that becomes the home library. Ignored otherwise.
+    """
+    def __init__(
+        self,
+        *,
+        card_number: _builtins.str = ...,
+        new_home_library: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["card_number", b"card_number", "new_home_library", b"new_home_library"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RemoveAffiliationRequest: _TypeAlias = RemoveAffiliationRequest  # noqa: Y015
+
+@_typing.final
+class RemoveAffiliationResponse(_message.Message):
+    """Response of RemoveAffiliation."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    BORROWER_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def borrower(self) -> _borrower_pb2.Borrower:
+        """The borrower, basic view: the acting library is no longer affiliated."""
+
+    def __init__(
+        self,
+        *,
+        borrower: _borrower_pb2.Borrower | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["borrower", b"borrower"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["borrower", b"borrower"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RemoveAffiliationResponse: _TypeAlias = RemoveAffiliationResponse  # noqa: Y015
+
+@_typing.final
+class ReplaceCardRequest(_message.Message):
+    """Request of ReplaceCard."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CARD_NUMBER_FIELD_NUMBER: _builtins.int
+    NEW_CARD_NUMBER_FIELD_NUMBER: _builtins.int
+    card_number: _builtins.str
+    """The borrower's current card number."""
+    new_card_number: _builtins.str
+    """The new card number, "N" + 9 digits, never used before."""
+    def __init__(
+        self,
+        *,
+        card_number: _builtins.str = ...,
+        new_card_number: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["card_number", b"card_number", "new_card_number", b"new_card_number"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ReplaceCardRequest: _TypeAlias = ReplaceCardRequest  # noqa: Y015
+
+@_typing.final
+class ReplaceCardResponse(_message.Message):
+    """Response of ReplaceCard."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    BORROWER_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def borrower(self) -> _borrower_pb2.Borrower:
+        """The borrower, full view, under the new card number, with previous_card_number set."""
+
+    def __init__(
+        self,
+        *,
+        borrower: _borrower_pb2.Borrower | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["borrower", b"borrower"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["borrower", b"borrower"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ReplaceCardResponse: _TypeAlias = ReplaceCardResponse  # noqa: Y015

@@ -82,6 +82,21 @@ class BorrowerRegistryStub:
                 request_serializer=nlr_dot_registry_dot_v1_dot_registry__service__pb2.SetPasswordRequest.SerializeToString,
                 response_deserializer=nlr_dot_registry_dot_v1_dot_registry__service__pb2.SetPasswordResponse.FromString,
                 _registered_method=True)
+        self.SetHomeLibrary = channel.unary_unary(
+                '/nlr.registry.v1.BorrowerRegistry/SetHomeLibrary',
+                request_serializer=nlr_dot_registry_dot_v1_dot_registry__service__pb2.SetHomeLibraryRequest.SerializeToString,
+                response_deserializer=nlr_dot_registry_dot_v1_dot_registry__service__pb2.SetHomeLibraryResponse.FromString,
+                _registered_method=True)
+        self.RemoveAffiliation = channel.unary_unary(
+                '/nlr.registry.v1.BorrowerRegistry/RemoveAffiliation',
+                request_serializer=nlr_dot_registry_dot_v1_dot_registry__service__pb2.RemoveAffiliationRequest.SerializeToString,
+                response_deserializer=nlr_dot_registry_dot_v1_dot_registry__service__pb2.RemoveAffiliationResponse.FromString,
+                _registered_method=True)
+        self.ReplaceCard = channel.unary_unary(
+                '/nlr.registry.v1.BorrowerRegistry/ReplaceCard',
+                request_serializer=nlr_dot_registry_dot_v1_dot_registry__service__pb2.ReplaceCardRequest.SerializeToString,
+                response_deserializer=nlr_dot_registry_dot_v1_dot_registry__service__pb2.ReplaceCardResponse.FromString,
+                _registered_method=True)
 
 
 class BorrowerRegistryServicer:
@@ -153,6 +168,32 @@ class BorrowerRegistryServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def SetHomeLibrary(self, request, context):
+        """Makes another affiliated library the borrower's home library (the borrower's choice).
+        Affiliated libraries only; the new home must be affiliated too (else FAILED_PRECONDITION).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RemoveAffiliation(self, request, context):
+        """Ends the acting library's affiliation with the borrower. If it is the home library and
+        others remain, name the new home library in the same request (else FAILED_PRECONDITION,
+        HOME_LIBRARY_REQUIRED); the last affiliation cannot be removed (delete the borrower).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ReplaceCard(self, request, context):
+        """Gives the borrower a new card number (a lost card). The old number becomes
+        previous_card_number and is retired for ever: lookups by it are NOT_FOUND, and
+        CreateBorrower and ReplaceCard refuse it with FAILED_PRECONDITION. Affiliated libraries only.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_BorrowerRegistryServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -190,6 +231,21 @@ def add_BorrowerRegistryServicer_to_server(servicer, server):
                     servicer.SetPassword,
                     request_deserializer=nlr_dot_registry_dot_v1_dot_registry__service__pb2.SetPasswordRequest.FromString,
                     response_serializer=nlr_dot_registry_dot_v1_dot_registry__service__pb2.SetPasswordResponse.SerializeToString,
+            ),
+            'SetHomeLibrary': grpc.unary_unary_rpc_method_handler(
+                    servicer.SetHomeLibrary,
+                    request_deserializer=nlr_dot_registry_dot_v1_dot_registry__service__pb2.SetHomeLibraryRequest.FromString,
+                    response_serializer=nlr_dot_registry_dot_v1_dot_registry__service__pb2.SetHomeLibraryResponse.SerializeToString,
+            ),
+            'RemoveAffiliation': grpc.unary_unary_rpc_method_handler(
+                    servicer.RemoveAffiliation,
+                    request_deserializer=nlr_dot_registry_dot_v1_dot_registry__service__pb2.RemoveAffiliationRequest.FromString,
+                    response_serializer=nlr_dot_registry_dot_v1_dot_registry__service__pb2.RemoveAffiliationResponse.SerializeToString,
+            ),
+            'ReplaceCard': grpc.unary_unary_rpc_method_handler(
+                    servicer.ReplaceCard,
+                    request_deserializer=nlr_dot_registry_dot_v1_dot_registry__service__pb2.ReplaceCardRequest.FromString,
+                    response_serializer=nlr_dot_registry_dot_v1_dot_registry__service__pb2.ReplaceCardResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -394,6 +450,87 @@ class BorrowerRegistry:
             '/nlr.registry.v1.BorrowerRegistry/SetPassword',
             nlr_dot_registry_dot_v1_dot_registry__service__pb2.SetPasswordRequest.SerializeToString,
             nlr_dot_registry_dot_v1_dot_registry__service__pb2.SetPasswordResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SetHomeLibrary(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/nlr.registry.v1.BorrowerRegistry/SetHomeLibrary',
+            nlr_dot_registry_dot_v1_dot_registry__service__pb2.SetHomeLibraryRequest.SerializeToString,
+            nlr_dot_registry_dot_v1_dot_registry__service__pb2.SetHomeLibraryResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RemoveAffiliation(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/nlr.registry.v1.BorrowerRegistry/RemoveAffiliation',
+            nlr_dot_registry_dot_v1_dot_registry__service__pb2.RemoveAffiliationRequest.SerializeToString,
+            nlr_dot_registry_dot_v1_dot_registry__service__pb2.RemoveAffiliationResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ReplaceCard(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/nlr.registry.v1.BorrowerRegistry/ReplaceCard',
+            nlr_dot_registry_dot_v1_dot_registry__service__pb2.ReplaceCardRequest.SerializeToString,
+            nlr_dot_registry_dot_v1_dot_registry__service__pb2.ReplaceCardResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -68,6 +68,20 @@ class BorrowerRegistryStub:
     """Sets the borrower's PIN and ends a PIN lockout. Affiliated libraries only."""
     SetPassword: _grpc.UnaryUnaryMultiCallable[_registry_service_pb2.SetPasswordRequest, _registry_service_pb2.SetPasswordResponse]
     """Sets the borrower's password and ends a password lockout. Affiliated libraries only."""
+    SetHomeLibrary: _grpc.UnaryUnaryMultiCallable[_registry_service_pb2.SetHomeLibraryRequest, _registry_service_pb2.SetHomeLibraryResponse]
+    """Makes another affiliated library the borrower's home library (the borrower's choice).
+    Affiliated libraries only; the new home must be affiliated too (else FAILED_PRECONDITION).
+    """
+    RemoveAffiliation: _grpc.UnaryUnaryMultiCallable[_registry_service_pb2.RemoveAffiliationRequest, _registry_service_pb2.RemoveAffiliationResponse]
+    """Ends the acting library's affiliation with the borrower. If it is the home library and
+    others remain, name the new home library in the same request (else FAILED_PRECONDITION,
+    HOME_LIBRARY_REQUIRED); the last affiliation cannot be removed (delete the borrower).
+    """
+    ReplaceCard: _grpc.UnaryUnaryMultiCallable[_registry_service_pb2.ReplaceCardRequest, _registry_service_pb2.ReplaceCardResponse]
+    """Gives the borrower a new card number (a lost card). The old number becomes
+    previous_card_number and is retired for ever: lookups by it are NOT_FOUND, and
+    CreateBorrower and ReplaceCard refuse it with FAILED_PRECONDITION. Affiliated libraries only.
+    """
 
 @_typing.type_check_only
 class BorrowerRegistryAsyncStub(BorrowerRegistryStub):
@@ -109,6 +123,20 @@ class BorrowerRegistryAsyncStub(BorrowerRegistryStub):
     """Sets the borrower's PIN and ends a PIN lockout. Affiliated libraries only."""
     SetPassword: _aio.UnaryUnaryMultiCallable[_registry_service_pb2.SetPasswordRequest, _registry_service_pb2.SetPasswordResponse]  # type: ignore[assignment]
     """Sets the borrower's password and ends a password lockout. Affiliated libraries only."""
+    SetHomeLibrary: _aio.UnaryUnaryMultiCallable[_registry_service_pb2.SetHomeLibraryRequest, _registry_service_pb2.SetHomeLibraryResponse]  # type: ignore[assignment]
+    """Makes another affiliated library the borrower's home library (the borrower's choice).
+    Affiliated libraries only; the new home must be affiliated too (else FAILED_PRECONDITION).
+    """
+    RemoveAffiliation: _aio.UnaryUnaryMultiCallable[_registry_service_pb2.RemoveAffiliationRequest, _registry_service_pb2.RemoveAffiliationResponse]  # type: ignore[assignment]
+    """Ends the acting library's affiliation with the borrower. If it is the home library and
+    others remain, name the new home library in the same request (else FAILED_PRECONDITION,
+    HOME_LIBRARY_REQUIRED); the last affiliation cannot be removed (delete the borrower).
+    """
+    ReplaceCard: _aio.UnaryUnaryMultiCallable[_registry_service_pb2.ReplaceCardRequest, _registry_service_pb2.ReplaceCardResponse]  # type: ignore[assignment]
+    """Gives the borrower a new card number (a lost card). The old number becomes
+    previous_card_number and is retired for ever: lookups by it are NOT_FOUND, and
+    CreateBorrower and ReplaceCard refuse it with FAILED_PRECONDITION. Affiliated libraries only.
+    """
 
 class BorrowerRegistryServicer(metaclass=_abc_1.ABCMeta):
     """Creates, finds, updates, affiliates and deletes borrowers on behalf of one library.
@@ -189,5 +217,37 @@ class BorrowerRegistryServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_registry_service_pb2.SetPasswordResponse, _abc.Awaitable[_registry_service_pb2.SetPasswordResponse]]:
         """Sets the borrower's password and ends a password lockout. Affiliated libraries only."""
+
+    @_abc_1.abstractmethod
+    def SetHomeLibrary(
+        self,
+        request: _registry_service_pb2.SetHomeLibraryRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_registry_service_pb2.SetHomeLibraryResponse, _abc.Awaitable[_registry_service_pb2.SetHomeLibraryResponse]]:
+        """Makes another affiliated library the borrower's home library (the borrower's choice).
+        Affiliated libraries only; the new home must be affiliated too (else FAILED_PRECONDITION).
+        """
+
+    @_abc_1.abstractmethod
+    def RemoveAffiliation(
+        self,
+        request: _registry_service_pb2.RemoveAffiliationRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_registry_service_pb2.RemoveAffiliationResponse, _abc.Awaitable[_registry_service_pb2.RemoveAffiliationResponse]]:
+        """Ends the acting library's affiliation with the borrower. If it is the home library and
+        others remain, name the new home library in the same request (else FAILED_PRECONDITION,
+        HOME_LIBRARY_REQUIRED); the last affiliation cannot be removed (delete the borrower).
+        """
+
+    @_abc_1.abstractmethod
+    def ReplaceCard(
+        self,
+        request: _registry_service_pb2.ReplaceCardRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_registry_service_pb2.ReplaceCardResponse, _abc.Awaitable[_registry_service_pb2.ReplaceCardResponse]]:
+        """Gives the borrower a new card number (a lost card). The old number becomes
+        previous_card_number and is retired for ever: lookups by it are NOT_FOUND, and
+        CreateBorrower and ReplaceCard refuse it with FAILED_PRECONDITION. Affiliated libraries only.
+        """
 
 def add_BorrowerRegistryServicer_to_server(servicer: BorrowerRegistryServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

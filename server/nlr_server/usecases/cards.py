@@ -1,0 +1,33 @@
+"""Library cards: a new number for a lost card, the old one retired for ever."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from nlr_server.domain.borrower import Borrower
+from nlr_server.domain.card_number import CardNumber
+from nlr_server.domain.errors import AlreadyExists, CardNumberRetired
+from nlr_server.domain.library_number import LibraryNumber
+from nlr_server.usecases.borrowers import find_affiliated
+from nlr_server.usecases.ports import CardNumberStatus, UnitOfWorkFactory
+
+
+def replace_card(
+    unit_of_work: UnitOfWorkFactory,
+    library: LibraryNumber,
+    card_number: CardNumber,
+    new_card_number: CardNumber,
+    now: dt.datetime,
+) -> Borrower:
+    with unit_of_work() as uow:
+        borrower = find_affiliated(uow, library, card_number)
+        status = uow.borrowers.card_number_status(new_card_number)
+        if status is CardNumberStatus.RETIRED:
+            raise CardNumberRetired("the new card number is retired and can never be used again")
+        if status is CardNumberStatus.IN_USE:
+            raise AlreadyExists(
+                "the new card number is already in use", reason="CARD_NUMBER_IN_USE"
+            )
+        saved = uow.borrowers.save(borrower.with_new_card(new_card_number, library, now))
+        uow.commit()
+        return saved
