@@ -3,6 +3,8 @@ one, and leaves only with a new home named."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import grpc
 import pytest
 
@@ -104,10 +106,11 @@ def test_a_library_that_is_not_affiliated_may_not_set_the_home(registry: Registr
 
 
 def test_unknown_borrower_is_not_found(registry: Registry) -> None:
-    for call in (
+    calls: list[Callable[[], object]] = [
         lambda: set_home(registry, "N999999999", OSLO),
         lambda: remove(registry, "N999999999"),
-    ):
+    ]
+    for call in calls:
         with pytest.raises(grpc.RpcError) as raised:
             call()
         assert raised.value.code() == grpc.StatusCode.NOT_FOUND

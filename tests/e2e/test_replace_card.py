@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import grpc
 import pytest
 
@@ -46,10 +48,11 @@ def test_the_old_number_is_never_accepted_again(registry: Registry) -> None:
     replace(registry, "N000001103", "N000001104")
     create(registry, new_borrower("N000001105"))
 
-    for call in (
+    calls: list[Callable[[], object]] = [
         lambda: create(registry, new_borrower("N000001103")),
         lambda: replace(registry, "N000001105", "N000001103"),
-    ):
+    ]
+    for call in calls:
         with pytest.raises(grpc.RpcError) as raised:
             call()
         assert raised.value.code() == grpc.StatusCode.FAILED_PRECONDITION
