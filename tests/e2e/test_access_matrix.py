@@ -152,6 +152,12 @@ RPCS: dict[str, Call] = {
         pb.ReplaceCardRequest(card_number=CARD, new_card_number="N000000903"),
         metadata=r.metadata,
     ),
+    "ReserveCardNumbers": lambda r: r.stub.ReserveCardNumbers(
+        pb.ReserveCardNumbersRequest(count=5), metadata=r.metadata
+    ),
+    "ListCardNumberReservations": lambda r: r.stub.ListCardNumberReservations(
+        pb.ListCardNumberReservationsRequest(), metadata=r.metadata
+    ),
 }
 
 # The library whose request goes through in each RPC's positive control: Bergen affiliates,

@@ -11,6 +11,7 @@ from nlr.registry.v1 import registry_service_pb2_grpc
 from nlr_server.api.borrower_codec import encode_borrower, timestamp
 from nlr_server.api.call_context import acting_library, current_call
 from nlr_server.api.services import Services, now
+from nlr_server.domain.card_reservation import CardNumberReservation
 from nlr_server.domain.credentials import Password, Pin
 from nlr_server.domain.errors import InvalidArgument
 from nlr_server.domain.views import BorrowerView, view_for
@@ -170,3 +171,29 @@ class BorrowerRegistryServicer(registry_service_pb2_grpc.BorrowerRegistryService
         )
         current_call().note_borrower(borrower.card_number.value, borrower.id)
         return pb.ReplaceCardResponse(borrower=encode_borrower(borrower, BorrowerView.FULL))
+
+    async def ReserveCardNumbers(
+        self, request: pb.ReserveCardNumbersRequest, context: Context
+    ) -> pb.ReserveCardNumbersResponse:
+        reservation = await self._services.run(
+            cards.reserve_card_numbers, acting_library(), request.count, now()
+        )
+        return pb.ReserveCardNumbersResponse(reservation=_reservation(reservation))
+
+    async def ListCardNumberReservations(
+        self, request: pb.ListCardNumberReservationsRequest, context: Context
+    ) -> pb.ListCardNumberReservationsResponse:
+        reservations = await self._services.read(cards.list_reservations, acting_library())
+        return pb.ListCardNumberReservationsResponse(
+            reservations=[_reservation(r) for r in reservations]
+        )
+
+
+def _reservation(reservation: CardNumberReservation) -> pb.CardNumberReservation:
+    return pb.CardNumberReservation(
+        first_card_number=reservation.first_card_number.value,
+        last_card_number=reservation.last_card_number.value,
+        count=reservation.count,
+        library_number=reservation.library_number.value,
+        reserve_time=timestamp(reservation.reserved_at),
+    )

@@ -188,6 +188,25 @@ class LoginAttemptsRow(Base):
     locked_until: Mapped[dt.datetime | None] = mapped_column(UtcDateTime())
 
 
+class CardNumberSeriesRow(Base):
+    """One row: the next card number the register hands out in a reservation."""
+
+    __tablename__ = "card_number_series"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    next_number: Mapped[int] = mapped_column(BigInteger)
+
+
+class CardNumberReservationRow(Base):
+    __tablename__ = "card_number_reservations"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    library_number: Mapped[str] = mapped_column(ForeignKey("libraries.library_number"), index=True)
+    first_number: Mapped[int] = mapped_column(BigInteger, index=True)
+    last_number: Mapped[int] = mapped_column(BigInteger)
+    reserved_at: Mapped[dt.datetime] = mapped_column(UtcDateTime())
+
+
 class AffiliationRow(Base):
     __tablename__ = "affiliations"
 

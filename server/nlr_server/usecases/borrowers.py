@@ -22,6 +22,7 @@ from nlr_server.domain.lockout import LockoutPolicy, LoginAttempts
 from nlr_server.domain.national_id import NationalId
 from nlr_server.domain.views import BorrowerView, view_for
 from nlr_server.usecases.ports import CardNumberStatus, UnitOfWork, UnitOfWorkFactory
+from nlr_server.usecases.reservations import refuse_others_reservation
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,6 +47,7 @@ def create_borrower(
             raise CardNumberRetired("the card number is retired and can never be used again")
         if status is CardNumberStatus.IN_USE:
             raise AlreadyExists("the card number is already in use", reason="CARD_NUMBER_IN_USE")
+        refuse_others_reservation(uow, library, card_number)
         if uow.borrowers.get_by_national_id(national_id) is not None:
             raise AlreadyExists(
                 "a borrower with this national id already exists", reason="NATIONAL_ID_IN_USE"

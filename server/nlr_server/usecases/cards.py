@@ -6,10 +6,16 @@ import datetime as dt
 
 from nlr_server.domain.borrower import Borrower
 from nlr_server.domain.card_number import CardNumber
-from nlr_server.domain.errors import AlreadyExists, CardNumberRetired
+from nlr_server.domain.card_reservation import (
+    CardNumberReservation,
+    check_reservation_size,
+    fits,
+)
+from nlr_server.domain.errors import AlreadyExists, CardNumberRetired, FailedPrecondition
 from nlr_server.domain.library_number import LibraryNumber
 from nlr_server.usecases.borrowers import find_affiliated
 from nlr_server.usecases.ports import CardNumberStatus, UnitOfWorkFactory
+from nlr_server.usecases.reservations import refuse_others_reservation
 
 
 def replace_card(
@@ -28,6 +34,30 @@ def replace_card(
             raise AlreadyExists(
                 "the new card number is already in use", reason="CARD_NUMBER_IN_USE"
             )
+        refuse_others_reservation(uow, library, new_card_number)
         saved = uow.borrowers.save(borrower.with_new_card(new_card_number, library, now))
         uow.commit()
         return saved
+
+
+def reserve_card_numbers(
+    unit_of_work: UnitOfWorkFactory, library: LibraryNumber, count: int, now: dt.datetime
+) -> CardNumberReservation:
+    check_reservation_size(count)
+    with unit_of_work() as uow:
+        first = uow.reservations.next_free_number()
+        if not fits(first, count):
+            raise FailedPrecondition(
+                "the card number series has too few numbers left", reason="SERIES_EXHAUSTED"
+            )
+        reservation = CardNumberReservation(library, first, count, now)
+        uow.reservations.add(reservation)
+        uow.commit()
+        return reservation
+
+
+def list_reservations(
+    unit_of_work: UnitOfWorkFactory, library: LibraryNumber
+) -> list[CardNumberReservation]:
+    with unit_of_work(read_only=True) as uow:
+        return uow.reservations.of_library(library)

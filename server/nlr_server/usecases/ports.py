@@ -11,6 +11,7 @@ from typing import Protocol
 from nlr_server.domain.audit import AuditEvent
 from nlr_server.domain.borrower import Borrower, DeletionReason
 from nlr_server.domain.card_number import CardNumber
+from nlr_server.domain.card_reservation import CardNumberReservation
 from nlr_server.domain.credentials import LoginMethod
 from nlr_server.domain.library import Library
 from nlr_server.domain.library_number import LibraryNumber
@@ -84,6 +85,16 @@ class CredentialRepository(Protocol):
     def mark_active(self, borrower_id: int, day: dt.date) -> None: ...
 
 
+class ReservationRepository(Protocol):
+    def next_free_number(self) -> int: ...
+
+    def add(self, reservation: CardNumberReservation) -> None: ...
+
+    def holder_of(self, number: int) -> LibraryNumber | None: ...
+
+    def of_library(self, library: LibraryNumber) -> list[CardNumberReservation]: ...
+
+
 class AuditRepository(Protocol):
     def append(self, events: Sequence[AuditEvent]) -> None: ...
 
@@ -105,6 +116,9 @@ class UnitOfWork(Protocol):
 
     @property
     def credentials(self) -> CredentialRepository: ...
+
+    @property
+    def reservations(self) -> ReservationRepository: ...
 
     def __enter__(self) -> UnitOfWork: ...
 

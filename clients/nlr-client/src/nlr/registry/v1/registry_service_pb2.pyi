@@ -3,10 +3,12 @@
 isort:skip_file
 BorrowerRegistry: the register's API for library systems (ILS)."""
 
+from collections import abc as _abc
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import field_mask_pb2 as _field_mask_pb2
 from google.protobuf import message as _message
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
+from google.protobuf.internal import containers as _containers
 from nlr.registry.v1 import borrower_pb2 as _borrower_pb2
 import builtins as _builtins
 import sys
@@ -571,3 +573,130 @@ class ReplaceCardResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___ReplaceCardResponse: _TypeAlias = ReplaceCardResponse  # noqa: Y015
+
+@_typing.final
+class CardNumberReservation(_message.Message):
+    """A range of card numbers reserved by one library."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    FIRST_CARD_NUMBER_FIELD_NUMBER: _builtins.int
+    LAST_CARD_NUMBER_FIELD_NUMBER: _builtins.int
+    COUNT_FIELD_NUMBER: _builtins.int
+    LIBRARY_NUMBER_FIELD_NUMBER: _builtins.int
+    RESERVE_TIME_FIELD_NUMBER: _builtins.int
+    first_card_number: _builtins.str
+    """The first card number of the range, "N" + 9 digits."""
+    last_card_number: _builtins.str
+    """The last card number of the range (included)."""
+    count: _builtins.int
+    """How many numbers the range holds."""
+    library_number: _builtins.str
+    """The library the range belongs to, 7 digits."""
+    @_builtins.property
+    def reserve_time(self) -> _timestamp_pb2.Timestamp:
+        """When the range was reserved."""
+
+    def __init__(
+        self,
+        *,
+        first_card_number: _builtins.str = ...,
+        last_card_number: _builtins.str = ...,
+        count: _builtins.int = ...,
+        library_number: _builtins.str = ...,
+        reserve_time: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["reserve_time", b"reserve_time"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["count", b"count", "first_card_number", b"first_card_number", "last_card_number", b"last_card_number", "library_number", b"library_number", "reserve_time", b"reserve_time"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CardNumberReservation: _TypeAlias = CardNumberReservation  # noqa: Y015
+
+@_typing.final
+class ReserveCardNumbersRequest(_message.Message):
+    """Request of ReserveCardNumbers."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    COUNT_FIELD_NUMBER: _builtins.int
+    count: _builtins.int
+    """How many numbers to reserve: 1 to 100000."""
+    def __init__(
+        self,
+        *,
+        count: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["count", b"count"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ReserveCardNumbersRequest: _TypeAlias = ReserveCardNumbersRequest  # noqa: Y015
+
+@_typing.final
+class ReserveCardNumbersResponse(_message.Message):
+    """Response of ReserveCardNumbers."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    RESERVATION_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def reservation(self) -> Global___CardNumberReservation:
+        """The reserved range."""
+
+    def __init__(
+        self,
+        *,
+        reservation: Global___CardNumberReservation | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["reservation", b"reservation"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["reservation", b"reservation"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ReserveCardNumbersResponse: _TypeAlias = ReserveCardNumbersResponse  # noqa: Y015
+
+@_typing.final
+class ListCardNumberReservationsRequest(_message.Message):
+    """Request of ListCardNumberReservations."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    def __init__(
+        self,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListCardNumberReservationsRequest: _TypeAlias = ListCardNumberReservationsRequest  # noqa: Y015
+
+@_typing.final
+class ListCardNumberReservationsResponse(_message.Message):
+    """Response of ListCardNumberReservations."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    RESERVATIONS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def reservations(self) -> _containers.RepeatedCompositeFieldContainer[Global___CardNumberReservation]:
+        """The acting library's reservations, oldest first."""
+
+    def __init__(
+        self,
+        *,
+        reservations: _abc.Iterable[Global___CardNumberReservation] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["reservations", b"reservations"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListCardNumberReservationsResponse: _TypeAlias = ListCardNumberReservationsResponse  # noqa: Y015

@@ -97,6 +97,16 @@ class BorrowerRegistryStub:
                 request_serializer=nlr_dot_registry_dot_v1_dot_registry__service__pb2.ReplaceCardRequest.SerializeToString,
                 response_deserializer=nlr_dot_registry_dot_v1_dot_registry__service__pb2.ReplaceCardResponse.FromString,
                 _registered_method=True)
+        self.ReserveCardNumbers = channel.unary_unary(
+                '/nlr.registry.v1.BorrowerRegistry/ReserveCardNumbers',
+                request_serializer=nlr_dot_registry_dot_v1_dot_registry__service__pb2.ReserveCardNumbersRequest.SerializeToString,
+                response_deserializer=nlr_dot_registry_dot_v1_dot_registry__service__pb2.ReserveCardNumbersResponse.FromString,
+                _registered_method=True)
+        self.ListCardNumberReservations = channel.unary_unary(
+                '/nlr.registry.v1.BorrowerRegistry/ListCardNumberReservations',
+                request_serializer=nlr_dot_registry_dot_v1_dot_registry__service__pb2.ListCardNumberReservationsRequest.SerializeToString,
+                response_deserializer=nlr_dot_registry_dot_v1_dot_registry__service__pb2.ListCardNumberReservationsResponse.FromString,
+                _registered_method=True)
 
 
 class BorrowerRegistryServicer:
@@ -194,6 +204,22 @@ class BorrowerRegistryServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ReserveCardNumbers(self, request, context):
+        """Reserves a range of never-used card numbers for the acting library to print on cards. The
+        range overlaps no other reservation and no number in use; CreateBorrower refuses a number
+        inside another library's range (FAILED_PRECONDITION, CARD_NUMBER_RESERVED).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListCardNumberReservations(self, request, context):
+        """The acting library's reservations, oldest first.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_BorrowerRegistryServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -246,6 +272,16 @@ def add_BorrowerRegistryServicer_to_server(servicer, server):
                     servicer.ReplaceCard,
                     request_deserializer=nlr_dot_registry_dot_v1_dot_registry__service__pb2.ReplaceCardRequest.FromString,
                     response_serializer=nlr_dot_registry_dot_v1_dot_registry__service__pb2.ReplaceCardResponse.SerializeToString,
+            ),
+            'ReserveCardNumbers': grpc.unary_unary_rpc_method_handler(
+                    servicer.ReserveCardNumbers,
+                    request_deserializer=nlr_dot_registry_dot_v1_dot_registry__service__pb2.ReserveCardNumbersRequest.FromString,
+                    response_serializer=nlr_dot_registry_dot_v1_dot_registry__service__pb2.ReserveCardNumbersResponse.SerializeToString,
+            ),
+            'ListCardNumberReservations': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListCardNumberReservations,
+                    request_deserializer=nlr_dot_registry_dot_v1_dot_registry__service__pb2.ListCardNumberReservationsRequest.FromString,
+                    response_serializer=nlr_dot_registry_dot_v1_dot_registry__service__pb2.ListCardNumberReservationsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -531,6 +567,60 @@ class BorrowerRegistry:
             '/nlr.registry.v1.BorrowerRegistry/ReplaceCard',
             nlr_dot_registry_dot_v1_dot_registry__service__pb2.ReplaceCardRequest.SerializeToString,
             nlr_dot_registry_dot_v1_dot_registry__service__pb2.ReplaceCardResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ReserveCardNumbers(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/nlr.registry.v1.BorrowerRegistry/ReserveCardNumbers',
+            nlr_dot_registry_dot_v1_dot_registry__service__pb2.ReserveCardNumbersRequest.SerializeToString,
+            nlr_dot_registry_dot_v1_dot_registry__service__pb2.ReserveCardNumbersResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListCardNumberReservations(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/nlr.registry.v1.BorrowerRegistry/ListCardNumberReservations',
+            nlr_dot_registry_dot_v1_dot_registry__service__pb2.ListCardNumberReservationsRequest.SerializeToString,
+            nlr_dot_registry_dot_v1_dot_registry__service__pb2.ListCardNumberReservationsResponse.FromString,
             options,
             channel_credentials,
             insecure,

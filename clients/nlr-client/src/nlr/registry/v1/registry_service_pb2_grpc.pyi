@@ -82,6 +82,13 @@ class BorrowerRegistryStub:
     previous_card_number and is retired for ever: lookups by it are NOT_FOUND, and
     CreateBorrower and ReplaceCard refuse it with FAILED_PRECONDITION. Affiliated libraries only.
     """
+    ReserveCardNumbers: _grpc.UnaryUnaryMultiCallable[_registry_service_pb2.ReserveCardNumbersRequest, _registry_service_pb2.ReserveCardNumbersResponse]
+    """Reserves a range of never-used card numbers for the acting library to print on cards. The
+    range overlaps no other reservation and no number in use; CreateBorrower refuses a number
+    inside another library's range (FAILED_PRECONDITION, CARD_NUMBER_RESERVED).
+    """
+    ListCardNumberReservations: _grpc.UnaryUnaryMultiCallable[_registry_service_pb2.ListCardNumberReservationsRequest, _registry_service_pb2.ListCardNumberReservationsResponse]
+    """The acting library's reservations, oldest first."""
 
 @_typing.type_check_only
 class BorrowerRegistryAsyncStub(BorrowerRegistryStub):
@@ -137,6 +144,13 @@ class BorrowerRegistryAsyncStub(BorrowerRegistryStub):
     previous_card_number and is retired for ever: lookups by it are NOT_FOUND, and
     CreateBorrower and ReplaceCard refuse it with FAILED_PRECONDITION. Affiliated libraries only.
     """
+    ReserveCardNumbers: _aio.UnaryUnaryMultiCallable[_registry_service_pb2.ReserveCardNumbersRequest, _registry_service_pb2.ReserveCardNumbersResponse]  # type: ignore[assignment]
+    """Reserves a range of never-used card numbers for the acting library to print on cards. The
+    range overlaps no other reservation and no number in use; CreateBorrower refuses a number
+    inside another library's range (FAILED_PRECONDITION, CARD_NUMBER_RESERVED).
+    """
+    ListCardNumberReservations: _aio.UnaryUnaryMultiCallable[_registry_service_pb2.ListCardNumberReservationsRequest, _registry_service_pb2.ListCardNumberReservationsResponse]  # type: ignore[assignment]
+    """The acting library's reservations, oldest first."""
 
 class BorrowerRegistryServicer(metaclass=_abc_1.ABCMeta):
     """Creates, finds, updates, affiliates and deletes borrowers on behalf of one library.
@@ -249,5 +263,24 @@ class BorrowerRegistryServicer(metaclass=_abc_1.ABCMeta):
         previous_card_number and is retired for ever: lookups by it are NOT_FOUND, and
         CreateBorrower and ReplaceCard refuse it with FAILED_PRECONDITION. Affiliated libraries only.
         """
+
+    @_abc_1.abstractmethod
+    def ReserveCardNumbers(
+        self,
+        request: _registry_service_pb2.ReserveCardNumbersRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_registry_service_pb2.ReserveCardNumbersResponse, _abc.Awaitable[_registry_service_pb2.ReserveCardNumbersResponse]]:
+        """Reserves a range of never-used card numbers for the acting library to print on cards. The
+        range overlaps no other reservation and no number in use; CreateBorrower refuses a number
+        inside another library's range (FAILED_PRECONDITION, CARD_NUMBER_RESERVED).
+        """
+
+    @_abc_1.abstractmethod
+    def ListCardNumberReservations(
+        self,
+        request: _registry_service_pb2.ListCardNumberReservationsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_registry_service_pb2.ListCardNumberReservationsResponse, _abc.Awaitable[_registry_service_pb2.ListCardNumberReservationsResponse]]:
+        """The acting library's reservations, oldest first."""
 
 def add_BorrowerRegistryServicer_to_server(servicer: BorrowerRegistryServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
