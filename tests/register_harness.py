@@ -217,6 +217,7 @@ def make_config(
         lockout_seconds=900.0,
         lockout_max_seconds=86400.0,
         keyring_reload_seconds=0.2,
+        guardian_age=15,
         listen_address="127.0.0.1:0",
         database_url=database_url,
         tls_cert=pki.server_cert,

@@ -236,6 +236,16 @@ def encode_borrower(borrower: Borrower, view: BorrowerView) -> borrower_pb2.Borr
         message.last_active_on = borrower.last_active_on.isoformat()
     if borrower.previous_card_number is not None:
         message.previous_card_number = borrower.previous_card_number.value
+    for mine, links in (
+        (message.guardians, borrower.links.guardians),
+        (message.wards, borrower.links.wards),
+    ):
+        for link in links:
+            mine.add(
+                card_number=link.card_number.value,
+                link_time=timestamp(link.linked_at),
+                linked_by=link.linked_by.value,
+            )
     return message
 
 

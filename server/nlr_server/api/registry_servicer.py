@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import grpc
@@ -15,7 +16,7 @@ from nlr_server.domain.card_reservation import CardNumberReservation
 from nlr_server.domain.credentials import Password, Pin
 from nlr_server.domain.errors import InvalidArgument
 from nlr_server.domain.views import BorrowerView, view_for
-from nlr_server.usecases import affiliations, borrowers, cards, credentials
+from nlr_server.usecases import affiliations, borrowers, cards, credentials, guardians
 
 Context = grpc.aio.ServicerContext[Any, Any]
 
@@ -29,8 +30,22 @@ class BorrowerRegistryServicer(registry_service_pb2_grpc.BorrowerRegistryService
         self, request: pb.CreateBorrowerRequest, context: Context
     ) -> pb.CreateBorrowerResponse:
         card_number, personal, national_id = self._decode.new_borrower(request.borrower)
+        guardian = (
+            self._decode.card_number(request.guardian_card_number, "guardian_card_number")
+            if request.guardian_card_number
+            else None
+        )
         borrower = await self._services.run(
-            borrowers.create_borrower, acting_library(), card_number, personal, national_id, now()
+            functools.partial(
+                borrowers.create_borrower,
+                guardian=guardian,
+                guardian_age=self._services.guardian_age,
+            ),
+            acting_library(),
+            card_number,
+            personal,
+            national_id,
+            now(),
         )
         current_call().note_borrower(borrower.card_number.value, borrower.id)
         return pb.CreateBorrowerResponse(borrower=encode_borrower(borrower, BorrowerView.FULL))
@@ -171,6 +186,31 @@ class BorrowerRegistryServicer(registry_service_pb2_grpc.BorrowerRegistryService
         )
         current_call().note_borrower(borrower.card_number.value, borrower.id)
         return pb.ReplaceCardResponse(borrower=encode_borrower(borrower, BorrowerView.FULL))
+
+    async def LinkGuardian(
+        self, request: pb.LinkGuardianRequest, context: Context
+    ) -> pb.LinkGuardianResponse:
+        card_number = self._decode.card_number(request.card_number, "card_number")
+        guardian = self._decode.card_number(request.guardian_card_number, "guardian_card_number")
+        borrower = await self._services.run(
+            guardians.link_guardian, acting_library(), card_number, guardian, now()
+        )
+        return pb.LinkGuardianResponse(borrower=encode_borrower(borrower, BorrowerView.FULL))
+
+    async def UnlinkGuardian(
+        self, request: pb.UnlinkGuardianRequest, context: Context
+    ) -> pb.UnlinkGuardianResponse:
+        card_number = self._decode.card_number(request.card_number, "card_number")
+        guardian = self._decode.card_number(request.guardian_card_number, "guardian_card_number")
+        borrower = await self._services.run(
+            guardians.unlink_guardian,
+            acting_library(),
+            card_number,
+            guardian,
+            self._services.guardian_age,
+            now(),
+        )
+        return pb.UnlinkGuardianResponse(borrower=encode_borrower(borrower, BorrowerView.FULL))
 
     async def ReserveCardNumbers(
         self, request: pb.ReserveCardNumbersRequest, context: Context

@@ -117,6 +117,7 @@ class RegisterServer:
         return Services(
             unit_of_work=unit_of_work,
             loop_reads=self._loop_reads,
+            guardian_age=config.guardian_age,
             executor=self._executor,
             decode=BorrowerDecoder(allow_synthetic_ids=config.allow_synthetic_ids),
             pins=PinVerifier(keyring),

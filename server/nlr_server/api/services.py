@@ -27,6 +27,7 @@ class Services:
     pins: PinVerifier
     passwords: PasswordPool
     lockout: LockoutPolicy
+    guardian_age: int = 15
     # For reads on the event loop itself (embedded store only): its own single connection, so
     # the loop never waits for one the workers hold.
     loop_reads: UnitOfWorkFactory | None = None

@@ -11,6 +11,7 @@ from nlr_server.domain.card_number import CardNumber
 from nlr_server.domain.contact import EmailAddress, PhoneNumber
 from nlr_server.domain.credentials import SecurityLevel
 from nlr_server.domain.errors import FailedPrecondition
+from nlr_server.domain.guardian import GuardianLinks
 from nlr_server.domain.library_number import LibraryNumber
 from nlr_server.domain.person_name import PersonName
 
@@ -115,6 +116,8 @@ class Borrower:
     last_changed_at: dt.datetime
     version: int = 1
     previous_card_number: CardNumber | None = None
+    # Loaded only for the full view (see usecases.guardians.with_links).
+    links: GuardianLinks = field(default_factory=GuardianLinks)
     has_pin: bool = False
     has_password: bool = False
     last_active_on: dt.date | None = None

@@ -70,6 +70,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("NLR_LOCKOUT_FAILURES", "5", "wrong PINs (or passwords) in a row that lock logins"),
     Setting("NLR_LOCKOUT_SECONDS", "900", "how long the first lockout lasts; each next doubles"),
     Setting("NLR_LOCKOUT_MAX_SECONDS", "86400", "the longest a lockout lasts"),
+    Setting("NLR_GUARDIAN_AGE", "15", "a borrower younger than this needs a guardian at creation"),
     Setting(
         "NLR_KEYRING_RELOAD_SECONDS",
         "10",
@@ -103,6 +104,7 @@ class Config:
     lockout_seconds: float
     lockout_max_seconds: float
     keyring_reload_seconds: float
+    guardian_age: int
     log_level: str
 
     @classmethod
@@ -133,6 +135,7 @@ class Config:
             lockout_seconds=env.number("NLR_LOCKOUT_SECONDS", minimum=0.001),
             lockout_max_seconds=env.number("NLR_LOCKOUT_MAX_SECONDS", minimum=0.001),
             keyring_reload_seconds=env.number("NLR_KEYRING_RELOAD_SECONDS", minimum=0.1),
+            guardian_age=env.whole("NLR_GUARDIAN_AGE", minimum=0),
             log_level=env.choice("NLR_LOG_LEVEL", ("DEBUG", "INFO", "WARNING", "ERROR")),
         )
 

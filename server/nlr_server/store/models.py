@@ -207,6 +207,19 @@ class CardNumberReservationRow(Base):
     reserved_at: Mapped[dt.datetime] = mapped_column(UtcDateTime())
 
 
+class GuardianLinkRow(Base):
+    __tablename__ = "guardian_links"
+
+    child_id: Mapped[int] = mapped_column(
+        ForeignKey("borrowers.id", ondelete="CASCADE"), primary_key=True
+    )
+    guardian_id: Mapped[int] = mapped_column(
+        ForeignKey("borrowers.id", ondelete="CASCADE"), primary_key=True, index=True
+    )
+    linked_at: Mapped[dt.datetime] = mapped_column(UtcDateTime())
+    linked_by: Mapped[str] = mapped_column(ForeignKey("libraries.library_number"))
+
+
 class AffiliationRow(Base):
     __tablename__ = "affiliations"
 

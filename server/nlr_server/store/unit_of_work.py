@@ -15,6 +15,7 @@ from nlr_server.store.audit_repository import SqlAuditRepository
 from nlr_server.store.borrower_repository import SqlBorrowerRepository
 from nlr_server.store.credential_repository import SqlCredentialRepository
 from nlr_server.store.database import READ_ONLY, create_store_engine
+from nlr_server.store.guardian_repository import SqlGuardianRepository
 from nlr_server.store.library_repository import SqlLibraryRepository
 from nlr_server.store.reservation_repository import SqlReservationRepository
 from nlr_server.store.vendor_repository import SqlVendorRepository
@@ -29,6 +30,7 @@ class SqlUnitOfWork:
         self.audit = SqlAuditRepository(self._session)
         self.credentials = SqlCredentialRepository(self._session)
         self.reservations = SqlReservationRepository(self._session)
+        self.guardians = SqlGuardianRepository(self._session)
 
     def __enter__(self) -> SqlUnitOfWork:
         return self

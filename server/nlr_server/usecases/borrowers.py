@@ -13,7 +13,6 @@ from nlr_server.domain.errors import (
     AlreadyExists,
     CardNumberRetired,
     EtagMismatch,
-    NotFound,
     PermissionDenied,
     RateLimited,
 )
@@ -21,16 +20,10 @@ from nlr_server.domain.library_number import LibraryNumber
 from nlr_server.domain.lockout import LockoutPolicy, LoginAttempts
 from nlr_server.domain.national_id import NationalId
 from nlr_server.domain.views import BorrowerView, view_for
-from nlr_server.usecases.ports import CardNumberStatus, UnitOfWork, UnitOfWorkFactory
+from nlr_server.usecases import guardians
+from nlr_server.usecases.lookup import BorrowerKey, find, find_affiliated
+from nlr_server.usecases.ports import CardNumberStatus, UnitOfWorkFactory
 from nlr_server.usecases.reservations import refuse_others_reservation
-
-
-@dataclass(frozen=True, slots=True)
-class BorrowerKey:
-    """How a caller names a borrower: by card number or by national id."""
-
-    card_number: CardNumber | None = None
-    national_id: NationalId | None = None
 
 
 def create_borrower(
@@ -40,7 +33,14 @@ def create_borrower(
     personal: PersonalData,
     national_id: NationalId,
     now: dt.datetime,
+    *,
+    guardian: CardNumber | None = None,
+    guardian_age: int = 15,
 ) -> Borrower:
+    """A new borrower; one under ``guardian_age`` needs a guardian, linked in the same
+    transaction."""
+    new = Borrower.register(card_number, personal, library, now)
+    guardians.require_guardian_if_young(new, guardian, guardian_age, now.date())
     with unit_of_work() as uow:
         status = uow.borrowers.card_number_status(card_number)
         if status is CardNumberStatus.RETIRED:
@@ -52,19 +52,22 @@ def create_borrower(
             raise AlreadyExists(
                 "a borrower with this national id already exists", reason="NATIONAL_ID_IN_USE"
             )
-        borrower = uow.borrowers.add(
-            Borrower.register(card_number, personal, library, now), national_id
-        )
+        borrower = uow.borrowers.add(new, national_id)
+        if guardian is not None:
+            guardians.attach_guardian(uow, borrower, guardian, library, now)
         uow.commit()
-        return borrower
+        return guardians.with_links(uow, borrower)
 
 
 def get_borrower(
     unit_of_work: UnitOfWorkFactory, library: LibraryNumber, key: BorrowerKey
 ) -> tuple[Borrower, BorrowerView]:
     with unit_of_work(read_only=True) as uow:
-        borrower = _find(uow, key)
-        return borrower, view_for(borrower, library)
+        borrower = find(uow, key)
+        view = view_for(borrower, library)
+        if view is BorrowerView.FULL:
+            borrower = guardians.with_links(uow, borrower)
+        return borrower, view
 
 
 def update_borrower(
@@ -88,7 +91,7 @@ def update_borrower(
         changed = borrower.change_personal_data(patch.apply(borrower.personal), library, now)
         saved = uow.borrowers.save(changed, national_id=national_id)
         uow.commit()
-        return saved
+        return guardians.with_links(uow, saved)
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,7 +112,7 @@ def affiliate_borrower(
     lockout: LockoutPolicy,
 ) -> Borrower:
     with unit_of_work() as uow:
-        borrower = _find(uow, BorrowerKey(card_number=card_number))
+        borrower = find(uow, BorrowerKey(card_number=card_number))
         assert borrower.id is not None
         if isinstance(proof, NationalId):
             proven = uow.borrowers.national_id_matches(borrower, proof)
@@ -130,10 +133,10 @@ def affiliate_borrower(
                 "the proof does not match the borrower", reason="AFFILIATION_PROOF_MISMATCH"
             )
         if borrower.is_affiliated_with(library):
-            return borrower
+            return guardians.with_links(uow, borrower)
         saved = uow.borrowers.save(borrower.affiliate(library, now))
         uow.commit()
-        return saved
+        return guardians.with_links(uow, saved)
 
 
 def login_locked(attempts: LoginAttempts, now: dt.datetime) -> RateLimited:
@@ -159,26 +162,6 @@ def delete_borrower(
             _require_current(borrower, etag)
         uow.borrowers.delete(borrower, reason, now)
         uow.commit()
-
-
-def _find(uow: UnitOfWork, key: BorrowerKey) -> Borrower:
-    borrower: Borrower | None = None
-    if key.card_number is not None:
-        borrower = uow.borrowers.get_by_card_number(key.card_number)
-    elif key.national_id is not None:
-        borrower = uow.borrowers.get_by_national_id(key.national_id)
-    if borrower is None:
-        raise NotFound("no borrower with that key")
-    return borrower
-
-
-def find_affiliated(uow: UnitOfWork, library: LibraryNumber, card_number: CardNumber) -> Borrower:
-    borrower = _find(uow, BorrowerKey(card_number=card_number))
-    if not borrower.is_affiliated_with(library):
-        raise PermissionDenied(
-            "only a library affiliated with the borrower may change it", reason="NOT_AFFILIATED"
-        )
-    return borrower
 
 
 def _require_current(borrower: Borrower, etag: str) -> None:

@@ -6,7 +6,7 @@ from nlr_server.domain.card_number import CardNumber
 from nlr_server.domain.credentials import LoginMethod
 from nlr_server.domain.library_number import LibraryNumber
 from nlr_server.domain.lockout import LoginAttempts
-from nlr_server.usecases.borrowers import find_affiliated
+from nlr_server.usecases.lookup import find_affiliated
 from nlr_server.usecases.ports import UnitOfWorkFactory
 
 

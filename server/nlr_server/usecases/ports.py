@@ -13,6 +13,7 @@ from nlr_server.domain.borrower import Borrower, DeletionReason
 from nlr_server.domain.card_number import CardNumber
 from nlr_server.domain.card_reservation import CardNumberReservation
 from nlr_server.domain.credentials import LoginMethod
+from nlr_server.domain.guardian import GuardianLinks
 from nlr_server.domain.library import Library
 from nlr_server.domain.library_number import LibraryNumber
 from nlr_server.domain.lockout import LoginAttempts
@@ -95,6 +96,16 @@ class ReservationRepository(Protocol):
     def of_library(self, library: LibraryNumber) -> list[CardNumberReservation]: ...
 
 
+class GuardianRepository(Protocol):
+    def link(self, child_id: int, guardian_id: int, at: dt.datetime, by: LibraryNumber) -> bool: ...
+
+    def unlink(self, child_id: int, guardian_id: int) -> bool: ...
+
+    def guardian_count(self, child_id: int) -> int: ...
+
+    def links_of(self, borrower_id: int) -> GuardianLinks: ...
+
+
 class AuditRepository(Protocol):
     def append(self, events: Sequence[AuditEvent]) -> None: ...
 
@@ -119,6 +130,9 @@ class UnitOfWork(Protocol):
 
     @property
     def reservations(self) -> ReservationRepository: ...
+
+    @property
+    def guardians(self) -> GuardianRepository: ...
 
     def __enter__(self) -> UnitOfWork: ...
 

@@ -156,6 +156,8 @@ class Borrower(_message.Message):
     HAS_PASSWORD_FIELD_NUMBER: _builtins.int
     LAST_ACTIVE_ON_FIELD_NUMBER: _builtins.int
     PREVIOUS_CARD_NUMBER_FIELD_NUMBER: _builtins.int
+    GUARDIANS_FIELD_NUMBER: _builtins.int
+    WARDS_FIELD_NUMBER: _builtins.int
     card_number: _builtins.str
     """Card number (lånernummer): "N" followed by 9 digits, e.g. "N000123456". Set by the library
     on CreateBorrower; never changes afterwards and is never reused, even after deletion.
@@ -239,6 +241,18 @@ class Borrower(_message.Message):
     def update_time(self) -> _timestamp_pb2.Timestamp:
         """When the personal data last changed. Output only. Full view only."""
 
+    @_builtins.property
+    def guardians(self) -> _containers.RepeatedCompositeFieldContainer[Global___GuardianLink]:
+        """The borrower's guardians (foresatte), oldest link first. Output only; change them with
+        LinkGuardian and UnlinkGuardian. Full view only.
+        """
+
+    @_builtins.property
+    def wards(self) -> _containers.RepeatedCompositeFieldContainer[Global___GuardianLink]:
+        """The borrowers this borrower is the guardian of, oldest link first. Output only.
+        Full view only.
+        """
+
     def __init__(
         self,
         *,
@@ -268,14 +282,48 @@ class Borrower(_message.Message):
         has_password: _builtins.bool = ...,
         last_active_on: _builtins.str = ...,
         previous_card_number: _builtins.str = ...,
+        guardians: _abc.Iterable[Global___GuardianLink] | None = ...,
+        wards: _abc.Iterable[Global___GuardianLink] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "registered_address", b"registered_address", "update_time", b"update_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["affiliations", b"affiliations", "birth_date", b"birth_date", "birth_year", b"birth_year", "card_number", b"card_number", "card_valid", b"card_valid", "create_time", b"create_time", "created_by", b"created_by", "email", b"email", "etag", b"etag", "family_name", b"family_name", "given_name", b"given_name", "has_password", b"has_password", "has_pin", b"has_pin", "home_library", b"home_library", "home_phone", b"home_phone", "last_active_on", b"last_active_on", "last_changed_by", b"last_changed_by", "mobile_phone", b"mobile_phone", "national_id", b"national_id", "previous_card_number", b"previous_card_number", "registered_address", b"registered_address", "security_level", b"security_level", "sex", b"sex", "update_time", b"update_time", "view", b"view", "work_phone", b"work_phone"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["affiliations", b"affiliations", "birth_date", b"birth_date", "birth_year", b"birth_year", "card_number", b"card_number", "card_valid", b"card_valid", "create_time", b"create_time", "created_by", b"created_by", "email", b"email", "etag", b"etag", "family_name", b"family_name", "given_name", b"given_name", "guardians", b"guardians", "has_password", b"has_password", "has_pin", b"has_pin", "home_library", b"home_library", "home_phone", b"home_phone", "last_active_on", b"last_active_on", "last_changed_by", b"last_changed_by", "mobile_phone", b"mobile_phone", "national_id", b"national_id", "previous_card_number", b"previous_card_number", "registered_address", b"registered_address", "security_level", b"security_level", "sex", b"sex", "update_time", b"update_time", "view", b"view", "wards", b"wards", "work_phone", b"work_phone"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___Borrower: _TypeAlias = Borrower  # noqa: Y015
+
+@_typing.final
+class GuardianLink(_message.Message):
+    """A guardian link between two borrowers, seen from one of them."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CARD_NUMBER_FIELD_NUMBER: _builtins.int
+    LINK_TIME_FIELD_NUMBER: _builtins.int
+    LINKED_BY_FIELD_NUMBER: _builtins.int
+    card_number: _builtins.str
+    """Card number of the other borrower: the guardian in `guardians`, the child in `wards`."""
+    linked_by: _builtins.str
+    """Library number of the library that made the link."""
+    @_builtins.property
+    def link_time(self) -> _timestamp_pb2.Timestamp:
+        """When the link was made."""
+
+    def __init__(
+        self,
+        *,
+        card_number: _builtins.str = ...,
+        link_time: _timestamp_pb2.Timestamp | None = ...,
+        linked_by: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["link_time", b"link_time"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["card_number", b"card_number", "link_time", b"link_time", "linked_by", b"linked_by"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GuardianLink: _TypeAlias = GuardianLink  # noqa: Y015
 
 @_typing.final
 class Address(_message.Message):

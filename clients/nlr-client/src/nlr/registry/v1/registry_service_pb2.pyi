@@ -28,6 +28,11 @@ class CreateBorrowerRequest(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     BORROWER_FIELD_NUMBER: _builtins.int
+    GUARDIAN_CARD_NUMBER_FIELD_NUMBER: _builtins.int
+    guardian_card_number: _builtins.str
+    """Card number of a registered adult who becomes the new borrower's guardian in the same
+    transaction. Required when the borrower is under the guardian age limit (15 by default).
+    """
     @_builtins.property
     def borrower(self) -> _borrower_pb2.Borrower:
         """The new borrower. Required: card_number, given_name, family_name, national_id (and
@@ -39,10 +44,11 @@ class CreateBorrowerRequest(_message.Message):
         self,
         *,
         borrower: _borrower_pb2.Borrower | None = ...,
+        guardian_card_number: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["borrower", b"borrower"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["borrower", b"borrower"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["borrower", b"borrower", "guardian_card_number", b"guardian_card_number"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -700,3 +706,103 @@ class ListCardNumberReservationsResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___ListCardNumberReservationsResponse: _TypeAlias = ListCardNumberReservationsResponse  # noqa: Y015
+
+@_typing.final
+class LinkGuardianRequest(_message.Message):
+    """Request of LinkGuardian."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CARD_NUMBER_FIELD_NUMBER: _builtins.int
+    GUARDIAN_CARD_NUMBER_FIELD_NUMBER: _builtins.int
+    card_number: _builtins.str
+    """Card number of the child."""
+    guardian_card_number: _builtins.str
+    """Card number of the guardian, a registered adult."""
+    def __init__(
+        self,
+        *,
+        card_number: _builtins.str = ...,
+        guardian_card_number: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["card_number", b"card_number", "guardian_card_number", b"guardian_card_number"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___LinkGuardianRequest: _TypeAlias = LinkGuardianRequest  # noqa: Y015
+
+@_typing.final
+class LinkGuardianResponse(_message.Message):
+    """Response of LinkGuardian."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    BORROWER_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def borrower(self) -> _borrower_pb2.Borrower:
+        """The child, full view, with the new link among its guardians."""
+
+    def __init__(
+        self,
+        *,
+        borrower: _borrower_pb2.Borrower | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["borrower", b"borrower"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["borrower", b"borrower"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___LinkGuardianResponse: _TypeAlias = LinkGuardianResponse  # noqa: Y015
+
+@_typing.final
+class UnlinkGuardianRequest(_message.Message):
+    """Request of UnlinkGuardian."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CARD_NUMBER_FIELD_NUMBER: _builtins.int
+    GUARDIAN_CARD_NUMBER_FIELD_NUMBER: _builtins.int
+    card_number: _builtins.str
+    """Card number of the child."""
+    guardian_card_number: _builtins.str
+    """Card number of the guardian whose link ends."""
+    def __init__(
+        self,
+        *,
+        card_number: _builtins.str = ...,
+        guardian_card_number: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["card_number", b"card_number", "guardian_card_number", b"guardian_card_number"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___UnlinkGuardianRequest: _TypeAlias = UnlinkGuardianRequest  # noqa: Y015
+
+@_typing.final
+class UnlinkGuardianResponse(_message.Message):
+    """Response of UnlinkGuardian."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    BORROWER_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def borrower(self) -> _borrower_pb2.Borrower:
+        """The child, full view, without that link."""
+
+    def __init__(
+        self,
+        *,
+        borrower: _borrower_pb2.Borrower | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["borrower", b"borrower"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["borrower", b"borrower"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___UnlinkGuardianResponse: _TypeAlias = UnlinkGuardianResponse  # noqa: Y015

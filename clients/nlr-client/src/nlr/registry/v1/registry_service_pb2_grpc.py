@@ -107,6 +107,16 @@ class BorrowerRegistryStub:
                 request_serializer=nlr_dot_registry_dot_v1_dot_registry__service__pb2.ListCardNumberReservationsRequest.SerializeToString,
                 response_deserializer=nlr_dot_registry_dot_v1_dot_registry__service__pb2.ListCardNumberReservationsResponse.FromString,
                 _registered_method=True)
+        self.LinkGuardian = channel.unary_unary(
+                '/nlr.registry.v1.BorrowerRegistry/LinkGuardian',
+                request_serializer=nlr_dot_registry_dot_v1_dot_registry__service__pb2.LinkGuardianRequest.SerializeToString,
+                response_deserializer=nlr_dot_registry_dot_v1_dot_registry__service__pb2.LinkGuardianResponse.FromString,
+                _registered_method=True)
+        self.UnlinkGuardian = channel.unary_unary(
+                '/nlr.registry.v1.BorrowerRegistry/UnlinkGuardian',
+                request_serializer=nlr_dot_registry_dot_v1_dot_registry__service__pb2.UnlinkGuardianRequest.SerializeToString,
+                response_deserializer=nlr_dot_registry_dot_v1_dot_registry__service__pb2.UnlinkGuardianResponse.FromString,
+                _registered_method=True)
 
 
 class BorrowerRegistryServicer:
@@ -220,6 +230,22 @@ class BorrowerRegistryServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def LinkGuardian(self, request, context):
+        """Links a guardian to a child. The acting library must be affiliated with the child; the
+        guardian must be a registered adult (else FAILED_PRECONDITION, GUARDIAN_NOT_ADULT).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def UnlinkGuardian(self, request, context):
+        """Removes a guardian link. A child under the guardian age limit keeps at least one guardian
+        (FAILED_PRECONDITION, GUARDIAN_REQUIRED). Affiliated (with the child) libraries only.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_BorrowerRegistryServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -282,6 +308,16 @@ def add_BorrowerRegistryServicer_to_server(servicer, server):
                     servicer.ListCardNumberReservations,
                     request_deserializer=nlr_dot_registry_dot_v1_dot_registry__service__pb2.ListCardNumberReservationsRequest.FromString,
                     response_serializer=nlr_dot_registry_dot_v1_dot_registry__service__pb2.ListCardNumberReservationsResponse.SerializeToString,
+            ),
+            'LinkGuardian': grpc.unary_unary_rpc_method_handler(
+                    servicer.LinkGuardian,
+                    request_deserializer=nlr_dot_registry_dot_v1_dot_registry__service__pb2.LinkGuardianRequest.FromString,
+                    response_serializer=nlr_dot_registry_dot_v1_dot_registry__service__pb2.LinkGuardianResponse.SerializeToString,
+            ),
+            'UnlinkGuardian': grpc.unary_unary_rpc_method_handler(
+                    servicer.UnlinkGuardian,
+                    request_deserializer=nlr_dot_registry_dot_v1_dot_registry__service__pb2.UnlinkGuardianRequest.FromString,
+                    response_serializer=nlr_dot_registry_dot_v1_dot_registry__service__pb2.UnlinkGuardianResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -621,6 +657,60 @@ class BorrowerRegistry:
             '/nlr.registry.v1.BorrowerRegistry/ListCardNumberReservations',
             nlr_dot_registry_dot_v1_dot_registry__service__pb2.ListCardNumberReservationsRequest.SerializeToString,
             nlr_dot_registry_dot_v1_dot_registry__service__pb2.ListCardNumberReservationsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def LinkGuardian(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/nlr.registry.v1.BorrowerRegistry/LinkGuardian',
+            nlr_dot_registry_dot_v1_dot_registry__service__pb2.LinkGuardianRequest.SerializeToString,
+            nlr_dot_registry_dot_v1_dot_registry__service__pb2.LinkGuardianResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def UnlinkGuardian(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/nlr.registry.v1.BorrowerRegistry/UnlinkGuardian',
+            nlr_dot_registry_dot_v1_dot_registry__service__pb2.UnlinkGuardianRequest.SerializeToString,
+            nlr_dot_registry_dot_v1_dot_registry__service__pb2.UnlinkGuardianResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -89,6 +89,14 @@ class BorrowerRegistryStub:
     """
     ListCardNumberReservations: _grpc.UnaryUnaryMultiCallable[_registry_service_pb2.ListCardNumberReservationsRequest, _registry_service_pb2.ListCardNumberReservationsResponse]
     """The acting library's reservations, oldest first."""
+    LinkGuardian: _grpc.UnaryUnaryMultiCallable[_registry_service_pb2.LinkGuardianRequest, _registry_service_pb2.LinkGuardianResponse]
+    """Links a guardian to a child. The acting library must be affiliated with the child; the
+    guardian must be a registered adult (else FAILED_PRECONDITION, GUARDIAN_NOT_ADULT).
+    """
+    UnlinkGuardian: _grpc.UnaryUnaryMultiCallable[_registry_service_pb2.UnlinkGuardianRequest, _registry_service_pb2.UnlinkGuardianResponse]
+    """Removes a guardian link. A child under the guardian age limit keeps at least one guardian
+    (FAILED_PRECONDITION, GUARDIAN_REQUIRED). Affiliated (with the child) libraries only.
+    """
 
 @_typing.type_check_only
 class BorrowerRegistryAsyncStub(BorrowerRegistryStub):
@@ -151,6 +159,14 @@ class BorrowerRegistryAsyncStub(BorrowerRegistryStub):
     """
     ListCardNumberReservations: _aio.UnaryUnaryMultiCallable[_registry_service_pb2.ListCardNumberReservationsRequest, _registry_service_pb2.ListCardNumberReservationsResponse]  # type: ignore[assignment]
     """The acting library's reservations, oldest first."""
+    LinkGuardian: _aio.UnaryUnaryMultiCallable[_registry_service_pb2.LinkGuardianRequest, _registry_service_pb2.LinkGuardianResponse]  # type: ignore[assignment]
+    """Links a guardian to a child. The acting library must be affiliated with the child; the
+    guardian must be a registered adult (else FAILED_PRECONDITION, GUARDIAN_NOT_ADULT).
+    """
+    UnlinkGuardian: _aio.UnaryUnaryMultiCallable[_registry_service_pb2.UnlinkGuardianRequest, _registry_service_pb2.UnlinkGuardianResponse]  # type: ignore[assignment]
+    """Removes a guardian link. A child under the guardian age limit keeps at least one guardian
+    (FAILED_PRECONDITION, GUARDIAN_REQUIRED). Affiliated (with the child) libraries only.
+    """
 
 class BorrowerRegistryServicer(metaclass=_abc_1.ABCMeta):
     """Creates, finds, updates, affiliates and deletes borrowers on behalf of one library.
@@ -282,5 +298,25 @@ class BorrowerRegistryServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_registry_service_pb2.ListCardNumberReservationsResponse, _abc.Awaitable[_registry_service_pb2.ListCardNumberReservationsResponse]]:
         """The acting library's reservations, oldest first."""
+
+    @_abc_1.abstractmethod
+    def LinkGuardian(
+        self,
+        request: _registry_service_pb2.LinkGuardianRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_registry_service_pb2.LinkGuardianResponse, _abc.Awaitable[_registry_service_pb2.LinkGuardianResponse]]:
+        """Links a guardian to a child. The acting library must be affiliated with the child; the
+        guardian must be a registered adult (else FAILED_PRECONDITION, GUARDIAN_NOT_ADULT).
+        """
+
+    @_abc_1.abstractmethod
+    def UnlinkGuardian(
+        self,
+        request: _registry_service_pb2.UnlinkGuardianRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_registry_service_pb2.UnlinkGuardianResponse, _abc.Awaitable[_registry_service_pb2.UnlinkGuardianResponse]]:
+        """Removes a guardian link. A child under the guardian age limit keeps at least one guardian
+        (FAILED_PRECONDITION, GUARDIAN_REQUIRED). Affiliated (with the child) libraries only.
+        """
 
 def add_BorrowerRegistryServicer_to_server(servicer: BorrowerRegistryServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -1,0 +1,65 @@
+"""Guardian links in the database."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from sqlalchemy import delete, func, select
+from sqlalchemy.orm import Session
+
+from nlr_server.domain.card_number import CardNumber
+from nlr_server.domain.guardian import GuardianLink, GuardianLinks
+from nlr_server.domain.library_number import LibraryNumber
+from nlr_server.store.models import BorrowerRow, GuardianLinkRow
+
+
+class SqlGuardianRepository:
+    def __init__(self, session: Session) -> None:
+        self._session = session
+
+    def link(self, child_id: int, guardian_id: int, at: dt.datetime, by: LibraryNumber) -> bool:
+        """Adds the link; False if it already exists."""
+        if self._session.get(GuardianLinkRow, (child_id, guardian_id)) is not None:
+            return False
+        self._session.add(
+            GuardianLinkRow(
+                child_id=child_id, guardian_id=guardian_id, linked_at=at, linked_by=by.value
+            )
+        )
+        self._session.flush()
+        return True
+
+    def unlink(self, child_id: int, guardian_id: int) -> bool:
+        """Removes the link; False if there was none."""
+        removed = self._session.execute(
+            delete(GuardianLinkRow).where(
+                GuardianLinkRow.child_id == child_id, GuardianLinkRow.guardian_id == guardian_id
+            )
+        )
+        return bool(removed.rowcount)  # type: ignore[attr-defined]
+
+    def guardian_count(self, child_id: int) -> int:
+        return (
+            self._session.scalar(select(func.count()).where(GuardianLinkRow.child_id == child_id))
+            or 0
+        )
+
+    def links_of(self, borrower_id: int) -> GuardianLinks:
+        def side(mine: Any, other: Any) -> tuple[GuardianLink, ...]:
+            rows = self._session.execute(
+                select(
+                    BorrowerRow.card_number, GuardianLinkRow.linked_at, GuardianLinkRow.linked_by
+                )
+                .join(BorrowerRow, BorrowerRow.id == other)
+                .where(mine == borrower_id)
+                .order_by(GuardianLinkRow.linked_at)
+            ).all()
+            return tuple(
+                GuardianLink(CardNumber(card), at, LibraryNumber(by)) for card, at, by in rows
+            )
+
+        return GuardianLinks(
+            guardians=side(GuardianLinkRow.child_id, GuardianLinkRow.guardian_id),
+            wards=side(GuardianLinkRow.guardian_id, GuardianLinkRow.child_id),
+        )

@@ -1,0 +1,93 @@
+"""Linking and unlinking guardians, and the guardian a young borrower must have."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+
+from nlr_server.domain.borrower import Borrower
+from nlr_server.domain.card_number import CardNumber
+from nlr_server.domain.errors import (
+    AlreadyExists,
+    FailedPrecondition,
+    InvalidArgument,
+    NotFound,
+)
+from nlr_server.domain.guardian import ADULT_AGE
+from nlr_server.domain.library_number import LibraryNumber
+from nlr_server.usecases.lookup import find_affiliated
+from nlr_server.usecases.ports import UnitOfWork, UnitOfWorkFactory
+
+
+def with_links(uow: UnitOfWork, borrower: Borrower) -> Borrower:
+    """The borrower with its guardian links, for the full view."""
+    assert borrower.id is not None
+    return dataclasses.replace(borrower, links=uow.guardians.links_of(borrower.id))
+
+
+def require_guardian_if_young(
+    borrower: Borrower, guardian: CardNumber | None, guardian_age: int, today: dt.date
+) -> None:
+    if guardian is None and borrower.age_on(today) < guardian_age:
+        raise InvalidArgument.one(
+            "guardian_card_number", f"is required for a borrower under {guardian_age}"
+        )
+
+
+def attach_guardian(
+    uow: UnitOfWork,
+    child: Borrower,
+    guardian_card_number: CardNumber,
+    library: LibraryNumber,
+    now: dt.datetime,
+) -> None:
+    guardian = uow.borrowers.get_by_card_number(guardian_card_number)
+    if guardian is None or guardian.id is None:
+        raise NotFound("no borrower with the guardian's card number", reason="GUARDIAN_NOT_FOUND")
+    if guardian.card_number == child.card_number:
+        raise FailedPrecondition("a borrower cannot be their own guardian", reason="SELF_GUARDIAN")
+    if guardian.age_on(now.date()) < ADULT_AGE:
+        raise FailedPrecondition("a guardian must be an adult", reason="GUARDIAN_NOT_ADULT")
+    assert child.id is not None
+    if not uow.guardians.link(child.id, guardian.id, now, library):
+        raise AlreadyExists("that guardian is already linked", reason="GUARDIAN_ALREADY_LINKED")
+
+
+def link_guardian(
+    unit_of_work: UnitOfWorkFactory,
+    library: LibraryNumber,
+    card_number: CardNumber,
+    guardian_card_number: CardNumber,
+    now: dt.datetime,
+) -> Borrower:
+    with unit_of_work() as uow:
+        child = find_affiliated(uow, library, card_number)
+        attach_guardian(uow, child, guardian_card_number, library, now)
+        uow.commit()
+        return with_links(uow, child)
+
+
+def unlink_guardian(
+    unit_of_work: UnitOfWorkFactory,
+    library: LibraryNumber,
+    card_number: CardNumber,
+    guardian_card_number: CardNumber,
+    guardian_age: int,
+    now: dt.datetime,
+) -> Borrower:
+    with unit_of_work() as uow:
+        child = find_affiliated(uow, library, card_number)
+        guardian = uow.borrowers.get_by_card_number(guardian_card_number)
+        assert child.id is not None
+        if guardian is None or guardian.id is None:
+            raise NotFound("no such guardian link", reason="GUARDIAN_LINK_NOT_FOUND")
+        young = child.age_on(now.date()) < guardian_age
+        if young and uow.guardians.guardian_count(child.id) <= 1:
+            raise FailedPrecondition(
+                f"a borrower under {guardian_age} keeps at least one guardian",
+                reason="GUARDIAN_REQUIRED",
+            )
+        if not uow.guardians.unlink(child.id, guardian.id):
+            raise NotFound("no such guardian link", reason="GUARDIAN_LINK_NOT_FOUND")
+        uow.commit()
+        return with_links(uow, child)
