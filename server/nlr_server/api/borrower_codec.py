@@ -204,7 +204,9 @@ def encode_borrower(borrower: Borrower, view: BorrowerView) -> borrower_pb2.Borr
         return message
     message.birth_date = personal.birth_date.isoformat()
     message.sex = _SEX_TO_PROTO[personal.sex]
-    if personal.registered_address is not None:
+    message.address_protected = borrower.address_protected
+    # A protected address never leaves the register, whichever view.
+    if personal.registered_address is not None and not borrower.address_protected:
         address = personal.registered_address
         message.registered_address.CopyFrom(
             borrower_pb2.Address(

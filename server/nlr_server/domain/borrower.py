@@ -116,6 +116,7 @@ class Borrower:
     last_changed_at: dt.datetime
     version: int = 1
     previous_card_number: CardNumber | None = None
+    address_protected: bool = False
     # Loaded only for the full view (see usecases.guardians.with_links).
     links: GuardianLinks = field(default_factory=GuardianLinks)
     has_pin: bool = False

@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from sqlalchemy import ColumnElement, Table, select
+from sqlalchemy import ColumnElement, Table, select, update
 from sqlalchemy.orm import Session
 
 from nlr_server.crypto.national_id_sealer import NationalIdSealer
@@ -74,6 +74,7 @@ class SqlBorrowerRepository:
             national_id_key_version=sealed.key_version,
             created_by=borrower.created_by.value,
             created_at=borrower.created_at,
+            address_protected=borrower.address_protected,
         )
         _write(row, borrower)
         self._session.add(row)
@@ -107,6 +108,16 @@ class SqlBorrowerRepository:
         self._session.add(CardNumberRow(card_number=new.value, borrower_id=row.id))
         row.previous_card_number = row.card_number
         row.card_number = new.value
+
+    def protect_address(self, card_number: CardNumber, protected: bool) -> bool:
+        """Sets or clears address protection; False if there is no such borrower."""
+        changed = self._session.execute(
+            update(BorrowerRow)
+            .where(BorrowerRow.card_number == card_number.value)
+            .values(address_protected=protected)
+            .execution_options(synchronize_session=False)
+        )
+        return bool(changed.rowcount)  # type: ignore[attr-defined]
 
     def delete(self, borrower: Borrower, reason: DeletionReason, now: dt.datetime) -> None:
         row = self._row(borrower)
@@ -202,6 +213,7 @@ def _to_domain(row: Any, affiliations: list[tuple[str, dt.datetime]]) -> Borrowe
         last_changed_by=LibraryNumber(row.last_changed_by),
         last_changed_at=row.last_changed_at,
         version=row.version,
+        address_protected=bool(row.address_protected),
         previous_card_number=(
             CardNumber(row.previous_card_number) if row.previous_card_number else None
         ),

@@ -152,6 +152,8 @@ class BorrowerRow(Base):
     postal_code: Mapped[str | None] = mapped_column(String(10))
     city: Mapped[str | None] = mapped_column(String(60))
     country_code: Mapped[str | None] = mapped_column(String(2))
+    # Adressebeskyttelse: the address is never given to any library.
+    address_protected: Mapped[bool] = mapped_column(Boolean, default=False)
     email: Mapped[str | None] = mapped_column(String(254))
     mobile_phone: Mapped[str | None] = mapped_column(String(20))
     home_phone: Mapped[str | None] = mapped_column(String(20))

@@ -146,7 +146,16 @@ def add_json_option(parser: argparse.ArgumentParser) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     # Imported here: each command module imports the helpers above from this package.
-    from nlr_server.ops.admin import audit, certs, dev_setup, keys, libraries, schema, vendors
+    from nlr_server.ops.admin import (
+        audit,
+        borrowers,
+        certs,
+        dev_setup,
+        keys,
+        libraries,
+        schema,
+        vendors,
+    )
 
     parser = argparse.ArgumentParser(
         prog="nlr-admin",
@@ -154,7 +163,7 @@ def build_parser() -> argparse.ArgumentParser:
         "NLR_KEYRING like the server does. Exit status: 0 done, 1 not found, 2 operator error.",
     )
     commands: Commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for module in (schema, keys, vendors, certs, libraries, audit, dev_setup):
+    for module in (schema, keys, vendors, certs, libraries, borrowers, audit, dev_setup):
         module.add_commands(commands)
     return parser
 

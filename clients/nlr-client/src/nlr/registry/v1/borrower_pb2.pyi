@@ -158,6 +158,7 @@ class Borrower(_message.Message):
     PREVIOUS_CARD_NUMBER_FIELD_NUMBER: _builtins.int
     GUARDIANS_FIELD_NUMBER: _builtins.int
     WARDS_FIELD_NUMBER: _builtins.int
+    ADDRESS_PROTECTED_FIELD_NUMBER: _builtins.int
     card_number: _builtins.str
     """Card number (lånernummer): "N" followed by 9 digits, e.g. "N000123456". Set by the library
     on CreateBorrower; never changes afterwards and is never reused, even after deletion.
@@ -223,6 +224,11 @@ class Borrower(_message.Message):
     """The card number before the last ReplaceCard; empty if the card was never replaced. Retired:
     lookups by it are NOT_FOUND and it is never issued again. Output only. Full view only.
     """
+    address_protected: _builtins.bool
+    """The borrower's address is protected (adressebeskyttelse): no library ever receives it, in
+    any view, and registered_address is then always empty. Set by the operator (or, later, the
+    population register). Output only. Full view only.
+    """
     @_builtins.property
     def registered_address(self) -> Global___Address:
         """Registered postal address. Full view only."""
@@ -284,10 +290,11 @@ class Borrower(_message.Message):
         previous_card_number: _builtins.str = ...,
         guardians: _abc.Iterable[Global___GuardianLink] | None = ...,
         wards: _abc.Iterable[Global___GuardianLink] | None = ...,
+        address_protected: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "registered_address", b"registered_address", "update_time", b"update_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["affiliations", b"affiliations", "birth_date", b"birth_date", "birth_year", b"birth_year", "card_number", b"card_number", "card_valid", b"card_valid", "create_time", b"create_time", "created_by", b"created_by", "email", b"email", "etag", b"etag", "family_name", b"family_name", "given_name", b"given_name", "guardians", b"guardians", "has_password", b"has_password", "has_pin", b"has_pin", "home_library", b"home_library", "home_phone", b"home_phone", "last_active_on", b"last_active_on", "last_changed_by", b"last_changed_by", "mobile_phone", b"mobile_phone", "national_id", b"national_id", "previous_card_number", b"previous_card_number", "registered_address", b"registered_address", "security_level", b"security_level", "sex", b"sex", "update_time", b"update_time", "view", b"view", "wards", b"wards", "work_phone", b"work_phone"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["address_protected", b"address_protected", "affiliations", b"affiliations", "birth_date", b"birth_date", "birth_year", b"birth_year", "card_number", b"card_number", "card_valid", b"card_valid", "create_time", b"create_time", "created_by", b"created_by", "email", b"email", "etag", b"etag", "family_name", b"family_name", "given_name", b"given_name", "guardians", b"guardians", "has_password", b"has_password", "has_pin", b"has_pin", "home_library", b"home_library", "home_phone", b"home_phone", "last_active_on", b"last_active_on", "last_changed_by", b"last_changed_by", "mobile_phone", b"mobile_phone", "national_id", b"national_id", "previous_card_number", b"previous_card_number", "registered_address", b"registered_address", "security_level", b"security_level", "sex", b"sex", "update_time", b"update_time", "view", b"view", "wards", b"wards", "work_phone", b"work_phone"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
