@@ -7,6 +7,7 @@ import contextlib
 import datetime as dt
 import logging
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 
 import grpc
@@ -172,12 +173,15 @@ class RegisterServer:
 
     @property
     def busy_workers(self) -> int:
-        """Database calls still running (after stop: abandoned at the end of the grace period)."""
-        return sum(
-            1
-            for thread in threading.enumerate()
-            if thread.name.startswith(self._worker_prefix) and thread.is_alive()
-        )
+        """Database calls still running (after stop: abandoned at the end of the grace period).
+
+        Idle workers end as soon as the pool is shut down; a moment's wait tells them apart.
+        """
+        deadline = time.monotonic() + 0.5
+        workers = [t for t in threading.enumerate() if t.name.startswith(self._worker_prefix)]
+        for worker in workers:
+            worker.join(timeout=max(0.0, deadline - time.monotonic()))
+        return sum(1 for worker in workers if worker.is_alive())
 
     def _check_database(self) -> None:
         try:
