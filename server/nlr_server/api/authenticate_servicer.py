@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -58,7 +59,9 @@ class AuthenticateServicer(authenticate_pb2_grpc.AuthenticateServicer):
         return pb.VerifyPasswordResponse(borrower=_summary(borrower, LoginMethod.PASSWORD))
 
     async def _login(self, card_number: CardNumber, method: LoginMethod, check: Check) -> Borrower:
-        """Locked? Then the secret; a failure counts towards lockout, a success clears it."""
+        """Locked? Then the attempt is counted as a failure under the borrower's lock before the
+        secret is checked, so concurrent guesses cannot get more checks than the lockout allows;
+        a right secret then clears the count."""
         services = self._services
         started = now()
         state = await services.read(authentication.begin_login, card_number, method)
@@ -69,22 +72,22 @@ class AuthenticateServicer(authenticate_pb2_grpc.AuthenticateServicer):
         assert borrower_id is not None
         current_call().note_borrower(card_number.value, borrower_id)
         authentication.refuse_if_locked(state, started)
+        reserved = await services.run(
+            authentication.reserve_attempt, borrower_id, method, started, services.lockout
+        )
         matched, remade = await check(state.verifier)
         if not matched:
-            attempts = await services.run(
-                authentication.record_failure, borrower_id, method, started, services.lockout
-            )
-            if attempts.locked_until is not None:
+            if reserved.locked_until is not None:
                 current_call().audit_reason = "LOCKED_OUT"
             raise authentication.credentials_invalid()
+        state = dataclasses.replace(state, attempts=reserved)
+        await services.run(authentication.record_success, state, method, started.date(), remade)
         if method is LoginMethod.PIN and state.borrower.personal.security_level is (
             SecurityLevel.PASSWORD
         ):
             raise PermissionDenied(
                 "this borrower logs in with a password only", reason="PASSWORD_REQUIRED"
             )
-        if authentication.success_needs_writing(state, started.date(), remade):
-            await services.run(authentication.record_success, state, method, started.date(), remade)
         return state.borrower
 
 

@@ -51,6 +51,28 @@ def refuse_if_locked(state: LoginState, now: dt.datetime) -> None:
         raise login_locked(state.attempts, now)
 
 
+def reserve_attempt(
+    unit_of_work: UnitOfWorkFactory,
+    borrower_id: int,
+    method: LoginMethod,
+    now: dt.datetime,
+    policy: LockoutPolicy,
+) -> LoginAttempts:
+    """Counts this attempt as a failure before the secret is checked, under the borrower's lock;
+    refuses if a concurrent attempt has locked the login meanwhile. Returns the attempts with
+    this one counted (locked, if it was the one too many)."""
+    with unit_of_work() as uow:
+        if not uow.credentials.lock_for_attempt(borrower_id):
+            raise credentials_invalid()
+        attempts = uow.credentials.attempts(borrower_id, method)
+        if attempts.is_locked(now):
+            raise login_locked(attempts, now)
+        counted = attempts.failed(now, policy)
+        uow.credentials.save_attempts(borrower_id, method, counted)
+        uow.commit()
+        return counted
+
+
 def record_failure(
     unit_of_work: UnitOfWorkFactory,
     borrower_id: int,

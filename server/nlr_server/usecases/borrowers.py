@@ -117,7 +117,9 @@ def affiliate_borrower(
         if isinstance(proof, NationalId):
             proven = uow.borrowers.national_id_matches(borrower, proof)
         else:
-            # A PIN guessed here counts towards the PIN lockout like one guessed at login.
+            # A PIN guessed here counts towards the PIN lockout like one guessed at login, and
+            # under the same row lock, so concurrent guesses queue up.
+            uow.credentials.lock_for_attempt(borrower.id)
             attempts = uow.credentials.attempts(borrower.id, LoginMethod.PIN)
             if attempts.is_locked(now):
                 raise login_locked(attempts, now)
