@@ -46,20 +46,36 @@ class SqlGuardianRepository:
         )
 
     def links_of(self, borrower_id: int) -> GuardianLinks:
-        def side(mine: Any, other: Any) -> tuple[GuardianLink, ...]:
-            rows = self._session.execute(
-                select(
-                    BorrowerRow.card_number, GuardianLinkRow.linked_at, GuardianLinkRow.linked_by
-                )
-                .join(BorrowerRow, BorrowerRow.id == other)
-                .where(mine == borrower_id)
-                .order_by(GuardianLinkRow.linked_at)
+        # One indexed query finds both sides; most borrowers have no links, so the card
+        # numbers are looked up only when there are some.
+        rows = self._session.execute(
+            select(
+                GuardianLinkRow.child_id,
+                GuardianLinkRow.guardian_id,
+                GuardianLinkRow.linked_at,
+                GuardianLinkRow.linked_by,
+            )
+            .where(
+                (GuardianLinkRow.child_id == borrower_id)
+                | (GuardianLinkRow.guardian_id == borrower_id)
+            )
+            .order_by(GuardianLinkRow.linked_at)
+        ).all()
+        if not rows:
+            return GuardianLinks()
+        others = {r.guardian_id if r.child_id == borrower_id else r.child_id for r in rows}
+        cards = dict(
+            self._session.execute(
+                select(BorrowerRow.id, BorrowerRow.card_number).where(BorrowerRow.id.in_(others))
             ).all()
-            return tuple(
-                GuardianLink(CardNumber(card), at, LibraryNumber(by)) for card, at, by in rows
+        )
+
+        def link(other: int, row: Any) -> GuardianLink:
+            return GuardianLink(
+                CardNumber(cards[other]), row.linked_at, LibraryNumber(row.linked_by)
             )
 
         return GuardianLinks(
-            guardians=side(GuardianLinkRow.child_id, GuardianLinkRow.guardian_id),
-            wards=side(GuardianLinkRow.guardian_id, GuardianLinkRow.child_id),
+            guardians=tuple(link(r.guardian_id, r) for r in rows if r.child_id == borrower_id),
+            wards=tuple(link(r.child_id, r) for r in rows if r.guardian_id == borrower_id),
         )
