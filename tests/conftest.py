@@ -19,6 +19,7 @@ from register_harness import (
     POSTGRES_URL_VARIABLE,
     ClientCertificates,
     Registry,
+    Servers,
     ServerThread,
     client_channel,
     make_config,
@@ -139,3 +140,11 @@ def sqlite_registry(sqlite_server: ServerThread, pki: DevPkiPaths) -> Iterator[R
         yield Registry(registry_service_pb2_grpc.BorrowerRegistryStub(opened), OSLO).as_library(
             OSLO
         )
+
+
+@pytest.fixture
+def servers(prepared_database: str, pki: DevPkiPaths, keyring_path: Path) -> Iterator[Servers]:
+    """Servers started and stopped by the test, each on the same prepared database."""
+    started = Servers(prepared_database, pki, keyring_path)
+    yield started
+    started.stop_all()

@@ -401,3 +401,39 @@ def wait_for_audit(
         if len(events) >= count or time.monotonic() > deadline:
             return events
         time.sleep(0.02)
+
+
+class Servers:
+    """Servers with some settings changed, started one after another on one test database."""
+
+    def __init__(self, database_url: str, pki: DevPkiPaths, keyring_path: Path) -> None:
+        self._database_url = database_url
+        self._pki = pki
+        self._keyring_path = keyring_path
+        self._running: list[ServerThread] = []
+
+    def start(self, **settings: object) -> ServerThread:
+        server = ServerThread(
+            make_config(self._pki, self._keyring_path, self._database_url, **settings)
+        ).start()
+        self._running.append(server)
+        return server
+
+    def stop(self, server: ServerThread) -> None:
+        self._running.remove(server)
+        server.stop()
+
+    def stop_all(self) -> None:
+        for server in list(self._running):
+            self.stop(server)
+
+
+def retry_delay_seconds(error: grpc.RpcError) -> float:
+    status = rpc_status.from_call(error)
+    assert status is not None
+    for detail in status.details:
+        if detail.Is(error_details_pb2.RetryInfo.DESCRIPTOR):
+            info = error_details_pb2.RetryInfo()
+            detail.Unpack(info)
+            return float(info.retry_delay.ToTimedelta().total_seconds())
+    raise AssertionError("no RetryInfo in the error")

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable, Iterator
-from pathlib import Path
 
 import grpc
 import pytest
@@ -25,13 +24,13 @@ from register_harness import (
     OSLO,
     ClientCertificates,
     Registry,
+    Servers,
     ServerThread,
     client_channel,
     count_rows,
     create,
     error_details,
     get,
-    make_config,
     national_id,
     new_borrower,
 )
@@ -323,38 +322,6 @@ def test_a_successful_login_marks_the_borrower_active_today_without_a_new_etag(
     found = get(registry, card_number="N000001213")
     assert found.last_active_on == today().isoformat()
     assert found.etag == etag
-
-
-class Servers:
-    """Servers started one after another on the same test database."""
-
-    def __init__(self, database_url: str, pki: DevPkiPaths, keyring_path: Path) -> None:
-        self._database_url = database_url
-        self._pki = pki
-        self._keyring_path = keyring_path
-        self._running: list[ServerThread] = []
-
-    def start(self, **settings: object) -> ServerThread:
-        server = ServerThread(
-            make_config(self._pki, self._keyring_path, self._database_url, **settings)
-        ).start()
-        self._running.append(server)
-        return server
-
-    def stop(self, server: ServerThread) -> None:
-        self._running.remove(server)
-        server.stop()
-
-    def stop_all(self) -> None:
-        for server in list(self._running):
-            self.stop(server)
-
-
-@pytest.fixture
-def servers(prepared_database: str, pki: DevPkiPaths, keyring_path: Path) -> Iterator[Servers]:
-    started = Servers(prepared_database, pki, keyring_path)
-    yield started
-    started.stop_all()
 
 
 def stored_password_verifier(database_url: str, card_number: str) -> str | None:

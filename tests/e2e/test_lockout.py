@@ -7,12 +7,9 @@ import functools
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from pathlib import Path
 
 import grpc
 import pytest
-from google.rpc import error_details_pb2
-from grpc_status import rpc_status
 
 from nlr.auth.v1 import authenticate_pb2 as auth_pb
 from nlr.auth.v1 import authenticate_pb2_grpc
@@ -23,12 +20,13 @@ from nlr_server.ops.dev_pki import DevPkiPaths
 from register_harness import (
     OSLO,
     Registry,
+    Servers,
     ServerThread,
     client_channel,
     create,
     error_details,
-    make_config,
     new_borrower,
+    retry_delay_seconds,
     wait_for_audit,
 )
 
@@ -37,38 +35,6 @@ WRONG_PIN = "0000"
 PASSWORD = "correct horse battery staple"
 WRONG_PASSWORD = "not the password"
 Authenticate = authenticate_pb2_grpc.AuthenticateStub
-
-
-class Servers:
-    """Servers with some settings changed, one after another on the same test database."""
-
-    def __init__(self, database_url: str, pki: DevPkiPaths, keyring_path: Path) -> None:
-        self._database_url = database_url
-        self._pki = pki
-        self._keyring_path = keyring_path
-        self._running: list[ServerThread] = []
-
-    def start(self, **settings: object) -> ServerThread:
-        server = ServerThread(
-            make_config(self._pki, self._keyring_path, self._database_url, **settings)
-        ).start()
-        self._running.append(server)
-        return server
-
-    def stop(self, server: ServerThread) -> None:
-        self._running.remove(server)
-        server.stop()
-
-    def stop_all(self) -> None:
-        for server in list(self._running):
-            self.stop(server)
-
-
-@pytest.fixture
-def servers(prepared_database: str, pki: DevPkiPaths, keyring_path: Path) -> Iterator[Servers]:
-    started = Servers(prepared_database, pki, keyring_path)
-    yield started
-    started.stop_all()
 
 
 @contextmanager
@@ -128,17 +94,6 @@ def fail_pins(authenticate: Authenticate, card_number: str, times: int) -> None:
     for _ in range(times):
         error = refused(lambda: verify_pin(authenticate, card_number, WRONG_PIN))
         assert refusal(error) == CREDENTIALS_INVALID
-
-
-def retry_delay_seconds(error: grpc.RpcError) -> float:
-    status = rpc_status.from_call(error)
-    assert status is not None
-    for detail in status.details:
-        if detail.Is(error_details_pb2.RetryInfo.DESCRIPTOR):
-            info = error_details_pb2.RetryInfo()
-            detail.Unpack(info)
-            return float(info.retry_delay.ToTimedelta().total_seconds())
-    raise AssertionError("no RetryInfo in the error")
 
 
 def test_five_wrong_pins_lock_out_even_the_right_pin_for_the_configured_time(

@@ -7,8 +7,6 @@ from pathlib import Path
 
 import grpc
 import pytest
-from google.rpc import error_details_pb2
-from grpc_status import rpc_status
 
 from nlr.registry.v1 import registry_service_pb2_grpc
 from nlr_server.crypto.keyring import Keyring
@@ -27,6 +25,7 @@ from register_harness import (
     make_config,
     new_borrower,
     prepare_database,
+    retry_delay_seconds,
 )
 
 ServerFactory = Callable[..., Registry]
@@ -58,17 +57,6 @@ def registry_with(
         server.stop()
 
 
-def _retry_delay_seconds(error: grpc.RpcError) -> float:
-    status = rpc_status.from_call(error)
-    assert status is not None
-    for detail in status.details:
-        if detail.Is(error_details_pb2.RetryInfo.DESCRIPTOR):
-            info = error_details_pb2.RetryInfo()
-            detail.Unpack(info)
-            return float(info.retry_delay.ToTimedelta().total_seconds())
-    raise AssertionError("no RetryInfo in the error")
-
-
 def test_vendor_over_its_rate_gets_resource_exhausted_with_retry_info(
     registry_with: ServerFactory,
 ) -> None:
@@ -82,7 +70,7 @@ def test_vendor_over_its_rate_gets_resource_exhausted_with_retry_info(
 
     assert raised.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
     assert error_details(raised.value)[0] == "VENDOR_RATE_LIMITED"
-    assert 0 < _retry_delay_seconds(raised.value) <= 2
+    assert 0 < retry_delay_seconds(raised.value) <= 2
 
 
 def test_within_its_rate_a_vendor_is_not_limited(registry_with: ServerFactory) -> None:
@@ -116,7 +104,7 @@ def test_repeated_wrong_library_codes_lock_out_that_vendor_and_library(
     with pytest.raises(grpc.RpcError) as raised:
         get(registry, card_number="N000000703")
     assert raised.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
-    assert 50 < _retry_delay_seconds(raised.value) <= 60
+    assert 50 < retry_delay_seconds(raised.value) <= 60
     assert get(registry.as_library(BERGEN), card_number="N000000703").card_number == "N000000703"
 
 
