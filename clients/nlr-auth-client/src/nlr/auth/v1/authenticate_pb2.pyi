@@ -45,6 +45,34 @@ ASSURANCE_LEVEL_PASSWORD: AssuranceLevel.ValueType  # 2
 """By password."""
 Global___AssuranceLevel: _TypeAlias = AssuranceLevel  # noqa: Y015
 
+class _IdentityKind:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _IdentityKindEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_IdentityKind.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    IDENTITY_KIND_UNSPECIFIED: _IdentityKind.ValueType  # 0
+    """Not allowed."""
+    IDENTITY_KIND_FEIDE: _IdentityKind.ValueType  # 1
+    """Feide: the eduPersonPrincipalName."""
+    IDENTITY_KIND_POCKET: _IdentityKind.ValueType  # 2
+    """Pocket ID."""
+    IDENTITY_KIND_SCHOOL_CARD: _IdentityKind.ValueType  # 3
+    """A school card's identifier."""
+
+class IdentityKind(_IdentityKind, metaclass=_IdentityKindEnumTypeWrapper):
+    """Kinds of other identities (the same numbers as nlr.registry.v1.IdentityKind)."""
+
+IDENTITY_KIND_UNSPECIFIED: IdentityKind.ValueType  # 0
+"""Not allowed."""
+IDENTITY_KIND_FEIDE: IdentityKind.ValueType  # 1
+"""Feide: the eduPersonPrincipalName."""
+IDENTITY_KIND_POCKET: IdentityKind.ValueType  # 2
+"""Pocket ID."""
+IDENTITY_KIND_SCHOOL_CARD: IdentityKind.ValueType  # 3
+"""A school card's identifier."""
+Global___IdentityKind: _TypeAlias = IdentityKind  # noqa: Y015
+
 @_typing.final
 class VerifyPinRequest(_message.Message):
     """Request of VerifyPin."""
@@ -52,22 +80,30 @@ class VerifyPinRequest(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     CARD_NUMBER_FIELD_NUMBER: _builtins.int
+    IDENTITY_FIELD_NUMBER: _builtins.int
     PIN_FIELD_NUMBER: _builtins.int
     card_number: _builtins.str
     """Card number of the borrower, "N" + 9 digits."""
     pin: _builtins.str
     """The PIN the borrower typed: 4 to 8 digits."""
+    @_builtins.property
+    def identity(self) -> Global___Identity:
+        """Another identity of the borrower (Feide, Pocket, school card)."""
+
     def __init__(
         self,
         *,
         card_number: _builtins.str = ...,
+        identity: Global___Identity | None = ...,
         pin: _builtins.str = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["borrower_key", b"borrower_key", "card_number", b"card_number", "identity", b"identity"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["card_number", b"card_number", "pin", b"pin"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["borrower_key", b"borrower_key", "card_number", b"card_number", "identity", b"identity", "pin", b"pin"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    def WhichOneof(self, oneof_group: _Never) -> None: ...
+    _WhichOneofReturnType_borrower_key: _TypeAlias = _typing.Literal["card_number", "identity"]  # noqa: Y015
+    _WhichOneofArgType_borrower_key: _TypeAlias = _typing.Literal["borrower_key", b"borrower_key"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType_borrower_key) -> _WhichOneofReturnType_borrower_key | None: ...
 
 Global___VerifyPinRequest: _TypeAlias = VerifyPinRequest  # noqa: Y015
 
@@ -102,22 +138,30 @@ class VerifyPasswordRequest(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     CARD_NUMBER_FIELD_NUMBER: _builtins.int
+    IDENTITY_FIELD_NUMBER: _builtins.int
     PASSWORD_FIELD_NUMBER: _builtins.int
     card_number: _builtins.str
     """Card number of the borrower, "N" + 9 digits."""
     password: _builtins.str
     """The password the borrower typed: 8 to 128 characters."""
+    @_builtins.property
+    def identity(self) -> Global___Identity:
+        """Another identity of the borrower (Feide, Pocket, school card)."""
+
     def __init__(
         self,
         *,
         card_number: _builtins.str = ...,
+        identity: Global___Identity | None = ...,
         password: _builtins.str = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["borrower_key", b"borrower_key", "card_number", b"card_number", "identity", b"identity"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["card_number", b"card_number", "password", b"password"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["borrower_key", b"borrower_key", "card_number", b"card_number", "identity", b"identity", "password", b"password"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    def WhichOneof(self, oneof_group: _Never) -> None: ...
+    _WhichOneofReturnType_borrower_key: _TypeAlias = _typing.Literal["card_number", "identity"]  # noqa: Y015
+    _WhichOneofArgType_borrower_key: _TypeAlias = _typing.Literal["borrower_key", b"borrower_key"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType_borrower_key) -> _WhichOneofReturnType_borrower_key | None: ...
 
 Global___VerifyPasswordRequest: _TypeAlias = VerifyPasswordRequest  # noqa: Y015
 
@@ -186,3 +230,31 @@ class AuthenticatedBorrower(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___AuthenticatedBorrower: _TypeAlias = AuthenticatedBorrower  # noqa: Y015
+
+@_typing.final
+class Identity(_message.Message):
+    """Another identity of the borrower than the card number."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    KIND_FIELD_NUMBER: _builtins.int
+    VALUE_FIELD_NUMBER: _builtins.int
+    kind: Global___IdentityKind.ValueType
+    """The kind of identifier. Required."""
+    value: _builtins.str
+    """The identifier: for FEIDE the eduPersonPrincipalName ("name@realm.no"); for POCKET and
+    SCHOOL_CARD the identifier as issued.
+    """
+    def __init__(
+        self,
+        *,
+        kind: Global___IdentityKind.ValueType = ...,
+        value: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["kind", b"kind", "value", b"value"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Identity: _TypeAlias = Identity  # noqa: Y015

@@ -26,17 +26,18 @@ if _version_not_supported:
 
 
 class AuthenticateStub:
-    """Checks a borrower's PIN or password and tells only what an auth-only consumer needs: card
-    number, age, home library, affiliated libraries and the assurance level reached. Never name,
-    address, contact data or national id.
+    """Checks a borrower's PIN or password (the borrower named by card number or by another
+    identity such as Feide) and tells only what an auth-only consumer needs: card number, age,
+    home library, affiliated libraries and the assurance level reached. Never name, address,
+    contact data or national id.
 
     Callers: certificates with the `auth` role (ebook platforms, self-service machines) and the
     `ils` role (a library system's own web catalogue). No library metadata is needed.
 
     Outcomes, as gRPC status codes with google.rpc details (ErrorInfo.reason in brackets):
     - OK: the PIN or password is right; the response holds the borrower's summary.
-    - UNAUTHENTICATED [CREDENTIALS_INVALID]: the card number is unknown or the PIN or password is
-    wrong. The two are deliberately indistinguishable.
+    - UNAUTHENTICATED [CREDENTIALS_INVALID]: the card number or identity is unknown, or the PIN
+    or password is wrong. The two are deliberately indistinguishable.
     - RESOURCE_EXHAUSTED [LOGIN_LOCKED]: after 5 wrong PINs in a row (or, separately, 5 wrong
     passwords) that way of logging in is locked for a while, longer after each lockout. A
     RetryInfo says when to try again. A right PIN is refused too while locked.
@@ -64,17 +65,18 @@ class AuthenticateStub:
 
 
 class AuthenticateServicer:
-    """Checks a borrower's PIN or password and tells only what an auth-only consumer needs: card
-    number, age, home library, affiliated libraries and the assurance level reached. Never name,
-    address, contact data or national id.
+    """Checks a borrower's PIN or password (the borrower named by card number or by another
+    identity such as Feide) and tells only what an auth-only consumer needs: card number, age,
+    home library, affiliated libraries and the assurance level reached. Never name, address,
+    contact data or national id.
 
     Callers: certificates with the `auth` role (ebook platforms, self-service machines) and the
     `ils` role (a library system's own web catalogue). No library metadata is needed.
 
     Outcomes, as gRPC status codes with google.rpc details (ErrorInfo.reason in brackets):
     - OK: the PIN or password is right; the response holds the borrower's summary.
-    - UNAUTHENTICATED [CREDENTIALS_INVALID]: the card number is unknown or the PIN or password is
-    wrong. The two are deliberately indistinguishable.
+    - UNAUTHENTICATED [CREDENTIALS_INVALID]: the card number or identity is unknown, or the PIN
+    or password is wrong. The two are deliberately indistinguishable.
     - RESOURCE_EXHAUSTED [LOGIN_LOCKED]: after 5 wrong PINs in a row (or, separately, 5 wrong
     passwords) that way of logging in is locked for a while, longer after each lockout. A
     RetryInfo says when to try again. A right PIN is refused too while locked.
@@ -119,17 +121,18 @@ def add_AuthenticateServicer_to_server(servicer, server):
 
  # This class is part of an EXPERIMENTAL API.
 class Authenticate:
-    """Checks a borrower's PIN or password and tells only what an auth-only consumer needs: card
-    number, age, home library, affiliated libraries and the assurance level reached. Never name,
-    address, contact data or national id.
+    """Checks a borrower's PIN or password (the borrower named by card number or by another
+    identity such as Feide) and tells only what an auth-only consumer needs: card number, age,
+    home library, affiliated libraries and the assurance level reached. Never name, address,
+    contact data or national id.
 
     Callers: certificates with the `auth` role (ebook platforms, self-service machines) and the
     `ils` role (a library system's own web catalogue). No library metadata is needed.
 
     Outcomes, as gRPC status codes with google.rpc details (ErrorInfo.reason in brackets):
     - OK: the PIN or password is right; the response holds the borrower's summary.
-    - UNAUTHENTICATED [CREDENTIALS_INVALID]: the card number is unknown or the PIN or password is
-    wrong. The two are deliberately indistinguishable.
+    - UNAUTHENTICATED [CREDENTIALS_INVALID]: the card number or identity is unknown, or the PIN
+    or password is wrong. The two are deliberately indistinguishable.
     - RESOURCE_EXHAUSTED [LOGIN_LOCKED]: after 5 wrong PINs in a row (or, separately, 5 wrong
     passwords) that way of logging in is locked for a while, longer after each lockout. A
     RetryInfo says when to try again. A right PIN is refused too while locked.

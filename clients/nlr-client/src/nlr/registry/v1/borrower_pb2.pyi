@@ -20,6 +20,90 @@ else:
 
 DESCRIPTOR: _descriptor.FileDescriptor
 
+class _IdentityKind:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _IdentityKindEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_IdentityKind.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    IDENTITY_KIND_UNSPECIFIED: _IdentityKind.ValueType  # 0
+    """Not allowed."""
+    IDENTITY_KIND_FEIDE: _IdentityKind.ValueType  # 1
+    """Feide (the education sector's login): the eduPersonPrincipalName."""
+    IDENTITY_KIND_POCKET: _IdentityKind.ValueType  # 2
+    """Pocket ID."""
+    IDENTITY_KIND_SCHOOL_CARD: _IdentityKind.ValueType  # 3
+    """A school card's identifier."""
+
+class IdentityKind(_IdentityKind, metaclass=_IdentityKindEnumTypeWrapper):
+    """Kinds of other identities. More may be added; callers should treat an unknown value as opaque."""
+
+IDENTITY_KIND_UNSPECIFIED: IdentityKind.ValueType  # 0
+"""Not allowed."""
+IDENTITY_KIND_FEIDE: IdentityKind.ValueType  # 1
+"""Feide (the education sector's login): the eduPersonPrincipalName."""
+IDENTITY_KIND_POCKET: IdentityKind.ValueType  # 2
+"""Pocket ID."""
+IDENTITY_KIND_SCHOOL_CARD: IdentityKind.ValueType  # 3
+"""A school card's identifier."""
+Global___IdentityKind: _TypeAlias = IdentityKind  # noqa: Y015
+
+class _PhoneKind:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _PhoneKindEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_PhoneKind.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    PHONE_KIND_UNSPECIFIED: _PhoneKind.ValueType  # 0
+    """Not given."""
+    PHONE_KIND_MOBILE: _PhoneKind.ValueType  # 1
+    """mobile_phone."""
+    PHONE_KIND_HOME: _PhoneKind.ValueType  # 2
+    """home_phone."""
+    PHONE_KIND_WORK: _PhoneKind.ValueType  # 3
+    """work_phone."""
+
+class PhoneKind(_PhoneKind, metaclass=_PhoneKindEnumTypeWrapper):
+    """Which of the borrower's phones."""
+
+PHONE_KIND_UNSPECIFIED: PhoneKind.ValueType  # 0
+"""Not given."""
+PHONE_KIND_MOBILE: PhoneKind.ValueType  # 1
+"""mobile_phone."""
+PHONE_KIND_HOME: PhoneKind.ValueType  # 2
+"""home_phone."""
+PHONE_KIND_WORK: PhoneKind.ValueType  # 3
+"""work_phone."""
+Global___PhoneKind: _TypeAlias = PhoneKind  # noqa: Y015
+
+class _ContactMethod:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _ContactMethodEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ContactMethod.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    CONTACT_METHOD_UNSPECIFIED: _ContactMethod.ValueType  # 0
+    """Not given."""
+    CONTACT_METHOD_EMAIL: _ContactMethod.ValueType  # 1
+    """By email."""
+    CONTACT_METHOD_SMS: _ContactMethod.ValueType  # 2
+    """By SMS to the mobile phone."""
+    CONTACT_METHOD_LETTER: _ContactMethod.ValueType  # 3
+    """By letter."""
+
+class ContactMethod(_ContactMethod, metaclass=_ContactMethodEnumTypeWrapper):
+    """How a borrower wants to be contacted."""
+
+CONTACT_METHOD_UNSPECIFIED: ContactMethod.ValueType  # 0
+"""Not given."""
+CONTACT_METHOD_EMAIL: ContactMethod.ValueType  # 1
+"""By email."""
+CONTACT_METHOD_SMS: ContactMethod.ValueType  # 2
+"""By SMS to the mobile phone."""
+CONTACT_METHOD_LETTER: ContactMethod.ValueType  # 3
+"""By letter."""
+Global___ContactMethod: _TypeAlias = ContactMethod  # noqa: Y015
+
 class _Sex:
     ValueType = _typing.NewType("ValueType", _builtins.int)
     V: _TypeAlias = ValueType  # noqa: Y015
@@ -159,6 +243,15 @@ class Borrower(_message.Message):
     GUARDIANS_FIELD_NUMBER: _builtins.int
     WARDS_FIELD_NUMBER: _builtins.int
     ADDRESS_PROTECTED_FIELD_NUMBER: _builtins.int
+    TEMPORARY_ADDRESS_FIELD_NUMBER: _builtins.int
+    PRIMARY_PHONE_FIELD_NUMBER: _builtins.int
+    EMAIL_SHOULD_BE_CHECKED_FIELD_NUMBER: _builtins.int
+    PREFERRED_CONTACT_METHOD_FIELD_NUMBER: _builtins.int
+    PREFERRED_LANGUAGE_FIELD_NUMBER: _builtins.int
+    CARD_EXPIRY_DATE_FIELD_NUMBER: _builtins.int
+    CONSENT_TIME_FIELD_NUMBER: _builtins.int
+    POPULATION_REGISTER_CHECK_TIME_FIELD_NUMBER: _builtins.int
+    IDENTITIES_FIELD_NUMBER: _builtins.int
     card_number: _builtins.str
     """Card number (lånernummer): "N" followed by 9 digits, e.g. "N000123456". Set by the library
     on CreateBorrower; never changes afterwards and is never reused, even after deletion.
@@ -229,6 +322,26 @@ class Borrower(_message.Message):
     any view, and registered_address is then always empty. Set by the operator (or, later, the
     population register). Output only. Full view only.
     """
+    primary_phone: Global___PhoneKind.ValueType
+    """Which phone is the one to call first; the named phone must be set. PHONE_KIND_UNSPECIFIED
+    when the borrower has not said. Full view only.
+    """
+    email_should_be_checked: _builtins.bool
+    """The email address should be checked with the borrower (e.g. mail to it bounced). Full view
+    only.
+    """
+    preferred_contact_method: Global___ContactMethod.ValueType
+    """How the borrower wants to be contacted: EMAIL needs an email address, SMS a mobile phone,
+    LETTER a registered or temporary address. Full view only.
+    """
+    preferred_language: _builtins.str
+    """The language the borrower prefers, as an ISO 639-1 code: "nb", "nn", "se", "en", ...
+    Empty when not given. Full view only.
+    """
+    card_expiry_date: _builtins.str
+    """The last day the card may be used, "YYYY-MM-DD"; empty when the card does not expire.
+    card_valid is false after it. Full view only.
+    """
     @_builtins.property
     def registered_address(self) -> Global___Address:
         """Registered postal address. Full view only."""
@@ -257,6 +370,29 @@ class Borrower(_message.Message):
     def wards(self) -> _containers.RepeatedCompositeFieldContainer[Global___GuardianLink]:
         """The borrowers this borrower is the guardian of, oldest link first. Output only.
         Full view only.
+        """
+
+    @_builtins.property
+    def temporary_address(self) -> Global___TemporaryAddress:
+        """A temporary postal address (midlertidig adresse) with the last day it applies. Full view
+        only; withheld like registered_address when the address is protected, and no longer served
+        (nor stored for long) once valid_until has passed.
+        """
+
+    @_builtins.property
+    def consent_time(self) -> _timestamp_pb2.Timestamp:
+        """When the borrower consented to the register's terms; not in the future. Full view only."""
+
+    @_builtins.property
+    def population_register_check_time(self) -> _timestamp_pb2.Timestamp:
+        """When the record was last checked against the population register (Folkeregisteret); unset
+        if never. Output only. Full view only.
+        """
+
+    @_builtins.property
+    def identities(self) -> _containers.RepeatedCompositeFieldContainer[Global___Identity]:
+        """The borrower's other identities (Feide, Pocket, school card), oldest first. Output only;
+        change them with AddIdentity and RemoveIdentity. Full view only.
         """
 
     def __init__(
@@ -291,14 +427,122 @@ class Borrower(_message.Message):
         guardians: _abc.Iterable[Global___GuardianLink] | None = ...,
         wards: _abc.Iterable[Global___GuardianLink] | None = ...,
         address_protected: _builtins.bool = ...,
+        temporary_address: Global___TemporaryAddress | None = ...,
+        primary_phone: Global___PhoneKind.ValueType = ...,
+        email_should_be_checked: _builtins.bool = ...,
+        preferred_contact_method: Global___ContactMethod.ValueType = ...,
+        preferred_language: _builtins.str = ...,
+        card_expiry_date: _builtins.str = ...,
+        consent_time: _timestamp_pb2.Timestamp | None = ...,
+        population_register_check_time: _timestamp_pb2.Timestamp | None = ...,
+        identities: _abc.Iterable[Global___Identity] | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "registered_address", b"registered_address", "update_time", b"update_time"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["consent_time", b"consent_time", "create_time", b"create_time", "population_register_check_time", b"population_register_check_time", "registered_address", b"registered_address", "temporary_address", b"temporary_address", "update_time", b"update_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["address_protected", b"address_protected", "affiliations", b"affiliations", "birth_date", b"birth_date", "birth_year", b"birth_year", "card_number", b"card_number", "card_valid", b"card_valid", "create_time", b"create_time", "created_by", b"created_by", "email", b"email", "etag", b"etag", "family_name", b"family_name", "given_name", b"given_name", "guardians", b"guardians", "has_password", b"has_password", "has_pin", b"has_pin", "home_library", b"home_library", "home_phone", b"home_phone", "last_active_on", b"last_active_on", "last_changed_by", b"last_changed_by", "mobile_phone", b"mobile_phone", "national_id", b"national_id", "previous_card_number", b"previous_card_number", "registered_address", b"registered_address", "security_level", b"security_level", "sex", b"sex", "update_time", b"update_time", "view", b"view", "wards", b"wards", "work_phone", b"work_phone"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["address_protected", b"address_protected", "affiliations", b"affiliations", "birth_date", b"birth_date", "birth_year", b"birth_year", "card_expiry_date", b"card_expiry_date", "card_number", b"card_number", "card_valid", b"card_valid", "consent_time", b"consent_time", "create_time", b"create_time", "created_by", b"created_by", "email", b"email", "email_should_be_checked", b"email_should_be_checked", "etag", b"etag", "family_name", b"family_name", "given_name", b"given_name", "guardians", b"guardians", "has_password", b"has_password", "has_pin", b"has_pin", "home_library", b"home_library", "home_phone", b"home_phone", "identities", b"identities", "last_active_on", b"last_active_on", "last_changed_by", b"last_changed_by", "mobile_phone", b"mobile_phone", "national_id", b"national_id", "population_register_check_time", b"population_register_check_time", "preferred_contact_method", b"preferred_contact_method", "preferred_language", b"preferred_language", "previous_card_number", b"previous_card_number", "primary_phone", b"primary_phone", "registered_address", b"registered_address", "security_level", b"security_level", "sex", b"sex", "temporary_address", b"temporary_address", "update_time", b"update_time", "view", b"view", "wards", b"wards", "work_phone", b"work_phone"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___Borrower: _TypeAlias = Borrower  # noqa: Y015
+
+@_typing.final
+class TemporaryAddress(_message.Message):
+    """A postal address that applies for a while, e.g. while the borrower studies elsewhere."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ADDRESS_FIELD_NUMBER: _builtins.int
+    VALID_UNTIL_FIELD_NUMBER: _builtins.int
+    valid_until: _builtins.str
+    """The last day the address applies, "YYYY-MM-DD": today or later on input."""
+    @_builtins.property
+    def address(self) -> Global___Address:
+        """The address; same rules as the registered address."""
+
+    def __init__(
+        self,
+        *,
+        address: Global___Address | None = ...,
+        valid_until: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["address", b"address"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["address", b"address", "valid_until", b"valid_until"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___TemporaryAddress: _TypeAlias = TemporaryAddress  # noqa: Y015
+
+@_typing.final
+class Identity(_message.Message):
+    """Another identifier of the borrower than the card number, usable as a key in GetBorrower and
+    Authenticate. A value belongs to at most one borrower per kind, and a borrower has at most one
+    identity of each kind.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    KIND_FIELD_NUMBER: _builtins.int
+    VALUE_FIELD_NUMBER: _builtins.int
+    CREATE_TIME_FIELD_NUMBER: _builtins.int
+    DELETE_AFTER_TIME_FIELD_NUMBER: _builtins.int
+    kind: Global___IdentityKind.ValueType
+    """The kind of identifier. Required."""
+    value: _builtins.str
+    """The identifier: for FEIDE the eduPersonPrincipalName ("name@realm.no", lower-cased); for
+    POCKET and SCHOOL_CARD 1 to 64 letters, digits, '-', '_' or '.'. Required.
+    """
+    @_builtins.property
+    def create_time(self) -> _timestamp_pb2.Timestamp:
+        """When the identity was added. Output only."""
+
+    @_builtins.property
+    def delete_after_time(self) -> _timestamp_pb2.Timestamp:
+        """When the register deletes the identity (e.g. when the pupil leaves the school). Optional on
+        input: in the future and at most 10 years ahead; the server's default lifetime when unset.
+        """
+
+    def __init__(
+        self,
+        *,
+        kind: Global___IdentityKind.ValueType = ...,
+        value: _builtins.str = ...,
+        create_time: _timestamp_pb2.Timestamp | None = ...,
+        delete_after_time: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "delete_after_time", b"delete_after_time"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "delete_after_time", b"delete_after_time", "kind", b"kind", "value", b"value"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Identity: _TypeAlias = Identity  # noqa: Y015
+
+@_typing.final
+class IdentityKey(_message.Message):
+    """A way of naming a borrower by another identity (the key in GetBorrower)."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    KIND_FIELD_NUMBER: _builtins.int
+    VALUE_FIELD_NUMBER: _builtins.int
+    kind: Global___IdentityKind.ValueType
+    """The kind of identifier. Required."""
+    value: _builtins.str
+    """The identifier, as in Identity.value."""
+    def __init__(
+        self,
+        *,
+        kind: Global___IdentityKind.ValueType = ...,
+        value: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["kind", b"kind", "value", b"value"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___IdentityKey: _TypeAlias = IdentityKey  # noqa: Y015
 
 @_typing.final
 class GuardianLink(_message.Message):

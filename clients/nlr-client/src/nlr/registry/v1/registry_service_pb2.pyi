@@ -36,8 +36,10 @@ class CreateBorrowerRequest(_message.Message):
     @_builtins.property
     def borrower(self) -> _borrower_pb2.Borrower:
         """The new borrower. Required: card_number, given_name, family_name, national_id (and
-        birth_date for a DUF number). Optional: sex, registered_address, email, phones.
-        Output-only fields are ignored.
+        birth_date for a DUF number). Optional: sex, registered_address, temporary_address, email,
+        email_should_be_checked, phones, primary_phone, preferred_contact_method,
+        preferred_language, card_expiry_date, consent_time, security_level. Output-only fields are
+        ignored.
         """
 
     def __init__(
@@ -86,21 +88,27 @@ class GetBorrowerRequest(_message.Message):
 
     CARD_NUMBER_FIELD_NUMBER: _builtins.int
     NATIONAL_ID_FIELD_NUMBER: _builtins.int
+    IDENTITY_FIELD_NUMBER: _builtins.int
     card_number: _builtins.str
     """Card number, "N" + 9 digits."""
     national_id: _builtins.str
     """National id (fødselsnummer, D-number or DUF number)."""
+    @_builtins.property
+    def identity(self) -> _borrower_pb2.IdentityKey:
+        """Another identity of the borrower (Feide, Pocket, school card)."""
+
     def __init__(
         self,
         *,
         card_number: _builtins.str = ...,
         national_id: _builtins.str = ...,
+        identity: _borrower_pb2.IdentityKey | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["card_number", b"card_number", "key", b"key", "national_id", b"national_id"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["card_number", b"card_number", "identity", b"identity", "key", b"key", "national_id", b"national_id"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["card_number", b"card_number", "key", b"key", "national_id", b"national_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["card_number", b"card_number", "identity", b"identity", "key", b"key", "national_id", b"national_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    _WhichOneofReturnType_key: _TypeAlias = _typing.Literal["card_number", "national_id"]  # noqa: Y015
+    _WhichOneofReturnType_key: _TypeAlias = _typing.Literal["card_number", "national_id", "identity"]  # noqa: Y015
     _WhichOneofArgType_key: _TypeAlias = _typing.Literal["key", b"key"]  # noqa: Y015
     def WhichOneof(self, oneof_group: _WhichOneofArgType_key) -> _WhichOneofReturnType_key | None: ...
 
@@ -147,9 +155,10 @@ class UpdateBorrowerRequest(_message.Message):
     @_builtins.property
     def update_mask(self) -> _field_mask_pb2.FieldMask:
         """Which fields to change. Allowed paths: given_name, family_name, national_id, birth_date,
-        sex, registered_address, email, mobile_phone, home_phone, work_phone, security_level.
-        A path whose new
-        value is empty clears that field (name and national id cannot be cleared).
+        sex, registered_address, temporary_address, email, email_should_be_checked, mobile_phone,
+        home_phone, work_phone, primary_phone, preferred_contact_method, preferred_language,
+        card_expiry_date, consent_time, security_level. A path whose new value is empty clears that
+        field (name and national id cannot be cleared).
         """
 
     def __init__(
@@ -312,8 +321,14 @@ class DeleteBorrowerResponse(_message.Message):
 
     CARD_NUMBER_FIELD_NUMBER: _builtins.int
     DELETE_TIME_FIELD_NUMBER: _builtins.int
+    NOTIFICATION_QUEUED_FIELD_NUMBER: _builtins.int
     card_number: _builtins.str
     """The card number, now retired."""
+    notification_queued: _builtins.bool
+    """For BORROWER_REQUEST: an email to the borrower listing the libraries that hold a copy (so
+    they can ask each to delete it) was queued. False when the borrower had no email address,
+    and always for DECEASED: then the library tells the borrower another way.
+    """
     @_builtins.property
     def delete_time(self) -> _timestamp_pb2.Timestamp:
         """When the personal data was deleted."""
@@ -323,10 +338,11 @@ class DeleteBorrowerResponse(_message.Message):
         *,
         card_number: _builtins.str = ...,
         delete_time: _timestamp_pb2.Timestamp | None = ...,
+        notification_queued: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["delete_time", b"delete_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["card_number", b"card_number", "delete_time", b"delete_time"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["card_number", b"card_number", "delete_time", b"delete_time", "notification_queued", b"notification_queued"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -806,3 +822,105 @@ class UnlinkGuardianResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___UnlinkGuardianResponse: _TypeAlias = UnlinkGuardianResponse  # noqa: Y015
+
+@_typing.final
+class AddIdentityRequest(_message.Message):
+    """Request of AddIdentity."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CARD_NUMBER_FIELD_NUMBER: _builtins.int
+    IDENTITY_FIELD_NUMBER: _builtins.int
+    card_number: _builtins.str
+    """Card number of the borrower."""
+    @_builtins.property
+    def identity(self) -> _borrower_pb2.Identity:
+        """The identity: kind and value required, delete_after_time optional."""
+
+    def __init__(
+        self,
+        *,
+        card_number: _builtins.str = ...,
+        identity: _borrower_pb2.Identity | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["identity", b"identity"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["card_number", b"card_number", "identity", b"identity"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___AddIdentityRequest: _TypeAlias = AddIdentityRequest  # noqa: Y015
+
+@_typing.final
+class AddIdentityResponse(_message.Message):
+    """Response of AddIdentity."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    BORROWER_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def borrower(self) -> _borrower_pb2.Borrower:
+        """The borrower, full view, with the new identity."""
+
+    def __init__(
+        self,
+        *,
+        borrower: _borrower_pb2.Borrower | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["borrower", b"borrower"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["borrower", b"borrower"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___AddIdentityResponse: _TypeAlias = AddIdentityResponse  # noqa: Y015
+
+@_typing.final
+class RemoveIdentityRequest(_message.Message):
+    """Request of RemoveIdentity."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CARD_NUMBER_FIELD_NUMBER: _builtins.int
+    KIND_FIELD_NUMBER: _builtins.int
+    card_number: _builtins.str
+    """Card number of the borrower."""
+    kind: _borrower_pb2.IdentityKind.ValueType
+    """Which of the borrower's identities to remove."""
+    def __init__(
+        self,
+        *,
+        card_number: _builtins.str = ...,
+        kind: _borrower_pb2.IdentityKind.ValueType = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["card_number", b"card_number", "kind", b"kind"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RemoveIdentityRequest: _TypeAlias = RemoveIdentityRequest  # noqa: Y015
+
+@_typing.final
+class RemoveIdentityResponse(_message.Message):
+    """Response of RemoveIdentity."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    BORROWER_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def borrower(self) -> _borrower_pb2.Borrower:
+        """The borrower, full view, without that identity."""
+
+    def __init__(
+        self,
+        *,
+        borrower: _borrower_pb2.Borrower | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["borrower", b"borrower"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["borrower", b"borrower"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RemoveIdentityResponse: _TypeAlias = RemoveIdentityResponse  # noqa: Y015

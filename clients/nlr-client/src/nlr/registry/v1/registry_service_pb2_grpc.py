@@ -117,6 +117,16 @@ class BorrowerRegistryStub:
                 request_serializer=nlr_dot_registry_dot_v1_dot_registry__service__pb2.UnlinkGuardianRequest.SerializeToString,
                 response_deserializer=nlr_dot_registry_dot_v1_dot_registry__service__pb2.UnlinkGuardianResponse.FromString,
                 _registered_method=True)
+        self.AddIdentity = channel.unary_unary(
+                '/nlr.registry.v1.BorrowerRegistry/AddIdentity',
+                request_serializer=nlr_dot_registry_dot_v1_dot_registry__service__pb2.AddIdentityRequest.SerializeToString,
+                response_deserializer=nlr_dot_registry_dot_v1_dot_registry__service__pb2.AddIdentityResponse.FromString,
+                _registered_method=True)
+        self.RemoveIdentity = channel.unary_unary(
+                '/nlr.registry.v1.BorrowerRegistry/RemoveIdentity',
+                request_serializer=nlr_dot_registry_dot_v1_dot_registry__service__pb2.RemoveIdentityRequest.SerializeToString,
+                response_deserializer=nlr_dot_registry_dot_v1_dot_registry__service__pb2.RemoveIdentityResponse.FromString,
+                _registered_method=True)
 
 
 class BorrowerRegistryServicer:
@@ -144,8 +154,8 @@ class BorrowerRegistryServicer:
         raise NotImplementedError('Method not implemented!')
 
     def GetBorrower(self, request, context):
-        """Finds a borrower by card number or national id. An affiliated library gets the full view,
-        any other library the basic view.
+        """Finds a borrower by card number, national id or another identity. An affiliated library
+        gets the full view, any other library the basic view.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -246,6 +256,23 @@ class BorrowerRegistryServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def AddIdentity(self, request, context):
+        """Adds another identity (Feide, Pocket, school card) to the borrower. ALREADY_EXISTS when the
+        borrower already has one of that kind (IDENTITY_KIND_TAKEN: remove it first) or another
+        borrower has that value (IDENTITY_IN_USE). Affiliated libraries only.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RemoveIdentity(self, request, context):
+        """Removes the borrower's identity of one kind (NOT_FOUND when there is none). Affiliated
+        libraries only.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_BorrowerRegistryServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -318,6 +345,16 @@ def add_BorrowerRegistryServicer_to_server(servicer, server):
                     servicer.UnlinkGuardian,
                     request_deserializer=nlr_dot_registry_dot_v1_dot_registry__service__pb2.UnlinkGuardianRequest.FromString,
                     response_serializer=nlr_dot_registry_dot_v1_dot_registry__service__pb2.UnlinkGuardianResponse.SerializeToString,
+            ),
+            'AddIdentity': grpc.unary_unary_rpc_method_handler(
+                    servicer.AddIdentity,
+                    request_deserializer=nlr_dot_registry_dot_v1_dot_registry__service__pb2.AddIdentityRequest.FromString,
+                    response_serializer=nlr_dot_registry_dot_v1_dot_registry__service__pb2.AddIdentityResponse.SerializeToString,
+            ),
+            'RemoveIdentity': grpc.unary_unary_rpc_method_handler(
+                    servicer.RemoveIdentity,
+                    request_deserializer=nlr_dot_registry_dot_v1_dot_registry__service__pb2.RemoveIdentityRequest.FromString,
+                    response_serializer=nlr_dot_registry_dot_v1_dot_registry__service__pb2.RemoveIdentityResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -711,6 +748,60 @@ class BorrowerRegistry:
             '/nlr.registry.v1.BorrowerRegistry/UnlinkGuardian',
             nlr_dot_registry_dot_v1_dot_registry__service__pb2.UnlinkGuardianRequest.SerializeToString,
             nlr_dot_registry_dot_v1_dot_registry__service__pb2.UnlinkGuardianResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def AddIdentity(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/nlr.registry.v1.BorrowerRegistry/AddIdentity',
+            nlr_dot_registry_dot_v1_dot_registry__service__pb2.AddIdentityRequest.SerializeToString,
+            nlr_dot_registry_dot_v1_dot_registry__service__pb2.AddIdentityResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RemoveIdentity(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/nlr.registry.v1.BorrowerRegistry/RemoveIdentity',
+            nlr_dot_registry_dot_v1_dot_registry__service__pb2.RemoveIdentityRequest.SerializeToString,
+            nlr_dot_registry_dot_v1_dot_registry__service__pb2.RemoveIdentityResponse.FromString,
             options,
             channel_credentials,
             insecure,

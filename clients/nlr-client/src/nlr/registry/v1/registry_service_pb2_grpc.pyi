@@ -51,8 +51,8 @@ class BorrowerRegistryStub:
     the creator and the last changer. Returns the full view.
     """
     GetBorrower: _grpc.UnaryUnaryMultiCallable[_registry_service_pb2.GetBorrowerRequest, _registry_service_pb2.GetBorrowerResponse]
-    """Finds a borrower by card number or national id. An affiliated library gets the full view,
-    any other library the basic view.
+    """Finds a borrower by card number, national id or another identity. An affiliated library
+    gets the full view, any other library the basic view.
     """
     UpdateBorrower: _grpc.UnaryUnaryMultiCallable[_registry_service_pb2.UpdateBorrowerRequest, _registry_service_pb2.UpdateBorrowerResponse]
     """Changes the fields named in update_mask, if the etag is current. Affiliated libraries only."""
@@ -97,6 +97,15 @@ class BorrowerRegistryStub:
     """Removes a guardian link. A child under the guardian age limit keeps at least one guardian
     (FAILED_PRECONDITION, GUARDIAN_REQUIRED). Affiliated (with the child) libraries only.
     """
+    AddIdentity: _grpc.UnaryUnaryMultiCallable[_registry_service_pb2.AddIdentityRequest, _registry_service_pb2.AddIdentityResponse]
+    """Adds another identity (Feide, Pocket, school card) to the borrower. ALREADY_EXISTS when the
+    borrower already has one of that kind (IDENTITY_KIND_TAKEN: remove it first) or another
+    borrower has that value (IDENTITY_IN_USE). Affiliated libraries only.
+    """
+    RemoveIdentity: _grpc.UnaryUnaryMultiCallable[_registry_service_pb2.RemoveIdentityRequest, _registry_service_pb2.RemoveIdentityResponse]
+    """Removes the borrower's identity of one kind (NOT_FOUND when there is none). Affiliated
+    libraries only.
+    """
 
 @_typing.type_check_only
 class BorrowerRegistryAsyncStub(BorrowerRegistryStub):
@@ -121,8 +130,8 @@ class BorrowerRegistryAsyncStub(BorrowerRegistryStub):
     the creator and the last changer. Returns the full view.
     """
     GetBorrower: _aio.UnaryUnaryMultiCallable[_registry_service_pb2.GetBorrowerRequest, _registry_service_pb2.GetBorrowerResponse]  # type: ignore[assignment]
-    """Finds a borrower by card number or national id. An affiliated library gets the full view,
-    any other library the basic view.
+    """Finds a borrower by card number, national id or another identity. An affiliated library
+    gets the full view, any other library the basic view.
     """
     UpdateBorrower: _aio.UnaryUnaryMultiCallable[_registry_service_pb2.UpdateBorrowerRequest, _registry_service_pb2.UpdateBorrowerResponse]  # type: ignore[assignment]
     """Changes the fields named in update_mask, if the etag is current. Affiliated libraries only."""
@@ -167,6 +176,15 @@ class BorrowerRegistryAsyncStub(BorrowerRegistryStub):
     """Removes a guardian link. A child under the guardian age limit keeps at least one guardian
     (FAILED_PRECONDITION, GUARDIAN_REQUIRED). Affiliated (with the child) libraries only.
     """
+    AddIdentity: _aio.UnaryUnaryMultiCallable[_registry_service_pb2.AddIdentityRequest, _registry_service_pb2.AddIdentityResponse]  # type: ignore[assignment]
+    """Adds another identity (Feide, Pocket, school card) to the borrower. ALREADY_EXISTS when the
+    borrower already has one of that kind (IDENTITY_KIND_TAKEN: remove it first) or another
+    borrower has that value (IDENTITY_IN_USE). Affiliated libraries only.
+    """
+    RemoveIdentity: _aio.UnaryUnaryMultiCallable[_registry_service_pb2.RemoveIdentityRequest, _registry_service_pb2.RemoveIdentityResponse]  # type: ignore[assignment]
+    """Removes the borrower's identity of one kind (NOT_FOUND when there is none). Affiliated
+    libraries only.
+    """
 
 class BorrowerRegistryServicer(metaclass=_abc_1.ABCMeta):
     """Creates, finds, updates, affiliates and deletes borrowers on behalf of one library.
@@ -200,8 +218,8 @@ class BorrowerRegistryServicer(metaclass=_abc_1.ABCMeta):
         request: _registry_service_pb2.GetBorrowerRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_registry_service_pb2.GetBorrowerResponse, _abc.Awaitable[_registry_service_pb2.GetBorrowerResponse]]:
-        """Finds a borrower by card number or national id. An affiliated library gets the full view,
-        any other library the basic view.
+        """Finds a borrower by card number, national id or another identity. An affiliated library
+        gets the full view, any other library the basic view.
         """
 
     @_abc_1.abstractmethod
@@ -317,6 +335,27 @@ class BorrowerRegistryServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_registry_service_pb2.UnlinkGuardianResponse, _abc.Awaitable[_registry_service_pb2.UnlinkGuardianResponse]]:
         """Removes a guardian link. A child under the guardian age limit keeps at least one guardian
         (FAILED_PRECONDITION, GUARDIAN_REQUIRED). Affiliated (with the child) libraries only.
+        """
+
+    @_abc_1.abstractmethod
+    def AddIdentity(
+        self,
+        request: _registry_service_pb2.AddIdentityRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_registry_service_pb2.AddIdentityResponse, _abc.Awaitable[_registry_service_pb2.AddIdentityResponse]]:
+        """Adds another identity (Feide, Pocket, school card) to the borrower. ALREADY_EXISTS when the
+        borrower already has one of that kind (IDENTITY_KIND_TAKEN: remove it first) or another
+        borrower has that value (IDENTITY_IN_USE). Affiliated libraries only.
+        """
+
+    @_abc_1.abstractmethod
+    def RemoveIdentity(
+        self,
+        request: _registry_service_pb2.RemoveIdentityRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_registry_service_pb2.RemoveIdentityResponse, _abc.Awaitable[_registry_service_pb2.RemoveIdentityResponse]]:
+        """Removes the borrower's identity of one kind (NOT_FOUND when there is none). Affiliated
+        libraries only.
         """
 
 def add_BorrowerRegistryServicer_to_server(servicer: BorrowerRegistryServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
