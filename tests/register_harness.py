@@ -218,6 +218,8 @@ def make_config(
         lockout_max_seconds=86400.0,
         keyring_reload_seconds=0.2,
         guardian_age=15,
+        identity_lifetime_days=1095,
+        maintenance_interval_seconds=3600.0,
         listen_address="127.0.0.1:0",
         database_url=database_url,
         tls_cert=pki.server_cert,
@@ -228,6 +230,13 @@ def make_config(
         allow_synthetic_ids=True,
         db_pool_size=4,
         health_interval_seconds=0.2,
+        smtp_host="",
+        smtp_port=25,
+        smtp_sender="",
+        smtp_starttls=False,
+        notice_retry_seconds=60.0,
+        notice_give_up_hours=72.0,
+        notice_poll_seconds=0.1,
         log_level="INFO",
     )
     values.update(overrides)
@@ -363,9 +372,9 @@ def create(registry: Registry, borrower: borrower_pb2.Borrower) -> borrower_pb2.
 
 
 def get(registry: Registry, **key: str) -> borrower_pb2.Borrower:
-    response = registry.stub.GetBorrower(
-        registry_service_pb2.GetBorrowerRequest(**key), metadata=registry.metadata
-    )
+    """By card_number or national_id (tests/e2e/test_identities.py finds by identity)."""
+    request = registry_service_pb2.GetBorrowerRequest(**key)  # type: ignore[arg-type]
+    response = registry.stub.GetBorrower(request, metadata=registry.metadata)
     return response.borrower
 
 

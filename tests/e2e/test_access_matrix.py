@@ -39,6 +39,8 @@ from register_harness import (
 
 CARD = "N000000901"
 NID = national_id()
+GUARDIAN = "N000000904"
+FEIDE_ID = "matrix@uio.no"
 
 
 @dataclass(frozen=True)
@@ -158,6 +160,45 @@ RPCS: dict[str, Call] = {
     "ListCardNumberReservations": lambda r: r.stub.ListCardNumberReservations(
         pb.ListCardNumberReservationsRequest(), metadata=r.metadata
     ),
+    "LinkGuardian": lambda r: r.stub.LinkGuardian(
+        pb.LinkGuardianRequest(card_number=CARD, guardian_card_number=GUARDIAN),
+        metadata=r.metadata,
+    ),
+    "UnlinkGuardian": lambda r: r.stub.UnlinkGuardian(
+        pb.UnlinkGuardianRequest(card_number=CARD, guardian_card_number=GUARDIAN),
+        metadata=r.metadata,
+    ),
+    "AddIdentity": lambda r: r.stub.AddIdentity(
+        pb.AddIdentityRequest(
+            card_number=CARD,
+            identity=borrower_pb2.Identity(kind=borrower_pb2.IDENTITY_KIND_FEIDE, value=FEIDE_ID),
+        ),
+        metadata=r.metadata,
+    ),
+    "RemoveIdentity": lambda r: r.stub.RemoveIdentity(
+        pb.RemoveIdentityRequest(card_number=CARD, kind=borrower_pb2.IDENTITY_KIND_FEIDE),
+        metadata=r.metadata,
+    ),
+    "GetBorrower by identity": lambda r: r.stub.GetBorrower(
+        pb.GetBorrowerRequest(
+            identity=borrower_pb2.IdentityKey(kind=borrower_pb2.IDENTITY_KIND_FEIDE, value=FEIDE_ID)
+        ),
+        metadata=r.metadata,
+    ),
+}
+
+
+def _linked_guardian(registry: Registry) -> None:
+    create(registry, new_borrower(GUARDIAN))
+    RPCS["LinkGuardian"](registry)
+
+
+# What must exist before an RPC can succeed at all (done by the right caller, before counting).
+SETUP: dict[str, Call] = {
+    "LinkGuardian": lambda r: create(r, new_borrower(GUARDIAN)),
+    "UnlinkGuardian": _linked_guardian,
+    "RemoveIdentity": RPCS["AddIdentity"],
+    "GetBorrower by identity": RPCS["AddIdentity"],
 }
 
 # The library whose request goes through in each RPC's positive control: Bergen affiliates,
@@ -224,6 +265,8 @@ def test_every_caller_without_the_right_is_refused_and_nothing_changes(
             pb.AffiliateBorrowerRequest(card_number=CARD, national_id=NID),
             metadata=bergen.metadata,
         ).borrower
+    if rpc in SETUP:
+        SETUP[rpc](oslo)
     before = count_rows(server.config.database_url)
 
     outcomes = {}

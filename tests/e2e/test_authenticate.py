@@ -307,6 +307,38 @@ def test_a_password_only_borrower_cannot_log_in_by_pin_but_can_by_password(
     assert borrower.assurance_level == auth_pb.ASSURANCE_LEVEL_PASSWORD
 
 
+def test_an_expired_card_is_refused_after_the_right_secret_and_only_then(
+    registry: Registry, authenticate: Authenticate
+) -> None:
+    create(registry, new_borrower("N000001215", card_expiry_date=today().isoformat()))
+    set_pin(registry, "N000001215")
+    etag = set_password(registry, "N000001215")
+    assert verify_pin(authenticate, "N000001215").card_number == "N000001215"  # its last day
+
+    yesterday = (today() - dt.timedelta(days=1)).isoformat()
+    registry.stub.UpdateBorrower(
+        pb.UpdateBorrowerRequest(
+            borrower=borrower_pb2.Borrower(
+                card_number="N000001215", etag=etag, card_expiry_date=yesterday
+            ),
+            update_mask=FieldMask(paths=["card_expiry_date"]),
+        ),
+        metadata=registry.metadata,
+    )
+
+    logins: list[Callable[[], auth_pb.AuthenticatedBorrower]] = [
+        lambda: verify_pin(authenticate, "N000001215"),
+        lambda: verify_password(authenticate, "N000001215"),
+    ]
+    for login in logins:
+        with pytest.raises(grpc.RpcError) as expired:
+            login()
+        assert refusal(expired.value) == (grpc.StatusCode.PERMISSION_DENIED, "CARD_EXPIRED")
+    with pytest.raises(grpc.RpcError) as wrong_pin:
+        verify_pin(authenticate, "N000001215", "1234")
+    assert refusal(wrong_pin.value) == (grpc.StatusCode.UNAUTHENTICATED, "CREDENTIALS_INVALID")
+
+
 def test_a_successful_login_marks_the_borrower_active_today_without_a_new_etag(
     registry: Registry, authenticate: Authenticate
 ) -> None:

@@ -46,7 +46,13 @@ def test_readme_settings_table_lists_every_setting_with_its_default() -> None:
 
     assert [name for name, _, _ in rows] == [s.name for s in SETTINGS]
     for (_, default, description), setting in zip(rows, SETTINGS, strict=True):
-        assert default == (f"`{setting.default}`" if setting.default else "(required)")
+        assert default == (
+            f"`{setting.default}`"
+            if setting.default
+            else "(required)"
+            if setting.default is None
+            else "(empty)"
+        )
         assert description == setting.description
 
 

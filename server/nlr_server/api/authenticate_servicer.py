@@ -17,6 +17,7 @@ from nlr_server.domain.borrower import Borrower
 from nlr_server.domain.card_number import CardNumber
 from nlr_server.domain.credentials import LoginMethod, Password, Pin, SecurityLevel
 from nlr_server.domain.errors import PermissionDenied
+from nlr_server.domain.identity import IdentityValue
 from nlr_server.usecases import authentication
 
 Context = grpc.aio.ServicerContext[Any, Any]
@@ -37,40 +38,52 @@ class AuthenticateServicer(authenticate_pb2_grpc.AuthenticateServicer):
     async def VerifyPin(
         self, request: pb.VerifyPinRequest, context: Context
     ) -> pb.VerifyPinResponse:
-        card_number = self._decode.card_number(request.card_number, "card_number")
+        key = self._login_key(request)
         pin = self._decode.secret(request.pin, "pin", Pin.parse)
 
         async def check(verifier: str | None) -> tuple[bool, str | None]:
             return self._services.pins.matches(pin, verifier), None
 
-        borrower = await self._login(card_number, LoginMethod.PIN, check)
+        borrower = await self._login(key, LoginMethod.PIN, check)
         return pb.VerifyPinResponse(borrower=_summary(borrower, LoginMethod.PIN))
 
     async def VerifyPassword(
         self, request: pb.VerifyPasswordRequest, context: Context
     ) -> pb.VerifyPasswordResponse:
-        card_number = self._decode.card_number(request.card_number, "card_number")
+        key = self._login_key(request)
         password = self._decode.secret(request.password, "password", Password.parse)
 
         async def check(verifier: str | None) -> tuple[bool, str | None]:
             return await self._services.passwords.verify(password.value, verifier)
 
-        borrower = await self._login(card_number, LoginMethod.PASSWORD, check)
+        borrower = await self._login(key, LoginMethod.PASSWORD, check)
         return pb.VerifyPasswordResponse(borrower=_summary(borrower, LoginMethod.PASSWORD))
 
-    async def _login(self, card_number: CardNumber, method: LoginMethod, check: Check) -> Borrower:
+    def _login_key(
+        self, request: pb.VerifyPinRequest | pb.VerifyPasswordRequest
+    ) -> CardNumber | IdentityValue:
+        """Who is logging in: by card number (also when neither is given) or other identity."""
+        if request.WhichOneof("borrower_key") == "identity":
+            return self._decode.identity_key(
+                request.identity.kind, request.identity.value, "identity"
+            )
+        return self._decode.card_number(request.card_number, "card_number")
+
+    async def _login(
+        self, key: CardNumber | IdentityValue, method: LoginMethod, check: Check
+    ) -> Borrower:
         """Locked? Then the attempt is counted as a failure under the borrower's lock before the
         secret is checked, so concurrent guesses cannot get more checks than the lockout allows;
         a right secret then clears the count."""
         services = self._services
         started = now()
-        state = await services.read(authentication.begin_login, card_number, method)
+        state = await services.read(authentication.begin_login, key, method, started)
         if state is None:
             await check(None)  # as long as a real check, so the answer tells nothing
             raise authentication.credentials_invalid()
         borrower_id = state.borrower.id
         assert borrower_id is not None
-        current_call().note_borrower(card_number.value, borrower_id)
+        current_call().note_borrower(state.borrower.card_number.value, borrower_id)
         authentication.refuse_if_locked(state, started)
         reserved = await services.run(
             authentication.reserve_attempt, borrower_id, method, started, services.lockout
@@ -88,6 +101,8 @@ class AuthenticateServicer(authenticate_pb2_grpc.AuthenticateServicer):
             raise PermissionDenied(
                 "this borrower logs in with a password only", reason="PASSWORD_REQUIRED"
             )
+        if not state.borrower.card_valid_on(started.date()):
+            raise PermissionDenied("the card has expired", reason="CARD_EXPIRED")
         return state.borrower
 
 

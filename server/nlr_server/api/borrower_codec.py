@@ -6,9 +6,20 @@ import datetime as dt
 from collections.abc import Callable
 from typing import TypeVar
 
-from google.protobuf.timestamp_pb2 import Timestamp
-
 from nlr.registry.v1 import borrower_pb2, registry_service_pb2
+from nlr_server.api.borrower_details_codec import (
+    DETAIL_FIELDS,
+    decode_details,
+    encode_address,
+    encode_details,
+    timestamp,
+)
+from nlr_server.api.identity_codec import (
+    decode_delete_after,
+    decode_identity_key,
+    decode_kind,
+    encode_identities,
+)
 from nlr_server.domain.address import Address
 from nlr_server.domain.borrower import (
     UPDATABLE_FIELDS,
@@ -22,10 +33,11 @@ from nlr_server.domain.card_number import CardNumber
 from nlr_server.domain.contact import EmailAddress, PhoneNumber
 from nlr_server.domain.credentials import Pin, SecurityLevel
 from nlr_server.domain.errors import InvalidArgument, InvalidValue, Violations
+from nlr_server.domain.identity import IdentityKind, IdentityValue
 from nlr_server.domain.library_number import LibraryNumber
 from nlr_server.domain.national_id import NationalId
 from nlr_server.domain.person_name import PersonName
-from nlr_server.domain.validation import check
+from nlr_server.domain.validation import check, check_optional
 from nlr_server.domain.views import BorrowerView
 from nlr_server.usecases.borrowers import BirthDateAndPin
 
@@ -58,8 +70,14 @@ _SECURITY_FROM_PROTO: dict[int, SecurityLevel] = {
 class BorrowerDecoder:
     """Decodes requests; synthetic test national ids only where configuration allows them."""
 
-    def __init__(self, *, allow_synthetic_ids: bool) -> None:
+    def __init__(
+        self,
+        *,
+        allow_synthetic_ids: bool,
+        clock: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC),
+    ) -> None:
         self._allow_synthetic = allow_synthetic_ids
+        self._clock = clock
 
     def card_number(self, raw: str, field: str) -> CardNumber:
         return _one(field, raw, CardNumber.parse)
@@ -84,9 +102,10 @@ class BorrowerDecoder:
         birth_date = _birth_date(violations, message.birth_date, national_id, required=True)
         sex = _sex(violations, message.sex)
         address = _address(violations, message)
-        email = _optional(violations, "borrower.email", message.email, EmailAddress.parse)
+        email = check_optional(violations, "borrower.email", message.email, EmailAddress.parse)
         mobile, home, work = _phones(violations, message, frozenset(_PHONES))
         security_level = _security_level(violations, message.security_level)
+        details = decode_details(violations, message, DETAIL_FIELDS, self._clock())
         violations.raise_if_any()
         assert card_number and name and national_id and birth_date  # guaranteed by the checks
         personal = PersonalData(
@@ -99,7 +118,10 @@ class BorrowerDecoder:
             home_phone=home,
             work_phone=work,
             security_level=security_level,
+            **details,
         )
+        personal.check_consistency(violations)
+        violations.raise_if_any()
         return card_number, personal, national_id
 
     def patch(
@@ -138,9 +160,10 @@ class BorrowerDecoder:
             )
         sex = _sex(violations, message.sex)
         address = _address(violations, message) if "registered_address" in fields else None
-        email = _optional(violations, "borrower.email", message.email, EmailAddress.parse)
+        email = check_optional(violations, "borrower.email", message.email, EmailAddress.parse)
         mobile, home, work = _phones(violations, message, fields)
         security_level = _security_level(violations, message.security_level)
+        details = decode_details(violations, message, fields, self._clock())
         violations.raise_if_any()
         patch = PersonalDataPatch(
             fields=fields,
@@ -154,6 +177,7 @@ class BorrowerDecoder:
             home_phone=home,
             work_phone=work,
             security_level=security_level,
+            **details,
         )
         return patch, national_id
 
@@ -185,6 +209,32 @@ class BorrowerDecoder:
             raise InvalidArgument.one("reason", "must be BORROWER_REQUEST or DECEASED")
         return reason
 
+    def identity_key(self, kind: int, value: str, prefix: str) -> IdentityValue:
+        """An identity naming a borrower (``prefix``: e.g. ``identity``)."""
+        violations = Violations()
+        key = decode_identity_key(violations, kind, value, prefix)
+        violations.raise_if_any()
+        assert key is not None
+        return key
+
+    def new_identity(
+        self, message: borrower_pb2.Identity, prefix: str, now: dt.datetime
+    ) -> tuple[IdentityValue, dt.datetime | None]:
+        """An identity to add, and its deletion time if one is requested."""
+        violations = Violations()
+        key = decode_identity_key(violations, message.kind, message.value, prefix)
+        delete_after = decode_delete_after(violations, message, prefix, now)
+        violations.raise_if_any()
+        assert key is not None
+        return key, delete_after
+
+    def identity_kind(self, value: int, field: str) -> IdentityKind:
+        violations = Violations()
+        kind = decode_kind(violations, value, field)
+        violations.raise_if_any()
+        assert kind is not None
+        return kind
+
     def _parse_national_id(self, raw: str) -> NationalId:
         return NationalId.parse(raw, allow_synthetic=self._allow_synthetic)
 
@@ -192,12 +242,13 @@ class BorrowerDecoder:
 def encode_borrower(borrower: Borrower, view: BorrowerView) -> borrower_pb2.Borrower:
     """The borrower as the given view shows it; the national id is never among the fields."""
     personal = borrower.personal
+    today = dt.datetime.now(dt.UTC).date()
     message = borrower_pb2.Borrower(
         card_number=borrower.card_number.value,
         given_name=personal.name.given_name,
         family_name=personal.name.family_name,
         birth_year=personal.birth_date.year,
-        card_valid=borrower.card_valid,
+        card_valid=borrower.card_valid_on(today),
         view=_VIEW_TO_PROTO[view],
     )
     if view is not BorrowerView.FULL:
@@ -207,15 +258,7 @@ def encode_borrower(borrower: Borrower, view: BorrowerView) -> borrower_pb2.Borr
     message.address_protected = borrower.address_protected
     # A protected address never leaves the register, whichever view.
     if personal.registered_address is not None and not borrower.address_protected:
-        address = personal.registered_address
-        message.registered_address.CopyFrom(
-            borrower_pb2.Address(
-                lines=address.lines,
-                postal_code=address.postal_code,
-                city=address.city,
-                country_code=address.country_code,
-            )
-        )
+        message.registered_address.CopyFrom(encode_address(personal.registered_address))
     message.email = personal.email.value if personal.email else ""
     for field in _PHONES:
         phone: PhoneNumber | None = getattr(personal, field)
@@ -238,6 +281,8 @@ def encode_borrower(borrower: Borrower, view: BorrowerView) -> borrower_pb2.Borr
         message.last_active_on = borrower.last_active_on.isoformat()
     if borrower.previous_card_number is not None:
         message.previous_card_number = borrower.previous_card_number.value
+    encode_details(message, borrower, today)
+    encode_identities(message, borrower)
     for mine, links in (
         (message.guardians, borrower.links.guardians),
         (message.wards, borrower.links.wards),
@@ -249,11 +294,6 @@ def encode_borrower(borrower: Borrower, view: BorrowerView) -> borrower_pb2.Borr
                 linked_by=link.linked_by.value,
             )
     return message
-
-
-def timestamp(moment: dt.datetime) -> Timestamp:
-    # Whole seconds and nanoseconds directly: Timestamp.FromDatetime is slow on the hot path.
-    return Timestamp(seconds=int(moment.timestamp()), nanos=moment.microsecond * 1000)
 
 
 def _one(field: str, raw: str, parse: Callable[[str], T]) -> T:
@@ -271,16 +311,10 @@ def _required(violations: Violations, field: str, raw: str, parse: Callable[[str
     return check(violations, field, lambda: parse(raw))
 
 
-def _optional(violations: Violations, field: str, raw: str, parse: Callable[[str], T]) -> T | None:
-    if not raw.strip():
-        return None
-    return check(violations, field, lambda: parse(raw))
-
-
 def _birth_date(
     violations: Violations, raw: str, national_id: NationalId | None, *, required: bool
 ) -> dt.date | None:
-    given = _optional(violations, "borrower.birth_date", raw, _parse_date)
+    given = check_optional(violations, "borrower.birth_date", raw, _parse_date)
     if national_id is None:
         return given
     held = national_id.birth_date
@@ -307,7 +341,7 @@ def _phones(
     violations: Violations, message: borrower_pb2.Borrower, fields: frozenset[str]
 ) -> tuple[PhoneNumber | None, PhoneNumber | None, PhoneNumber | None]:
     mobile, home, work = (
-        _optional(violations, f"borrower.{f}", getattr(message, f), PhoneNumber.parse)
+        check_optional(violations, f"borrower.{f}", getattr(message, f), PhoneNumber.parse)
         if f in fields
         else None
         for f in _PHONES

@@ -9,14 +9,22 @@ import grpc
 
 from nlr.registry.v1 import registry_service_pb2 as pb
 from nlr.registry.v1 import registry_service_pb2_grpc
-from nlr_server.api.borrower_codec import encode_borrower, timestamp
+from nlr_server.api.borrower_codec import encode_borrower
+from nlr_server.api.borrower_details_codec import timestamp
 from nlr_server.api.call_context import acting_library, current_call
 from nlr_server.api.services import Services, now
 from nlr_server.domain.card_reservation import CardNumberReservation
 from nlr_server.domain.credentials import Password, Pin
 from nlr_server.domain.errors import InvalidArgument
 from nlr_server.domain.views import BorrowerView, view_for
-from nlr_server.usecases import affiliations, borrowers, cards, credentials, guardians
+from nlr_server.usecases import (
+    affiliations,
+    borrowers,
+    cards,
+    credentials,
+    guardians,
+    identities,
+)
 
 Context = grpc.aio.ServicerContext[Any, Any]
 
@@ -62,8 +70,14 @@ class BorrowerRegistryServicer(registry_service_pb2_grpc.BorrowerRegistryService
             found_by = borrowers.BorrowerKey(
                 national_id=self._decode.national_id(request.national_id, "national_id")
             )
+        elif key == "identity":
+            found_by = borrowers.BorrowerKey(
+                identity=self._decode.identity_key(
+                    request.identity.kind, request.identity.value, "identity"
+                )
+            )
         else:
-            raise InvalidArgument.one("key", "give card_number or national_id")
+            raise InvalidArgument.one("key", "give card_number, national_id or identity")
         borrower, view = await self._services.read(
             borrowers.get_borrower, acting_library(), found_by
         )
@@ -112,7 +126,7 @@ class BorrowerRegistryServicer(registry_service_pb2_grpc.BorrowerRegistryService
         card_number = self._decode.card_number(request.card_number, "card_number")
         reason = self._decode.deletion_reason(request.reason)
         deleted_at = now()
-        await self._services.run(
+        queued = await self._services.run(
             borrowers.delete_borrower,
             acting_library(),
             card_number,
@@ -121,7 +135,9 @@ class BorrowerRegistryServicer(registry_service_pb2_grpc.BorrowerRegistryService
             deleted_at,
         )
         return pb.DeleteBorrowerResponse(
-            card_number=card_number.value, delete_time=timestamp(deleted_at)
+            card_number=card_number.value,
+            delete_time=timestamp(deleted_at),
+            notification_queued=queued,
         )
 
     async def SetPin(self, request: pb.SetPinRequest, context: Context) -> pb.SetPinResponse:
@@ -211,6 +227,35 @@ class BorrowerRegistryServicer(registry_service_pb2_grpc.BorrowerRegistryService
             now(),
         )
         return pb.UnlinkGuardianResponse(borrower=encode_borrower(borrower, BorrowerView.FULL))
+
+    async def AddIdentity(
+        self, request: pb.AddIdentityRequest, context: Context
+    ) -> pb.AddIdentityResponse:
+        card_number = self._decode.card_number(request.card_number, "card_number")
+        added_at = now()
+        identity, delete_after = self._decode.new_identity(request.identity, "identity", added_at)
+        borrower = await self._services.run(
+            identities.add_identity,
+            acting_library(),
+            card_number,
+            identity,
+            delete_after,
+            self._services.identity_lifetime,
+            added_at,
+        )
+        current_call().note_borrower(borrower.card_number.value, borrower.id)
+        return pb.AddIdentityResponse(borrower=encode_borrower(borrower, BorrowerView.FULL))
+
+    async def RemoveIdentity(
+        self, request: pb.RemoveIdentityRequest, context: Context
+    ) -> pb.RemoveIdentityResponse:
+        card_number = self._decode.card_number(request.card_number, "card_number")
+        kind = self._decode.identity_kind(request.kind, "kind")
+        borrower = await self._services.run(
+            identities.remove_identity, acting_library(), card_number, kind
+        )
+        current_call().note_borrower(borrower.card_number.value, borrower.id)
+        return pb.RemoveIdentityResponse(borrower=encode_borrower(borrower, BorrowerView.FULL))
 
     async def ReserveCardNumbers(
         self, request: pb.ReserveCardNumbersRequest, context: Context

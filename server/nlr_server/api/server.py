@@ -8,7 +8,9 @@ import datetime as dt
 import logging
 import threading
 import time
+from collections.abc import Coroutine
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
@@ -22,6 +24,7 @@ from nlr_server.api.authenticate_servicer import AuthenticateServicer
 from nlr_server.api.borrower_codec import BorrowerDecoder
 from nlr_server.api.health import watch_database
 from nlr_server.api.interceptor import RegisterInterceptor
+from nlr_server.api.notice_delivery import deliver_notices
 from nlr_server.api.password_pool import PasswordPool
 from nlr_server.api.rate_limit import CallRateLimiter, FailureLimiter
 from nlr_server.api.registry_servicer import BorrowerRegistryServicer
@@ -29,11 +32,14 @@ from nlr_server.api.services import Services
 from nlr_server.crypto.keyring import Keyring, KeyringError
 from nlr_server.crypto.national_id_sealer import NationalIdSealer
 from nlr_server.crypto.pin_verifier import PinVerifier
+from nlr_server.domain.deletion_notice import DeliveryPolicy
 from nlr_server.domain.lockout import LockoutPolicy
+from nlr_server.mail.smtp_sender import SmtpSender
 from nlr_server.ops.config import Config
 from nlr_server.store import migrate
 from nlr_server.store.database import create_store_engine, ping
 from nlr_server.store.unit_of_work import SqlUnitOfWorkFactory
+from nlr_server.usecases.maintenance import run_maintenance
 
 log = logging.getLogger(__name__)
 
@@ -104,7 +110,9 @@ class RegisterServer:
                 )
             ),
             asyncio.create_task(_watch_keyring(self._keyring, config.keyring_reload_seconds)),
+            asyncio.create_task(_maintain(services, config.maintenance_interval_seconds)),
         ]
+        self._tasks.append(asyncio.create_task(_deliver_notices(config, services)))
         log.info("serving on %s", config.listen_address.rsplit(":", 1)[0] + f":{self.port}")
         return self.port
 
@@ -119,6 +127,7 @@ class RegisterServer:
             unit_of_work=unit_of_work,
             loop_reads=self._loop_reads,
             guardian_age=config.guardian_age,
+            identity_lifetime=dt.timedelta(days=config.identity_lifetime_days),
             executor=self._executor,
             decode=BorrowerDecoder(allow_synthetic_ids=config.allow_synthetic_ids),
             pins=PinVerifier(keyring),
@@ -204,12 +213,45 @@ def _load_keyring(config: Config) -> Keyring:
         raise StartupError(f"NLR_KEYRING: {error}") from error
 
 
+def _deliver_notices(config: Config, services: Services) -> Coroutine[Any, Any, None]:
+    sender = None
+    if config.smtp_host:
+        sender = SmtpSender(
+            config.smtp_host, config.smtp_port, config.smtp_sender, starttls=config.smtp_starttls
+        )
+    else:
+        log.warning(
+            "NLR_SMTP_HOST is not set: deletion notices are queued but not sent, and given up "
+            "after NLR_NOTICE_GIVE_UP_HOURS"
+        )
+    policy = DeliveryPolicy(
+        first_retry=dt.timedelta(seconds=config.notice_retry_seconds),
+        give_up_after=dt.timedelta(hours=config.notice_give_up_hours),
+    )
+    return deliver_notices(services.unit_of_work, sender, policy, config.notice_poll_seconds)
+
+
 def _credentials(config: Config) -> grpc.ServerCredentials:
     return grpc.ssl_server_credentials(
         [(config.tls_key.read_bytes(), config.tls_cert.read_bytes())],
         root_certificates=config.tls_client_ca.read_bytes(),
         require_client_auth=True,
     )
+
+
+async def _maintain(services: Services, interval_seconds: float) -> None:
+    """Runs the maintenance jobs (expired identities, ...) every interval, on a store worker.
+    Several servers may do it at once: each job only removes what is due, so they agree."""
+    while True:
+        await asyncio.sleep(interval_seconds)
+        try:
+            report = await services.run(run_maintenance, dt.datetime.now(dt.UTC))
+        except Exception:
+            # The next round tries again; the server keeps serving meanwhile.
+            log.exception("maintenance failed")
+            continue
+        if report.total:
+            log.info("maintenance: %s", report.counts())
 
 
 async def _watch_keyring(keyring: Keyring, interval_seconds: float) -> None:

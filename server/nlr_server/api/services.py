@@ -28,6 +28,8 @@ class Services:
     passwords: PasswordPool
     lockout: LockoutPolicy
     guardian_age: int = 15
+    # How long an added identity lasts when the library names no deletion time.
+    identity_lifetime: dt.timedelta = dt.timedelta(days=1095)
     # For reads on the event loop itself (embedded store only): its own single connection, so
     # the loop never waits for one the workers hold.
     loop_reads: UnitOfWorkFactory | None = None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -108,3 +109,14 @@ def _parse_postal_code(raw: str, country: str) -> str:
         raise InvalidValue("must be 1 to 10 letters, digits, spaces or hyphens")
     # Upper-cased only once known to be ASCII: str.upper() maps some other letters to ASCII.
     return code.upper()
+
+
+@dataclass(frozen=True, slots=True)
+class TemporaryAddress:
+    """An address that applies up to and including ``valid_until`` (midlertidig adresse)."""
+
+    address: Address
+    valid_until: dt.date
+
+    def applies_on(self, day: dt.date) -> bool:
+        return day <= self.valid_until

@@ -6,12 +6,19 @@ import datetime as dt
 import enum
 from dataclasses import dataclass, field, replace
 
-from nlr_server.domain.address import Address
+from nlr_server.domain.address import Address, TemporaryAddress
 from nlr_server.domain.card_number import CardNumber
-from nlr_server.domain.contact import EmailAddress, PhoneNumber
+from nlr_server.domain.contact import (
+    ContactMethod,
+    EmailAddress,
+    LanguageCode,
+    PhoneKind,
+    PhoneNumber,
+)
 from nlr_server.domain.credentials import SecurityLevel
-from nlr_server.domain.errors import FailedPrecondition
+from nlr_server.domain.errors import FailedPrecondition, Violations
 from nlr_server.domain.guardian import GuardianLinks
+from nlr_server.domain.identity import Identity
 from nlr_server.domain.library_number import LibraryNumber
 from nlr_server.domain.person_name import PersonName
 
@@ -52,6 +59,57 @@ class PersonalData:
     home_phone: PhoneNumber | None = None
     work_phone: PhoneNumber | None = None
     security_level: SecurityLevel = SecurityLevel.PIN
+    temporary_address: TemporaryAddress | None = None
+    primary_phone: PhoneKind | None = None
+    email_should_be_checked: bool = False
+    preferred_contact_method: ContactMethod | None = None
+    preferred_language: LanguageCode | None = None
+    card_expiry_date: dt.date | None = None
+    consent_time: dt.datetime | None = None
+
+    def check_consistency(
+        self,
+        violations: Violations,
+        touched: frozenset[str] | None = None,
+        prefix: str = "borrower",
+    ) -> None:
+        """The contact preferences must point at contact data the borrower has.
+
+        With ``touched`` (the fields a change names), only the rules those fields take part in
+        are checked, so an unrelated change is not refused for what an earlier one left.
+        """
+
+        def involved(*fields: str) -> bool:
+            return touched is None or not touched.isdisjoint(fields)
+
+        if (
+            involved("primary_phone", "mobile_phone", "home_phone", "work_phone")
+            and self.primary_phone is not None
+            and getattr(self, self.primary_phone.field) is None
+        ):
+            violations.add(
+                f"{prefix}.primary_phone",
+                f"names the {self.primary_phone.value} phone, which the borrower does not have",
+            )
+        if not involved(
+            "preferred_contact_method",
+            "email",
+            "mobile_phone",
+            "registered_address",
+            "temporary_address",
+        ):
+            return
+        method = self.preferred_contact_method
+        if method is ContactMethod.EMAIL and self.email is None:
+            violations.add(f"{prefix}.preferred_contact_method", "EMAIL needs an email address")
+        if method is ContactMethod.SMS and self.mobile_phone is None:
+            violations.add(f"{prefix}.preferred_contact_method", "SMS needs a mobile phone")
+        if (
+            method is ContactMethod.LETTER
+            and self.registered_address is None
+            and self.temporary_address is None
+        ):
+            violations.add(f"{prefix}.preferred_contact_method", "LETTER needs an address")
 
 
 # PersonalData fields that an update replaces as they are (names are handled part by part).
@@ -60,10 +118,17 @@ _REPLACEABLE = (
     "birth_date",
     "sex",
     "registered_address",
+    "temporary_address",
     "email",
+    "email_should_be_checked",
     "mobile_phone",
     "home_phone",
     "work_phone",
+    "primary_phone",
+    "preferred_contact_method",
+    "preferred_language",
+    "card_expiry_date",
+    "consent_time",
 )
 
 # The update_mask paths a library may name, in the proto's field names.
@@ -90,6 +155,13 @@ class PersonalDataPatch:
     home_phone: PhoneNumber | None = None
     work_phone: PhoneNumber | None = None
     security_level: SecurityLevel = SecurityLevel.PIN
+    temporary_address: TemporaryAddress | None = None
+    primary_phone: PhoneKind | None = None
+    email_should_be_checked: bool = False
+    preferred_contact_method: ContactMethod | None = None
+    preferred_language: LanguageCode | None = None
+    card_expiry_date: dt.date | None = None
+    consent_time: dt.datetime | None = None
 
     def apply(self, personal: PersonalData) -> PersonalData:
         name = PersonName(
@@ -117,11 +189,13 @@ class Borrower:
     version: int = 1
     previous_card_number: CardNumber | None = None
     address_protected: bool = False
-    # Loaded only for the full view (see usecases.guardians.with_links).
+    # Loaded only for the full view (see usecases.views.full_view).
     links: GuardianLinks = field(default_factory=GuardianLinks)
+    identities: tuple[Identity, ...] = ()
     has_pin: bool = False
     has_password: bool = False
     last_active_on: dt.date | None = None
+    population_register_checked_at: dt.datetime | None = None
     id: int | None = field(default=None, compare=False)
 
     @classmethod
@@ -148,9 +222,14 @@ class Borrower:
     def etag(self) -> str:
         return f'"{self.version}"'
 
-    @property
-    def card_valid(self) -> bool:
-        return True
+    def card_valid_on(self, day: dt.date) -> bool:
+        expiry = self.personal.card_expiry_date
+        return expiry is None or day <= expiry
+
+    def temporary_address_on(self, day: dt.date) -> TemporaryAddress | None:
+        """The temporary address if it still applies on ``day``."""
+        temporary = self.personal.temporary_address
+        return temporary if temporary is not None and temporary.applies_on(day) else None
 
     def age_on(self, day: dt.date) -> int:
         """Age in whole years on ``day``."""

@@ -1,10 +1,13 @@
-"""A borrower's contact data: email address and phone numbers, validated and normalised."""
+"""A borrower's contact data and preferences: email address, phone numbers, how to reach them and
+in which language, validated and normalised."""
 
 from __future__ import annotations
 
+import enum
 from dataclasses import dataclass
 
 import phonenumbers
+import pycountry
 from email_validator import EmailNotValidError, validate_email
 
 from nlr_server.domain.errors import InvalidValue
@@ -56,6 +59,50 @@ class PhoneNumber:
         if not (phonenumbers.is_possible_number(number) and phonenumbers.is_valid_number(number)):
             raise InvalidValue("must be a valid phone number for its country")
         return cls(phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164))
+
+    def __str__(self) -> str:
+        return self.value
+
+
+class PhoneKind(enum.StrEnum):
+    """Which of the borrower's phones."""
+
+    MOBILE = "mobile"
+    HOME = "home"
+    WORK = "work"
+
+    @property
+    def field(self) -> str:
+        """The record's field holding this phone."""
+        return f"{self.value}_phone"
+
+
+class ContactMethod(enum.StrEnum):
+    """How the borrower wants to be contacted."""
+
+    EMAIL = "email"
+    SMS = "sms"
+    LETTER = "letter"
+
+
+@dataclass(frozen=True, slots=True)
+class LanguageCode:
+    """A preferred language: ISO 639-1 where the language has a two-letter code, else ISO 639-3
+    (Lule and Southern Sami have only three-letter ones)."""
+
+    value: str
+
+    @classmethod
+    def parse(cls, raw: str) -> LanguageCode:
+        code = raw.strip().lower()
+        language = None
+        if len(code) == 2 and code.isascii():
+            language = pycountry.languages.get(alpha_2=code)
+        elif len(code) == 3 and code.isascii():
+            language = pycountry.languages.get(alpha_3=code)
+        if language is None:
+            raise InvalidValue("must be an ISO 639 language code such as nb, nn, se or smj")
+        return cls(getattr(language, "alpha_2", None) or language.alpha_3)
 
     def __str__(self) -> str:
         return self.value

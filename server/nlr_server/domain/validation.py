@@ -42,3 +42,12 @@ def clean_text(raw: str, *, max_length: int) -> str:
     if len(text) > max_length:
         raise InvalidValue(f"must be at most {max_length} characters")
     return text
+
+
+def check_optional(
+    violations: Violations, field: str, raw: str, parse: Callable[[str], T]
+) -> T | None:
+    """None for an empty ``raw``; else as ``check``."""
+    if not raw.strip():
+        return None
+    return check(violations, field, lambda: parse(raw))

@@ -11,6 +11,9 @@ from pathlib import Path
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
+from nlr_server.domain.contact import EmailAddress
+from nlr_server.domain.errors import InvalidValue
+
 
 class ConfigError(Exception):
     """A configuration value is missing or wrong; the message names the variable."""
@@ -76,6 +79,45 @@ SETTINGS: tuple[Setting, ...] = (
         "10",
         "how often the server looks for a changed keyring file (after `nlr-admin keys rotate`)",
     ),
+    Setting(
+        "NLR_IDENTITY_LIFETIME_DAYS",
+        "1095",
+        "how long an added identity (Feide, Pocket, school card) is kept when the library names "
+        "no deletion time (at most 3650)",
+    ),
+    Setting(
+        "NLR_MAINTENANCE_INTERVAL_SECONDS",
+        "3600",
+        "how often the server removes what has reached its deletion time (expired identities "
+        "and temporary addresses)",
+    ),
+    Setting(
+        "NLR_SMTP_HOST",
+        "",
+        "mail server for deletion notices to borrowers; empty: notices are queued but not sent",
+    ),
+    Setting("NLR_SMTP_PORT", "25", "the mail server's port"),
+    Setting(
+        "NLR_SMTP_SENDER",
+        "",
+        "From address of deletion notices, e.g. `ikke-svar@example.no`; needed with NLR_SMTP_HOST",
+    ),
+    Setting(
+        "NLR_SMTP_STARTTLS",
+        "false",
+        "STARTTLS before sending, verifying the mail server's certificate against the system CAs",
+    ),
+    Setting(
+        "NLR_NOTICE_RETRY_SECONDS",
+        "60",
+        "wait before retrying an undelivered notice; doubles with each failure, up to an hour",
+    ),
+    Setting(
+        "NLR_NOTICE_GIVE_UP_HOURS",
+        "72",
+        "a notice still undelivered this long after the deletion is given up and purged",
+    ),
+    Setting("NLR_NOTICE_POLL_SECONDS", "10", "how often the server looks for notices to send"),
     Setting("NLR_LOG_LEVEL", "INFO", "DEBUG, INFO, WARNING or ERROR"),
 )
 
@@ -105,6 +147,15 @@ class Config:
     lockout_max_seconds: float
     keyring_reload_seconds: float
     guardian_age: int
+    identity_lifetime_days: int
+    maintenance_interval_seconds: float
+    smtp_host: str
+    smtp_port: int
+    smtp_sender: str
+    smtp_starttls: bool
+    notice_retry_seconds: float
+    notice_give_up_hours: float
+    notice_poll_seconds: float
     log_level: str
 
     @classmethod
@@ -136,6 +187,19 @@ class Config:
             lockout_max_seconds=env.number("NLR_LOCKOUT_MAX_SECONDS", minimum=0.001),
             keyring_reload_seconds=env.number("NLR_KEYRING_RELOAD_SECONDS", minimum=0.1),
             guardian_age=env.whole("NLR_GUARDIAN_AGE", minimum=0),
+            identity_lifetime_days=int(
+                env.number("NLR_IDENTITY_LIFETIME_DAYS", minimum=1, maximum=3650, whole=True)
+            ),
+            maintenance_interval_seconds=env.number(
+                "NLR_MAINTENANCE_INTERVAL_SECONDS", minimum=0.1
+            ),
+            smtp_host=env.raw("NLR_SMTP_HOST"),
+            smtp_port=int(env.number("NLR_SMTP_PORT", minimum=1, maximum=65535, whole=True)),
+            smtp_sender=env.smtp_sender("NLR_SMTP_SENDER", needed=bool(env.raw("NLR_SMTP_HOST"))),
+            smtp_starttls=env.flag("NLR_SMTP_STARTTLS"),
+            notice_retry_seconds=env.number("NLR_NOTICE_RETRY_SECONDS", minimum=0.01),
+            notice_give_up_hours=env.number("NLR_NOTICE_GIVE_UP_HOURS", minimum=0.0001),
+            notice_poll_seconds=env.number("NLR_NOTICE_POLL_SECONDS", minimum=0.01),
             log_level=env.choice("NLR_LOG_LEVEL", ("DEBUG", "INFO", "WARNING", "ERROR")),
         )
 
@@ -195,6 +259,17 @@ class Environment:
         if value not in choices:
             raise ConfigError(f"{name} must be one of {', '.join(choices)}, got {value!r}")
         return value
+
+    def smtp_sender(self, name: str, *, needed: bool) -> str:
+        value = self.raw(name)
+        if not value:
+            if needed:
+                raise ConfigError(f"{name} is not set: {_describe(name)}")
+            return value
+        try:
+            return EmailAddress.parse(value).value
+        except InvalidValue:
+            raise ConfigError(f"{name} must be an email address, got {value!r}") from None
 
     def listen_address(self, name: str) -> str:
         value = self.raw(name)

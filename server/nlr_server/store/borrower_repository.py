@@ -9,16 +9,23 @@ from sqlalchemy import ColumnElement, Table, select, update
 from sqlalchemy.orm import Session
 
 from nlr_server.crypto.national_id_sealer import NationalIdSealer
-from nlr_server.domain.address import Address
+from nlr_server.domain.address import Address, TemporaryAddress
 from nlr_server.domain.borrower import Affiliation, Borrower, DeletionReason, PersonalData, Sex
 from nlr_server.domain.card_number import CardNumber
-from nlr_server.domain.contact import EmailAddress, PhoneNumber
+from nlr_server.domain.contact import (
+    ContactMethod,
+    EmailAddress,
+    LanguageCode,
+    PhoneKind,
+    PhoneNumber,
+)
 from nlr_server.domain.credentials import SecurityLevel
 from nlr_server.domain.errors import EtagMismatch, NotFound
+from nlr_server.domain.identity import IdentityValue
 from nlr_server.domain.library_number import LibraryNumber
 from nlr_server.domain.national_id import NationalId
 from nlr_server.domain.person_name import PersonName
-from nlr_server.store.models import AffiliationRow, BorrowerRow, CardNumberRow
+from nlr_server.store.models import AffiliationRow, BorrowerRow, CardNumberRow, IdentityRow
 from nlr_server.usecases.ports import CardNumberStatus
 
 _BORROWERS: Table = BorrowerRow.__table__  # type: ignore[assignment]
@@ -41,6 +48,19 @@ class SqlBorrowerRepository:
 
     def get_by_national_id(self, national_id: NationalId) -> Borrower | None:
         return self._load(_BORROWERS.c.national_id_index == self._sealer.index(national_id.value))
+
+    def get_by_identity(self, identity: IdentityValue, now: dt.datetime) -> Borrower | None:
+        """The borrower with this other identity, unless its deletion time has come."""
+        holder = (
+            select(IdentityRow.borrower_id)
+            .where(
+                IdentityRow.kind == identity.kind.value,
+                IdentityRow.value == identity.value,
+                IdentityRow.delete_after > now,
+            )
+            .scalar_subquery()
+        )
+        return self._load(_BORROWERS.c.id == holder)
 
     def _load(self, condition: ColumnElement[bool]) -> Borrower | None:
         # Reads are the hot path: plain Core rows, no ORM objects, two indexed lookups.
@@ -119,6 +139,25 @@ class SqlBorrowerRepository:
         )
         return bool(changed.rowcount)  # type: ignore[attr-defined]
 
+    def clear_expired_temporary_addresses(self, today: dt.date) -> int:
+        """Clears every temporary address whose last day is before ``today``; returns how many."""
+        cleared = self._session.execute(
+            update(BorrowerRow)
+            .where(BorrowerRow.temporary_address_valid_until < today)
+            .values(
+                temporary_address_line1=None,
+                temporary_address_line2=None,
+                temporary_address_line3=None,
+                temporary_postal_code=None,
+                temporary_city=None,
+                temporary_country_code=None,
+                temporary_address_valid_until=None,
+                version=BorrowerRow.version + 1,
+            )
+            .execution_options(synchronize_session=False)
+        )
+        return int(cleared.rowcount)  # type: ignore[attr-defined]
+
     def delete(self, borrower: Borrower, reason: DeletionReason, now: dt.datetime) -> None:
         row = self._row(borrower)
         card = self._session.get(CardNumberRow, row.card_number)
@@ -142,17 +181,34 @@ def _write(row: BorrowerRow, borrower: Borrower) -> None:
     row.family_name = personal.name.family_name
     row.birth_date = personal.birth_date
     row.sex = personal.sex.value
-    address = personal.registered_address
-    lines = list(address.lines) if address is not None else []
-    lines += [None] * (3 - len(lines))  # type: ignore[list-item]
-    row.address_line1, row.address_line2, row.address_line3 = lines[:3]
-    row.postal_code = address.postal_code if address is not None else None
-    row.city = address.city if address is not None else None
-    row.country_code = address.country_code if address is not None else None
+    (
+        row.address_line1,
+        row.address_line2,
+        row.address_line3,
+        row.postal_code,
+        row.city,
+        row.country_code,
+    ) = _address_columns(personal.registered_address)
+    temporary = personal.temporary_address
+    (
+        row.temporary_address_line1,
+        row.temporary_address_line2,
+        row.temporary_address_line3,
+        row.temporary_postal_code,
+        row.temporary_city,
+        row.temporary_country_code,
+    ) = _address_columns(temporary.address if temporary is not None else None)
+    row.temporary_address_valid_until = temporary.valid_until if temporary is not None else None
     row.email = personal.email.value if personal.email is not None else None
+    row.email_should_be_checked = personal.email_should_be_checked
     row.mobile_phone = _phone(personal.mobile_phone)
     row.home_phone = _phone(personal.home_phone)
     row.work_phone = _phone(personal.work_phone)
+    row.primary_phone = _value(personal.primary_phone)
+    row.preferred_contact_method = _value(personal.preferred_contact_method)
+    row.preferred_language = _value(personal.preferred_language)
+    row.card_expiry_date = personal.card_expiry_date
+    row.consent_time = personal.consent_time
     row.security_level = personal.security_level.value
     row.home_library = borrower.home_library.value
     row.last_changed_by = borrower.last_changed_by.value
@@ -175,22 +231,56 @@ def _phone(phone: PhoneNumber | None) -> str | None:
     return phone.value if phone is not None else None
 
 
+def _value(item: PhoneKind | ContactMethod | LanguageCode | None) -> str | None:
+    return item.value if item is not None else None
+
+
+_NO_ADDRESS: tuple[None, ...] = (None,) * 6
+
+
+def _address_columns(address: Address | None) -> tuple[str | None, ...]:
+    """Three lines, postal code, city and country code, as columns."""
+    if address is None:
+        return _NO_ADDRESS
+    lines: list[str | None] = [*address.lines, None, None, None]
+    return (*lines[:3], address.postal_code, address.city, address.country_code)
+
+
+def _address(
+    lines: tuple[str | None, ...],
+    postal_code: str | None,
+    city: str | None,
+    country_code: str | None,
+) -> Address | None:
+    if postal_code is None or city is None or country_code is None:
+        return None
+    return Address(
+        lines=tuple(line for line in lines if line),
+        postal_code=postal_code,
+        city=city,
+        country_code=country_code,
+    )
+
+
 def _orm_affiliations(row: BorrowerRow) -> list[tuple[str, dt.datetime]]:
     return [(a.library_number, a.affiliated_at) for a in row.affiliations]
 
 
 def _to_domain(row: Any, affiliations: list[tuple[str, dt.datetime]]) -> Borrower:
     """The record from a borrowers row (ORM object or Core row: the same attribute names)."""
-    lines = tuple(
-        line for line in (row.address_line1, row.address_line2, row.address_line3) if line
+    address = _address(
+        (row.address_line1, row.address_line2, row.address_line3),
+        row.postal_code,
+        row.city,
+        row.country_code,
     )
-    address = (
-        Address(
-            lines=lines, postal_code=row.postal_code, city=row.city, country_code=row.country_code
-        )
-        if row.postal_code is not None and row.city is not None and row.country_code is not None
-        else None
+    temporary_address = _address(
+        (row.temporary_address_line1, row.temporary_address_line2, row.temporary_address_line3),
+        row.temporary_postal_code,
+        row.temporary_city,
+        row.temporary_country_code,
     )
+    valid_until = row.temporary_address_valid_until
     personal = PersonalData(
         name=PersonName(given_name=row.given_name, family_name=row.family_name),
         birth_date=row.birth_date,
@@ -201,6 +291,21 @@ def _to_domain(row: Any, affiliations: list[tuple[str, dt.datetime]]) -> Borrowe
         home_phone=PhoneNumber(row.home_phone) if row.home_phone else None,
         work_phone=PhoneNumber(row.work_phone) if row.work_phone else None,
         security_level=SecurityLevel(row.security_level),
+        temporary_address=(
+            TemporaryAddress(temporary_address, valid_until)
+            if temporary_address is not None and valid_until is not None
+            else None
+        ),
+        email_should_be_checked=bool(row.email_should_be_checked),
+        primary_phone=PhoneKind(row.primary_phone) if row.primary_phone else None,
+        preferred_contact_method=(
+            ContactMethod(row.preferred_contact_method) if row.preferred_contact_method else None
+        ),
+        preferred_language=(
+            LanguageCode(row.preferred_language) if row.preferred_language else None
+        ),
+        card_expiry_date=row.card_expiry_date,
+        consent_time=row.consent_time,
     )
     return Borrower(
         id=row.id,
@@ -220,4 +325,5 @@ def _to_domain(row: Any, affiliations: list[tuple[str, dt.datetime]]) -> Borrowe
         has_pin=row.pin_verifier is not None,
         has_password=row.password_verifier is not None,
         last_active_on=row.last_active_on,
+        population_register_checked_at=row.population_register_checked_at,
     )

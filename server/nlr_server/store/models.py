@@ -15,7 +15,9 @@ from sqlalchemy import (
     LargeBinary,
     MetaData,
     String,
+    Text,
     TypeDecorator,
+    UniqueConstraint,
 )
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
@@ -154,10 +156,25 @@ class BorrowerRow(Base):
     country_code: Mapped[str | None] = mapped_column(String(2))
     # Adressebeskyttelse: the address is never given to any library.
     address_protected: Mapped[bool] = mapped_column(Boolean, default=False)
+    temporary_address_line1: Mapped[str | None] = mapped_column(String(100))
+    temporary_address_line2: Mapped[str | None] = mapped_column(String(100))
+    temporary_address_line3: Mapped[str | None] = mapped_column(String(100))
+    temporary_postal_code: Mapped[str | None] = mapped_column(String(10))
+    temporary_city: Mapped[str | None] = mapped_column(String(60))
+    temporary_country_code: Mapped[str | None] = mapped_column(String(2))
+    # Indexed: maintenance clears temporary addresses whose last day has passed.
+    temporary_address_valid_until: Mapped[dt.date | None] = mapped_column(Date, index=True)
     email: Mapped[str | None] = mapped_column(String(254))
+    email_should_be_checked: Mapped[bool] = mapped_column(Boolean, default=False)
     mobile_phone: Mapped[str | None] = mapped_column(String(20))
     home_phone: Mapped[str | None] = mapped_column(String(20))
     work_phone: Mapped[str | None] = mapped_column(String(20))
+    primary_phone: Mapped[str | None] = mapped_column(String(8))
+    preferred_contact_method: Mapped[str | None] = mapped_column(String(8))
+    preferred_language: Mapped[str | None] = mapped_column(String(3))
+    card_expiry_date: Mapped[dt.date | None] = mapped_column(Date)
+    consent_time: Mapped[dt.datetime | None] = mapped_column(UtcDateTime())
+    population_register_checked_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime())
     home_library: Mapped[str] = mapped_column(ForeignKey("libraries.library_number"))
     created_by: Mapped[str] = mapped_column(ForeignKey("libraries.library_number"))
     created_at: Mapped[dt.datetime] = mapped_column(UtcDateTime())
@@ -222,6 +239,24 @@ class GuardianLinkRow(Base):
     linked_by: Mapped[str] = mapped_column(ForeignKey("libraries.library_number"))
 
 
+class IdentityRow(Base):
+    """Another identity of a borrower (Feide, Pocket, school card): at most one of each kind per
+    borrower, and a value names at most one borrower per kind."""
+
+    __tablename__ = "identities"
+
+    borrower_id: Mapped[int] = mapped_column(
+        ForeignKey("borrowers.id", ondelete="CASCADE"), primary_key=True
+    )
+    kind: Mapped[str] = mapped_column(String(16), primary_key=True)
+    value: Mapped[str] = mapped_column(String(254))
+    created_at: Mapped[dt.datetime] = mapped_column(UtcDateTime())
+    # Indexed: maintenance removes the identities whose time has come.
+    delete_after: Mapped[dt.datetime] = mapped_column(UtcDateTime(), index=True)
+
+    __table_args__ = (UniqueConstraint("kind", "value", name="uq_identities_kind_value"),)
+
+
 class AffiliationRow(Base):
     __tablename__ = "affiliations"
 
@@ -234,3 +269,30 @@ class AffiliationRow(Base):
     affiliated_at: Mapped[dt.datetime] = mapped_column(UtcDateTime())
 
     borrower: Mapped[BorrowerRow] = relationship(back_populates="affiliations")
+
+
+class DeletionNoticeRow(Base):
+    """The outbox of deletion notices to borrowers (domain.deletion_notice).
+
+    The personal columns (recipient, name, libraries) are emptied as soon as a notice is
+    delivered or given up: what stays is a bare record of when it was made and how it ended.
+    """
+
+    __tablename__ = "deletion_notices"
+
+    id: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    )
+    # pending, delivered or given_up.
+    status: Mapped[str] = mapped_column(String(16))
+    created_at: Mapped[dt.datetime] = mapped_column(UtcDateTime())
+    attempts: Mapped[int] = mapped_column(Integer)
+    # When a pending notice is next due, or its claim by a delivering server runs out; null once
+    # it has ended. Indexed: the delivery loop looks for pending notices by it.
+    next_attempt_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime(), index=True)
+    ended_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime())
+    recipient: Mapped[str | None] = mapped_column(String(254))
+    given_name: Mapped[str | None] = mapped_column(String(100))
+    family_name: Mapped[str | None] = mapped_column(String(100))
+    # JSON: [[library number, library name], ...] in the order the borrower was affiliated.
+    libraries: Mapped[str | None] = mapped_column(Text)

@@ -16,7 +16,9 @@ from nlr_server.store.borrower_repository import SqlBorrowerRepository
 from nlr_server.store.credential_repository import SqlCredentialRepository
 from nlr_server.store.database import READ_ONLY, create_store_engine
 from nlr_server.store.guardian_repository import SqlGuardianRepository
+from nlr_server.store.identity_repository import SqlIdentityRepository
 from nlr_server.store.library_repository import SqlLibraryRepository
+from nlr_server.store.notice_repository import SqlNoticeRepository
 from nlr_server.store.reservation_repository import SqlReservationRepository
 from nlr_server.store.vendor_repository import SqlVendorRepository
 
@@ -31,6 +33,8 @@ class SqlUnitOfWork:
         self.credentials = SqlCredentialRepository(self._session)
         self.reservations = SqlReservationRepository(self._session)
         self.guardians = SqlGuardianRepository(self._session)
+        self.notices = SqlNoticeRepository(self._session)
+        self.identities = SqlIdentityRepository(self._session)
 
     def __enter__(self) -> SqlUnitOfWork:
         return self

@@ -7,9 +7,9 @@ import datetime as dt
 from nlr_server.domain.borrower import Borrower
 from nlr_server.domain.card_number import CardNumber
 from nlr_server.domain.library_number import LibraryNumber
-from nlr_server.usecases import guardians
 from nlr_server.usecases.lookup import find_affiliated
 from nlr_server.usecases.ports import UnitOfWorkFactory
+from nlr_server.usecases.views import full_view
 
 
 def set_home_library(
@@ -23,7 +23,7 @@ def set_home_library(
         borrower = find_affiliated(uow, library, card_number)
         saved = uow.borrowers.save(borrower.make_home(new_home, library, now))
         uow.commit()
-        return guardians.with_links(uow, saved)
+        return full_view(uow, saved)
 
 
 def remove_affiliation(

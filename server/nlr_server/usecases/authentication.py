@@ -13,6 +13,7 @@ from nlr_server.domain.borrower import Borrower
 from nlr_server.domain.card_number import CardNumber
 from nlr_server.domain.credentials import LoginMethod
 from nlr_server.domain.errors import Unauthenticated
+from nlr_server.domain.identity import IdentityValue
 from nlr_server.domain.lockout import LockoutPolicy, LoginAttempts
 from nlr_server.usecases.borrowers import login_locked
 from nlr_server.usecases.ports import UnitOfWorkFactory
@@ -28,18 +29,27 @@ class LoginState:
 
 
 def credentials_invalid() -> Unauthenticated:
-    # The same answer for an unknown card, a borrower without this secret and a wrong one.
+    # The same answer for an unknown card or identity, a borrower without this secret and a
+    # wrong one.
     return Unauthenticated(
         "the card number or the PIN or password is wrong", reason="CREDENTIALS_INVALID"
     )
 
 
 def begin_login(
-    unit_of_work: UnitOfWorkFactory, card_number: CardNumber, method: LoginMethod
+    unit_of_work: UnitOfWorkFactory,
+    key: CardNumber | IdentityValue,
+    method: LoginMethod,
+    now: dt.datetime,
 ) -> LoginState | None:
-    """The borrower, their verifier and recent attempts; None for an unknown card number."""
+    """The borrower, their verifier and recent attempts; None for an unknown card number or
+    identity (or one whose deletion time has come)."""
     with unit_of_work(read_only=True) as uow:
-        borrower = uow.borrowers.get_by_card_number(card_number)
+        borrower = (
+            uow.borrowers.get_by_card_number(key)
+            if isinstance(key, CardNumber)
+            else uow.borrowers.get_by_identity(key, now)
+        )
         if borrower is None or borrower.id is None:
             return None
         verifier, attempts = uow.credentials.login_secrets(borrower.id, method)

@@ -9,12 +9,14 @@ from dataclasses import dataclass
 from nlr_server.domain.borrower import Borrower, DeletionReason, PersonalData, PersonalDataPatch
 from nlr_server.domain.card_number import CardNumber
 from nlr_server.domain.credentials import LoginMethod, Pin
+from nlr_server.domain.deletion_notice import DeletionNotice
 from nlr_server.domain.errors import (
     AlreadyExists,
     CardNumberRetired,
     EtagMismatch,
     PermissionDenied,
     RateLimited,
+    Violations,
 )
 from nlr_server.domain.library_number import LibraryNumber
 from nlr_server.domain.lockout import LockoutPolicy, LoginAttempts
@@ -22,8 +24,9 @@ from nlr_server.domain.national_id import NationalId
 from nlr_server.domain.views import BorrowerView, view_for
 from nlr_server.usecases import guardians
 from nlr_server.usecases.lookup import BorrowerKey, find, find_affiliated
-from nlr_server.usecases.ports import CardNumberStatus, UnitOfWorkFactory
+from nlr_server.usecases.ports import CardNumberStatus, UnitOfWork, UnitOfWorkFactory
 from nlr_server.usecases.reservations import refuse_others_reservation
+from nlr_server.usecases.views import full_view
 
 
 def create_borrower(
@@ -56,7 +59,7 @@ def create_borrower(
         if guardian is not None:
             guardians.attach_guardian(uow, borrower, guardian, library, now)
         uow.commit()
-        return guardians.with_links(uow, borrower)
+        return full_view(uow, borrower)
 
 
 def get_borrower(
@@ -66,7 +69,7 @@ def get_borrower(
         borrower = find(uow, key)
         view = view_for(borrower, library)
         if view is BorrowerView.FULL:
-            borrower = guardians.with_links(uow, borrower)
+            borrower = full_view(uow, borrower)
         return borrower, view
 
 
@@ -88,10 +91,14 @@ def update_borrower(
                 raise AlreadyExists(
                     "another borrower has this national id", reason="NATIONAL_ID_IN_USE"
                 )
-        changed = borrower.change_personal_data(patch.apply(borrower.personal), library, now)
+        personal = patch.apply(borrower.personal)
+        violations = Violations()
+        personal.check_consistency(violations, patch.fields)
+        violations.raise_if_any()
+        changed = borrower.change_personal_data(personal, library, now)
         saved = uow.borrowers.save(changed, national_id=national_id)
         uow.commit()
-        return guardians.with_links(uow, saved)
+        return full_view(uow, saved)
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,10 +142,10 @@ def affiliate_borrower(
                 "the proof does not match the borrower", reason="AFFILIATION_PROOF_MISMATCH"
             )
         if borrower.is_affiliated_with(library):
-            return guardians.with_links(uow, borrower)
+            return full_view(uow, borrower)
         saved = uow.borrowers.save(borrower.affiliate(library, now))
         uow.commit()
-        return guardians.with_links(uow, saved)
+        return full_view(uow, saved)
 
 
 def login_locked(attempts: LoginAttempts, now: dt.datetime) -> RateLimited:
@@ -157,13 +164,30 @@ def delete_borrower(
     reason: DeletionReason,
     etag: str | None,
     now: dt.datetime,
-) -> None:
+) -> bool:
+    """Deletes the borrower; at their own request, a notice listing the libraries that knew
+    them is queued in the same transaction. True if a notice was queued."""
     with unit_of_work() as uow:
         borrower = find_affiliated(uow, library, card_number)
         if etag:
             _require_current(borrower, etag)
+        notice = None
+        if reason is DeletionReason.BORROWER_REQUEST:
+            notice = DeletionNotice.for_deleted(borrower, _library_names(uow, borrower), now)
         uow.borrowers.delete(borrower, reason, now)
+        if notice is not None:
+            uow.notices.queue(notice)
         uow.commit()
+        return notice is not None
+
+
+def _library_names(uow: UnitOfWork, borrower: Borrower) -> dict[LibraryNumber, str]:
+    names: dict[LibraryNumber, str] = {}
+    for affiliation in borrower.affiliations:
+        found = uow.libraries.get(affiliation.library_number)
+        if found is not None:
+            names[affiliation.library_number] = found.name
+    return names
 
 
 def _require_current(borrower: Borrower, etag: str) -> None:

@@ -13,10 +13,10 @@ from nlr_server.domain.card_reservation import (
 )
 from nlr_server.domain.errors import AlreadyExists, CardNumberRetired, FailedPrecondition
 from nlr_server.domain.library_number import LibraryNumber
-from nlr_server.usecases import guardians
 from nlr_server.usecases.lookup import find_affiliated
 from nlr_server.usecases.ports import CardNumberStatus, UnitOfWorkFactory
 from nlr_server.usecases.reservations import refuse_others_reservation
+from nlr_server.usecases.views import full_view
 
 
 def replace_card(
@@ -38,7 +38,7 @@ def replace_card(
         refuse_others_reservation(uow, library, new_card_number)
         saved = uow.borrowers.save(borrower.with_new_card(new_card_number, library, now))
         uow.commit()
-        return guardians.with_links(uow, saved)
+        return full_view(uow, saved)
 
 
 def reserve_card_numbers(

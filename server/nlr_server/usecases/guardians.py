@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as dt
 
 from nlr_server.domain.borrower import Borrower
@@ -17,12 +16,7 @@ from nlr_server.domain.guardian import ADULT_AGE
 from nlr_server.domain.library_number import LibraryNumber
 from nlr_server.usecases.lookup import find_affiliated
 from nlr_server.usecases.ports import UnitOfWork, UnitOfWorkFactory
-
-
-def with_links(uow: UnitOfWork, borrower: Borrower) -> Borrower:
-    """The borrower with its guardian links, for the full view."""
-    assert borrower.id is not None
-    return dataclasses.replace(borrower, links=uow.guardians.links_of(borrower.id))
+from nlr_server.usecases.views import full_view
 
 
 def require_guardian_if_young(
@@ -64,7 +58,7 @@ def link_guardian(
         child = find_affiliated(uow, library, card_number)
         attach_guardian(uow, child, guardian_card_number, library, now)
         uow.commit()
-        return with_links(uow, child)
+        return full_view(uow, child)
 
 
 def unlink_guardian(
@@ -90,4 +84,4 @@ def unlink_guardian(
         if not uow.guardians.unlink(child.id, guardian.id):
             raise NotFound("no such guardian link", reason="GUARDIAN_LINK_NOT_FOUND")
         uow.commit()
-        return with_links(uow, child)
+        return full_view(uow, child)

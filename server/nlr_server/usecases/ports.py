@@ -13,7 +13,9 @@ from nlr_server.domain.borrower import Borrower, DeletionReason
 from nlr_server.domain.card_number import CardNumber
 from nlr_server.domain.card_reservation import CardNumberReservation
 from nlr_server.domain.credentials import LoginMethod
+from nlr_server.domain.deletion_notice import DeletionNotice
 from nlr_server.domain.guardian import GuardianLinks
+from nlr_server.domain.identity import Identity, IdentityKind, IdentityValue
 from nlr_server.domain.library import Library
 from nlr_server.domain.library_number import LibraryNumber
 from nlr_server.domain.lockout import LoginAttempts
@@ -32,6 +34,10 @@ class BorrowerRepository(Protocol):
 
     def get_by_national_id(self, national_id: NationalId) -> Borrower | None: ...
 
+    def get_by_identity(self, identity: IdentityValue, now: dt.datetime) -> Borrower | None:
+        """The borrower with this other identity, unless its deletion time has come."""
+        ...
+
     def card_number_status(self, card_number: CardNumber) -> CardNumberStatus: ...
 
     def national_id_matches(self, borrower: Borrower, national_id: NationalId) -> bool: ...
@@ -47,6 +53,10 @@ class BorrowerRepository(Protocol):
 
     def delete(self, borrower: Borrower, reason: DeletionReason, now: dt.datetime) -> None:
         """Removes every piece of personal data; the card number stays, retired."""
+        ...
+
+    def clear_expired_temporary_addresses(self, today: dt.date) -> int:
+        """Clears temporary addresses whose last day is before ``today``; returns how many."""
         ...
 
 
@@ -106,8 +116,48 @@ class GuardianRepository(Protocol):
     def links_of(self, borrower_id: int) -> GuardianLinks: ...
 
 
+class IdentityRepository(Protocol):
+    def of_borrower(self, borrower_id: int) -> tuple[Identity, ...]: ...
+
+    def add(self, borrower_id: int, identity: Identity) -> bool:
+        """Adds the identity; False if its kind (for the borrower) or value is taken."""
+        ...
+
+    def remove(self, borrower_id: int, kind: IdentityKind) -> bool: ...
+
+    def remove_expired(self, now: dt.datetime) -> int: ...
+
+    def remove_expired_in_the_way(
+        self, borrower_id: int, value: IdentityValue, now: dt.datetime
+    ) -> None: ...
+
+
 class AuditRepository(Protocol):
     def append(self, events: Sequence[AuditEvent]) -> None: ...
+
+
+class NoticeRepository(Protocol):
+    """The outbox of deletion notices."""
+
+    def queue(self, notice: DeletionNotice) -> int: ...
+
+    def due(
+        self, now: dt.datetime, limit: int, *, claim_until: dt.datetime
+    ) -> list[DeletionNotice]:
+        """Pending notices due at ``now``, claimed (no other server takes them) until
+        ``claim_until``."""
+        ...
+
+    def mark_delivered(self, notice_id: int, now: dt.datetime) -> None:
+        """Ends the notice and purges its personal data."""
+        ...
+
+    def mark_failed(self, notice_id: int, next_attempt_at: dt.datetime) -> None: ...
+
+    def give_up_created_before(self, cutoff: dt.datetime, now: dt.datetime) -> list[int]:
+        """Ends the pending notices created before ``cutoff``, purging their personal data;
+        returns their ids."""
+        ...
 
 
 class UnitOfWork(Protocol):
@@ -133,6 +183,12 @@ class UnitOfWork(Protocol):
 
     @property
     def guardians(self) -> GuardianRepository: ...
+
+    @property
+    def notices(self) -> NoticeRepository: ...
+
+    @property
+    def identities(self) -> IdentityRepository: ...
 
     def __enter__(self) -> UnitOfWork: ...
 

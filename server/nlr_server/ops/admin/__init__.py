@@ -1,7 +1,8 @@
 """`nlr-admin`: the operator's command; works on the database and keyring directly.
 
 Each subcommand group lives in its own module (``vendors``, ``certs``, ``libraries``, ``audit``,
-``keys``, ``schema``, ``dev_setup``); this module holds the parser, ``main`` and what they share.
+``keys``, ``schema``, ``maintenance``, ``dev_setup``); this module holds the parser, ``main``
+and what they share.
 """
 
 from __future__ import annotations
@@ -153,6 +154,7 @@ def build_parser() -> argparse.ArgumentParser:
         dev_setup,
         keys,
         libraries,
+        maintenance,
         schema,
         vendors,
     )
@@ -163,7 +165,17 @@ def build_parser() -> argparse.ArgumentParser:
         "NLR_KEYRING like the server does. Exit status: 0 done, 1 not found, 2 operator error.",
     )
     commands: Commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for module in (schema, keys, vendors, certs, libraries, borrowers, audit, dev_setup):
+    for module in (
+        schema,
+        keys,
+        vendors,
+        certs,
+        libraries,
+        borrowers,
+        audit,
+        maintenance,
+        dev_setup,
+    ):
         module.add_commands(commands)
     return parser
 

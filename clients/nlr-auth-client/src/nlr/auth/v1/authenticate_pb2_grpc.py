@@ -43,6 +43,8 @@ class AuthenticateStub:
     RetryInfo says when to try again. A right PIN is refused too while locked.
     - PERMISSION_DENIED [PASSWORD_REQUIRED]: VerifyPin with the right PIN for a borrower whose
     security level requires a password; ask for the password and call VerifyPassword.
+    - PERMISSION_DENIED [CARD_EXPIRED]: the right PIN or password, but the card is past its expiry
+    date; the borrower renews it at a library.
     - INVALID_ARGUMENT: a malformed card number, PIN or password, with a BadRequest naming it.
     """
 
@@ -82,6 +84,8 @@ class AuthenticateServicer:
     RetryInfo says when to try again. A right PIN is refused too while locked.
     - PERMISSION_DENIED [PASSWORD_REQUIRED]: VerifyPin with the right PIN for a borrower whose
     security level requires a password; ask for the password and call VerifyPassword.
+    - PERMISSION_DENIED [CARD_EXPIRED]: the right PIN or password, but the card is past its expiry
+    date; the borrower renews it at a library.
     - INVALID_ARGUMENT: a malformed card number, PIN or password, with a BadRequest naming it.
     """
 
@@ -138,6 +142,8 @@ class Authenticate:
     RetryInfo says when to try again. A right PIN is refused too while locked.
     - PERMISSION_DENIED [PASSWORD_REQUIRED]: VerifyPin with the right PIN for a borrower whose
     security level requires a password; ask for the password and call VerifyPassword.
+    - PERMISSION_DENIED [CARD_EXPIRED]: the right PIN or password, but the card is past its expiry
+    date; the borrower renews it at a library.
     - INVALID_ARGUMENT: a malformed card number, PIN or password, with a BadRequest naming it.
     """
 

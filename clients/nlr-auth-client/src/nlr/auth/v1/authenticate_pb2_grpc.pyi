@@ -46,6 +46,8 @@ class AuthenticateStub:
       RetryInfo says when to try again. A right PIN is refused too while locked.
     - PERMISSION_DENIED [PASSWORD_REQUIRED]: VerifyPin with the right PIN for a borrower whose
       security level requires a password; ask for the password and call VerifyPassword.
+    - PERMISSION_DENIED [CARD_EXPIRED]: the right PIN or password, but the card is past its expiry
+      date; the borrower renews it at a library.
     - INVALID_ARGUMENT: a malformed card number, PIN or password, with a BadRequest naming it.
     """
 
@@ -77,6 +79,8 @@ class AuthenticateAsyncStub(AuthenticateStub):
       RetryInfo says when to try again. A right PIN is refused too while locked.
     - PERMISSION_DENIED [PASSWORD_REQUIRED]: VerifyPin with the right PIN for a borrower whose
       security level requires a password; ask for the password and call VerifyPassword.
+    - PERMISSION_DENIED [CARD_EXPIRED]: the right PIN or password, but the card is past its expiry
+      date; the borrower renews it at a library.
     - INVALID_ARGUMENT: a malformed card number, PIN or password, with a BadRequest naming it.
     """
 
@@ -104,6 +108,8 @@ class AuthenticateServicer(metaclass=_abc_1.ABCMeta):
       RetryInfo says when to try again. A right PIN is refused too while locked.
     - PERMISSION_DENIED [PASSWORD_REQUIRED]: VerifyPin with the right PIN for a borrower whose
       security level requires a password; ask for the password and call VerifyPassword.
+    - PERMISSION_DENIED [CARD_EXPIRED]: the right PIN or password, but the card is past its expiry
+      date; the borrower renews it at a library.
     - INVALID_ARGUMENT: a malformed card number, PIN or password, with a BadRequest naming it.
     """
 

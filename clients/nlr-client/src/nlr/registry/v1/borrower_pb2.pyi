@@ -335,8 +335,9 @@ class Borrower(_message.Message):
     LETTER a registered or temporary address. Full view only.
     """
     preferred_language: _builtins.str
-    """The language the borrower prefers, as an ISO 639-1 code: "nb", "nn", "se", "en", ...
-    Empty when not given. Full view only.
+    """The language the borrower prefers: an ISO 639-1 code ("nb", "nn", "se", "en"), or an
+    ISO 639-3 code for a language without one ("smj", "sma"). Empty when not given. Full view
+    only.
     """
     card_expiry_date: _builtins.str
     """The last day the card may be used, "YYYY-MM-DD"; empty when the card does not expire.

@@ -1,0 +1,1 @@
+"""Outgoing email: the register's notices to borrowers, sent through an SMTP server."""

@@ -1,0 +1,79 @@
+"""Borrowers' other identities (Feide, Pocket, school card) in the database."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from sqlalchemy import delete, or_, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from nlr_server.domain.identity import Identity, IdentityKind, IdentityValue
+from nlr_server.store.models import IdentityRow
+
+
+class SqlIdentityRepository:
+    def __init__(self, session: Session) -> None:
+        self._session = session
+
+    def of_borrower(self, borrower_id: int) -> tuple[Identity, ...]:
+        """The borrower's identities, oldest first."""
+        rows = self._session.execute(
+            select(
+                IdentityRow.kind,
+                IdentityRow.value,
+                IdentityRow.created_at,
+                IdentityRow.delete_after,
+            )
+            .where(IdentityRow.borrower_id == borrower_id)
+            .order_by(IdentityRow.created_at, IdentityRow.kind)
+        ).all()
+        return tuple(
+            Identity(IdentityKind(r.kind), r.value, r.created_at, r.delete_after) for r in rows
+        )
+
+    def add(self, borrower_id: int, identity: Identity) -> bool:
+        """Adds the identity; False if the borrower has one of its kind or another borrower has
+        its value. The unique constraints decide (in a savepoint, so the transaction goes on),
+        so two concurrent requests cannot both succeed."""
+        try:
+            with self._session.begin_nested():
+                self._session.add(
+                    IdentityRow(
+                        borrower_id=borrower_id,
+                        kind=identity.kind.value,
+                        value=identity.value,
+                        created_at=identity.created_at,
+                        delete_after=identity.delete_after,
+                    )
+                )
+        except IntegrityError:
+            return False
+        return True
+
+    def remove(self, borrower_id: int, kind: IdentityKind) -> bool:
+        """Removes the borrower's identity of ``kind``; False if there was none."""
+        removed = self._session.execute(
+            delete(IdentityRow).where(
+                IdentityRow.borrower_id == borrower_id, IdentityRow.kind == kind.value
+            )
+        )
+        return bool(removed.rowcount)  # type: ignore[attr-defined]
+
+    def remove_expired(self, now: dt.datetime) -> int:
+        """Removes every identity whose deletion time has come; returns how many."""
+        removed = self._session.execute(delete(IdentityRow).where(IdentityRow.delete_after <= now))
+        return int(removed.rowcount)  # type: ignore[attr-defined]
+
+    def remove_expired_in_the_way(
+        self, borrower_id: int, value: IdentityValue, now: dt.datetime
+    ) -> None:
+        """Removes expired identities that would stop the borrower getting ``value``: theirs of
+        that kind, or anyone's with that value."""
+        self._session.execute(
+            delete(IdentityRow).where(
+                IdentityRow.delete_after <= now,
+                IdentityRow.kind == value.kind.value,
+                or_(IdentityRow.borrower_id == borrower_id, IdentityRow.value == value.value),
+            )
+        )

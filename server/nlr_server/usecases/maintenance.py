@@ -1,0 +1,43 @@
+"""Periodic housekeeping of the register: removing what has reached its deletion time.
+
+One function runs every job, each in its own transaction, so the server's periodic task and
+`nlr-admin maintenance` do the same; add a job here, with a count in the report.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+from dataclasses import dataclass
+
+from nlr_server.usecases.identities import expire_identities
+from nlr_server.usecases.ports import UnitOfWorkFactory
+
+
+@dataclass(frozen=True, slots=True)
+class MaintenanceReport:
+    """How many things each job removed or changed."""
+
+    identities_removed: int = 0
+    temporary_addresses_cleared: int = 0
+
+    @property
+    def total(self) -> int:
+        return sum(dataclasses.astuple(self))
+
+    def counts(self) -> dict[str, int]:
+        return dataclasses.asdict(self)
+
+
+def run_maintenance(unit_of_work: UnitOfWorkFactory, now: dt.datetime) -> MaintenanceReport:
+    with unit_of_work() as uow:
+        identities_removed = expire_identities(uow, now)
+        uow.commit()
+    with unit_of_work() as uow:
+        # Past its last day a temporary address is no longer served; now it is not kept either.
+        temporary_addresses_cleared = uow.borrowers.clear_expired_temporary_addresses(now.date())
+        uow.commit()
+    return MaintenanceReport(
+        identities_removed=identities_removed,
+        temporary_addresses_cleared=temporary_addresses_cleared,
+    )
