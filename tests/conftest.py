@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import os
 import shutil
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import grpc
 import pytest
 from sqlalchemy.engine import make_url
 
+from mail_harness import Mailbox, MailServer, free_port
 from nlr.registry.v1 import registry_service_pb2_grpc
 from nlr_server.crypto.keyring import Keyring
 from nlr_server.ops.dev_pki import DevPkiPaths, ensure_dev_pki
@@ -148,3 +149,18 @@ def servers(prepared_database: str, pki: DevPkiPaths, keyring_path: Path) -> Ite
     started = Servers(prepared_database, pki, keyring_path)
     yield started
     started.stop_all()
+
+
+@pytest.fixture
+def mail_servers() -> Iterator[Callable[..., MailServer]]:
+    """Starts real SMTP servers on loopback: ``mail_servers(refusals=2, started=False)``."""
+    made: list[MailServer] = []
+
+    def make(refusals: int = 0, *, started: bool = True) -> MailServer:
+        server = MailServer(Mailbox(refusals), free_port())
+        made.append(server)
+        return server.start() if started else server
+
+    yield make
+    for server in made:
+        server.stop()

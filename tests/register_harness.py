@@ -7,6 +7,7 @@ import datetime as dt
 import functools
 import itertools
 import os
+import sqlite3
 import threading
 import time
 import uuid
@@ -446,3 +447,12 @@ def retry_delay_seconds(error: grpc.RpcError) -> float:
             detail.Unpack(info)
             return float(info.retry_delay.ToTimedelta().total_seconds())
     raise AssertionError("no RetryInfo in the error")
+
+
+def sqlite_bytes(url: str) -> bytes:
+    """A SQLite database's file and its WAL, after a checkpoint moved the WAL into the file."""
+    database = Path(str(make_url(url).database))
+    with sqlite3.connect(database) as connection:
+        connection.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    wal = database.with_name(database.name + "-wal")
+    return database.read_bytes() + (wal.read_bytes() if wal.exists() else b"")

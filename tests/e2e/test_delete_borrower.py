@@ -2,12 +2,8 @@
 
 from __future__ import annotations
 
-import sqlite3
-from pathlib import Path
-
 import grpc
 import pytest
-from sqlalchemy.engine import make_url
 
 from nlr.registry.v1 import borrower_pb2
 from nlr.registry.v1 import registry_service_pb2 as pb
@@ -22,6 +18,7 @@ from register_harness import (
     get,
     national_id,
     new_borrower,
+    sqlite_bytes,
 )
 
 BORROWER_REQUEST = borrower_pb2.DELETION_REASON_BORROWER_REQUEST
@@ -70,28 +67,21 @@ def test_national_id_of_a_deleted_borrower_can_be_registered_again(registry: Reg
 def test_deleted_personal_data_is_not_left_in_the_sqlite_file(
     sqlite_registry: Registry, sqlite_server: ServerThread
 ) -> None:
-    database = Path(str(make_url(sqlite_server.config.database_url).database))
     distinctive = [b"Zyxwqvandre", b"zyxwqvandre@example.org"]
     create(
         sqlite_registry,
         new_borrower("N000000504", given_name="Zyxwqvandre", email="zyxwqvandre@example.org"),
     )
-    assert all(value in _database_bytes(database) for value in distinctive)  # it was there
+    assert all(
+        value in sqlite_bytes(sqlite_server.config.database_url) for value in distinctive
+    )  # it was there
 
     # DECEASED: a borrower's own request queues a notice holding the address until it is
     # delivered (test_deletion_notices checks the file after that).
     delete(sqlite_registry, "N000000504", borrower_pb2.DELETION_REASON_DECEASED)
 
-    raw = _database_bytes(database)
+    raw = sqlite_bytes(sqlite_server.config.database_url)
     assert [value for value in distinctive if value in raw] == []
-
-
-def _database_bytes(database: Path) -> bytes:
-    """The database file and its WAL, after a checkpoint moved the WAL into the file."""
-    with sqlite3.connect(database) as connection:
-        connection.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-    wal = database.with_name(database.name + "-wal")
-    return database.read_bytes() + (wal.read_bytes() if wal.exists() else b"")
 
 
 @pytest.mark.parametrize(

@@ -4,25 +4,17 @@ server on loopback, retries after refusals, gives up in time, and keeps no perso
 from __future__ import annotations
 
 import datetime as dt
-import email
-import email.policy
 import logging
-import socket
-import sqlite3
-import threading
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
 from email.message import EmailMessage
-from pathlib import Path
 from typing import Any
 
 import grpc
 import pytest
-from aiosmtpd.controller import Controller
 from sqlalchemy import select
-from sqlalchemy.engine import make_url
 
+from mail_harness import MailServer
 from nlr.registry.v1 import borrower_pb2, registry_service_pb2_grpc
 from nlr.registry.v1 import registry_service_pb2 as pb
 from nlr_server.ops.dev_pki import DevPkiPaths
@@ -38,68 +30,12 @@ from register_harness import (
     create,
     national_id,
     new_borrower,
+    sqlite_bytes,
 )
 
 SENDER = "ikke-svar@nlr.example"
 BORROWER_REQUEST = borrower_pb2.DELETION_REASON_BORROWER_REQUEST
 DECEASED = borrower_pb2.DELETION_REASON_DECEASED
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-@dataclass
-class Mailbox:
-    """An aiosmtpd handler: keeps what it accepts; refuses the first ``refusals`` with 451."""
-
-    refusals: int = 0
-    attempts: list[float] = field(default_factory=list)
-    messages: list[tuple[str, list[str], EmailMessage]] = field(default_factory=list)
-    _lock: threading.Lock = field(default_factory=threading.Lock)
-
-    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
-        with self._lock:
-            self.attempts.append(time.monotonic())
-            if len(self.attempts) <= self.refusals:
-                return "451 4.3.0 Try again later"
-            message = email.message_from_bytes(envelope.content, policy=email.policy.default)
-            assert isinstance(message, EmailMessage)
-            self.messages.append((envelope.mail_from, list(envelope.rcpt_tos), message))
-        return "250 OK"
-
-
-class MailServer:
-    def __init__(self, mailbox: Mailbox, port: int) -> None:
-        self.mailbox = mailbox
-        self.port = port
-        self._controller: Controller | None = None
-
-    def start(self) -> MailServer:
-        self._controller = Controller(self.mailbox, hostname="127.0.0.1", port=self.port)
-        self._controller.start()
-        return self
-
-    def stop(self) -> None:
-        if self._controller is not None:
-            self._controller.stop()
-            self._controller = None
-
-
-@pytest.fixture
-def mail_servers() -> Iterator[Callable[..., MailServer]]:
-    made: list[MailServer] = []
-
-    def make(refusals: int = 0, *, started: bool = True) -> MailServer:
-        server = MailServer(Mailbox(refusals), free_port())
-        made.append(server)
-        return server.start() if started else server
-
-    yield make
-    for server in made:
-        server.stop()
 
 
 def start_register(servers: Servers, mail: MailServer, **settings: object) -> ServerThread:
@@ -227,7 +163,7 @@ def test_borrower_deleted_at_own_request_is_mailed_the_libraries_to_ask_and_noth
     url = server.config.database_url
     if url.startswith("sqlite"):
         servers.stop(server)
-        raw = _database_bytes(Path(str(make_url(url).database)))
+        raw = sqlite_bytes(url)
         assert [v for v in (b"Zyxwqkari", address.encode()) if v in raw] == []
 
 
@@ -406,11 +342,3 @@ def assert_logs_name_nobody(caplog: pytest.LogCaptureFixture, *personal: str) ->
     # Everything but the test's own mail server ("mail.log"), which logs what it receives.
     logged = "\n".join(r.getMessage() for r in caplog.records if r.name != "mail.log")
     assert [value for value in personal if value in logged] == []
-
-
-def _database_bytes(database: Path) -> bytes:
-    """The database file and its WAL, after a checkpoint moved the WAL into the file."""
-    with sqlite3.connect(database) as connection:
-        connection.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-    wal = database.with_name(database.name + "-wal")
-    return database.read_bytes() + (wal.read_bytes() if wal.exists() else b"")

@@ -1,0 +1,240 @@
+"""Deletion deletes: a borrower who has used every feature of the register is deleted at their
+own request, gets the notice by email, and then none of their personal data is left: not in
+any table (both stores), and not in the SQLite file or its write-ahead log."""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+from collections.abc import Callable
+
+import grpc
+import pytest
+from google.protobuf.field_mask_pb2 import FieldMask
+from google.protobuf.timestamp_pb2 import Timestamp
+from sqlalchemy import select
+
+from mail_harness import MailServer
+from nlr.auth.v1 import authenticate_pb2 as auth_pb
+from nlr.auth.v1 import authenticate_pb2_grpc
+from nlr.registry.v1 import borrower_pb2, registry_service_pb2_grpc
+from nlr.registry.v1 import registry_service_pb2 as pb
+from nlr_server.ops.dev_pki import DevPkiPaths
+from nlr_server.store.database import create_store_engine
+from nlr_server.store.models import Base
+from register_harness import (
+    BERGEN,
+    OSLO,
+    Registry,
+    Servers,
+    client_channel,
+    create,
+    get,
+    national_id,
+    new_borrower,
+    sqlite_bytes,
+)
+
+CARD = "N000007101"
+NEW_CARD = "N000007102"
+CHILD = "N000007103"
+NATIONAL_ID = national_id(dt.date(1984, 2, 29))
+FEIDE_ID = "qxzyfeide@uio.no"
+POCKET_ID = "QXZY-POCKET-77"
+# Every value below is the borrower's and none may survive the deletion, in any form the
+# register stores it: as given, or normalised.
+PERSONAL = {
+    "given name": "Qxzyvandrea",
+    "family name": "Wxqjorstad",
+    "first email": "qxzy.first@example.org",
+    "second email": "qxzy.second@example.org",
+    "mobile phone": "+4798765431",
+    "home phone": "+4722987654",
+    "address line": "Qxzyveien 77",
+    "temporary address line": "Qxzyhybel 5",
+    "Feide id": FEIDE_ID,
+    "Pocket id": POCKET_ID,
+    "national id": NATIONAL_ID,
+}
+
+
+def table_text(url: str) -> str:
+    """Every row of every table, as text."""
+    engine = create_store_engine(url)
+    try:
+        with engine.connect() as connection:
+            return "\n".join(
+                repr(tuple(row))
+                for table in Base.metadata.sorted_tables
+                for row in connection.execute(select(table))
+            )
+    finally:
+        engine.dispose()
+
+
+def found(text: str) -> list[str]:
+    return [name for name, value in PERSONAL.items() if value in text]
+
+
+def found_in_file(raw: bytes) -> list[str]:
+    return [name for name, value in PERSONAL.items() if value.encode() in raw]
+
+
+def wait_until(condition: Callable[[], bool], seconds: float = 10.0) -> None:
+    deadline = time.monotonic() + seconds
+    while not condition() and time.monotonic() < deadline:
+        time.sleep(0.02)
+
+
+def test_a_borrower_who_used_everything_leaves_nothing_after_deletion(
+    servers: Servers,
+    mail_servers: Callable[..., MailServer],
+    pki: DevPkiPaths,
+) -> None:
+    mail = mail_servers()
+    server = servers.start(
+        smtp_host="127.0.0.1",
+        smtp_port=mail.port,
+        smtp_sender="ikke-svar@nlr.example",
+        notice_poll_seconds=0.05,
+    )
+    url = server.config.database_url
+    with (
+        client_channel(server.target, pki) as channel,
+        client_channel(server.target, pki, cert=pki.auth_cert, key=pki.auth_key) as auth_channel,
+    ):
+        oslo = Registry(registry_service_pb2_grpc.BorrowerRegistryStub(channel), OSLO)
+        oslo = oslo.as_library(OSLO)
+        bergen = oslo.as_library(BERGEN)
+        authenticate = authenticate_pb2_grpc.AuthenticateStub(auth_channel)
+
+        def call(registry: Registry, method: str, request: object) -> object:
+            return getattr(registry.stub, method)(request, metadata=registry.metadata)
+
+        # The record with every detail, and credentials.
+        create(
+            oslo,
+            new_borrower(
+                CARD,
+                given_name=PERSONAL["given name"],
+                family_name=PERSONAL["family name"],
+                national_id=NATIONAL_ID,
+                email=PERSONAL["first email"],
+                mobile_phone=PERSONAL["mobile phone"],
+                home_phone=PERSONAL["home phone"],
+                registered_address=borrower_pb2.Address(
+                    lines=[PERSONAL["address line"]], postal_code="0155", city="Oslo"
+                ),
+                temporary_address=borrower_pb2.TemporaryAddress(
+                    address=borrower_pb2.Address(
+                        lines=[PERSONAL["temporary address line"]],
+                        postal_code="7030",
+                        city="Trondheim",
+                    ),
+                    valid_until=(dt.date.today() + dt.timedelta(days=90)).isoformat(),
+                ),
+                primary_phone=borrower_pb2.PHONE_KIND_HOME,
+                preferred_contact_method=borrower_pb2.CONTACT_METHOD_EMAIL,
+                preferred_language="nn",
+                consent_time=Timestamp(seconds=int(time.time()) - 3600),
+            ),
+        )
+        call(oslo, "SetPin", pb.SetPinRequest(card_number=CARD, pin="4711"))
+        call(oslo, "SetPassword", pb.SetPasswordRequest(card_number=CARD, password="lang passord"))
+        # A wrong PIN leaves lockout state; a right one marks the borrower active.
+        with pytest.raises(grpc.RpcError):
+            authenticate.VerifyPin(auth_pb.VerifyPinRequest(card_number=CARD, pin="0000"))
+        authenticate.VerifyPin(auth_pb.VerifyPinRequest(card_number=CARD, pin="4711"))
+        # A second library, which becomes home; a new card; identities; a ward.
+        call(
+            bergen,
+            "AffiliateBorrower",
+            pb.AffiliateBorrowerRequest(card_number=CARD, national_id=NATIONAL_ID),
+        )
+        call(
+            bergen,
+            "SetHomeLibrary",
+            pb.SetHomeLibraryRequest(card_number=CARD, library_number=BERGEN),
+        )
+        call(
+            bergen, "ReplaceCard", pb.ReplaceCardRequest(card_number=CARD, new_card_number=NEW_CARD)
+        )
+        for kind, value in (
+            (borrower_pb2.IDENTITY_KIND_FEIDE, FEIDE_ID),
+            (borrower_pb2.IDENTITY_KIND_POCKET, POCKET_ID),
+        ):
+            call(
+                oslo,
+                "AddIdentity",
+                pb.AddIdentityRequest(
+                    card_number=NEW_CARD, identity=borrower_pb2.Identity(kind=kind, value=value)
+                ),
+            )
+        authenticate.VerifyPassword(
+            auth_pb.VerifyPasswordRequest(
+                identity=auth_pb.Identity(kind=auth_pb.IDENTITY_KIND_FEIDE, value=FEIDE_ID),
+                password="lang passord",
+            )
+        )
+        oslo.stub.CreateBorrower(
+            pb.CreateBorrowerRequest(
+                borrower=new_borrower(
+                    CHILD,
+                    national_id=national_id(
+                        dt.date.today().replace(year=dt.date.today().year - 8, day=1)
+                    ),
+                ),
+                guardian_card_number=NEW_CARD,
+            ),
+            metadata=oslo.metadata,
+        )
+        current = get(oslo, card_number=NEW_CARD)
+        call(
+            oslo,
+            "UpdateBorrower",
+            pb.UpdateBorrowerRequest(
+                borrower=borrower_pb2.Borrower(
+                    card_number=NEW_CARD, etag=current.etag, email=PERSONAL["second email"]
+                ),
+                update_mask=FieldMask(paths=["email"]),
+            ),
+        )
+        # A control: each value is in the database before the deletion (the national id only
+        # sealed, so it is never found, before or after).
+        assert found(table_text(url)) == [
+            name for name in PERSONAL if name not in ("first email", "national id")
+        ]
+        if url.startswith("sqlite"):
+            assert "second email" in found_in_file(sqlite_bytes(url))
+
+        deleted = call(
+            bergen,
+            "DeleteBorrower",
+            pb.DeleteBorrowerRequest(
+                card_number=NEW_CARD, reason=borrower_pb2.DELETION_REASON_BORROWER_REQUEST
+            ),
+        )
+        assert isinstance(deleted, pb.DeleteBorrowerResponse)
+        assert deleted.notification_queued
+
+        wait_until(lambda: bool(mail.mailbox.messages))
+        assert len(mail.mailbox.messages) == 1
+        _, recipients, message = mail.mailbox.messages[0]
+        assert recipients == [PERSONAL["second email"]]
+        body = message.get_content()
+        assert f"biblioteknummer {OSLO}" in body
+        assert f"biblioteknummer {BERGEN}" in body
+        # The child stays, without its guardian link; the old and new card numbers stay retired.
+        child = get(oslo, card_number=CHILD)
+        assert list(child.guardians) == []
+        for card in (CARD, NEW_CARD):
+            with pytest.raises(grpc.RpcError) as gone:
+                get(oslo, card_number=card)
+            assert gone.value.code() == grpc.StatusCode.NOT_FOUND
+
+    # The delivered notice is purged just after the mail server accepted it.
+    wait_until(lambda: not found(table_text(url)))
+    assert found(table_text(url)) == []
+    servers.stop(server)
+    if url.startswith("sqlite"):
+        assert found_in_file(sqlite_bytes(url)) == []
