@@ -211,6 +211,7 @@ class BorrowerRegistryServicer(registry_service_pb2_grpc.BorrowerRegistryService
         borrower = await self._services.run(
             guardians.link_guardian, acting_library(), card_number, guardian, now()
         )
+        current_call().note_borrower(borrower.card_number.value, borrower.id)
         return pb.LinkGuardianResponse(borrower=encode_borrower(borrower, BorrowerView.FULL))
 
     async def UnlinkGuardian(
@@ -226,6 +227,7 @@ class BorrowerRegistryServicer(registry_service_pb2_grpc.BorrowerRegistryService
             self._services.guardian_age,
             now(),
         )
+        current_call().note_borrower(borrower.card_number.value, borrower.id)
         return pb.UnlinkGuardianResponse(borrower=encode_borrower(borrower, BorrowerView.FULL))
 
     async def AddIdentity(
