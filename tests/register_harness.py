@@ -238,6 +238,9 @@ def make_config(
         notice_retry_seconds=60.0,
         notice_give_up_hours=72.0,
         notice_poll_seconds=0.1,
+        feed_retention_days=30.0,
+        feed_poll_seconds=0.5,
+        feed_heartbeat_seconds=15.0,
         log_level="INFO",
     )
     values.update(overrides)

@@ -7,9 +7,10 @@ the error mapping and the audit event, whatever the outcome.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import datetime as dt
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import grpc
@@ -26,6 +27,7 @@ from nlr_server.domain.vendor import AUTH_SERVICE, REGISTRY_SERVICE, may_call
 
 Context = grpc.aio.ServicerContext[Any, Any]
 Behaviour = Callable[[Any, Context], Awaitable[Any]]
+StreamBehaviour = Callable[[Any, Context], AsyncIterator[Any]]
 
 # Only these services are guarded and audited; health and reflection answer any client whose
 # certificate the TLS layer accepted (probes and grpcurl need no registration).
@@ -49,11 +51,20 @@ class RegisterInterceptor(grpc.aio.ServerInterceptor):
     ) -> grpc.RpcMethodHandler[Any, Any] | None:
         handler = await continuation(handler_call_details)
         service, _, rpc = handler_call_details.method.lstrip("/").partition("/")
-        if handler is None or service not in GUARDED_SERVICES or handler.unary_unary is None:
+        if handler is None or service not in GUARDED_SERVICES:
             return handler
-        behaviour: Behaviour = handler.unary_unary  # type: ignore[assignment]  # aio: a coroutine
-        return grpc.unary_unary_rpc_method_handler(
-            self._guard(service, rpc, behaviour),
+        if handler.unary_unary is not None:
+            behaviour: Behaviour = handler.unary_unary  # type: ignore[assignment]  # a coroutine
+            return grpc.unary_unary_rpc_method_handler(
+                self._guard(service, rpc, behaviour),
+                request_deserializer=handler.request_deserializer,
+                response_serializer=handler.response_serializer,
+            )
+        # A guarded service has unary calls and server streams only; nothing passes unguarded.
+        assert handler.unary_stream is not None, f"{rpc}: no guard for this kind of call"
+        stream: StreamBehaviour = handler.unary_stream  # type: ignore[assignment]
+        return grpc.unary_stream_rpc_method_handler(
+            self._guard_stream(service, rpc, stream),
             request_deserializer=handler.request_deserializer,
             response_serializer=handler.response_serializer,
         )
@@ -76,6 +87,35 @@ class RegisterInterceptor(grpc.aio.ServerInterceptor):
                 self._audit.record(call.audit_event(grpc.StatusCode.OK.name, None))
                 return response
             finally:
+                leave_call(token)
+
+        return guarded
+
+    def _guard_stream(self, service: str, rpc: str, behaviour: StreamBehaviour) -> StreamBehaviour:
+        """As _guard, for a server stream: admitted before the first message, audited once
+        when the stream ends, however it ends."""
+
+        async def guarded(request: Any, context: Context) -> AsyncIterator[Any]:
+            call = CallContext(service=service, rpc=rpc, started_at=dt.datetime.now(dt.UTC))
+            token = enter_call(call)
+            outcome = grpc.StatusCode.OK.name
+            reason: str | None = None
+            try:
+                _note_requested_borrower(call, request)
+                await self._admit(call, context)
+                async for response in behaviour(request, context):
+                    yield response
+            except errors.RegisterError as error:
+                outcome, reason = status_code(error).name, error.reason
+                await context.abort_with_status(rpc_status.to_status(to_status(error)))
+            except (asyncio.CancelledError, GeneratorExit):
+                outcome = grpc.StatusCode.CANCELLED.name
+                raise
+            except Exception:
+                outcome = grpc.StatusCode.INTERNAL.name
+                raise
+            finally:
+                self._audit.record(call.audit_event(outcome, reason))
                 leave_call(token)
 
         return guarded

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import functools
+from collections.abc import AsyncIterator
 from typing import Any
 
 import grpc
@@ -12,6 +14,7 @@ from nlr.registry.v1 import registry_service_pb2_grpc
 from nlr_server.api.borrower_codec import encode_borrower
 from nlr_server.api.borrower_details_codec import timestamp
 from nlr_server.api.call_context import acting_library, current_call
+from nlr_server.api.feed_codec import decode_page_token, encode_change, encode_page_token
 from nlr_server.api.services import Services, now
 from nlr_server.domain.card_reservation import CardNumberReservation
 from nlr_server.domain.credentials import Password, Pin
@@ -21,6 +24,7 @@ from nlr_server.usecases import (
     affiliations,
     borrowers,
     cards,
+    change_feed,
     credentials,
     guardians,
     identities,
@@ -150,6 +154,7 @@ class BorrowerRegistryServicer(registry_service_pb2_grpc.BorrowerRegistryService
             card_number,
             verifier,
             self._services.pins.key_version(verifier),
+            now(),
         )
         return pb.SetPinResponse(etag=etag)
 
@@ -160,7 +165,7 @@ class BorrowerRegistryServicer(registry_service_pb2_grpc.BorrowerRegistryService
         password = self._decode.secret(request.password, "password", Password.parse)
         verifier = await self._services.passwords.make(password.value)
         etag = await self._services.run(
-            credentials.set_password, acting_library(), card_number, verifier
+            credentials.set_password, acting_library(), card_number, verifier, now()
         )
         return pb.SetPasswordResponse(etag=etag)
 
@@ -254,10 +259,80 @@ class BorrowerRegistryServicer(registry_service_pb2_grpc.BorrowerRegistryService
         card_number = self._decode.card_number(request.card_number, "card_number")
         kind = self._decode.identity_kind(request.kind, "kind")
         borrower = await self._services.run(
-            identities.remove_identity, acting_library(), card_number, kind
+            identities.remove_identity, acting_library(), card_number, kind, now()
         )
         current_call().note_borrower(borrower.card_number.value, borrower.id)
         return pb.RemoveIdentityResponse(borrower=encode_borrower(borrower, BorrowerView.FULL))
+
+    async def ListAffiliatedBorrowers(
+        self, request: pb.ListAffiliatedBorrowersRequest, context: Context
+    ) -> pb.ListAffiliatedBorrowersResponse:
+        limit = change_feed.page_size(request.page_size)
+        cursor, after_id = decode_page_token(request.page_token)
+        page = await self._services.read(
+            change_feed.list_affiliated_borrowers, acting_library(), after_id, cursor, limit
+        )
+        return pb.ListAffiliatedBorrowersResponse(
+            borrowers=[encode_borrower(b, BorrowerView.FULL) for b in page.borrowers],
+            next_page_token=(
+                encode_page_token(page.cursor, page.last_id) if page.last_id is not None else ""
+            ),
+            cursor=page.cursor,
+        )
+
+    async def ListChanges(
+        self, request: pb.ListChangesRequest, context: Context
+    ) -> pb.ListChangesResponse:
+        limit = change_feed.page_size(request.page_size)
+        page = await self._services.read(
+            change_feed.list_changes, acting_library(), request.after, limit
+        )
+        return pb.ListChangesResponse(
+            changes=[encode_change(change) for change in page.changes],
+            cursor=page.cursor,
+            more=page.more,
+        )
+
+    async def WatchChanges(
+        self, request: pb.WatchChangesRequest, context: Context
+    ) -> AsyncIterator[pb.WatchChangesResponse]:
+        """Replays from the cursor, then delivers live from the hub; catches up from the
+        database again whenever the stream fell too far behind the hub."""
+        library = acting_library()
+        hub = self._services.feed_hub
+        position = request.after
+        heartbeat = self._services.feed_heartbeat_seconds
+        while True:
+            watcher = hub.subscribe(library)
+            try:
+                # Replay: everything up to the head, which is at or past where the hub stood
+                # when this stream subscribed, so replay and live delivery leave no gap.
+                while True:
+                    page = await self._services.read(
+                        change_feed.list_changes, library, position, change_feed.MAX_PAGE_SIZE
+                    )
+                    for change in page.changes:
+                        yield pb.WatchChangesResponse(change=encode_change(change))
+                    position = page.cursor
+                    if not page.more:
+                        break
+                while not (watcher.overflowed and watcher.queue.empty()):
+                    try:
+                        async with asyncio.timeout(heartbeat):
+                            sequence, message = await watcher.queue.get()
+                    except TimeoutError:
+                        position = max(position, hub.position)
+                        yield pb.WatchChangesResponse(
+                            heartbeat=pb.Heartbeat(cursor=position, time=timestamp(now()))
+                        )
+                        continue
+                    if message is None:
+                        return  # the server is stopping
+                    if sequence > position:
+                        position = sequence
+                        yield pb.WatchChangesResponse(change=message)
+            finally:
+                hub.unsubscribe(watcher)
 
     async def ReserveCardNumbers(
         self, request: pb.ReserveCardNumbersRequest, context: Context

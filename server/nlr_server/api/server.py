@@ -22,6 +22,7 @@ from nlr_server.api.access_control import AccessControl
 from nlr_server.api.audit_writer import AuditWriter
 from nlr_server.api.authenticate_servicer import AuthenticateServicer
 from nlr_server.api.borrower_codec import BorrowerDecoder
+from nlr_server.api.feed_hub import FeedHub
 from nlr_server.api.health import watch_database
 from nlr_server.api.interceptor import RegisterInterceptor
 from nlr_server.api.notice_delivery import deliver_notices
@@ -72,6 +73,7 @@ class RegisterServer:
         self._passwords: PasswordPool | None = None
         self._loop_reads: SqlUnitOfWorkFactory | None = None
         self._audit: AuditWriter | None = None
+        self._feed_hub: FeedHub | None = None
         self._engine = create_store_engine(config.database_url, pool_size=config.db_pool_size)
 
     async def start(self) -> int:
@@ -80,6 +82,8 @@ class RegisterServer:
         self._keyring = _load_keyring(config)
         await asyncio.to_thread(self._check_database)
         services = self._services(self._keyring)
+        assert self._feed_hub is not None
+        await self._feed_hub.start(services.read)
         self._audit = AuditWriter(
             services.unit_of_work, self._executor, flush_seconds=config.audit_flush_seconds
         )
@@ -110,7 +114,13 @@ class RegisterServer:
                 )
             ),
             asyncio.create_task(_watch_keyring(self._keyring, config.keyring_reload_seconds)),
-            asyncio.create_task(_maintain(services, config.maintenance_interval_seconds)),
+            asyncio.create_task(
+                _maintain(
+                    services,
+                    config.maintenance_interval_seconds,
+                    dt.timedelta(days=config.feed_retention_days),
+                )
+            ),
         ]
         self._tasks.append(asyncio.create_task(_deliver_notices(config, services)))
         log.info("serving on %s", config.listen_address.rsplit(":", 1)[0] + f":{self.port}")
@@ -123,7 +133,11 @@ class RegisterServer:
         )
         unit_of_work = SqlUnitOfWorkFactory(self._engine, NationalIdSealer(keyring))
         self._loop_reads = unit_of_work.for_loop_reads()
+        self._feed_hub = FeedHub(poll_seconds=config.feed_poll_seconds)
+        unit_of_work.on_feed = self._feed_hub.committed
         return Services(
+            feed_hub=self._feed_hub,
+            feed_heartbeat_seconds=config.feed_heartbeat_seconds,
             unit_of_work=unit_of_work,
             loop_reads=self._loop_reads,
             guardian_age=config.guardian_age,
@@ -159,6 +173,8 @@ class RegisterServer:
     async def stop(self, grace: float | None = None) -> None:
         """Refuses new calls, lets in-flight ones finish within the grace period, then stops."""
         grace = self.config.grace_seconds if grace is None else grace
+        if self._feed_hub is not None:
+            await self._feed_hub.stop()
         for task in self._tasks:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -239,13 +255,15 @@ def _credentials(config: Config) -> grpc.ServerCredentials:
     )
 
 
-async def _maintain(services: Services, interval_seconds: float) -> None:
+async def _maintain(
+    services: Services, interval_seconds: float, feed_retention: dt.timedelta
+) -> None:
     """Runs the maintenance jobs (expired identities, ...) every interval, on a store worker.
     Several servers may do it at once: each job only removes what is due, so they agree."""
     while True:
         await asyncio.sleep(interval_seconds)
         try:
-            report = await services.run(run_maintenance, dt.datetime.now(dt.UTC))
+            report = await services.run(run_maintenance, dt.datetime.now(dt.UTC), feed_retention)
         except Exception:
             # The next round tries again; the server keeps serving meanwhile.
             log.exception("maintenance failed")

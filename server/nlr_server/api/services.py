@@ -7,10 +7,11 @@ import datetime as dt
 import functools
 from collections.abc import Callable
 from concurrent.futures import Executor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from nlr_server.api.borrower_codec import BorrowerDecoder
+from nlr_server.api.feed_hub import FeedHub
 from nlr_server.api.password_pool import PasswordPool
 from nlr_server.crypto.pin_verifier import PinVerifier
 from nlr_server.domain.lockout import LockoutPolicy
@@ -33,6 +34,9 @@ class Services:
     # For reads on the event loop itself (embedded store only): its own single connection, so
     # the loop never waits for one the workers hold.
     loop_reads: UnitOfWorkFactory | None = None
+    # Live delivery of the change feed to WatchChanges streams.
+    feed_hub: FeedHub = field(default_factory=lambda: FeedHub(poll_seconds=0.5))
+    feed_heartbeat_seconds: float = 15.0
 
     async def run(self, use_case: Callable[..., T], *args: Any) -> T:
         """Runs a use case on a store worker (the store is synchronous; the loop stays free)."""

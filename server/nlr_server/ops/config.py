@@ -118,6 +118,21 @@ SETTINGS: tuple[Setting, ...] = (
         "a notice still undelivered this long after the deletion is given up and purged",
     ),
     Setting("NLR_NOTICE_POLL_SECONDS", "10", "how often the server looks for notices to send"),
+    Setting(
+        "NLR_FEED_RETENTION_DAYS",
+        "30",
+        "how long change-feed entries are kept; a reader further behind must sync again",
+    ),
+    Setting(
+        "NLR_FEED_POLL_SECONDS",
+        "0.5",
+        "how often WatchChanges looks for changes committed by other servers on the database",
+    ),
+    Setting(
+        "NLR_FEED_HEARTBEAT_SECONDS",
+        "15",
+        "an idle WatchChanges stream gets a heartbeat this often",
+    ),
     Setting("NLR_LOG_LEVEL", "INFO", "DEBUG, INFO, WARNING or ERROR"),
 )
 
@@ -156,6 +171,9 @@ class Config:
     notice_retry_seconds: float
     notice_give_up_hours: float
     notice_poll_seconds: float
+    feed_retention_days: float
+    feed_poll_seconds: float
+    feed_heartbeat_seconds: float
     log_level: str
 
     @classmethod
@@ -200,6 +218,9 @@ class Config:
             notice_retry_seconds=env.number("NLR_NOTICE_RETRY_SECONDS", minimum=0.01),
             notice_give_up_hours=env.number("NLR_NOTICE_GIVE_UP_HOURS", minimum=0.0001),
             notice_poll_seconds=env.number("NLR_NOTICE_POLL_SECONDS", minimum=0.01),
+            feed_retention_days=env.number("NLR_FEED_RETENTION_DAYS", minimum=0.0001),
+            feed_poll_seconds=env.number("NLR_FEED_POLL_SECONDS", minimum=0.01, maximum=60),
+            feed_heartbeat_seconds=env.number("NLR_FEED_HEARTBEAT_SECONDS", minimum=0.05),
             log_level=env.choice("NLR_LOG_LEVEL", ("DEBUG", "INFO", "WARNING", "ERROR")),
         )
 

@@ -62,6 +62,31 @@ class SqlBorrowerRepository:
         )
         return self._load(_BORROWERS.c.id == holder)
 
+    def get_by_id(self, borrower_id: int) -> Borrower | None:
+        return self._load(_BORROWERS.c.id == borrower_id)
+
+    def affiliated_ids(self, library: LibraryNumber, after_id: int, limit: int) -> list[int]:
+        """Internal ids of the library's borrowers above ``after_id``, ascending."""
+        return list(
+            self._session.execute(
+                select(_AFFILIATIONS.c.borrower_id)
+                .where(
+                    _AFFILIATIONS.c.library_number == library.value,
+                    _AFFILIATIONS.c.borrower_id > after_id,
+                )
+                .order_by(_AFFILIATIONS.c.borrower_id)
+                .limit(limit)
+            ).scalars()
+        )
+
+    def with_expired_temporary_address(self, today: dt.date) -> list[int]:
+        """Internal ids of borrowers whose temporary address's last day is before ``today``."""
+        return list(
+            self._session.execute(
+                select(_BORROWERS.c.id).where(_BORROWERS.c.temporary_address_valid_until < today)
+            ).scalars()
+        )
+
     def _load(self, condition: ColumnElement[bool]) -> Borrower | None:
         # Reads are the hot path: plain Core rows, no ORM objects, two indexed lookups.
         connection = self._session.connection()

@@ -60,6 +60,14 @@ class SqlIdentityRepository:
         )
         return bool(removed.rowcount)  # type: ignore[attr-defined]
 
+    def expired_holders(self, now: dt.datetime) -> list[int]:
+        """Internal ids of borrowers with an identity whose deletion time has come."""
+        return list(
+            self._session.execute(
+                select(IdentityRow.borrower_id).where(IdentityRow.delete_after <= now).distinct()
+            ).scalars()
+        )
+
     def remove_expired(self, now: dt.datetime) -> int:
         """Removes every identity whose deletion time has come; returns how many."""
         removed = self._session.execute(delete(IdentityRow).where(IdentityRow.delete_after <= now))

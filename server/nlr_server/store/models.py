@@ -264,11 +264,14 @@ class AffiliationRow(Base):
         ForeignKey("borrowers.id", ondelete="CASCADE"), primary_key=True
     )
     library_number: Mapped[str] = mapped_column(
-        ForeignKey("libraries.library_number"), primary_key=True, index=True
+        ForeignKey("libraries.library_number"), primary_key=True
     )
     affiliated_at: Mapped[dt.datetime] = mapped_column(UtcDateTime())
 
     borrower: Mapped[BorrowerRow] = relationship(back_populates="affiliations")
+
+    # A library's borrowers in a stable order: the full sync pages through this.
+    __table_args__ = (Index("ix_affiliations_library_borrower", "library_number", "borrower_id"),)
 
 
 class DeletionNoticeRow(Base):
@@ -296,3 +299,35 @@ class DeletionNoticeRow(Base):
     family_name: Mapped[str | None] = mapped_column(String(100))
     # JSON: [[library number, library name], ...] in the order the borrower was affiliated.
     libraries: Mapped[str | None] = mapped_column(Text)
+
+
+class FeedHeadRow(Base):
+    """One row: the last sequence number handed out, and up to where the feed is compacted.
+
+    Every writing transaction that appends to the feed updates this row, so on PostgreSQL too
+    sequence numbers become visible in the order they were given: a reader that has seen
+    sequence N can never later find a committed entry below N."""
+
+    __tablename__ = "feed_head"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    last_sequence: Mapped[int] = mapped_column(BigInteger)
+    compacted_through: Mapped[int] = mapped_column(BigInteger)
+
+
+class FeedEntryRow(Base):
+    """One library's entry for one change; every library's entries of a change share the
+    sequence number. Entries point at the borrower (and go with it); tombstones carry only the
+    card number and reason."""
+
+    __tablename__ = "feed_entries"
+
+    library_number: Mapped[str] = mapped_column(String(7), primary_key=True)
+    sequence: Mapped[int] = mapped_column(BigInteger, primary_key=True, index=True)
+    kind: Mapped[str] = mapped_column(String(24))
+    occurred_at: Mapped[dt.datetime] = mapped_column(UtcDateTime(), index=True)
+    borrower_id: Mapped[int | None] = mapped_column(
+        ForeignKey("borrowers.id", ondelete="CASCADE"), index=True
+    )
+    card_number: Mapped[str | None] = mapped_column(String(10))
+    deletion_reason: Mapped[str | None] = mapped_column(String(32))

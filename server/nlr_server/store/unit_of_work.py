@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from types import TracebackType
 
 from sqlalchemy import Engine
@@ -15,6 +16,7 @@ from nlr_server.store.audit_repository import SqlAuditRepository
 from nlr_server.store.borrower_repository import SqlBorrowerRepository
 from nlr_server.store.credential_repository import SqlCredentialRepository
 from nlr_server.store.database import READ_ONLY, create_store_engine
+from nlr_server.store.feed_repository import SqlFeedRepository
 from nlr_server.store.guardian_repository import SqlGuardianRepository
 from nlr_server.store.identity_repository import SqlIdentityRepository
 from nlr_server.store.library_repository import SqlLibraryRepository
@@ -22,10 +24,17 @@ from nlr_server.store.notice_repository import SqlNoticeRepository
 from nlr_server.store.reservation_repository import SqlReservationRepository
 from nlr_server.store.vendor_repository import SqlVendorRepository
 
+# Told the last feed sequence after a commit that appended to the change feed.
+FeedListener = Callable[[int], None]
+
 
 class SqlUnitOfWork:
-    def __init__(self, bind: Engine, sealer: NationalIdSealer) -> None:
+    def __init__(
+        self, bind: Engine, sealer: NationalIdSealer, on_feed: FeedListener | None = None
+    ) -> None:
         self._session = Session(bind=bind, expire_on_commit=False, autoflush=False)
+        self._on_feed = on_feed
+        self.feed = SqlFeedRepository(self._session)
         self.borrowers = SqlBorrowerRepository(self._session, sealer)
         self.libraries = SqlLibraryRepository(self._session)
         self.vendors = SqlVendorRepository(self._session)
@@ -57,7 +66,12 @@ class SqlUnitOfWork:
             raise EtagMismatch("the borrower changed since it was read; read it again") from exc
 
     def commit(self) -> None:
+        # The change feed's entries are numbered last, so the feed's lock is held only for
+        # the end of the transaction.
+        last_sequence = self.feed.flush()
         self._session.commit()
+        if last_sequence and self._on_feed is not None:
+            self._on_feed(last_sequence)
 
 
 class SqlUnitOfWorkFactory:
@@ -66,6 +80,8 @@ class SqlUnitOfWorkFactory:
     def __init__(self, engine: Engine, sealer: NationalIdSealer) -> None:
         self.engine = engine
         self._sealer = sealer
+        # Set by the server: wakes the change feed's watchers after a commit.
+        self.on_feed: FeedListener | None = None
         # Made once: an engine with options is cheap to use but not to make per call.
         self._read_only = engine.execution_options(**{READ_ONLY: True})
 
@@ -79,4 +95,6 @@ class SqlUnitOfWorkFactory:
         return SqlUnitOfWorkFactory(engine, self._sealer)
 
     def __call__(self, *, read_only: bool = False) -> SqlUnitOfWork:
-        return SqlUnitOfWork(self._read_only if read_only else self.engine, self._sealer)
+        if read_only:
+            return SqlUnitOfWork(self._read_only, self._sealer)
+        return SqlUnitOfWork(self.engine, self._sealer, self.on_feed)

@@ -7,6 +7,7 @@ import datetime as dt
 from nlr_server.domain.borrower import Borrower
 from nlr_server.domain.card_number import CardNumber
 from nlr_server.domain.library_number import LibraryNumber
+from nlr_server.usecases import change_feed
 from nlr_server.usecases.lookup import find_affiliated
 from nlr_server.usecases.ports import UnitOfWorkFactory
 from nlr_server.usecases.views import full_view
@@ -22,6 +23,7 @@ def set_home_library(
     with unit_of_work() as uow:
         borrower = find_affiliated(uow, library, card_number)
         saved = uow.borrowers.save(borrower.make_home(new_home, library, now))
+        change_feed.record(uow, borrower, saved, now)
         uow.commit()
         return full_view(uow, saved)
 
@@ -37,5 +39,6 @@ def remove_affiliation(
     with unit_of_work() as uow:
         borrower = find_affiliated(uow, library, card_number)
         saved = uow.borrowers.save(borrower.without_affiliation(library, new_home, now))
+        change_feed.record(uow, borrower, saved, now)
         uow.commit()
         return saved

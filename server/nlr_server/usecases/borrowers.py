@@ -22,7 +22,7 @@ from nlr_server.domain.library_number import LibraryNumber
 from nlr_server.domain.lockout import LockoutPolicy, LoginAttempts
 from nlr_server.domain.national_id import NationalId
 from nlr_server.domain.views import BorrowerView, view_for
-from nlr_server.usecases import guardians
+from nlr_server.usecases import change_feed, guardians
 from nlr_server.usecases.lookup import BorrowerKey, find, find_affiliated
 from nlr_server.usecases.ports import CardNumberStatus, UnitOfWork, UnitOfWorkFactory
 from nlr_server.usecases.reservations import refuse_others_reservation
@@ -56,6 +56,7 @@ def create_borrower(
                 "a borrower with this national id already exists", reason="NATIONAL_ID_IN_USE"
             )
         borrower = uow.borrowers.add(new, national_id)
+        change_feed.record(uow, None, borrower, now)
         if guardian is not None:
             guardians.attach_guardian(uow, borrower, guardian, library, now)
         uow.commit()
@@ -97,6 +98,7 @@ def update_borrower(
         violations.raise_if_any()
         changed = borrower.change_personal_data(personal, library, now)
         saved = uow.borrowers.save(changed, national_id=national_id)
+        change_feed.record(uow, borrower, saved, now)
         uow.commit()
         return full_view(uow, saved)
 
@@ -144,6 +146,7 @@ def affiliate_borrower(
         if borrower.is_affiliated_with(library):
             return full_view(uow, borrower)
         saved = uow.borrowers.save(borrower.affiliate(library, now))
+        change_feed.record(uow, borrower, saved, now)
         uow.commit()
         return full_view(uow, saved)
 
@@ -174,7 +177,15 @@ def delete_borrower(
         notice = None
         if reason is DeletionReason.BORROWER_REQUEST:
             notice = DeletionNotice.for_deleted(borrower, _library_names(uow, borrower), now)
+        assert borrower.id is not None
+        linked = uow.guardians.links_of(borrower.id)
         uow.borrowers.delete(borrower, reason, now)
+        change_feed.record(uow, borrower, None, now, deletion_reason=reason)
+        # Their guardians and wards lose the link: a change to each of them.
+        for link in (*linked.guardians, *linked.wards):
+            other = uow.borrowers.get_by_card_number(link.card_number)
+            if other is not None:
+                change_feed.record(uow, other, other, now)
         if notice is not None:
             uow.notices.queue(notice)
         uow.commit()

@@ -11,8 +11,10 @@ from nlr_server.domain.card_reservation import (
     check_reservation_size,
     fits,
 )
+from nlr_server.domain.change_feed import ChangeKind
 from nlr_server.domain.errors import AlreadyExists, CardNumberRetired, FailedPrecondition
 from nlr_server.domain.library_number import LibraryNumber
+from nlr_server.usecases import change_feed
 from nlr_server.usecases.lookup import find_affiliated
 from nlr_server.usecases.ports import CardNumberStatus, UnitOfWorkFactory
 from nlr_server.usecases.reservations import refuse_others_reservation
@@ -37,6 +39,7 @@ def replace_card(
             )
         refuse_others_reservation(uow, library, new_card_number)
         saved = uow.borrowers.save(borrower.with_new_card(new_card_number, library, now))
+        change_feed.record(uow, borrower, saved, now, ChangeKind.CARD_REPLACED)
         uow.commit()
         return full_view(uow, saved)
 

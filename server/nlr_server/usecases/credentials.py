@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import datetime as dt
+
 from nlr_server.domain.card_number import CardNumber
 from nlr_server.domain.credentials import LoginMethod
 from nlr_server.domain.library_number import LibraryNumber
 from nlr_server.domain.lockout import LoginAttempts
+from nlr_server.usecases import change_feed
 from nlr_server.usecases.lookup import find_affiliated
 from nlr_server.usecases.ports import UnitOfWorkFactory
 
@@ -16,6 +19,7 @@ def set_pin(
     card_number: CardNumber,
     verifier: str,
     key_version: int,
+    now: dt.datetime,
 ) -> str:
     """Stores the new PIN verifier and ends any PIN lockout; returns the new etag."""
     with unit_of_work() as uow:
@@ -23,12 +27,17 @@ def set_pin(
         assert borrower.id is not None
         version = uow.credentials.set_pin(borrower.id, verifier, key_version)
         uow.credentials.save_attempts(borrower.id, LoginMethod.PIN, LoginAttempts())
+        change_feed.record(uow, borrower, borrower, now)
         uow.commit()
         return f'"{version}"'
 
 
 def set_password(
-    unit_of_work: UnitOfWorkFactory, library: LibraryNumber, card_number: CardNumber, verifier: str
+    unit_of_work: UnitOfWorkFactory,
+    library: LibraryNumber,
+    card_number: CardNumber,
+    verifier: str,
+    now: dt.datetime,
 ) -> str:
     """Stores the new password verifier and ends any password lockout; returns the new etag."""
     with unit_of_work() as uow:
@@ -36,5 +45,6 @@ def set_password(
         assert borrower.id is not None
         version = uow.credentials.set_password(borrower.id, verifier)
         uow.credentials.save_attempts(borrower.id, LoginMethod.PASSWORD, LoginAttempts())
+        change_feed.record(uow, borrower, borrower, now)
         uow.commit()
         return f'"{version}"'

@@ -14,6 +14,7 @@ from nlr_server.domain.errors import (
 )
 from nlr_server.domain.guardian import ADULT_AGE
 from nlr_server.domain.library_number import LibraryNumber
+from nlr_server.usecases import change_feed
 from nlr_server.usecases.lookup import find_affiliated
 from nlr_server.usecases.ports import UnitOfWork, UnitOfWorkFactory
 from nlr_server.usecases.views import full_view
@@ -45,6 +46,7 @@ def attach_guardian(
     assert child.id is not None
     if not uow.guardians.link(child.id, guardian.id, now, library):
         raise AlreadyExists("that guardian is already linked", reason="GUARDIAN_ALREADY_LINKED")
+    change_feed.record(uow, guardian, guardian, now)
 
 
 def link_guardian(
@@ -57,6 +59,7 @@ def link_guardian(
     with unit_of_work() as uow:
         child = find_affiliated(uow, library, card_number)
         attach_guardian(uow, child, guardian_card_number, library, now)
+        change_feed.record(uow, child, child, now)
         uow.commit()
         return full_view(uow, child)
 
@@ -83,5 +86,7 @@ def unlink_guardian(
             )
         if not uow.guardians.unlink(child.id, guardian.id):
             raise NotFound("no such guardian link", reason="GUARDIAN_LINK_NOT_FOUND")
+        change_feed.record(uow, child, child, now)
+        change_feed.record(uow, guardian, guardian, now)
         uow.commit()
         return full_view(uow, child)

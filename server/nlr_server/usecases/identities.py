@@ -10,6 +10,7 @@ from nlr_server.domain.card_number import CardNumber
 from nlr_server.domain.errors import AlreadyExists, NotFound
 from nlr_server.domain.identity import Identity, IdentityKind, IdentityValue, new_identity
 from nlr_server.domain.library_number import LibraryNumber
+from nlr_server.usecases import change_feed
 from nlr_server.usecases.lookup import find_affiliated
 from nlr_server.usecases.ports import UnitOfWork, UnitOfWorkFactory
 from nlr_server.usecases.views import full_view
@@ -33,6 +34,7 @@ def add_identity(
         identity = new_identity(value, now, delete_after, default_lifetime)
         if not uow.identities.add(borrower.id, identity):
             raise _taken(uow.identities.of_borrower(borrower.id), value)
+        change_feed.record(uow, borrower, borrower, now)
         uow.commit()
         return full_view(uow, borrower)
 
@@ -51,12 +53,14 @@ def remove_identity(
     library: LibraryNumber,
     card_number: CardNumber,
     kind: IdentityKind,
+    now: dt.datetime,
 ) -> Borrower:
     with unit_of_work() as uow:
         borrower = find_affiliated(uow, library, card_number)
         assert borrower.id is not None
         if not uow.identities.remove(borrower.id, kind):
             raise NotFound("the borrower has no identity of this kind", reason="IDENTITY_NOT_FOUND")
+        change_feed.record(uow, borrower, borrower, now)
         uow.commit()
         return full_view(uow, borrower)
 
@@ -64,4 +68,7 @@ def remove_identity(
 def expire_identities(uow: UnitOfWork, now: dt.datetime) -> int:
     """Removes every identity whose deletion time has come; returns how many. The caller
     commits."""
-    return uow.identities.remove_expired(now)
+    holders = uow.identities.expired_holders(now)
+    removed = uow.identities.remove_expired(now)
+    change_feed.record_updates(uow, holders, now)
+    return removed

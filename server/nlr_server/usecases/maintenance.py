@@ -10,6 +10,7 @@ import dataclasses
 import datetime as dt
 from dataclasses import dataclass
 
+from nlr_server.usecases import change_feed
 from nlr_server.usecases.identities import expire_identities
 from nlr_server.usecases.ports import UnitOfWorkFactory
 
@@ -20,6 +21,7 @@ class MaintenanceReport:
 
     identities_removed: int = 0
     temporary_addresses_cleared: int = 0
+    feed_entries_compacted: int = 0
 
     @property
     def total(self) -> int:
@@ -29,15 +31,29 @@ class MaintenanceReport:
         return dataclasses.asdict(self)
 
 
-def run_maintenance(unit_of_work: UnitOfWorkFactory, now: dt.datetime) -> MaintenanceReport:
+# How long change-feed entries are kept unless configured otherwise (NLR_FEED_RETENTION_DAYS).
+FEED_RETENTION = dt.timedelta(days=30)
+
+
+def run_maintenance(
+    unit_of_work: UnitOfWorkFactory,
+    now: dt.datetime,
+    feed_retention: dt.timedelta = FEED_RETENTION,
+) -> MaintenanceReport:
     with unit_of_work() as uow:
         identities_removed = expire_identities(uow, now)
         uow.commit()
     with unit_of_work() as uow:
         # Past its last day a temporary address is no longer served; now it is not kept either.
+        holders = uow.borrowers.with_expired_temporary_address(now.date())
         temporary_addresses_cleared = uow.borrowers.clear_expired_temporary_addresses(now.date())
+        change_feed.record_updates(uow, holders, now)
+        uow.commit()
+    with unit_of_work() as uow:
+        feed_entries_compacted = uow.feed.compact(now - feed_retention)
         uow.commit()
     return MaintenanceReport(
         identities_removed=identities_removed,
         temporary_addresses_cleared=temporary_addresses_cleared,
+        feed_entries_compacted=feed_entries_compacted,
     )

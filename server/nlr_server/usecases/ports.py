@@ -12,6 +12,7 @@ from nlr_server.domain.audit import AuditEvent
 from nlr_server.domain.borrower import Borrower, DeletionReason
 from nlr_server.domain.card_number import CardNumber
 from nlr_server.domain.card_reservation import CardNumberReservation
+from nlr_server.domain.change_feed import FeedEntry, StoredEntry
 from nlr_server.domain.credentials import LoginMethod
 from nlr_server.domain.deletion_notice import DeletionNotice
 from nlr_server.domain.guardian import GuardianLinks
@@ -31,6 +32,14 @@ class CardNumberStatus(enum.Enum):
 
 class BorrowerRepository(Protocol):
     def get_by_card_number(self, card_number: CardNumber) -> Borrower | None: ...
+
+    def get_by_id(self, borrower_id: int) -> Borrower | None: ...
+
+    def affiliated_ids(self, library: LibraryNumber, after_id: int, limit: int) -> list[int]:
+        """Internal ids of the library's borrowers above ``after_id``, ascending."""
+        ...
+
+    def with_expired_temporary_address(self, today: dt.date) -> list[int]: ...
 
     def get_by_national_id(self, national_id: NationalId) -> Borrower | None: ...
 
@@ -125,6 +134,8 @@ class IdentityRepository(Protocol):
 
     def remove(self, borrower_id: int, kind: IdentityKind) -> bool: ...
 
+    def expired_holders(self, now: dt.datetime) -> list[int]: ...
+
     def remove_expired(self, now: dt.datetime) -> int: ...
 
     def remove_expired_in_the_way(
@@ -158,6 +169,24 @@ class NoticeRepository(Protocol):
         """Ends the pending notices created before ``cutoff``, purging their personal data;
         returns their ids."""
         ...
+
+
+class FeedRepository(Protocol):
+    def record(self, entries: list[FeedEntry], at: dt.datetime) -> None:
+        """Appends one change's entries when the unit of work commits."""
+        ...
+
+    def head(self) -> tuple[int, int]:
+        """The last sequence committed, and the last one compacted away."""
+        ...
+
+    def for_library(
+        self, library: LibraryNumber, after: int, through: int, limit: int
+    ) -> list[StoredEntry]: ...
+
+    def all_after(self, after: int, through: int, limit: int) -> list[StoredEntry]: ...
+
+    def compact(self, before: dt.datetime) -> int: ...
 
 
 class UnitOfWork(Protocol):
@@ -198,6 +227,9 @@ class UnitOfWork(Protocol):
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None: ...
+
+    @property
+    def feed(self) -> FeedRepository: ...
 
     def commit(self) -> None: ...
 

@@ -9,6 +9,7 @@ from google.protobuf import field_mask_pb2 as _field_mask_pb2
 from google.protobuf import message as _message
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from google.protobuf.internal import containers as _containers
+from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 from nlr.registry.v1 import borrower_pb2 as _borrower_pb2
 import builtins as _builtins
 import sys
@@ -20,6 +21,50 @@ else:
     from typing_extensions import TypeAlias as _TypeAlias, Never as _Never
 
 DESCRIPTOR: _descriptor.FileDescriptor
+
+class _ChangeKind:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _ChangeKindEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ChangeKind.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    CHANGE_KIND_UNSPECIFIED: _ChangeKind.ValueType  # 0
+    """Never sent."""
+    CHANGE_KIND_CREATED: _ChangeKind.ValueType  # 1
+    """The borrower was created."""
+    CHANGE_KIND_UPDATED: _ChangeKind.ValueType  # 2
+    """The record changed: personal data, home library, affiliations of other libraries, PIN or
+    password set, guardian links, identities, address protection.
+    """
+    CHANGE_KIND_CARD_REPLACED: _ChangeKind.ValueType  # 3
+    """The borrower got a new card number; `previous_card_number` holds the old one."""
+    CHANGE_KIND_AFFILIATED: _ChangeKind.ValueType  # 4
+    """This library was affiliated with the borrower."""
+    CHANGE_KIND_AFFILIATION_REMOVED: _ChangeKind.ValueType  # 5
+    """This library's affiliation ended: a tombstone."""
+    CHANGE_KIND_DELETED: _ChangeKind.ValueType  # 6
+    """The borrower was deleted: a tombstone."""
+
+class ChangeKind(_ChangeKind, metaclass=_ChangeKindEnumTypeWrapper):
+    """What a change did."""
+
+CHANGE_KIND_UNSPECIFIED: ChangeKind.ValueType  # 0
+"""Never sent."""
+CHANGE_KIND_CREATED: ChangeKind.ValueType  # 1
+"""The borrower was created."""
+CHANGE_KIND_UPDATED: ChangeKind.ValueType  # 2
+"""The record changed: personal data, home library, affiliations of other libraries, PIN or
+password set, guardian links, identities, address protection.
+"""
+CHANGE_KIND_CARD_REPLACED: ChangeKind.ValueType  # 3
+"""The borrower got a new card number; `previous_card_number` holds the old one."""
+CHANGE_KIND_AFFILIATED: ChangeKind.ValueType  # 4
+"""This library was affiliated with the borrower."""
+CHANGE_KIND_AFFILIATION_REMOVED: ChangeKind.ValueType  # 5
+"""This library's affiliation ended: a tombstone."""
+CHANGE_KIND_DELETED: ChangeKind.ValueType  # 6
+"""The borrower was deleted: a tombstone."""
+Global___ChangeKind: _TypeAlias = ChangeKind  # noqa: Y015
 
 @_typing.final
 class CreateBorrowerRequest(_message.Message):
@@ -924,3 +969,281 @@ class RemoveIdentityResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___RemoveIdentityResponse: _TypeAlias = RemoveIdentityResponse  # noqa: Y015
+
+@_typing.final
+class ListAffiliatedBorrowersRequest(_message.Message):
+    """Request of ListAffiliatedBorrowers."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PAGE_SIZE_FIELD_NUMBER: _builtins.int
+    PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    page_size: _builtins.int
+    """How many borrowers per page: 1 to 1000; 100 when 0."""
+    page_token: _builtins.str
+    """The next_page_token of the previous page; empty for the first page."""
+    def __init__(
+        self,
+        *,
+        page_size: _builtins.int = ...,
+        page_token: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["page_size", b"page_size", "page_token", b"page_token"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListAffiliatedBorrowersRequest: _TypeAlias = ListAffiliatedBorrowersRequest  # noqa: Y015
+
+@_typing.final
+class ListAffiliatedBorrowersResponse(_message.Message):
+    """Response of ListAffiliatedBorrowers."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    BORROWERS_FIELD_NUMBER: _builtins.int
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    CURSOR_FIELD_NUMBER: _builtins.int
+    next_page_token: _builtins.str
+    """Token of the next page; empty on the last page."""
+    cursor: _builtins.int
+    """The feed position the sync started at (the same on every page): follow ListChanges or
+    WatchChanges from here after the last page.
+    """
+    @_builtins.property
+    def borrowers(self) -> _containers.RepeatedCompositeFieldContainer[_borrower_pb2.Borrower]:
+        """Borrowers affiliated with the acting library, full view, in a stable order."""
+
+    def __init__(
+        self,
+        *,
+        borrowers: _abc.Iterable[_borrower_pb2.Borrower] | None = ...,
+        next_page_token: _builtins.str = ...,
+        cursor: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["borrowers", b"borrowers", "cursor", b"cursor", "next_page_token", b"next_page_token"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListAffiliatedBorrowersResponse: _TypeAlias = ListAffiliatedBorrowersResponse  # noqa: Y015
+
+@_typing.final
+class ListChangesRequest(_message.Message):
+    """Request of ListChanges."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    AFTER_FIELD_NUMBER: _builtins.int
+    PAGE_SIZE_FIELD_NUMBER: _builtins.int
+    after: _builtins.int
+    """Only changes with a sequence greater than this: 0 for the start of the retained feed, or
+    the last sequence (or cursor) received.
+    """
+    page_size: _builtins.int
+    """At most this many changes: 1 to 1000; 100 when 0."""
+    def __init__(
+        self,
+        *,
+        after: _builtins.int = ...,
+        page_size: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["after", b"after", "page_size", b"page_size"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListChangesRequest: _TypeAlias = ListChangesRequest  # noqa: Y015
+
+@_typing.final
+class ListChangesResponse(_message.Message):
+    """Response of ListChanges."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CHANGES_FIELD_NUMBER: _builtins.int
+    CURSOR_FIELD_NUMBER: _builtins.int
+    MORE_FIELD_NUMBER: _builtins.int
+    cursor: _builtins.int
+    """Where the next call should continue (its `after`): the sequence of the last change here,
+    or further when the feed moved on without changes for this library.
+    """
+    more: _builtins.bool
+    """Whether more changes were already waiting beyond this page."""
+    @_builtins.property
+    def changes(self) -> _containers.RepeatedCompositeFieldContainer[Global___Change]:
+        """The acting library's changes after the cursor, in sequence order."""
+
+    def __init__(
+        self,
+        *,
+        changes: _abc.Iterable[Global___Change] | None = ...,
+        cursor: _builtins.int = ...,
+        more: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["changes", b"changes", "cursor", b"cursor", "more", b"more"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListChangesResponse: _TypeAlias = ListChangesResponse  # noqa: Y015
+
+@_typing.final
+class WatchChangesRequest(_message.Message):
+    """Request of WatchChanges."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    AFTER_FIELD_NUMBER: _builtins.int
+    after: _builtins.int
+    """Replay changes with a sequence greater than this, then go live: as in ListChanges."""
+    def __init__(
+        self,
+        *,
+        after: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["after", b"after"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___WatchChangesRequest: _TypeAlias = WatchChangesRequest  # noqa: Y015
+
+@_typing.final
+class WatchChangesResponse(_message.Message):
+    """One message of the WatchChanges stream."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CHANGE_FIELD_NUMBER: _builtins.int
+    HEARTBEAT_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def change(self) -> Global___Change:
+        """The next change of the acting library's borrowers."""
+
+    @_builtins.property
+    def heartbeat(self) -> Global___Heartbeat:
+        """Sent when no change has been sent for a while, so idle streams survive proxies."""
+
+    def __init__(
+        self,
+        *,
+        change: Global___Change | None = ...,
+        heartbeat: Global___Heartbeat | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["change", b"change", "event", b"event", "heartbeat", b"heartbeat"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["change", b"change", "event", b"event", "heartbeat", b"heartbeat"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType_event: _TypeAlias = _typing.Literal["change", "heartbeat"]  # noqa: Y015
+    _WhichOneofArgType_event: _TypeAlias = _typing.Literal["event", b"event"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType_event) -> _WhichOneofReturnType_event | None: ...
+
+Global___WatchChangesResponse: _TypeAlias = WatchChangesResponse  # noqa: Y015
+
+@_typing.final
+class Heartbeat(_message.Message):
+    """A sign of life on an idle WatchChanges stream."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CURSOR_FIELD_NUMBER: _builtins.int
+    TIME_FIELD_NUMBER: _builtins.int
+    cursor: _builtins.int
+    """The feed position reached: resuming from here loses nothing."""
+    @_builtins.property
+    def time(self) -> _timestamp_pb2.Timestamp:
+        """The server's time."""
+
+    def __init__(
+        self,
+        *,
+        cursor: _builtins.int = ...,
+        time: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["time", b"time"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["cursor", b"cursor", "time", b"time"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Heartbeat: _TypeAlias = Heartbeat  # noqa: Y015
+
+@_typing.final
+class Change(_message.Message):
+    """One entry of the change feed, as one library sees it."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SEQUENCE_FIELD_NUMBER: _builtins.int
+    CHANGE_TIME_FIELD_NUMBER: _builtins.int
+    KIND_FIELD_NUMBER: _builtins.int
+    BORROWER_FIELD_NUMBER: _builtins.int
+    TOMBSTONE_FIELD_NUMBER: _builtins.int
+    sequence: _builtins.int
+    """Position in the feed: strictly increasing, in the order changes were committed. Resume
+    from the last one received.
+    """
+    kind: Global___ChangeKind.ValueType
+    """What happened."""
+    @_builtins.property
+    def change_time(self) -> _timestamp_pb2.Timestamp:
+        """When the change was committed."""
+
+    @_builtins.property
+    def borrower(self) -> _borrower_pb2.Borrower:
+        """The borrower's current full view: no extra GetBorrower needed."""
+
+    @_builtins.property
+    def tombstone(self) -> Global___Tombstone:
+        """The borrower was deleted or left this library: delete the local copy."""
+
+    def __init__(
+        self,
+        *,
+        sequence: _builtins.int = ...,
+        change_time: _timestamp_pb2.Timestamp | None = ...,
+        kind: Global___ChangeKind.ValueType = ...,
+        borrower: _borrower_pb2.Borrower | None = ...,
+        tombstone: Global___Tombstone | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["borrower", b"borrower", "change_time", b"change_time", "subject", b"subject", "tombstone", b"tombstone"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["borrower", b"borrower", "change_time", b"change_time", "kind", b"kind", "sequence", b"sequence", "subject", b"subject", "tombstone", b"tombstone"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType_subject: _TypeAlias = _typing.Literal["borrower", "tombstone"]  # noqa: Y015
+    _WhichOneofArgType_subject: _TypeAlias = _typing.Literal["subject", b"subject"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType_subject) -> _WhichOneofReturnType_subject | None: ...
+
+Global___Change: _TypeAlias = Change  # noqa: Y015
+
+@_typing.final
+class Tombstone(_message.Message):
+    """What is left of a borrower a library may no longer see: no personal data."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CARD_NUMBER_FIELD_NUMBER: _builtins.int
+    DELETION_REASON_FIELD_NUMBER: _builtins.int
+    card_number: _builtins.str
+    """The borrower's card number when the change was made (retired, if deleted)."""
+    deletion_reason: _borrower_pb2.DeletionReason.ValueType
+    """Why the borrower is gone; DELETION_REASON_UNSPECIFIED when the affiliation ended."""
+    def __init__(
+        self,
+        *,
+        card_number: _builtins.str = ...,
+        deletion_reason: _borrower_pb2.DeletionReason.ValueType = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["card_number", b"card_number", "deletion_reason", b"deletion_reason"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Tombstone: _TypeAlias = Tombstone  # noqa: Y015

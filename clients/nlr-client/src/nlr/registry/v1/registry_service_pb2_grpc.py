@@ -127,6 +127,21 @@ class BorrowerRegistryStub:
                 request_serializer=nlr_dot_registry_dot_v1_dot_registry__service__pb2.RemoveIdentityRequest.SerializeToString,
                 response_deserializer=nlr_dot_registry_dot_v1_dot_registry__service__pb2.RemoveIdentityResponse.FromString,
                 _registered_method=True)
+        self.ListAffiliatedBorrowers = channel.unary_unary(
+                '/nlr.registry.v1.BorrowerRegistry/ListAffiliatedBorrowers',
+                request_serializer=nlr_dot_registry_dot_v1_dot_registry__service__pb2.ListAffiliatedBorrowersRequest.SerializeToString,
+                response_deserializer=nlr_dot_registry_dot_v1_dot_registry__service__pb2.ListAffiliatedBorrowersResponse.FromString,
+                _registered_method=True)
+        self.ListChanges = channel.unary_unary(
+                '/nlr.registry.v1.BorrowerRegistry/ListChanges',
+                request_serializer=nlr_dot_registry_dot_v1_dot_registry__service__pb2.ListChangesRequest.SerializeToString,
+                response_deserializer=nlr_dot_registry_dot_v1_dot_registry__service__pb2.ListChangesResponse.FromString,
+                _registered_method=True)
+        self.WatchChanges = channel.unary_stream(
+                '/nlr.registry.v1.BorrowerRegistry/WatchChanges',
+                request_serializer=nlr_dot_registry_dot_v1_dot_registry__service__pb2.WatchChangesRequest.SerializeToString,
+                response_deserializer=nlr_dot_registry_dot_v1_dot_registry__service__pb2.WatchChangesResponse.FromString,
+                _registered_method=True)
 
 
 class BorrowerRegistryServicer:
@@ -273,6 +288,33 @@ class BorrowerRegistryServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListAffiliatedBorrowers(self, request, context):
+        """Every borrower affiliated with the acting library, full view, in pages: the initial full
+        sync. Every page carries the same `cursor`: after the last page, follow the change feed
+        from it and nothing changed since the sync began is missed.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListChanges(self, request, context):
+        """The change feed of the acting library's borrowers after a cursor, oldest first, one page
+        at a time. A cursor older than the feed's retention gets FAILED_PRECONDITION
+        (RESYNC_REQUIRED): sync again with ListAffiliatedBorrowers.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def WatchChanges(self, request, context):
+        """The change feed as a stream: replays every change after the cursor, then sends each new
+        one as it is committed, with a heartbeat when idle. After a disconnect, call again with
+        the last sequence received: nothing is lost or repeated. Same cursor rules as ListChanges.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_BorrowerRegistryServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -355,6 +397,21 @@ def add_BorrowerRegistryServicer_to_server(servicer, server):
                     servicer.RemoveIdentity,
                     request_deserializer=nlr_dot_registry_dot_v1_dot_registry__service__pb2.RemoveIdentityRequest.FromString,
                     response_serializer=nlr_dot_registry_dot_v1_dot_registry__service__pb2.RemoveIdentityResponse.SerializeToString,
+            ),
+            'ListAffiliatedBorrowers': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListAffiliatedBorrowers,
+                    request_deserializer=nlr_dot_registry_dot_v1_dot_registry__service__pb2.ListAffiliatedBorrowersRequest.FromString,
+                    response_serializer=nlr_dot_registry_dot_v1_dot_registry__service__pb2.ListAffiliatedBorrowersResponse.SerializeToString,
+            ),
+            'ListChanges': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListChanges,
+                    request_deserializer=nlr_dot_registry_dot_v1_dot_registry__service__pb2.ListChangesRequest.FromString,
+                    response_serializer=nlr_dot_registry_dot_v1_dot_registry__service__pb2.ListChangesResponse.SerializeToString,
+            ),
+            'WatchChanges': grpc.unary_stream_rpc_method_handler(
+                    servicer.WatchChanges,
+                    request_deserializer=nlr_dot_registry_dot_v1_dot_registry__service__pb2.WatchChangesRequest.FromString,
+                    response_serializer=nlr_dot_registry_dot_v1_dot_registry__service__pb2.WatchChangesResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -802,6 +859,87 @@ class BorrowerRegistry:
             '/nlr.registry.v1.BorrowerRegistry/RemoveIdentity',
             nlr_dot_registry_dot_v1_dot_registry__service__pb2.RemoveIdentityRequest.SerializeToString,
             nlr_dot_registry_dot_v1_dot_registry__service__pb2.RemoveIdentityResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListAffiliatedBorrowers(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/nlr.registry.v1.BorrowerRegistry/ListAffiliatedBorrowers',
+            nlr_dot_registry_dot_v1_dot_registry__service__pb2.ListAffiliatedBorrowersRequest.SerializeToString,
+            nlr_dot_registry_dot_v1_dot_registry__service__pb2.ListAffiliatedBorrowersResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListChanges(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/nlr.registry.v1.BorrowerRegistry/ListChanges',
+            nlr_dot_registry_dot_v1_dot_registry__service__pb2.ListChangesRequest.SerializeToString,
+            nlr_dot_registry_dot_v1_dot_registry__service__pb2.ListChangesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def WatchChanges(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/nlr.registry.v1.BorrowerRegistry/WatchChanges',
+            nlr_dot_registry_dot_v1_dot_registry__service__pb2.WatchChangesRequest.SerializeToString,
+            nlr_dot_registry_dot_v1_dot_registry__service__pb2.WatchChangesResponse.FromString,
             options,
             channel_credentials,
             insecure,

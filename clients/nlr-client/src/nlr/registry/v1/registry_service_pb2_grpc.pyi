@@ -106,6 +106,21 @@ class BorrowerRegistryStub:
     """Removes the borrower's identity of one kind (NOT_FOUND when there is none). Affiliated
     libraries only.
     """
+    ListAffiliatedBorrowers: _grpc.UnaryUnaryMultiCallable[_registry_service_pb2.ListAffiliatedBorrowersRequest, _registry_service_pb2.ListAffiliatedBorrowersResponse]
+    """Every borrower affiliated with the acting library, full view, in pages: the initial full
+    sync. Every page carries the same `cursor`: after the last page, follow the change feed
+    from it and nothing changed since the sync began is missed.
+    """
+    ListChanges: _grpc.UnaryUnaryMultiCallable[_registry_service_pb2.ListChangesRequest, _registry_service_pb2.ListChangesResponse]
+    """The change feed of the acting library's borrowers after a cursor, oldest first, one page
+    at a time. A cursor older than the feed's retention gets FAILED_PRECONDITION
+    (RESYNC_REQUIRED): sync again with ListAffiliatedBorrowers.
+    """
+    WatchChanges: _grpc.UnaryStreamMultiCallable[_registry_service_pb2.WatchChangesRequest, _registry_service_pb2.WatchChangesResponse]
+    """The change feed as a stream: replays every change after the cursor, then sends each new
+    one as it is committed, with a heartbeat when idle. After a disconnect, call again with
+    the last sequence received: nothing is lost or repeated. Same cursor rules as ListChanges.
+    """
 
 @_typing.type_check_only
 class BorrowerRegistryAsyncStub(BorrowerRegistryStub):
@@ -184,6 +199,21 @@ class BorrowerRegistryAsyncStub(BorrowerRegistryStub):
     RemoveIdentity: _aio.UnaryUnaryMultiCallable[_registry_service_pb2.RemoveIdentityRequest, _registry_service_pb2.RemoveIdentityResponse]  # type: ignore[assignment]
     """Removes the borrower's identity of one kind (NOT_FOUND when there is none). Affiliated
     libraries only.
+    """
+    ListAffiliatedBorrowers: _aio.UnaryUnaryMultiCallable[_registry_service_pb2.ListAffiliatedBorrowersRequest, _registry_service_pb2.ListAffiliatedBorrowersResponse]  # type: ignore[assignment]
+    """Every borrower affiliated with the acting library, full view, in pages: the initial full
+    sync. Every page carries the same `cursor`: after the last page, follow the change feed
+    from it and nothing changed since the sync began is missed.
+    """
+    ListChanges: _aio.UnaryUnaryMultiCallable[_registry_service_pb2.ListChangesRequest, _registry_service_pb2.ListChangesResponse]  # type: ignore[assignment]
+    """The change feed of the acting library's borrowers after a cursor, oldest first, one page
+    at a time. A cursor older than the feed's retention gets FAILED_PRECONDITION
+    (RESYNC_REQUIRED): sync again with ListAffiliatedBorrowers.
+    """
+    WatchChanges: _aio.UnaryStreamMultiCallable[_registry_service_pb2.WatchChangesRequest, _registry_service_pb2.WatchChangesResponse]  # type: ignore[assignment]
+    """The change feed as a stream: replays every change after the cursor, then sends each new
+    one as it is committed, with a heartbeat when idle. After a disconnect, call again with
+    the last sequence received: nothing is lost or repeated. Same cursor rules as ListChanges.
     """
 
 class BorrowerRegistryServicer(metaclass=_abc_1.ABCMeta):
@@ -356,6 +386,39 @@ class BorrowerRegistryServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_registry_service_pb2.RemoveIdentityResponse, _abc.Awaitable[_registry_service_pb2.RemoveIdentityResponse]]:
         """Removes the borrower's identity of one kind (NOT_FOUND when there is none). Affiliated
         libraries only.
+        """
+
+    @_abc_1.abstractmethod
+    def ListAffiliatedBorrowers(
+        self,
+        request: _registry_service_pb2.ListAffiliatedBorrowersRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_registry_service_pb2.ListAffiliatedBorrowersResponse, _abc.Awaitable[_registry_service_pb2.ListAffiliatedBorrowersResponse]]:
+        """Every borrower affiliated with the acting library, full view, in pages: the initial full
+        sync. Every page carries the same `cursor`: after the last page, follow the change feed
+        from it and nothing changed since the sync began is missed.
+        """
+
+    @_abc_1.abstractmethod
+    def ListChanges(
+        self,
+        request: _registry_service_pb2.ListChangesRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_registry_service_pb2.ListChangesResponse, _abc.Awaitable[_registry_service_pb2.ListChangesResponse]]:
+        """The change feed of the acting library's borrowers after a cursor, oldest first, one page
+        at a time. A cursor older than the feed's retention gets FAILED_PRECONDITION
+        (RESYNC_REQUIRED): sync again with ListAffiliatedBorrowers.
+        """
+
+    @_abc_1.abstractmethod
+    def WatchChanges(
+        self,
+        request: _registry_service_pb2.WatchChangesRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_abc.Iterator[_registry_service_pb2.WatchChangesResponse], _abc.AsyncIterator[_registry_service_pb2.WatchChangesResponse]]:
+        """The change feed as a stream: replays every change after the cursor, then sends each new
+        one as it is committed, with a heartbeat when idle. After a disconnect, call again with
+        the last sequence received: nothing is lost or repeated. Same cursor rules as ListChanges.
         """
 
 def add_BorrowerRegistryServicer_to_server(servicer: BorrowerRegistryServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -1,0 +1,168 @@
+"""Live delivery of the change feed to WatchChanges streams.
+
+One task per server follows the whole feed: woken at once by a commit in this process and, for
+commits by other servers on the same database, by polling. It reads each batch of new entries
+once, renders each borrower's full view once, and hands the encoded changes to the streams of
+the libraries concerned. A stream that falls too far behind is told to catch up from the
+database instead, so a slow reader never holds the others back or grows without bound.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from nlr.registry.v1 import registry_service_pb2 as pb
+from nlr_server.api.feed_codec import encode_change
+from nlr_server.domain.borrower import Borrower
+from nlr_server.domain.change_feed import Change, StoredEntry
+from nlr_server.domain.library_number import LibraryNumber
+from nlr_server.usecases import change_feed
+from nlr_server.usecases.ports import UnitOfWorkFactory
+
+log = logging.getLogger(__name__)
+
+# Runs a use case on the server's read path: (function, *args) -> result.
+Read = Callable[..., Awaitable[Any]]
+_BATCH = 1000
+
+
+@dataclass(eq=False)
+class Watcher:
+    """One WatchChanges stream's live inbox."""
+
+    library: LibraryNumber
+    capacity: int
+    # (sequence, change); a None change means the server is stopping: end the stream.
+    queue: asyncio.Queue[tuple[int, pb.Change | None]] = field(default_factory=asyncio.Queue)
+    # Set when the inbox was full: the stream then catches up from the database.
+    overflowed: bool = False
+
+    def offer(self, sequence: int, change: pb.Change) -> None:
+        if self.overflowed:
+            return
+        if self.queue.qsize() >= self.capacity:
+            self.overflowed = True
+            return
+        self.queue.put_nowait((sequence, change))
+
+
+class FeedHub:
+    def __init__(self, poll_seconds: float, *, watcher_capacity: int = 10_000) -> None:
+        self._read: Read | None = None
+        self._poll_seconds = poll_seconds
+        self._capacity = watcher_capacity
+        self._watchers: dict[LibraryNumber, set[Watcher]] = {}
+        self._wake = asyncio.Event()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._task: asyncio.Task[None] | None = None
+        # Every entry up to here has been handed to the watchers that were subscribed.
+        self.position = 0
+
+    async def start(self, read: Read) -> None:
+        """Follows the feed from its current head; ``read`` runs a read use case (it passes
+        the unit-of-work factory itself)."""
+        self._read = read
+        self._loop = asyncio.get_running_loop()
+        self.position, _ = await read(_head)
+        self._task = asyncio.create_task(self._follow(), name="feed-hub")
+
+    async def stop(self) -> None:
+        """Stops following and ends every stream (clients resume on another server)."""
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        for watchers in self._watchers.values():
+            for watcher in watchers:
+                watcher.queue.put_nowait((0, None))
+
+    def committed(self, last_sequence: int) -> None:
+        """Called from any thread after a commit that appended to the feed."""
+        if self._loop is not None and last_sequence > self.position:
+            self._loop.call_soon_threadsafe(self._wake.set)
+
+    def subscribe(self, library: LibraryNumber) -> Watcher:
+        watcher = Watcher(library, self._capacity)
+        self._watchers.setdefault(library, set()).add(watcher)
+        return watcher
+
+    def unsubscribe(self, watcher: Watcher) -> None:
+        watchers = self._watchers.get(watcher.library)
+        if watchers is not None:
+            watchers.discard(watcher)
+            if not watchers:
+                del self._watchers[watcher.library]
+
+    async def _follow(self) -> None:
+        while True:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(self._poll_seconds):
+                    await self._wake.wait()
+            self._wake.clear()
+            try:
+                await self._catch_up()
+            except Exception:
+                # The database may be away for a moment; the next round tries again.
+                log.exception("the change feed could not be read; trying again")
+
+    async def _catch_up(self) -> None:
+        while True:
+            assert self._read is not None
+            batch: _Batch = await self._read(_next_batch, self.position)
+            if not batch.entries:
+                self.position = max(self.position, batch.head)
+                return
+            self._dispatch(batch)
+            self.position = batch.entries[-1].sequence
+            if self.position >= batch.head:
+                return
+
+    def _dispatch(self, batch: _Batch) -> None:
+        encoded: dict[int, pb.Change] = {}
+        for entry in batch.entries:
+            watchers = self._watchers.get(entry.library)
+            if not watchers:
+                continue
+            if entry.tombstone is not None:
+                change = Change(
+                    entry.sequence, entry.occurred_at, entry.kind, tombstone=entry.tombstone
+                )
+                message = encode_change(change)
+            else:
+                borrower = batch.borrowers.get(entry.borrower_id or 0)
+                if borrower is None or not borrower.is_affiliated_with(entry.library):
+                    continue  # gone, or no longer this library's: a tombstone follows
+                # The full view is the same for every affiliated library: encoded once.
+                if entry.sequence not in encoded:
+                    encoded[entry.sequence] = encode_change(
+                        Change(entry.sequence, entry.occurred_at, entry.kind, borrower)
+                    )
+                message = encoded[entry.sequence]
+            for watcher in watchers:
+                watcher.offer(entry.sequence, message)
+
+
+@dataclass(frozen=True, slots=True)
+class _Batch:
+    entries: list[StoredEntry]
+    borrowers: dict[int, Borrower]
+    head: int
+
+
+def _head(unit_of_work: UnitOfWorkFactory) -> tuple[int, int]:
+    with unit_of_work(read_only=True) as uow:
+        return uow.feed.head()
+
+
+def _next_batch(unit_of_work: UnitOfWorkFactory, after: int) -> _Batch:
+    with unit_of_work(read_only=True) as uow:
+        head, _ = uow.feed.head()
+        entries = uow.feed.all_after(after, head, _BATCH)
+        ids = {e.borrower_id for e in entries if e.borrower_id is not None}
+        borrowers = change_feed.current_full_views(uow, ids)
+        return _Batch(entries, borrowers, head)
