@@ -88,7 +88,7 @@ def test_readme_grpcurl_commands_work_as_pasted(
         )
         assert result.returncode == 0, result.stderr
         outputs.append(result.stdout)
-    services, health, own_library, other_library = outputs
+    services, health, own_library, other_library, changes = outputs
 
     assert set(services.split()) >= {
         "nlr.registry.v1.BorrowerRegistry",
@@ -102,6 +102,10 @@ def test_readme_grpcurl_commands_work_as_pasted(
         "Kari",
         "kari.nordmann@example.org",
     )
+    feed = json.loads(changes)
+    assert [c["kind"] for c in feed["changes"]] == ["CHANGE_KIND_CREATED"] * 2
+    assert feed["changes"][0]["borrower"]["card_number"] == "N000000001"
+    assert feed["more"] is True
     basic = json.loads(other_library)["borrower"]
     assert basic["view"] == "BORROWER_VIEW_BASIC"
     assert set(basic) == {
