@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Collection
 from typing import Any
 
 from sqlalchemy import ColumnElement, Table, select, update
@@ -28,6 +29,8 @@ from nlr_server.domain.person_name import PersonName
 from nlr_server.store.models import AffiliationRow, BorrowerRow, CardNumberRow, IdentityRow
 from nlr_server.usecases.ports import CardNumberStatus
 
+# Ids per IN list: well under every driver's limit on bound parameters.
+_CHUNK = 500
 _BORROWERS: Table = BorrowerRow.__table__  # type: ignore[assignment]
 _AFFILIATIONS: Table = AffiliationRow.__table__  # type: ignore[assignment]
 # Everything a record needs, and whether secrets are set, but never the secrets themselves.
@@ -64,6 +67,33 @@ class SqlBorrowerRepository:
 
     def get_by_id(self, borrower_id: int) -> Borrower | None:
         return self._load(_BORROWERS.c.id == borrower_id)
+
+    def get_many(self, borrower_ids: Collection[int]) -> dict[int, Borrower]:
+        """The borrowers that exist among ``borrower_ids``, by id: two queries per chunk."""
+        found: dict[int, Borrower] = {}
+        ids = sorted(set(borrower_ids))
+        connection = self._session.connection()
+        for start in range(0, len(ids), _CHUNK):
+            chunk = ids[start : start + _CHUNK]
+            rows = connection.execute(
+                select(*_RECORD_COLUMNS).where(_BORROWERS.c.id.in_(chunk))
+            ).all()
+            affiliations: dict[int, list[tuple[str, dt.datetime]]] = {}
+            for a in connection.execute(
+                select(
+                    _AFFILIATIONS.c.borrower_id,
+                    _AFFILIATIONS.c.library_number,
+                    _AFFILIATIONS.c.affiliated_at,
+                )
+                .where(_AFFILIATIONS.c.borrower_id.in_(chunk))
+                .order_by(_AFFILIATIONS.c.affiliated_at)
+            ):
+                affiliations.setdefault(a.borrower_id, []).append(
+                    (a.library_number, a.affiliated_at)
+                )
+            for row in rows:
+                found[row.id] = _to_domain(row, affiliations.get(row.id, []))
+        return found
 
     def affiliated_ids(self, library: LibraryNumber, after_id: int, limit: int) -> list[int]:
         """Internal ids of the library's borrowers above ``after_id``, ascending."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Collection
 from typing import Any
 
 from sqlalchemy import delete, func, select
@@ -46,8 +47,13 @@ class SqlGuardianRepository:
         )
 
     def links_of(self, borrower_id: int) -> GuardianLinks:
+        return self.links_of_many([borrower_id]).get(borrower_id, GuardianLinks())
+
+    def links_of_many(self, borrower_ids: Collection[int]) -> dict[int, GuardianLinks]:
+        """The links of each of the borrowers that has any."""
         # One indexed query finds both sides; most borrowers have no links, so the card
         # numbers are looked up only when there are some.
+        ids = set(borrower_ids)
         rows = self._session.execute(
             select(
                 GuardianLinkRow.child_id,
@@ -55,18 +61,15 @@ class SqlGuardianRepository:
                 GuardianLinkRow.linked_at,
                 GuardianLinkRow.linked_by,
             )
-            .where(
-                (GuardianLinkRow.child_id == borrower_id)
-                | (GuardianLinkRow.guardian_id == borrower_id)
-            )
+            .where(GuardianLinkRow.child_id.in_(ids) | GuardianLinkRow.guardian_id.in_(ids))
             .order_by(GuardianLinkRow.linked_at)
         ).all()
         if not rows:
-            return GuardianLinks()
-        others = {r.guardian_id if r.child_id == borrower_id else r.child_id for r in rows}
+            return {}
+        everyone = {r.guardian_id for r in rows} | {r.child_id for r in rows}
         cards = dict(
             self._session.execute(
-                select(BorrowerRow.id, BorrowerRow.card_number).where(BorrowerRow.id.in_(others))
+                select(BorrowerRow.id, BorrowerRow.card_number).where(BorrowerRow.id.in_(everyone))
             ).all()
         )
 
@@ -75,7 +78,17 @@ class SqlGuardianRepository:
                 CardNumber(cards[other]), row.linked_at, LibraryNumber(row.linked_by)
             )
 
-        return GuardianLinks(
-            guardians=tuple(link(r.guardian_id, r) for r in rows if r.child_id == borrower_id),
-            wards=tuple(link(r.child_id, r) for r in rows if r.guardian_id == borrower_id),
-        )
+        guardians: dict[int, list[GuardianLink]] = {}
+        wards: dict[int, list[GuardianLink]] = {}
+        for row in rows:
+            if row.child_id in ids:
+                guardians.setdefault(row.child_id, []).append(link(row.guardian_id, row))
+            if row.guardian_id in ids:
+                wards.setdefault(row.guardian_id, []).append(link(row.child_id, row))
+        return {
+            borrower_id: GuardianLinks(
+                guardians=tuple(guardians.get(borrower_id, ())),
+                wards=tuple(wards.get(borrower_id, ())),
+            )
+            for borrower_id in guardians.keys() | wards.keys()
+        }

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Collection
 
 from sqlalchemy import delete, or_, select
 from sqlalchemy.exc import IntegrityError
@@ -18,19 +19,26 @@ class SqlIdentityRepository:
 
     def of_borrower(self, borrower_id: int) -> tuple[Identity, ...]:
         """The borrower's identities, oldest first."""
+        return self.of_borrowers([borrower_id]).get(borrower_id, ())
+
+    def of_borrowers(self, borrower_ids: Collection[int]) -> dict[int, tuple[Identity, ...]]:
+        """The identities of each of the borrowers that has any, oldest first."""
         rows = self._session.execute(
             select(
+                IdentityRow.borrower_id,
                 IdentityRow.kind,
                 IdentityRow.value,
                 IdentityRow.created_at,
                 IdentityRow.delete_after,
             )
-            .where(IdentityRow.borrower_id == borrower_id)
+            .where(IdentityRow.borrower_id.in_(set(borrower_ids)))
             .order_by(IdentityRow.created_at, IdentityRow.kind)
         ).all()
-        return tuple(
-            Identity(IdentityKind(r.kind), r.value, r.created_at, r.delete_after) for r in rows
-        )
+        held: dict[int, list[Identity]] = {}
+        for r in rows:
+            identity = Identity(IdentityKind(r.kind), r.value, r.created_at, r.delete_after)
+            held.setdefault(r.borrower_id, []).append(identity)
+        return {borrower_id: tuple(identities) for borrower_id, identities in held.items()}
 
     def add(self, borrower_id: int, identity: Identity) -> bool:
         """Adds the identity; False if the borrower has one of its kind or another borrower has

@@ -11,7 +11,7 @@ from nlr_server.domain.change_feed import Change, ChangeKind, StoredEntry, entri
 from nlr_server.domain.errors import FailedPrecondition, InvalidArgument
 from nlr_server.domain.library_number import LibraryNumber
 from nlr_server.usecases.ports import UnitOfWork, UnitOfWorkFactory
-from nlr_server.usecases.views import full_view
+from nlr_server.usecases.views import full_views
 
 MAX_PAGE_SIZE = 1000
 DEFAULT_PAGE_SIZE = 100
@@ -103,12 +103,8 @@ def deliverable(
 
 def current_full_views(uow: UnitOfWork, borrower_ids: Iterable[int]) -> dict[int, Borrower]:
     """The full views of those borrowers that still exist, by internal id."""
-    views: dict[int, Borrower] = {}
-    for borrower_id in borrower_ids:
-        found = uow.borrowers.get_by_id(borrower_id)
-        if found is not None:
-            views[borrower_id] = full_view(uow, found)
-    return views
+    found = list(uow.borrowers.get_many(list(borrower_ids)).values())
+    return {b.id: b for b in full_views(uow, found) if b.id is not None}
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,9 +129,6 @@ def list_affiliated_borrowers(
         ids = uow.borrowers.affiliated_ids(library, after_id, limit + 1)
         more = len(ids) > limit
         ids = ids[:limit]
-        borrowers = [
-            full_view(uow, found)
-            for found in (uow.borrowers.get_by_id(borrower_id) for borrower_id in ids)
-            if found is not None
-        ]
+        found = uow.borrowers.get_many(ids)
+        borrowers = full_views(uow, [found[i] for i in ids if i in found])
         return BorrowerPage(borrowers, ids[-1] if more else None, cursor)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import enum
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from types import TracebackType
 from typing import Protocol
 
@@ -34,6 +34,8 @@ class BorrowerRepository(Protocol):
     def get_by_card_number(self, card_number: CardNumber) -> Borrower | None: ...
 
     def get_by_id(self, borrower_id: int) -> Borrower | None: ...
+
+    def get_many(self, borrower_ids: Collection[int]) -> dict[int, Borrower]: ...
 
     def affiliated_ids(self, library: LibraryNumber, after_id: int, limit: int) -> list[int]:
         """Internal ids of the library's borrowers above ``after_id``, ascending."""
@@ -124,9 +126,13 @@ class GuardianRepository(Protocol):
 
     def links_of(self, borrower_id: int) -> GuardianLinks: ...
 
+    def links_of_many(self, borrower_ids: Collection[int]) -> dict[int, GuardianLinks]: ...
+
 
 class IdentityRepository(Protocol):
     def of_borrower(self, borrower_id: int) -> tuple[Identity, ...]: ...
+
+    def of_borrowers(self, borrower_ids: Collection[int]) -> dict[int, tuple[Identity, ...]]: ...
 
     def add(self, borrower_id: int, identity: Identity) -> bool:
         """Adds the identity; False if its kind (for the borrower) or value is taken."""
