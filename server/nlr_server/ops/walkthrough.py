@@ -25,6 +25,6 @@ def grpcurl_commands(
         f"{tls} {ADDRESS} list",
         f"{tls} {ADDRESS} grpc.health.v1.Health/Check",
         *(f"{tls} {headers} {get} {ADDRESS} {method}" for headers in acting),
-        f"{tls} {acting[0]} -d '{{\"after\": 0, \"page_size\": 2}}' {ADDRESS} "
+        f'{tls} {acting[0]} -d \'{{"after": 0, "page_size": 2}}\' {ADDRESS} '
         "nlr.registry.v1.BorrowerRegistry/ListChanges",
     ]
