@@ -12,7 +12,7 @@ import grpc
 import pytest
 from google.protobuf.field_mask_pb2 import FieldMask
 from google.protobuf.timestamp_pb2 import Timestamp
-from sqlalchemy import select
+from sqlalchemy import select, text
 
 from mail_harness import MailServer
 from nlr.auth.v1 import authenticate_pb2 as auth_pb
@@ -232,6 +232,27 @@ def test_a_borrower_who_used_everything_leaves_nothing_after_deletion(
                 get(oslo, card_number=card)
             assert gone.value.code() == grpc.StatusCode.NOT_FOUND
 
+    # The feed keeps only tombstones of the deleted borrower: no entry points at them any more.
+    engine = create_store_engine(url)
+    try:
+        with engine.connect() as connection:
+            dangling = connection.execute(
+                text(
+                    "SELECT count(*) FROM feed_entries WHERE borrower_id IS NOT NULL"
+                    " AND borrower_id NOT IN (SELECT id FROM borrowers)"
+                )
+            ).scalar_one()
+            tombstones = connection.execute(
+                text(
+                    "SELECT library_number, kind FROM feed_entries WHERE card_number = :card"
+                    " ORDER BY library_number"
+                ),
+                {"card": NEW_CARD},
+            ).all()
+    finally:
+        engine.dispose()
+    assert dangling == 0
+    assert [tuple(t) for t in tombstones] == [(OSLO, "deleted"), (BERGEN, "deleted")]
     # The delivered notice is purged just after the mail server accepted it.
     wait_until(lambda: not found(table_text(url)))
     assert found(table_text(url)) == []

@@ -6,7 +6,7 @@ import datetime as dt
 from collections.abc import Collection
 from typing import Any
 
-from sqlalchemy import ColumnElement, Table, select, update
+from sqlalchemy import ColumnElement, Table, delete, select, update
 from sqlalchemy.orm import Session
 
 from nlr_server.crypto.national_id_sealer import NationalIdSealer
@@ -26,7 +26,13 @@ from nlr_server.domain.identity import IdentityValue
 from nlr_server.domain.library_number import LibraryNumber
 from nlr_server.domain.national_id import NationalId
 from nlr_server.domain.person_name import PersonName
-from nlr_server.store.models import AffiliationRow, BorrowerRow, CardNumberRow, IdentityRow
+from nlr_server.store.models import (
+    AffiliationRow,
+    BorrowerRow,
+    CardNumberRow,
+    FeedEntryRow,
+    IdentityRow,
+)
 from nlr_server.usecases.ports import CardNumberStatus
 
 # Ids per IN list: well under every driver's limit on bound parameters.
@@ -220,6 +226,8 @@ class SqlBorrowerRepository:
         card.retired_at = now
         card.retired_reason = reason.value
         card.borrower_id = None
+        # The feed's entries point at the borrower; its tombstones (written at commit) do not.
+        self._session.execute(delete(FeedEntryRow).where(FeedEntryRow.borrower_id == row.id))
         self._session.delete(row)
         self._session.flush()
 

@@ -114,7 +114,10 @@ class SqlCredentialRepository:
         )
 
     def _locked_borrower(self, borrower_id: int, missing_ok: bool = False) -> BorrowerRow:
-        row = self._session.get(BorrowerRow, borrower_id, with_for_update=True)
+        # FOR NO KEY UPDATE (PostgreSQL): serialises attempts on the borrower, yet does not
+        # block rows that merely reference it (a change-feed entry written by a transaction
+        # that already holds the feed's lock), which could otherwise deadlock.
+        row = self._session.get(BorrowerRow, borrower_id, with_for_update={"key_share": True})
         if row is None and not missing_ok:
             raise LookupError("borrower vanished")
         return row  # type: ignore[return-value]

@@ -317,8 +317,12 @@ class FeedHeadRow(Base):
 
 class FeedEntryRow(Base):
     """One library's entry for one change; every library's entries of a change share the
-    sequence number. Entries point at the borrower (and go with it); tombstones carry only the
-    card number and reason."""
+    sequence number. Entries point at the borrower (and are deleted with it); tombstones carry
+    only the card number and reason.
+
+    borrower_id is deliberately no foreign key: checking one would lock the borrower's row while
+    the feed's lock is held, and a transaction holding that row and waiting for the feed's lock
+    would deadlock with it."""
 
     __tablename__ = "feed_entries"
 
@@ -326,8 +330,6 @@ class FeedEntryRow(Base):
     sequence: Mapped[int] = mapped_column(BigInteger, primary_key=True, index=True)
     kind: Mapped[str] = mapped_column(String(24))
     occurred_at: Mapped[dt.datetime] = mapped_column(UtcDateTime(), index=True)
-    borrower_id: Mapped[int | None] = mapped_column(
-        ForeignKey("borrowers.id", ondelete="CASCADE"), index=True
-    )
+    borrower_id: Mapped[int | None] = mapped_column(Integer, index=True)
     card_number: Mapped[str | None] = mapped_column(String(10))
     deletion_reason: Mapped[str | None] = mapped_column(String(32))

@@ -34,12 +34,6 @@ def upgrade() -> None:
         sa.Column("borrower_id", sa.Integer(), nullable=True),
         sa.Column("card_number", sa.String(10), nullable=True),
         sa.Column("deletion_reason", sa.String(32), nullable=True),
-        sa.ForeignKeyConstraint(
-            ["borrower_id"],
-            ["borrowers.id"],
-            name=op.f("fk_feed_entries_borrower_id_borrowers"),
-            ondelete="CASCADE",
-        ),
         sa.PrimaryKeyConstraint("library_number", "sequence", name=op.f("pk_feed_entries")),
     )
     op.create_index(op.f("ix_feed_entries_sequence"), "feed_entries", ["sequence"])
