@@ -113,7 +113,7 @@ class FeedHub:
     async def _catch_up(self) -> None:
         while True:
             assert self._read is not None
-            batch: _Batch = await self._read(_next_batch, self.position)
+            batch: _Batch = await self._read(_next_batch, self.position, set(self._watchers))
             if not batch.entries:
                 self.position = max(self.position, batch.head)
                 return
@@ -159,10 +159,12 @@ def _head(unit_of_work: UnitOfWorkFactory) -> tuple[int, int]:
         return uow.feed.head()
 
 
-def _next_batch(unit_of_work: UnitOfWorkFactory, after: int) -> _Batch:
+def _next_batch(unit_of_work: UnitOfWorkFactory, after: int, watched: set[LibraryNumber]) -> _Batch:
+    """The next entries, and the current full views of the borrowers that watched libraries'
+    entries point at (none are loaded for entries nobody watches)."""
     with unit_of_work(read_only=True) as uow:
         head, _ = uow.feed.head()
         entries = uow.feed.all_after(after, head, _BATCH)
-        ids = {e.borrower_id for e in entries if e.borrower_id is not None}
+        ids = {e.borrower_id for e in entries if e.borrower_id is not None and e.library in watched}
         borrowers = change_feed.current_full_views(uow, ids)
         return _Batch(entries, borrowers, head)
