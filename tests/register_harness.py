@@ -241,6 +241,7 @@ def make_config(
         feed_retention_days=30.0,
         feed_poll_seconds=0.5,
         feed_heartbeat_seconds=15.0,
+        feed_stream_buffer=10_000,
         log_level="INFO",
     )
     values.update(overrides)

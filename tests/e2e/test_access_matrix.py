@@ -1,6 +1,6 @@
-"""Every BorrowerRegistry RPC, and Authenticate, under every way a caller can lack the right:
-exact status, reason, nothing written, nothing revealed; and the same request from the right
-caller succeeds."""
+"""Every BorrowerRegistry RPC (the change feed's stream too), and Authenticate, under every way
+a caller can lack the right: exact status, reason, nothing written, nothing revealed; and the
+same request from the right caller succeeds."""
 
 from __future__ import annotations
 
@@ -185,7 +185,21 @@ RPCS: dict[str, Call] = {
         ),
         metadata=r.metadata,
     ),
+    "ListAffiliatedBorrowers": lambda r: r.stub.ListAffiliatedBorrowers(
+        pb.ListAffiliatedBorrowersRequest(), metadata=r.metadata
+    ),
+    "ListChanges": lambda r: r.stub.ListChanges(pb.ListChangesRequest(), metadata=r.metadata),
+    "WatchChanges": lambda r: _first_watched(r),
 }
+
+
+def _first_watched(registry: Registry) -> pb.WatchChangesResponse:
+    """The stream's first message (the borrower's creation, replayed); refusals end it first."""
+    call = registry.stub.WatchChanges(pb.WatchChangesRequest(), metadata=registry.metadata)
+    try:
+        return next(call)
+    finally:
+        call.cancel()
 
 
 def _linked_guardian(registry: Registry) -> None:

@@ -19,7 +19,7 @@ from typing import Any
 from nlr.registry.v1 import registry_service_pb2 as pb
 from nlr_server.api.feed_codec import encode_change
 from nlr_server.domain.borrower import Borrower
-from nlr_server.domain.change_feed import Change, StoredEntry
+from nlr_server.domain.change_feed import Change, ChangeKind, StoredEntry
 from nlr_server.domain.library_number import LibraryNumber
 from nlr_server.usecases import change_feed
 from nlr_server.usecases.ports import UnitOfWorkFactory
@@ -111,9 +111,22 @@ class FeedHub:
                 log.exception("the change feed could not be read; trying again")
 
     async def _catch_up(self) -> None:
+        assert self._read is not None
         while True:
-            assert self._read is not None
-            batch: _Batch = await self._read(_next_batch, self.position, set(self._watchers))
+            # Borrowers are loaded only for the libraries watched when the read starts; a
+            # stream that subscribes meanwhile may replay only up to an earlier head, so then
+            # the batch is read again rather than handed on without its entries.
+            watched = set(self._watchers)
+            if not watched:
+                head, _ = await self._read(_head)
+                if self._watchers:
+                    continue
+                # Nobody to deliver to: keep up with the head (new streams replay the rest).
+                self.position = max(self.position, head)
+                return
+            batch: _Batch = await self._read(_next_batch, self.position, watched)
+            if not set(self._watchers) <= watched:
+                continue
             if not batch.entries:
                 self.position = max(self.position, batch.head)
                 return
@@ -123,7 +136,7 @@ class FeedHub:
                 return
 
     def _dispatch(self, batch: _Batch) -> None:
-        encoded: dict[int, pb.Change] = {}
+        encoded: dict[tuple[int, ChangeKind], pb.Change] = {}
         for entry in batch.entries:
             watchers = self._watchers.get(entry.library)
             if not watchers:
@@ -137,12 +150,14 @@ class FeedHub:
                 borrower = batch.borrowers.get(entry.borrower_id or 0)
                 if borrower is None or not borrower.is_affiliated_with(entry.library):
                     continue  # gone, or no longer this library's: a tombstone follows
-                # The full view is the same for every affiliated library: encoded once.
-                if entry.sequence not in encoded:
-                    encoded[entry.sequence] = encode_change(
+                # The full view is the same for every affiliated library, the kind is not (one
+                # library's AFFILIATED is the others' UPDATED): encoded once per kind.
+                key = (entry.sequence, entry.kind)
+                if key not in encoded:
+                    encoded[key] = encode_change(
                         Change(entry.sequence, entry.occurred_at, entry.kind, borrower)
                     )
-                message = encoded[entry.sequence]
+                message = encoded[key]
             for watcher in watchers:
                 watcher.offer(entry.sequence, message)
 

@@ -133,7 +133,9 @@ class RegisterServer:
         )
         unit_of_work = SqlUnitOfWorkFactory(self._engine, NationalIdSealer(keyring))
         self._loop_reads = unit_of_work.for_loop_reads()
-        self._feed_hub = FeedHub(poll_seconds=config.feed_poll_seconds)
+        self._feed_hub = FeedHub(
+            poll_seconds=config.feed_poll_seconds, watcher_capacity=config.feed_stream_buffer
+        )
         unit_of_work.on_feed = self._feed_hub.committed
         return Services(
             feed_hub=self._feed_hub,

@@ -133,6 +133,12 @@ SETTINGS: tuple[Setting, ...] = (
         "15",
         "an idle WatchChanges stream gets a heartbeat this often",
     ),
+    Setting(
+        "NLR_FEED_STREAM_BUFFER",
+        "10000",
+        "changes held for one WatchChanges stream; a stream further behind catches up from the "
+        "database",
+    ),
     Setting("NLR_LOG_LEVEL", "INFO", "DEBUG, INFO, WARNING or ERROR"),
 )
 
@@ -174,6 +180,7 @@ class Config:
     feed_retention_days: float
     feed_poll_seconds: float
     feed_heartbeat_seconds: float
+    feed_stream_buffer: int
     log_level: str
 
     @classmethod
@@ -221,6 +228,7 @@ class Config:
             feed_retention_days=env.number("NLR_FEED_RETENTION_DAYS", minimum=0.0001),
             feed_poll_seconds=env.number("NLR_FEED_POLL_SECONDS", minimum=0.01, maximum=60),
             feed_heartbeat_seconds=env.number("NLR_FEED_HEARTBEAT_SECONDS", minimum=0.05),
+            feed_stream_buffer=env.whole("NLR_FEED_STREAM_BUFFER", minimum=1),
             log_level=env.choice("NLR_LOG_LEVEL", ("DEBUG", "INFO", "WARNING", "ERROR")),
         )
 

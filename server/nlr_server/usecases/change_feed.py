@@ -73,6 +73,10 @@ def list_changes(
         head, compacted_through = uow.feed.head()
         check_cursor(after, head, compacted_through)
         entries = uow.feed.for_library(library, after, head, limit + 1)
+        # On PostgreSQL each statement sees what is committed when it starts: compaction may
+        # have removed entries between the two reads. Then the reader must not skip them.
+        _, compacted_since = uow.feed.head()
+        check_cursor(after, head, compacted_since)
         more = len(entries) > limit
         entries = entries[:limit]
         cursor = entries[-1].sequence if more else head
@@ -124,8 +128,14 @@ def list_affiliated_borrowers(
     """One page of the library's borrowers after internal id ``after_id``. The first page
     fixes the feed cursor; every change after it is in the feed beyond it."""
     with unit_of_work(read_only=True) as uow:
+        head, compacted_through = uow.feed.head()
         if cursor is None:
-            cursor, _ = uow.feed.head()
+            cursor = head
+        elif not 0 <= cursor <= head:
+            raise InvalidArgument.one("page_token", "is not a token from ListAffiliatedBorrowers")
+        elif cursor < compacted_through:
+            # The sync has taken longer than the feed is kept: start it again.
+            check_cursor(cursor, head, compacted_through)
         ids = uow.borrowers.affiliated_ids(library, after_id, limit + 1)
         more = len(ids) > limit
         ids = ids[:limit]

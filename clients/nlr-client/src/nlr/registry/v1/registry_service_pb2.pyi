@@ -1039,8 +1039,9 @@ class ListChangesRequest(_message.Message):
     AFTER_FIELD_NUMBER: _builtins.int
     PAGE_SIZE_FIELD_NUMBER: _builtins.int
     after: _builtins.int
-    """Only changes with a sequence greater than this: 0 for the start of the retained feed, or
-    the last sequence (or cursor) received.
+    """Only changes with a sequence greater than this: the last sequence (or cursor) received,
+    or 0 for the start of the feed as long as nothing has been compacted from it yet (after
+    that, start from the cursor of ListAffiliatedBorrowers).
     """
     page_size: _builtins.int
     """At most this many changes: 1 to 1000; 100 when 0."""
