@@ -32,6 +32,7 @@ class Children:
         args: Sequence[str],
         *,
         env: Mapping[str, str] | None = None,
+        stdin: int = subprocess.DEVNULL,
         stdout: IO[bytes] | int | None = None,
         stderr: IO[bytes] | int | None = None,
     ) -> subprocess.Popen[bytes]:
@@ -42,7 +43,7 @@ class Children:
             python_module("bench.guard", str(os.getpid()), *args),
             cwd=ROOT,
             env=dict(env) if env is not None else None,
-            stdin=subprocess.DEVNULL,
+            stdin=stdin,
             stdout=stdout,
             stderr=stderr,
             start_new_session=True,

@@ -77,6 +77,8 @@ class RunDescription:
     concurrency: str
     # Cores busy with other processes just before the run (None: unknown).
     background_cpu: float | None
+    # What the change feed's figures were measured with.
+    feed: str = ""
 
 
 def machine() -> list[tuple[str, str]]:
@@ -107,6 +109,7 @@ def markdown(run: RunDescription, rows: list[Row], elapsed_seconds: float) -> st
         ("borrowers", str(run.borrowers)),
         ("duration", f"{run.seconds:g} s per measurement, after {run.warmup_seconds:g} s warm-up"),
         ("concurrency", run.concurrency),
+        ("change feed", run.feed),
         ("busy before the run", _background(run.background_cpu)),
         ("suite took", f"{elapsed_seconds:.0f} s"),
     ]
@@ -125,6 +128,8 @@ def markdown(run: RunDescription, rows: list[Row], elapsed_seconds: float) -> st
     ]
     for row in rows:
         result = {True: "pass", False: "FAIL", None: "n/a"}[row.passed]
+        if row.passed is None and row.value is not None:
+            result = "—"  # measured, with no target to meet
         cells = [
             row.name,
             _number(row.value),

@@ -2,7 +2,8 @@
 
 Builds a throwaway register (temporary directory, SQLite, BENCH_BORROWERS borrowers), starts the
 real server and an empty grpc.aio server as processes of their own, measures each figure and its
-ceiling with the same load generator, prints the table and writes it to bench/results/.
+ceiling with the same load generator, then the change feed's (bench/feed.py: WatchChanges fan-out
+and catch-up), prints the table and writes it to bench/results/.
 Every process it starts and every file it makes is gone when it ends, however it ends.
 """
 
@@ -31,10 +32,11 @@ import psycopg
 _ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(_ROOT), str(_ROOT / "tests")]
 
-from bench import environment, report  # noqa: E402
+from bench import environment, feed, report  # noqa: E402
 from bench.cpu import machine_busy_seconds  # noqa: E402
 from bench.empty_server import METHOD as EMPTY_METHOD  # noqa: E402
 from bench.environment import Environment, RunningServer, Unavailable  # noqa: E402
+from bench.feed import FeedSettings  # noqa: E402
 from bench.load import LoadProcess, LoadResult, LoadSpec  # noqa: E402
 from bench.pbkdf2_ceiling import Pbkdf2Result  # noqa: E402
 from bench.processes import ChildFailed, Children, python_module  # noqa: E402
@@ -67,13 +69,23 @@ class Settings:
     seconds: float
     # A PostgreSQL server to run on instead of SQLite (a throwaway database is made on it).
     postgres_admin_url: str | None
+    # The change feed: concurrent WatchChanges streams, entries in the catch-up library's feed,
+    # and changes per second the writer makes while the streams watch.
+    feed: FeedSettings
 
     @classmethod
     def from_env(cls) -> Settings:
+        seconds = _positive("BENCH_SECONDS", "5", whole=False)
         return cls(
             borrowers=int(_positive("BENCH_BORROWERS", "2000", whole=True)),
-            seconds=_positive("BENCH_SECONDS", "5", whole=False),
+            seconds=seconds,
             postgres_admin_url=os.environ.get("BENCH_POSTGRES_URL", "").strip() or None,
+            feed=FeedSettings(
+                watchers=int(_positive("BENCH_WATCHERS", "1000", whole=True)),
+                entries=int(_positive("BENCH_FEED_ENTRIES", "50000", whole=True)),
+                rate=_positive("BENCH_FEED_RATE", "10", whole=False),
+                seconds=seconds,
+            ),
         )
 
 
@@ -93,7 +105,8 @@ def progress(message: str) -> None:
 
 
 class Suite:
-    """The four figures against one register, one empty server and one temporary directory."""
+    """The figures against one register (a second one on the same database for the change
+    feed), one empty server and one temporary directory."""
 
     def __init__(
         self,
@@ -138,6 +151,12 @@ class Suite:
             self.verify_password(env, register, passwords, passwords_missing),
             self.storm(env, register, cards, passwords, passwords_missing),
         ]
+        # The change feed gets a register of its own on the same database, started after its
+        # bulk entries are written, so no register follows those live.
+        self.children.stop(register.process)
+        self.children.stop(empty.process)
+        feed.prepare(env, cards, settings.feed, progress)
+        rows += feed.rows(env, self.children, cards, settings.feed, progress)
         return env.store, rows
 
     def _provision(
@@ -476,6 +495,9 @@ def main() -> int:
         concurrency=f"{UNARY_CONCURRENCY} in flight for GetBorrower and VerifyPin (and their "
         f"ceilings), {PASSWORD_CONCURRENCY} for VerifyPassword, {STORM_GET_CONCURRENCY} "
         "GetBorrower during the storm; one channel per load generator process",
+        feed=f"{settings.feed.watchers:,} WatchChanges streams, {settings.feed.rate:g} "
+        f"changes/s for {settings.seconds:g} s; catch-up over {settings.feed.entries:,} bulk "
+        "entries",
     )
     text = report.markdown(run, rows, time.monotonic() - clock)
     path = report.write(run, text)
