@@ -6,8 +6,12 @@ PY := $(VENV)/bin/python
 DEV := .nlr-dev
 STAMP := $(VENV)/.installed-stamp
 PKI := $(DEV)/pki
+BUF := $(VENV)/bin/buf
+PROTO_RELEASES := proto/releases
+# The API as last released, which the protos must stay compatible with: the newest snapshot
+PROTO_BASELINE = $(lastword $(shell ls $(PROTO_RELEASES)/v*.binpb 2>/dev/null | sort -V))
 
-.PHONY: venv proto run test lint bench clean
+.PHONY: venv proto proto-release run test lint bench clients clean
 
 $(STAMP): pyproject.toml clients/nlr-client/pyproject.toml clients/nlr-auth-client/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -22,6 +26,13 @@ venv: $(STAMP)
 proto: $(STAMP)
 	$(PY) proto/generate.py
 
+## proto-release: snapshot the API as released (VERSION=x.y.z), the baseline `make lint` checks against
+proto-release: $(STAMP)
+	@echo "$(VERSION)" | grep -Eqx '[0-9]+\.[0-9]+\.[0-9]+' || { echo "usage: make proto-release VERSION=x.y.z"; exit 1; }
+	@test ! -e $(PROTO_RELEASES)/v$(VERSION).binpb || { echo "$(PROTO_RELEASES)/v$(VERSION).binpb exists: a release snapshot is never rewritten"; exit 1; }
+	$(BUF) lint proto
+	$(BUF) build proto -o $(PROTO_RELEASES)/v$(VERSION).binpb
+
 ## run: dev PKI, keyring, SQLite database and demo data under .nlr-dev/, then serve on :50051
 run: $(STAMP)
 	$(VENV)/bin/nlr-admin dev-setup --directory $(DEV)
@@ -35,15 +46,25 @@ run: $(STAMP)
 test: $(STAMP)
 	$(PY) -m pytest
 
-## lint: ruff and mypy
+## lint: ruff, mypy, buf lint, and buf breaking against the newest release snapshot in proto/releases
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
-	$(VENV)/bin/mypy server tests proto bench
+	$(VENV)/bin/mypy server tests proto bench examples \
+		clients/nlr-auth-client/src/nlr/auth clients/nlr-client/src/nlr/registry
+	$(BUF) lint proto
+	@test -n "$(PROTO_BASELINE)" || { echo "no release snapshot in $(PROTO_RELEASES)/: make proto-release VERSION=x.y.z"; exit 1; }
+	$(BUF) breaking proto --against $(PROTO_BASELINE)
 
 ## bench: the performance targets (DESIGN.md §9) as ratios against ceilings measured in the same run
 bench: $(STAMP)
 	$(PY) bench/run.py
 
+## clients: the two client packages' wheels and sdists, into dist/
+clients: $(STAMP)
+	rm -f dist/nlr_auth_client-* dist/nlr_client-*
+	$(PY) -m build --outdir dist clients/nlr-auth-client
+	$(PY) -m build --outdir dist clients/nlr-client
+
 clean:
-	rm -rf $(VENV) build dist .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) build dist clients/*/build .pytest_cache .mypy_cache .ruff_cache

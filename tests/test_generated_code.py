@@ -7,7 +7,9 @@ from pathlib import Path
 from types import ModuleType
 
 ROOT = Path(__file__).resolve().parent.parent
-GENERATED_TREES = "clients/*/src/nlr"
+# The generated proto packages (nlr/auth/v1, nlr/registry/v1); the wrappers beside them are
+# written by hand.
+GENERATED_TREES = "clients/*/src/nlr/*/v[0-9]*"
 
 
 def load_generator() -> ModuleType:
@@ -19,7 +21,7 @@ def load_generator() -> ModuleType:
 
 
 def generated_files(root: Path) -> dict[str, bytes]:
-    """Every file under the client packages' `nlr` trees, by path relative to root."""
+    """Every file in the client packages' generated trees, by path relative to root."""
     return {
         str(path.relative_to(root)): path.read_bytes()
         for tree in root.glob(GENERATED_TREES)

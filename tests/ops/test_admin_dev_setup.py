@@ -14,13 +14,21 @@ import pytest
 from sqlalchemy import select
 
 from admin_runner import Admin, admin_environment
+from nlr_server.crypto.keyring import Keyring
 from nlr_server.crypto.library_code import verify_code
+from nlr_server.crypto.pin_verifier import PinVerifier
 from nlr_server.domain.vendor import Role
 from nlr_server.ops import demo_data, walkthrough
 from nlr_server.ops.admin import build_parser
 from nlr_server.ops.dev_pki import certificate_fingerprint
 from nlr_server.store.database import create_store_engine
-from nlr_server.store.models import Base, LibraryRow, VendorCertificateRow, VendorRow
+from nlr_server.store.models import (
+    Base,
+    BorrowerRow,
+    LibraryRow,
+    VendorCertificateRow,
+    VendorRow,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -92,6 +100,27 @@ def test_dev_setup_registers_the_demo_vendors_and_library_codes(tmp_path: Path) 
         assert library.vendor_id == vendors[demo_data.ILS_VENDOR]
         assert library.code_verifier is not None and verify_code(code, library.code_verifier)
     assert f"nlr-library-code: {demo_data.OSLO_CODE}" in printed
+
+
+def test_every_demo_borrower_gets_the_demo_pin(tmp_path: Path) -> None:
+    directory = tmp_path / "dev"
+
+    _run("dev-setup", "--directory", str(directory), cwd=tmp_path)
+
+    pins = PinVerifier(Keyring.load(directory / "keyring.json"))
+    engine = create_store_engine(f"sqlite:///{directory / 'nlr.db'}")
+    try:
+        with engine.connect() as connection:
+            verifiers = {
+                row.card_number: row.pin_verifier for row in connection.execute(select(BorrowerRow))
+            }
+    finally:
+        engine.dispose()
+    assert sorted(verifiers) == [demo.card_number for demo in demo_data.DEMO_BORROWERS]
+    for verifier in verifiers.values():
+        assert verifier is not None
+        assert pins.verify(demo_data.DEMO_PIN, verifier)
+        assert not pins.verify("9999", verifier)  # a control
 
 
 def test_dev_setup_a_second_time_changes_nothing_and_says_so(tmp_path: Path) -> None:

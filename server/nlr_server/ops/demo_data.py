@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 
+from nlr_server.crypto.pin_verifier import PinVerifier
 from nlr_server.domain.address import Address
 from nlr_server.domain.borrower import PersonalData, Sex
 from nlr_server.domain.card_number import CardNumber
@@ -14,7 +15,7 @@ from nlr_server.domain.library import Library
 from nlr_server.domain.library_number import LibraryNumber
 from nlr_server.domain.national_id import NationalId, make_synthetic_national_id
 from nlr_server.domain.person_name import PersonName
-from nlr_server.usecases import borrowers
+from nlr_server.usecases import borrowers, credentials
 from nlr_server.usecases.ports import UnitOfWorkFactory
 
 OSLO = Library(LibraryNumber("2030100"), "Demo Oslo bibliotek")
@@ -28,6 +29,8 @@ AUTH_VENDOR = "Demo eBok AS"
 OSLO_CODE = "oslo-demo-2030100"
 BERGEN_CODE = "bergen-demo-2460100"
 LIBRARY_CODES = {OSLO.number: OSLO_CODE, BERGEN.number: BERGEN_CODE}
+# Every demo borrower's PIN, for trying Authenticate (and examples/ebook_login.py).
+DEMO_PIN = "1234"
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,8 +109,9 @@ def demo_national_id(borrower: DemoBorrower) -> str:
     return make_synthetic_national_id(borrower.birth_date, int(borrower.card_number[1:]))
 
 
-def seed(unit_of_work: UnitOfWorkFactory, now: dt.datetime) -> int:
-    """Adds whatever demo libraries and borrowers are missing; returns how many were added."""
+def seed(unit_of_work: UnitOfWorkFactory, now: dt.datetime, pins: PinVerifier | None = None) -> int:
+    """Adds whatever demo libraries and borrowers are missing; returns how many were added.
+    With ``pins``, a demo borrower without a PIN gets DEMO_PIN."""
     added = 0
     with unit_of_work() as uow:
         for library in (OSLO, BERGEN):
@@ -139,4 +143,24 @@ def seed(unit_of_work: UnitOfWorkFactory, now: dt.datetime) -> int:
             added += 1
         except AlreadyExists:
             pass
+        if pins is not None:
+            _give_pin(unit_of_work, demo, pins, now)
     return added
+
+
+def _give_pin(
+    unit_of_work: UnitOfWorkFactory, demo: DemoBorrower, pins: PinVerifier, now: dt.datetime
+) -> None:
+    with unit_of_work(read_only=True) as uow:
+        borrower = uow.borrowers.get_by_card_number(CardNumber(demo.card_number))
+    if borrower is None or borrower.has_pin:
+        return
+    verifier = pins.make(DEMO_PIN)
+    credentials.set_pin(
+        unit_of_work,
+        borrower.home_library,
+        borrower.card_number,
+        verifier,
+        pins.key_version(verifier),
+        now,
+    )

@@ -10,6 +10,7 @@ from pathlib import Path
 from nlr_server.crypto.keyring import Keyring
 from nlr_server.crypto.library_code import make_code_verifier, verify_code
 from nlr_server.crypto.national_id_sealer import NationalIdSealer
+from nlr_server.crypto.pin_verifier import PinVerifier
 from nlr_server.domain.vendor import Role
 from nlr_server.ops import demo_data, walkthrough
 from nlr_server.ops.admin import AdminError, Commands, add_command, now
@@ -111,7 +112,7 @@ def _dev_setup(args: argparse.Namespace) -> None:
             )
         unit_of_work = SqlUnitOfWorkFactory(engine, NationalIdSealer(keyring))
         moment = now()
-        added = demo_data.seed(unit_of_work, moment)
+        added = demo_data.seed(unit_of_work, moment, PinVerifier(keyring))
         if added:
             changes.append(f"{added} demo libraries and borrowers")
         changes.extend(seed_demo_access(unit_of_work, pki, moment))
