@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import functools
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -40,11 +41,27 @@ class AuthenticateServicer(authenticate_pb2_grpc.AuthenticateServicer):
     ) -> pb.VerifyPinResponse:
         key = self._login_key(request)
         pin = self._decode.secret(request.pin, "pin", Pin.parse)
-
-        async def check(verifier: str | None) -> tuple[bool, str | None]:
-            return self._services.pins.matches(pin, verifier), None
-
-        borrower = await self._login(key, LoginMethod.PIN, check)
+        services = self._services
+        started = now()
+        login = await services.run(
+            authentication.log_in_with_pin,
+            key,
+            functools.partial(services.pins.matches, pin),
+            started,
+            services.lockout,
+        )
+        if login.borrower is None:
+            services.pins.matches(pin, None)  # as long as a real check, so it tells nothing
+            raise authentication.credentials_invalid()
+        borrower = login.borrower
+        current_call().note_borrower(borrower.card_number.value, borrower.id)
+        if login.locked:
+            raise login.refusal(started)
+        if not login.matched:
+            if login.attempts.locked_until is not None:
+                current_call().audit_reason = "LOCKED_OUT"
+            raise authentication.credentials_invalid()
+        _refuse_after_success(borrower, LoginMethod.PIN, started.date())
         return pb.VerifyPinResponse(borrower=_summary(borrower, LoginMethod.PIN))
 
     async def VerifyPassword(
@@ -95,15 +112,19 @@ class AuthenticateServicer(authenticate_pb2_grpc.AuthenticateServicer):
             raise authentication.credentials_invalid()
         state = dataclasses.replace(state, attempts=reserved)
         await services.run(authentication.record_success, state, method, started.date(), remade)
-        if method is LoginMethod.PIN and state.borrower.personal.security_level is (
-            SecurityLevel.PASSWORD
-        ):
-            raise PermissionDenied(
-                "this borrower logs in with a password only", reason="PASSWORD_REQUIRED"
-            )
-        if not state.borrower.card_valid_on(started.date()):
-            raise PermissionDenied("the card has expired", reason="CARD_EXPIRED")
+        _refuse_after_success(state.borrower, method, started.date())
         return state.borrower
+
+
+def _refuse_after_success(borrower: Borrower, method: LoginMethod, today: dt.date) -> None:
+    """What the right secret still does not open: a PIN where a password is required, an
+    expired card."""
+    if method is LoginMethod.PIN and borrower.personal.security_level is SecurityLevel.PASSWORD:
+        raise PermissionDenied(
+            "this borrower logs in with a password only", reason="PASSWORD_REQUIRED"
+        )
+    if not borrower.card_valid_on(today):
+        raise PermissionDenied("the card has expired", reason="CARD_EXPIRED")
 
 
 def _summary(borrower: Borrower, method: LoginMethod) -> pb.AuthenticatedBorrower:

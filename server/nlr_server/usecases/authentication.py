@@ -7,12 +7,13 @@ its own bounded pool between them, never on a database worker.
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 
 from nlr_server.domain.borrower import Borrower
 from nlr_server.domain.card_number import CardNumber
 from nlr_server.domain.credentials import LoginMethod
-from nlr_server.domain.errors import Unauthenticated
+from nlr_server.domain.errors import RateLimited, Unauthenticated
 from nlr_server.domain.identity import IdentityValue
 from nlr_server.domain.lockout import LockoutPolicy, LoginAttempts
 from nlr_server.usecases.borrowers import login_locked
@@ -56,6 +57,60 @@ def begin_login(
         return LoginState(borrower=borrower, verifier=verifier, attempts=attempts)
 
 
+@dataclass(frozen=True, slots=True)
+class PinLogin:
+    """How a PIN login went: the borrower (None: unknown), whether the login was locked (the PIN
+    then not checked), whether the PIN matched, and the attempts as they now stand."""
+
+    borrower: Borrower | None
+    locked: bool = False
+    matched: bool = False
+    attempts: LoginAttempts = field(default_factory=LoginAttempts)
+
+    def refusal(self, now: dt.datetime) -> RateLimited:
+        return login_locked(self.attempts, now)
+
+
+def log_in_with_pin(
+    unit_of_work: UnitOfWorkFactory,
+    key: CardNumber | IdentityValue,
+    matches: Callable[[str | None], bool],
+    now: dt.datetime,
+    policy: LockoutPolicy,
+) -> PinLogin:
+    """A whole PIN login in one transaction, under the borrower's lock.
+
+    A PIN check costs microseconds, so it is made while the lock is held: concurrent guesses
+    queue, each sees the failures before it, and no more are checked than the lockout allows.
+    A success that changes nothing (no failures to clear, already active today) writes nothing.
+    Passwords, slow by design, are checked outside any transaction (reserve_attempt).
+    """
+    with unit_of_work() as uow:
+        borrower = (
+            uow.borrowers.get_by_card_number(key)
+            if isinstance(key, CardNumber)
+            else uow.borrowers.get_by_identity(key, now)
+        )
+        if borrower is None or borrower.id is None:
+            return PinLogin(None)
+        if not uow.credentials.lock_for_attempt(borrower.id):
+            return PinLogin(None)
+        verifier, attempts = uow.credentials.login_secrets(borrower.id, LoginMethod.PIN)
+        if attempts.is_locked(now):
+            return PinLogin(borrower, locked=True, attempts=attempts)
+        matched = matches(verifier)
+        after = attempts.succeeded() if matched else attempts.failed(now, policy)
+        changed = after != attempts
+        if changed:
+            uow.credentials.save_attempts(borrower.id, LoginMethod.PIN, after)
+        if matched and borrower.last_active_on != now.date():
+            uow.credentials.mark_active(borrower.id, now.date())
+            changed = True
+        if changed:
+            uow.commit()
+        return PinLogin(borrower, matched=matched, attempts=after)
+
+
 def refuse_if_locked(state: LoginState, now: dt.datetime) -> None:
     if state.attempts.is_locked(now):
         raise login_locked(state.attempts, now)
@@ -81,23 +136,6 @@ def reserve_attempt(
         uow.credentials.save_attempts(borrower_id, method, counted)
         uow.commit()
         return counted
-
-
-def record_failure(
-    unit_of_work: UnitOfWorkFactory,
-    borrower_id: int,
-    method: LoginMethod,
-    now: dt.datetime,
-    policy: LockoutPolicy,
-) -> LoginAttempts:
-    """Counts one more failure (atomically); returns the attempts, locked if this one locked."""
-    with unit_of_work() as uow:
-        if not uow.credentials.lock_for_attempt(borrower_id):
-            return LoginAttempts()
-        attempts = uow.credentials.attempts(borrower_id, method).failed(now, policy)
-        uow.credentials.save_attempts(borrower_id, method, attempts)
-        uow.commit()
-        return attempts
 
 
 def success_needs_writing(
