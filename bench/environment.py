@@ -102,6 +102,19 @@ def create(directory: Path, database_url: str | None = None) -> Environment:
     return Environment(directory, pki, keyring_path, keyring, url)
 
 
+def postgres_unreachable(admin_url: str) -> str | None:
+    """None if a PostgreSQL server answers at ``admin_url``, else why not (without the URL)."""
+    try:
+        conninfo = (
+            make_url(admin_url).set(drivername="postgresql").render_as_string(hide_password=False)
+        )
+        with psycopg.connect(conninfo, connect_timeout=3) as connection:
+            connection.execute("SELECT 1")
+    except Exception as error:
+        return type(error).__name__
+    return None
+
+
 @contextmanager
 def postgres_database(admin_url: str) -> Iterator[str]:
     """A throwaway database on the PostgreSQL server of ``admin_url``, dropped afterwards."""
@@ -122,6 +135,17 @@ def postgres_database(admin_url: str) -> Iterator[str]:
             connection.execute(
                 sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
             )
+
+
+def peak_rss_bytes(pid: int) -> int | None:
+    """The process's peak resident set size so far (VmHWM in /proc/PID/status), or None."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        return None
+    return None
 
 
 def card_number(index: int) -> str:

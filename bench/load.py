@@ -44,6 +44,9 @@ class LoadSpec:
     # The server's pid, to report how much CPU it used during the measured window.
     server_pid: int | None = None
     seed: int = 1
+    # Each payload at most once, in order (requests that only work once, such as an update
+    # with its etag); callers stop when they run out, counted as EXHAUSTED if still in the window.
+    once: bool = False
 
     def to_json(self) -> str:
         values = asdict(self)
@@ -115,10 +118,18 @@ async def generate(spec: LoadSpec) -> LoadResult:
         failures: Counter[str] = Counter()
         metadata = tuple(spec.metadata)
         rng = random.Random(spec.seed)
+        queue = iter(spec.payloads)
 
         async def one_caller() -> None:
             while (sent := time.perf_counter()) < window_end:
-                payload = rng.choice(spec.payloads)
+                if spec.once:
+                    payload = next(queue, None)
+                    if payload is None:
+                        if sent >= window_start:
+                            failures["EXHAUSTED"] += 1
+                        return
+                else:
+                    payload = rng.choice(spec.payloads)
                 code = "OK"
                 try:
                     await call(payload, metadata=metadata, timeout=spec.call_timeout_seconds)

@@ -79,6 +79,8 @@ class RunDescription:
     background_cpu: float | None
     # What the change feed's figures were measured with.
     feed: str = ""
+    # Why a store was left out of this run (e.g. PostgreSQL not reachable).
+    stores_note: str = ""
 
 
 def machine() -> list[tuple[str, str]]:
@@ -113,8 +115,10 @@ def markdown(run: RunDescription, rows: list[Row], elapsed_seconds: float) -> st
         ("busy before the run", _background(run.background_cpu)),
         ("suite took", f"{elapsed_seconds:.0f} s"),
     ]
+    if run.stores_note:
+        header.append(("stores", run.stores_note))
     lines = [
-        f"# NLR benchmarks, {run.started:%Y-%m-%d}, {run.store}, {run.borrowers} borrowers",
+        f"# NLR benchmarks, {run.started:%Y-%m-%d}, {run.store}, {run.borrowers:,} borrowers",
         "",
     ]
     lines += [f"- {key}: {value}" for key, value in header]

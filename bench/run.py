@@ -32,22 +32,26 @@ import psycopg
 _ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(_ROOT), str(_ROOT / "tests")]
 
-from bench import environment, feed, report  # noqa: E402
+from bench import environment, feed, population, report  # noqa: E402
 from bench.cpu import machine_busy_seconds  # noqa: E402
 from bench.empty_server import METHOD as EMPTY_METHOD  # noqa: E402
 from bench.environment import Environment, RunningServer, Unavailable  # noqa: E402
 from bench.feed import FeedSettings  # noqa: E402
+from bench.legacy_export import Generator  # noqa: E402
 from bench.load import LoadProcess, LoadResult, LoadSpec  # noqa: E402
 from bench.pbkdf2_ceiling import Pbkdf2Result  # noqa: E402
-from bench.processes import ChildFailed, Children, python_module  # noqa: E402
+from bench.population import SampleBorrower  # noqa: E402
+from bench.processes import ChildFailed, Children, python_module, tail  # noqa: E402
 from bench.report import Row  # noqa: E402
+from google.protobuf import field_mask_pb2  # noqa: E402
 
 from nlr.auth.v1 import authenticate_pb2  # noqa: E402
-from nlr.registry.v1 import registry_service_pb2  # noqa: E402
+from nlr.registry.v1 import borrower_pb2, registry_service_pb2  # noqa: E402
 
 GET_BORROWER = "/nlr.registry.v1.BorrowerRegistry/GetBorrower"
 VERIFY_PIN = "/nlr.auth.v1.Authenticate/VerifyPin"
 VERIFY_PASSWORD = "/nlr.auth.v1.Authenticate/VerifyPassword"
+UPDATE_BORROWER = "/nlr.registry.v1.BorrowerRegistry/UpdateBorrower"
 
 WARMUP_SECONDS = 1.0
 UNARY_CONCURRENCY = 32
@@ -63,12 +67,28 @@ DISTURBANCE_CORES = 0.15
 MAX_GET_PAYLOADS = 20_000
 
 
+# Where `make bench` looks for PostgreSQL when BENCH_POSTGRES_URL and NLR_TEST_POSTGRES_URL
+# are unset (the server CI and `make test` use).
+DEFAULT_POSTGRES_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
+STORES = ("sqlite", "postgresql")
+# Borrowers the loads ask for (affiliated with the acting library, each with a Feide id).
+SAMPLE_BORROWERS = 20_000
+# UpdateBorrower requests made up front: enough for this many updates per second.
+UPDATE_RATE_CAP = 2500
+# DESIGN.md §9: 5 million borrowers imported in at most 10 minutes on SQLite.
+NATIONAL_SCALE = 5_000_000
+IMPORT_TARGET_PER_SECOND = NATIONAL_SCALE / 600
+
+
 @dataclass(frozen=True)
 class Settings:
     borrowers: int
     seconds: float
-    # A PostgreSQL server to run on instead of SQLite (a throwaway database is made on it).
+    # The stores to run on, in order; PostgreSQL on a throwaway database made on this server.
+    stores: tuple[str, ...]
     postgres_admin_url: str | None
+    # Why PostgreSQL is left out of an automatic choice (None: it is not).
+    postgres_skipped: str | None
     # The change feed: concurrent WatchChanges streams, entries in the catch-up library's feed,
     # and changes per second the writer makes while the streams watch.
     feed: FeedSettings
@@ -76,10 +96,13 @@ class Settings:
     @classmethod
     def from_env(cls) -> Settings:
         seconds = _positive("BENCH_SECONDS", "5", whole=False)
+        stores, postgres_url, skipped = _stores()
         return cls(
             borrowers=int(_positive("BENCH_BORROWERS", "2000", whole=True)),
             seconds=seconds,
-            postgres_admin_url=os.environ.get("BENCH_POSTGRES_URL", "").strip() or None,
+            stores=stores,
+            postgres_admin_url=postgres_url,
+            postgres_skipped=skipped,
             feed=FeedSettings(
                 watchers=int(_positive("BENCH_WATCHERS", "1000", whole=True)),
                 entries=int(_positive("BENCH_FEED_ENTRIES", "50000", whole=True)),
@@ -87,6 +110,27 @@ class Settings:
                 seconds=seconds,
             ),
         )
+
+
+def _stores() -> tuple[tuple[str, ...], str | None, str | None]:
+    """BENCH_STORE (sqlite, postgresql, both; default: both if PostgreSQL answers), the
+    PostgreSQL server's URL, and why PostgreSQL was left out of the default."""
+    choice = os.environ.get("BENCH_STORE", "").strip().lower() or "auto"
+    url = (
+        os.environ.get("BENCH_POSTGRES_URL", "").strip()
+        or os.environ.get("NLR_TEST_POSTGRES_URL", "").strip()
+        or DEFAULT_POSTGRES_URL
+    )
+    if choice == "sqlite":
+        return ("sqlite",), None, None
+    if choice in ("postgresql", "both"):
+        return (STORES if choice == "both" else ("postgresql",)), url, None
+    if choice != "auto":
+        sys.exit(f"bench: BENCH_STORE must be sqlite, postgresql or both, got {choice!r}")
+    why = environment.postgres_unreachable(url)
+    if why is not None:
+        return ("sqlite",), None, f"PostgreSQL not reachable ({why}): SQLite only"
+    return STORES, url, None
 
 
 def _positive(name: str, default: str, *, whole: bool) -> float:
@@ -114,23 +158,31 @@ class Suite:
         directory: Path,
         children: Children,
         database_url: str | None = None,
+        scratch_url: Callable[[], contextlib.AbstractContextManager[str]] | None = None,
     ) -> None:
         self.settings = settings
         self.directory = directory
         self.children = children
         self.database_url = database_url
+        # A second, throwaway database of the same store (the import's raw-insert ceiling).
+        self.scratch_url = scratch_url
         self._specs = 0
 
     def run(self) -> tuple[str, list[Row]]:
         settings = self.settings
         progress(f"preparing a register in {self.directory}")
         env = environment.create(self.directory, self.database_url)
-        cards = environment.load_borrowers(
-            env, settings.borrowers, lambda done: progress(f"loaded {done} borrowers")
-        )
+        generator = Generator(settings.borrowers, dt.date.today())
+        population.register_libraries(env, generator)
+        empty_bytes = population.database_bytes(env.database_url)
+        rows = [self.populate(env, generator)]
+        rows.append(self.database_size(env, generator, empty_bytes))
+        sample = population.prepare_sample(env, generator, SAMPLE_BORROWERS)
+        cards = [borrower.card_number for borrower in sample]
         register = environment.start_register(env, self.children)
         empty = environment.start_empty_server(env, self.children)
         progress(f"register on {register.target}, empty server on {empty.target}")
+        idle_rss = environment.peak_rss_bytes(register.process.pid)
 
         pins = {card: _pin(index) for index, card in enumerate(cards[:PIN_BORROWERS])}
         passwords = {
@@ -145,12 +197,17 @@ class Suite:
         if passwords_missing is None:
             passwords_missing = _unavailable(environment.check_password, env, register, passwords)
 
-        rows = [
-            self.get_borrower(env, register, empty, cards),
+        get_row, ceiling = self.get_borrower(env, register, empty, cards)
+        rows += [
+            get_row,
+            self.get_borrower_by(env, register, ceiling, sample, "national id"),
+            self.get_borrower_by(env, register, ceiling, sample, "identity"),
             self.verify_pin(env, register, empty, pins, pins_missing),
             self.verify_password(env, register, passwords, passwords_missing),
             self.storm(env, register, cards, passwords, passwords_missing),
+            self.update_borrower(env, register, ceiling, _update_cards(cards)),
         ]
+        rows.append(_memory_row(register, idle_rss, settings.borrowers))
         # The change feed gets a register of its own on the same database, started after its
         # bulk entries are written, so no register follows those live.
         self.children.stop(register.process)
@@ -158,6 +215,85 @@ class Suite:
         feed.prepare(env, cards, settings.feed, progress)
         rows += feed.rows(env, self.children, cards, settings.feed, progress)
         return env.store, rows
+
+    def populate(self, env: Environment, generator: Generator) -> Row:
+        """Puts the export's borrowers in the register: by ``nlr-admin import`` (timed, against
+        a raw insert of as many minimal rows), else through the store."""
+        name = "Import (nlr-admin import)"
+        count = generator.count
+        target = f"≥ {IMPORT_TARGET_PER_SECOND:,.0f}/s" if env.store == "sqlite" else "—"
+        missing = population.import_available(env)
+        if missing is not None:
+            progress(f"{missing}: loading {count:,} borrowers through the store instead")
+            seconds = population.load_through_store(env, generator, progress)
+            return report.unavailable_row(
+                name,
+                "borrowers/s",
+                target,
+                f"{missing}; the borrowers were loaded through the store's unit of work "
+                f"instead, {count / seconds:,.0f}/s",
+            )
+        progress(f"writing a legacy export of {count:,} borrowers")
+        started = time.perf_counter()
+        export = population.export_file(env, generator)
+        written = time.perf_counter() - started
+        export_size = export.stat().st_size
+        progress(f"  {export_size / 1e6:,.1f} MB in {written:.1f} s; measuring the raw insert")
+        ceiling_seconds = self.raw_insert(generator)
+        progress(f"importing {count:,} borrowers with nlr-admin import")
+        result = population.run_import(env, export)
+        rate = result.borrowers / result.seconds
+        progress(f"  imported {result.borrowers:,} in {result.seconds:.1f} s: {rate:,.0f}/s")
+        notes = (
+            f"{result.borrowers:,} of {count:,} lines imported in {result.seconds:.1f} s "
+            f"(export {export_size / count:,.0f} bytes/borrower, {len(generator.libraries)} "
+            f"libraries); 5 M at this rate: {NATIONAL_SCALE / rate / 60:,.0f} min (estimate, "
+            f"not measured at 5 M); ceiling: plain executemany of minimal rows (borrower, card "
+            f"number, affiliation) for {count:,} borrowers, {ceiling_seconds:.1f} s"
+        )
+        if result.exit_status != 0 or result.borrowers != count:
+            notes = (
+                f"⚠ exit status {result.exit_status}, {count - result.borrowers:,} lines not "
+                f"imported: {tail(result.log, 3)}; {notes}"
+            )
+        passed: bool | None = None
+        if env.store == "sqlite":
+            passed = rate >= IMPORT_TARGET_PER_SECOND and result.borrowers == count
+        else:
+            notes += "; §9's import target is for SQLite"
+        ceiling = count / ceiling_seconds
+        return Row(name, rate, "borrowers/s", ceiling, rate / ceiling, target, passed, notes)
+
+    def raw_insert(self, generator: Generator) -> float:
+        if self.scratch_url is None:
+            url = f"sqlite:///{self.directory / 'raw-insert.db'}"
+            seconds = population.raw_insert_seconds(url, generator, progress)
+            for suffix in ("", "-wal", "-shm"):
+                Path(f"{self.directory / 'raw-insert.db'}{suffix}").unlink(missing_ok=True)
+            return seconds
+        with self.scratch_url() as url:
+            return population.raw_insert_seconds(url, generator, progress)
+
+    def database_size(self, env: Environment, generator: Generator, empty_bytes: int) -> Row:
+        size = population.database_bytes(env.database_url)
+        per_borrower = (size - empty_bytes) / generator.count
+        what = (
+            "file with its WAL after a checkpoint"
+            if env.store == "sqlite"
+            else "pg_total_relation_size over the register's tables"
+        )
+        return Row(
+            "Database size per borrower",
+            per_borrower,
+            "bytes",
+            None,
+            None,
+            "— (none in §9)",
+            None,
+            f"{size / 1e6:,.1f} MB for {generator.count:,} borrowers ({what}), less the "
+            f"{empty_bytes / 1e6:,.1f} MB of the register before them; 5 M borrowers: about "
+            f"{per_borrower * NATIONAL_SCALE / 1e9:,.1f} GB (estimate)",
+        )
 
     def _provision(
         self,
@@ -177,11 +313,73 @@ class Suite:
 
     def get_borrower(
         self, env: Environment, register: RunningServer, empty: RunningServer, cards: list[str]
-    ) -> Row:
+    ) -> tuple[Row, LoadResult]:
         payloads = _get_payloads(cards, seed=7)
         ceiling = self.measure("ceiling for GetBorrower", env, empty, EMPTY_METHOD, payloads)
         target = self.measure("GetBorrower", env, register, GET_BORROWER, payloads)
-        return _ratio_row("GetBorrower by card number", target, ceiling, minimum=0.60)
+        return _ratio_row("GetBorrower by card number", target, ceiling, minimum=0.60), ceiling
+
+    def get_borrower_by(
+        self,
+        env: Environment,
+        register: RunningServer,
+        ceiling: LoadResult,
+        sample: list[SampleBorrower],
+        key: str,
+    ) -> Row:
+        """GetBorrower by national id or by Feide identity, against the card-number ceiling."""
+        requests = [
+            registry_service_pb2.GetBorrowerRequest(national_id=borrower.national_id)
+            if key == "national id"
+            else registry_service_pb2.GetBorrowerRequest(
+                identity=borrower_pb2.IdentityKey(
+                    kind=borrower_pb2.IDENTITY_KIND_FEIDE, value=borrower.feide
+                )
+            )
+            for borrower in sample
+        ]
+        payloads = [request.SerializeToString() for request in requests]
+        target = self.measure(f"GetBorrower by {key}", env, register, GET_BORROWER, payloads)
+        return _ratio_row(
+            f"GetBorrower by {key}",
+            target,
+            ceiling,
+            minimum=None,
+            ceiling_note="the empty server's from the card-number row",
+        )
+
+    def update_borrower(
+        self, env: Environment, register: RunningServer, ceiling: LoadResult, cards: list[str]
+    ) -> Row:
+        """UpdateBorrower of the e-mail address with the right etag, each request once: the
+        borrowers in turn, round after round, each round one version further."""
+        current = population.versions(env.database_url, cards)
+        needed = int(UPDATE_RATE_CAP * (WARMUP_SECONDS + self.settings.seconds))
+        payloads: list[bytes] = []
+        round_number = 0
+        while len(payloads) < needed:
+            for card in cards:
+                request = registry_service_pb2.UpdateBorrowerRequest(
+                    borrower=borrower_pb2.Borrower(
+                        card_number=card,
+                        etag=f'"{current[card] + round_number}"',
+                        email=f"bench.{card.lower()}.{round_number}@example.org",
+                    ),
+                    update_mask=field_mask_pb2.FieldMask(paths=["email"]),
+                )
+                payloads.append(request.SerializeToString())
+            round_number += 1
+        target = self.measure(
+            "UpdateBorrower", env, register, UPDATE_BORROWER, payloads[:needed], once=True
+        )
+        return _ratio_row(
+            "UpdateBorrower (e-mail, with etag)",
+            target,
+            ceiling,
+            minimum=None,
+            ceiling_note=f"the empty server's from the card-number row; {len(cards):,} "
+            "borrowers in turn",
+        )
 
     def verify_pin(
         self,
@@ -296,11 +494,14 @@ class Suite:
         *,
         role: str = "ils",
         concurrency: int = UNARY_CONCURRENCY,
+        once: bool = False,
     ) -> LoadResult:
         # Registry calls name the acting library; Authenticate calls and their ceiling do not.
         metadata = environment.LIBRARY_METADATA if role == "ils" else []
         progress(f"measuring {label} ({concurrency} in flight)")
-        load = self.start_load(env, server, method, payloads, role, concurrency, metadata=metadata)
+        load = self.start_load(
+            env, server, method, payloads, role, concurrency, metadata=metadata, once=once
+        )
         result = load.result()
         _show(label, result)
         return result
@@ -315,6 +516,7 @@ class Suite:
         concurrency: int,
         *,
         metadata: list[tuple[str, str]],
+        once: bool = False,
     ) -> LoadProcess:
         cert, key = env.client_certificate(role)
         spec = LoadSpec(
@@ -329,6 +531,7 @@ class Suite:
             warmup_seconds=WARMUP_SECONDS,
             metadata=metadata,
             server_pid=server.process.pid,
+            once=once,
         )
         self._specs += 1
         return LoadProcess(self.children, spec, self.directory / f"load-{self._specs}.json")
@@ -354,6 +557,13 @@ class Suite:
             f"other CPU {_cores(result.other_cpu)} cores"
         )
         return result
+
+
+def _update_cards(cards: list[str]) -> list[str]:
+    """The borrowers UpdateBorrower goes round: those without a PIN, unless too few are left
+    for a borrower's next update to wait until its last one is answered."""
+    rest = cards[PIN_BORROWERS:]
+    return rest if len(rest) >= 1000 else cards
 
 
 def _pin(index: int) -> str:
@@ -394,17 +604,59 @@ def _unavailable(
     return None
 
 
-def _ratio_row(name: str, target: LoadResult, ceiling: LoadResult, *, minimum: float) -> Row:
-    return report.ratio_row(
-        name,
-        target.requests_per_second,
-        ceiling.requests_per_second,
-        "req/s",
-        minimum,
-        failures=target.failed,
-        notes=f"{_disturbed(target.other_cpu, ceiling.other_cpu)}"
+def _ratio_row(
+    name: str,
+    target: LoadResult,
+    ceiling: LoadResult,
+    *,
+    minimum: float | None,
+    ceiling_note: str = "",
+) -> Row:
+    notes = (
+        f"{_disturbed(target.other_cpu, ceiling.other_cpu)}"
         f"{UNARY_CONCURRENCY} in flight; {_latencies(target)} "
-        f"(ceiling {_ms(ceiling.p50_ms)} / {_ms(ceiling.p99_ms)}); {_cpu(target)}",
+        f"(ceiling {_ms(ceiling.p50_ms)} / {_ms(ceiling.p99_ms)}"
+        f"{'; ' + ceiling_note if ceiling_note else ''}); {_cpu(target)}"
+    )
+    if minimum is not None:
+        return report.ratio_row(
+            name,
+            target.requests_per_second,
+            ceiling.requests_per_second,
+            "req/s",
+            minimum,
+            failures=target.failed,
+            notes=notes,
+        )
+    if target.failed:
+        notes = f"{target.failed} calls failed {target.failures}; {notes}"
+    value, limit = target.requests_per_second, ceiling.requests_per_second
+    return Row(
+        name,
+        value,
+        "req/s",
+        limit,
+        value / limit if limit > 0 else 0.0,
+        "— (none in §9)",
+        False if target.failed else None,
+        notes,
+    )
+
+
+def _memory_row(register: RunningServer, idle_rss: int | None, borrowers: int) -> Row:
+    """The register's peak RSS after every load above, per size (flat: the same at any size)."""
+    peak = environment.peak_rss_bytes(register.process.pid)
+    idle = "?" if idle_rss is None else f"{idle_rss / 2**20:,.0f} MiB"
+    return Row(
+        "Server peak RSS (VmHWM)",
+        None if peak is None else peak / 2**20,
+        "MiB",
+        None,
+        None,
+        "flat as the register grows",
+        None,
+        f"after all the loads above, at {borrowers:,} borrowers (peak at start-up: {idle}); "
+        "compare the results files of other sizes: bench/results/*-<store>-<borrowers>.md",
     )
 
 
@@ -460,23 +712,39 @@ def main() -> int:
     settings = Settings.from_env()
     for signum in (signal.SIGTERM, signal.SIGHUP):
         signal.signal(signum, _exit_on_signal)
+    if settings.postgres_skipped is not None:
+        progress(settings.postgres_skipped)
+    status = 0
+    for store in settings.stores:
+        status = max(status, run_store(settings, store))
+    return status
+
+
+def run_store(settings: Settings, store: str) -> int:
+    """The whole suite on one store; writes its results file."""
     background = _background_cpu()
     started = dt.datetime.now(dt.UTC)
     clock = time.monotonic()
     children = Children()
+    progress(f"--- {store}, {settings.borrowers:,} borrowers ---")
     # Undone in reverse order: processes first, then the database, then the directory.
     with contextlib.ExitStack() as cleanup:
         directory = Path(tempfile.mkdtemp(prefix="nlr-bench-"))
         cleanup.callback(shutil.rmtree, directory, ignore_errors=True)
         try:
             database_url = None
-            if settings.postgres_admin_url is not None:
-                database_url = cleanup.enter_context(
-                    environment.postgres_database(settings.postgres_admin_url)
-                )
+            scratch = None
+            admin_url = settings.postgres_admin_url
+            if store == "postgresql" and admin_url is not None:
+                database_url = cleanup.enter_context(environment.postgres_database(admin_url))
+
+                def scratch() -> contextlib.AbstractContextManager[str]:
+                    assert admin_url is not None
+                    return environment.postgres_database(admin_url)
+
             cleanup.callback(children.stop_all)
-            store, rows = Suite(settings, directory, children, database_url).run()
-        except (ChildFailed, Unavailable) as error:
+            store_name, rows = Suite(settings, directory, children, database_url, scratch).run()
+        except (ChildFailed, Unavailable, RuntimeError) as error:
             progress(f"failed: {error}")
             return 1
         except psycopg.Error as error:
@@ -487,17 +755,19 @@ def main() -> int:
             raise
     run = report.RunDescription(
         started=started,
-        store=store,
+        store=store_name,
         borrowers=settings.borrowers,
         seconds=settings.seconds,
         warmup_seconds=WARMUP_SECONDS,
         background_cpu=background,
-        concurrency=f"{UNARY_CONCURRENCY} in flight for GetBorrower and VerifyPin (and their "
-        f"ceilings), {PASSWORD_CONCURRENCY} for VerifyPassword, {STORM_GET_CONCURRENCY} "
-        "GetBorrower during the storm; one channel per load generator process",
+        concurrency=f"{UNARY_CONCURRENCY} in flight for GetBorrower, UpdateBorrower and "
+        f"VerifyPin (and their ceilings), {PASSWORD_CONCURRENCY} for VerifyPassword, "
+        f"{STORM_GET_CONCURRENCY} GetBorrower during the storm; one channel per load generator "
+        "process",
         feed=f"{settings.feed.watchers:,} WatchChanges streams, {settings.feed.rate:g} "
         f"changes/s for {settings.seconds:g} s; catch-up over {settings.feed.entries:,} bulk "
         "entries",
+        stores_note=settings.postgres_skipped or "",
     )
     text = report.markdown(run, rows, time.monotonic() - clock)
     path = report.write(run, text)
