@@ -333,3 +333,29 @@ class FeedEntryRow(Base):
     borrower_id: Mapped[int | None] = mapped_column(Integer, index=True)
     card_number: Mapped[str | None] = mapped_column(String(10))
     deletion_reason: Mapped[str | None] = mapped_column(String(32))
+
+
+class ImportRow(Base):
+    """Progress of one bulk import (`nlr-admin import`), by the SHA-256 of its file.
+
+    Updated in the same transaction as each batch of borrowers, so after an interruption the
+    import continues exactly after the last committed batch."""
+
+    __tablename__ = "imports"
+
+    file_sha256: Mapped[str] = mapped_column(String(64), primary_key=True)
+    file_name: Mapped[str] = mapped_column(String(1000))
+    file_size: Mapped[int] = mapped_column(BigInteger)
+    batch_size: Mapped[int] = mapped_column(Integer)
+    # Fixed when the import first starts: the fallback creation time and "today" of every run.
+    started_at: Mapped[dt.datetime] = mapped_column(UtcDateTime())
+    finished_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime())
+    # The first borrower id this import used: tells a duplicate within the file from one
+    # that was in the register before.
+    first_borrower_id: Mapped[int] = mapped_column(Integer)
+    lines_done: Mapped[int] = mapped_column(BigInteger)
+    # Byte offsets in the input and in the reject file up to which lines are committed.
+    input_offset: Mapped[int] = mapped_column(BigInteger)
+    rejects_offset: Mapped[int] = mapped_column(BigInteger)
+    imported: Mapped[int] = mapped_column(BigInteger)
+    rejected: Mapped[int] = mapped_column(BigInteger)

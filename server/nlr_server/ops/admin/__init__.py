@@ -1,8 +1,8 @@
 """`nlr-admin`: the operator's command; works on the database and keyring directly.
 
 Each subcommand group lives in its own module (``vendors``, ``certs``, ``libraries``, ``audit``,
-``keys``, ``schema``, ``maintenance``, ``dev_setup``); this module holds the parser, ``main``
-and what they share.
+``keys``, ``schema``, ``maintenance``, ``dev_setup``, ``imports``); this module holds the parser,
+``main`` and what they share.
 """
 
 from __future__ import annotations
@@ -152,6 +152,7 @@ def build_parser() -> argparse.ArgumentParser:
         borrowers,
         certs,
         dev_setup,
+        imports,
         keys,
         libraries,
         maintenance,
@@ -172,6 +173,7 @@ def build_parser() -> argparse.ArgumentParser:
         certs,
         libraries,
         borrowers,
+        imports,
         audit,
         maintenance,
         dev_setup,
