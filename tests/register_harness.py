@@ -11,7 +11,7 @@ import sqlite3
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -460,3 +460,11 @@ def sqlite_bytes(url: str) -> bytes:
         connection.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     wal = database.with_name(database.name + "-wal")
     return database.read_bytes() + (wal.read_bytes() if wal.exists() else b"")
+
+
+def wait_until(condition: Callable[[], bool], seconds: float = 10.0) -> None:
+    """Waits for ``condition`` to hold; fails the test if it does not within ``seconds``."""
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, "not within the deadline"
+        time.sleep(0.02)

@@ -33,6 +33,7 @@ from register_harness import (
     national_id,
     new_borrower,
     sqlite_bytes,
+    wait_until,
 )
 
 CARD = "N000007101"
@@ -78,12 +79,6 @@ def found(text: str) -> list[str]:
 
 def found_in_file(raw: bytes) -> list[str]:
     return [name for name, value in PERSONAL.items() if value.encode() in raw]
-
-
-def wait_until(condition: Callable[[], bool], seconds: float = 10.0) -> None:
-    deadline = time.monotonic() + seconds
-    while not condition() and time.monotonic() < deadline:
-        time.sleep(0.02)
 
 
 def test_a_borrower_who_used_everything_leaves_nothing_after_deletion(

@@ -31,6 +31,7 @@ from register_harness import (
     national_id,
     new_borrower,
     sqlite_bytes,
+    wait_until,
 )
 
 SENDER = "ikke-svar@nlr.example"
@@ -93,13 +94,6 @@ def outbox(url: str) -> list[dict[str, Any]]:
             return [dict(row) for row in rows]
     finally:
         engine.dispose()
-
-
-def wait_until(condition: Callable[[], bool], seconds: float = 10.0) -> None:
-    deadline = time.monotonic() + seconds
-    while not condition():
-        assert time.monotonic() < deadline, "not within the deadline"
-        time.sleep(0.02)
 
 
 def ended(url: str, count: int = 1) -> list[dict[str, Any]]:
