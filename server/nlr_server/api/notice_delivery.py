@@ -38,7 +38,7 @@ async def deliver_notices(
                     deliver_due_notices,
                     unit_of_work,
                     send,
-                    now(),
+                    now,
                     policy=policy,
                     limit=ROUND_SIZE,
                 )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -32,14 +33,17 @@ class DeliveryRound:
 def deliver_due_notices(
     unit_of_work: UnitOfWorkFactory,
     send: NoticeSender | None,
-    now: dt.datetime,
+    clock: Callable[[], dt.datetime],
     *,
     policy: DeliveryPolicy,
     limit: int = 10,
 ) -> DeliveryRound:
     """Gives up (and purges) notices older than the policy allows, then claims up to ``limit``
     due ones and tries each once. With ``send`` None (no mail server configured) notices are
-    only given up: nothing is sent, but nothing stays longer than the policy allows."""
+    only given up: nothing is sent, but nothing stays longer than the policy allows.
+
+    A retry waits from the moment its attempt failed, however long the attempt took."""
+    now = clock()
     with unit_of_work() as uow:
         given_up = uow.notices.give_up_created_before(policy.give_up_before(now), now)
         due = (
@@ -65,12 +69,12 @@ def deliver_due_notices(
                 _describe(error),
             )
             with unit_of_work() as uow:
-                uow.notices.mark_failed(notice.id, policy.next_attempt(failures, now))
+                uow.notices.mark_failed(notice.id, policy.next_attempt(failures, clock()))
                 uow.commit()
             failed.append(notice.id)
         else:
             with unit_of_work() as uow:
-                uow.notices.mark_delivered(notice.id, now)
+                uow.notices.mark_delivered(notice.id, clock())
                 uow.commit()
             log.info("deletion notice %d delivered", notice.id)
             delivered.append(notice.id)
