@@ -10,6 +10,8 @@ import sqlite3
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +31,15 @@ from nlr_server.crypto.keyring import Keyring
 from nlr_server.crypto.national_id_sealer import NationalIdSealer
 from nlr_server.store.database import create_store_engine
 from nlr_server.store.models import Base, CardNumberRow, LibraryRow
-from register_harness import BERGEN, OSLO, TROMSO, Registry, get
+from register_harness import (
+    BERGEN,
+    OSLO,
+    POSTGRES_URL_VARIABLE,
+    TROMSO,
+    Registry,
+    get,
+    postgres_database,
+)
 
 LIBRARIES = (OSLO, BERGEN)
 UNKNOWN_LIBRARY = "2999900"
@@ -291,14 +301,22 @@ def _snapshot(url: str, keyring: Keyring) -> dict[str, list[tuple[Any, ...]]]:
     return tables
 
 
-def _lines_done(database: Path) -> int:
-    """How far the import has committed, read without taking SQLite's write lock."""
+def _lines_done(url: str) -> int:
+    """How far the import has committed (on SQLite read without taking the write lock)."""
+    if url.startswith("sqlite:///"):
+        try:
+            with sqlite3.connect(url.removeprefix("sqlite:///"), timeout=5) as connection:
+                row = connection.execute("SELECT lines_done FROM imports").fetchone()
+        except sqlite3.OperationalError:
+            return 0
+        return int(row[0]) if row else 0
+    engine = create_store_engine(url)
     try:
-        with sqlite3.connect(database, timeout=5) as connection:
-            row = connection.execute("SELECT lines_done FROM imports").fetchone()
-    except sqlite3.OperationalError:
-        return 0
-    return int(row[0]) if row else 0
+        with engine.connect() as connection:
+            done = connection.execute(text("SELECT max(lines_done) FROM imports")).scalar()
+    finally:
+        engine.dispose()
+    return int(done or 0)
 
 
 def _export_with_rejects(path: Path, count: int) -> Path:
@@ -313,19 +331,30 @@ def _export_with_rejects(path: Path, count: int) -> Path:
     return write_export(path, lines)
 
 
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgresql)])
+def two_databases(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[str, str]]:
+    """Two empty databases on one store."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'whole.db'}", f"sqlite:///{tmp_path / 'killed.db'}"
+        return
+    if not os.environ.get(POSTGRES_URL_VARIABLE):
+        pytest.skip(f"PostgreSQL tests need {POSTGRES_URL_VARIABLE}")
+    with ExitStack() as stack:
+        yield stack.enter_context(postgres_database()), stack.enter_context(postgres_database())
+
+
 def test_an_import_killed_and_run_again_ends_with_exactly_the_uninterrupted_database(
-    tmp_path: Path, keyring_path: Path, keyring: Keyring
+    tmp_path: Path, keyring_path: Path, keyring: Keyring, two_databases: tuple[str, str]
 ) -> None:
     count = 8_000
     export = _export_with_rejects(tmp_path / "export.jsonl", count)
-    whole_url = f"sqlite:///{tmp_path / 'whole.db'}"
+    whole_url, killed_url = two_databases
     whole = _admin(whole_url, keyring_path)
     whole("migrate")
     _add_libraries(whole_url)
     options = ["--allow-synthetic-ids", "--batch-size", "500", "--no-progress"]
     whole("import", str(export), *options, "--workers", "1", "--rejects", str(tmp_path / "w.jsonl"))
 
-    killed_url = f"sqlite:///{tmp_path / 'killed.db'}"
     killed = _admin(killed_url, keyring_path)
     killed("migrate")
     _add_libraries(killed_url)
@@ -339,11 +368,11 @@ def test_an_import_killed_and_run_again_ends_with_exactly_the_uninterrupted_data
         stderr=subprocess.DEVNULL,
     )
     deadline = time.monotonic() + 120
-    while _lines_done(tmp_path / "killed.db") < 2000 and time.monotonic() < deadline:
+    while _lines_done(killed_url) < 2000 and time.monotonic() < deadline:
         time.sleep(0.01)
     os.killpg(process.pid, signal.SIGKILL)
     process.wait()
-    done = _lines_done(tmp_path / "killed.db")
+    done = _lines_done(killed_url)
     assert 2000 <= done < count, "the import was not killed half-way"
 
     summary = json.loads(

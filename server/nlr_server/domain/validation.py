@@ -34,7 +34,9 @@ def clean_text(raw: str, *, max_length: int) -> str:
     space.
     """
     text = unicodedata.normalize("NFC", raw)
-    if any(unicodedata.category(char).startswith("C") for char in text):
+    # isprintable() is false for every C* character (and for separators other than the space),
+    # so only text it refuses needs the character-by-character look.
+    if not text.isprintable() and any(unicodedata.category(c).startswith("C") for c in text):
         raise InvalidValue("must not contain control characters")
     text = " ".join(text.split())
     if not text:

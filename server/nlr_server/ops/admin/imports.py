@@ -174,15 +174,22 @@ def _run(
         enabled=not args.no_progress,
     )
     batches = _batches(path, progress.input_offset, progress.lines_done, progress.batch_size)
+    analyzed_at = 0
     for results, lines_done, offset in _validated(batches, context, keyring_path, args.workers):
         imported, rejected = _commit_batch(engine, rejects, progress, results, lines_done, offset)
         summary.imported += imported
         summary.rejected += rejected
         summary.lines += imported + rejected
+        # Each time the register has doubled (from one batch on): a handful of times in all.
+        if summary.imported >= 2 * max(analyzed_at, progress.batch_size // 2):
+            with engine.begin() as connection:
+                borrower_import.update_statistics(connection)
+            analyzed_at = summary.imported
         bar.show(offset, progress)
     with engine.begin() as connection:
         progress.finished_at = now()
         borrower_import.save_progress(connection, progress)
+        borrower_import.update_statistics(connection)
     bar.done(progress)
 
 
