@@ -244,12 +244,17 @@ class Suite:
         result = population.run_import(env, export)
         rate = result.borrowers / result.seconds
         progress(f"  imported {result.borrowers:,} in {result.seconds:.1f} s: {rate:,.0f}/s")
+        at_scale = (
+            f"{result.seconds / 60:,.1f} min"
+            if count >= NATIONAL_SCALE
+            else f"5 M at this rate: {NATIONAL_SCALE / rate / 60:,.0f} min (estimate, not "
+            "measured at 5 M)"
+        )
         notes = (
             f"{result.borrowers:,} of {count:,} lines imported in {result.seconds:.1f} s "
             f"(export {export_size / count:,.0f} bytes/borrower, {len(generator.libraries)} "
-            f"libraries); 5 M at this rate: {NATIONAL_SCALE / rate / 60:,.0f} min (estimate, "
-            f"not measured at 5 M); ceiling: plain executemany of minimal rows (borrower, card "
-            f"number, affiliation) for {count:,} borrowers, {ceiling_seconds:.1f} s"
+            f"libraries); {at_scale}; ceiling: plain executemany of minimal rows (borrower, "
+            f"card number, affiliation) for {count:,} borrowers, {ceiling_seconds:.1f} s"
         )
         if result.exit_status != 0 or result.borrowers != count:
             notes = (
