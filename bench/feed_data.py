@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from bench.environment import Environment
-from sqlalchemy import Table, func, select, update
+from sqlalchemy import func, select, update
 
 from nlr_server.crypto.national_id_sealer import NationalIdSealer
 from nlr_server.domain.card_number import CardNumber
@@ -29,16 +29,17 @@ from nlr_server.store.models import (
     FeedHeadRow,
     GuardianLinkRow,
     IdentityRow,
+    table_of,
 )
 from nlr_server.store.unit_of_work import SqlUnitOfWorkFactory
 from nlr_server.usecases import change_feed
 
-_ENTRIES: Table = FeedEntryRow.__table__  # type: ignore[assignment]
-_HEAD: Table = FeedHeadRow.__table__  # type: ignore[assignment]
-_BORROWERS: Table = BorrowerRow.__table__  # type: ignore[assignment]
-_AFFILIATIONS: Table = AffiliationRow.__table__  # type: ignore[assignment]
-_LINKS: Table = GuardianLinkRow.__table__  # type: ignore[assignment]
-_IDENTITIES: Table = IdentityRow.__table__  # type: ignore[assignment]
+_ENTRIES = table_of(FeedEntryRow)
+_HEAD = table_of(FeedHeadRow)
+_BORROWERS = table_of(BorrowerRow)
+_AFFILIATIONS = table_of(AffiliationRow)
+_LINKS = table_of(GuardianLinkRow)
+_IDENTITIES = table_of(IdentityRow)
 
 # Rows per INSERT (executemany) and per transaction.
 _INSERT_BATCH = 10_000

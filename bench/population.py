@@ -17,24 +17,14 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 
 from bench.environment import LIBRARY, Environment
 from bench.legacy_export import Generator, write_export, write_libraries_csv
-from bench.processes import ROOT
-from sqlalchemy import Table, func, select, text
+from sqlalchemy import func, select, text
 from sqlalchemy.engine import make_url
 
-from nlr_server.crypto.national_id_sealer import NationalIdSealer
-from nlr_server.domain.address import Address, TemporaryAddress
-from nlr_server.domain.borrower import Affiliation, Borrower, PersonalData, Sex
-from nlr_server.domain.card_number import CardNumber
-from nlr_server.domain.contact import EmailAddress, PhoneNumber
-from nlr_server.domain.errors import Violations
-from nlr_server.domain.library_number import LibraryNumber
-from nlr_server.domain.national_id import NationalId
-from nlr_server.domain.person_name import PersonName
 from nlr_server.store import migrate
 from nlr_server.store.database import create_store_engine
 from nlr_server.store.models import (
@@ -44,17 +34,16 @@ from nlr_server.store.models import (
     CardNumberRow,
     IdentityRow,
     LibraryRow,
+    table_of,
 )
-from nlr_server.store.unit_of_work import SqlUnitOfWorkFactory
 from register_harness import TEST_VENDOR
 
-_BORROWERS: Table = BorrowerRow.__table__  # type: ignore[assignment]
-_CARDS: Table = CardNumberRow.__table__  # type: ignore[assignment]
-_AFFILIATIONS: Table = AffiliationRow.__table__  # type: ignore[assignment]
-_IDENTITIES: Table = IdentityRow.__table__  # type: ignore[assignment]
-_LIBRARIES: Table = LibraryRow.__table__  # type: ignore[assignment]
+_BORROWERS = table_of(BorrowerRow)
+_CARDS = table_of(CardNumberRow)
+_AFFILIATIONS = table_of(AffiliationRow)
+_IDENTITIES = table_of(IdentityRow)
+_LIBRARIES = table_of(LibraryRow)
 
-_STORE_BATCH = 1000
 _INSERT_BATCH = 10_000
 IMPORT_TIMEOUT_SECONDS = 6 * 3600
 
@@ -110,21 +99,6 @@ def register_libraries(environment: Environment, generator: Generator) -> None:
         raise RuntimeError(f"nlr-admin libraries import failed:\n{done.stdout}{done.stderr}")
 
 
-def import_available(environment: Environment) -> str | None:
-    """None if ``nlr-admin import`` exists, else why it cannot be measured."""
-    done = subprocess.run(
-        _admin("import", "--help"),
-        env=admin_environment(environment),
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if done.returncode == 0:
-        return None
-    return "import command not available (`nlr-admin import --help` failed)"
-
-
 def export_file(environment: Environment, generator: Generator) -> Path:
     path = environment.directory / "legacy-export.jsonl"
     with path.open("w", encoding="utf-8", buffering=1 << 20) as stream:
@@ -160,88 +134,6 @@ def count_borrowers(database_url: str) -> int:
             )
     finally:
         engine.dispose()
-
-
-def load_through_store(environment: Environment, generator: Generator, progress: Progress) -> float:
-    """Adds the export's borrowers through the store's unit of work; returns the seconds."""
-    engine = create_store_engine(environment.database_url)
-    unit_of_work = SqlUnitOfWorkFactory(engine, NationalIdSealer(environment.keyring))
-    started = time.perf_counter()
-    try:
-        for start in range(0, generator.count, _STORE_BATCH):
-            with unit_of_work() as uow:
-                for index in range(start, min(generator.count, start + _STORE_BATCH)):
-                    borrower, national_id = _borrower(generator.record(index), generator.today)
-                    uow.borrowers.add(borrower, national_id)
-                uow.commit()
-            done = min(generator.count, start + _STORE_BATCH)
-            if done % 10_000 == 0 or done == generator.count:
-                progress(f"loaded {done:,} borrowers through the store")
-    finally:
-        engine.dispose()
-    return time.perf_counter() - started
-
-
-def _borrower(record: dict[str, object], today: dt.date) -> tuple[Borrower, NationalId]:
-    """One legacy record as the register holds it: the fields the import reads."""
-
-    def field(name: str) -> str:
-        return str(record.get(name) or "")
-
-    violations = Violations()
-    family, _, given = field("navn").partition(",")
-    name = PersonName.parse(given, family, violations, "")
-    registered = Address.parse(
-        [field("p_adresse1"), field("p_adresse2")],
-        field("p_postnr"),
-        field("p_sted"),
-        field("p_land"),
-        violations,
-        "",
-    )
-    temporary = None
-    if field("m_adresse1"):
-        address = Address.parse(
-            [field("m_adresse1"), field("m_adresse2")],
-            field("m_postnr"),
-            field("m_sted"),
-            field("m_land"),
-            violations,
-            "",
-        )
-        assert address is not None, violations
-        temporary = TemporaryAddress(address, dt.date.fromisoformat(field("gyldig_til")))
-    assert name is not None and registered is not None, violations
-
-    def phone(legacy: str) -> PhoneNumber | None:
-        return PhoneNumber.parse(field(legacy)) if field(legacy) else None
-
-    personal = PersonalData(
-        name=name,
-        birth_date=dt.date.fromisoformat(field("fdato")),
-        sex=Sex.FEMALE if field("kjonn") == "K" else Sex.MALE,
-        registered_address=registered,
-        temporary_address=temporary,
-        email=EmailAddress.parse(field("epost")) if field("epost") else None,
-        mobile_phone=phone("tlf_mobil"),
-        home_phone=phone("tlf_hjemme"),
-        work_phone=phone("tlf_jobb"),
-    )
-    created_at = dt.datetime.fromisoformat(field("opprettet")).replace(tzinfo=dt.UTC)
-    changed_at = dt.datetime.fromisoformat(field("sist_endret")).replace(tzinfo=dt.UTC)
-    affiliated = record.get("tilknyttede")
-    assert isinstance(affiliated, list)
-    borrower = replace(
-        Borrower.register(
-            CardNumber(field("lnr")), personal, LibraryNumber(field("hjemmebibliotek")), created_at
-        ),
-        affiliations=tuple(Affiliation(LibraryNumber(str(n)), created_at) for n in affiliated),
-        created_by=LibraryNumber(field("opprettet_av")),
-        last_changed_by=LibraryNumber(field("sist_endret_av")),
-        last_changed_at=changed_at,
-    )
-    national_id = NationalId.parse(field("fnr"), allow_synthetic=True, today=today)
-    return borrower, national_id
 
 
 def raw_insert_seconds(database_url: str, generator: Generator, progress: Progress) -> float:

@@ -217,22 +217,11 @@ class Suite:
         return env.store, rows
 
     def populate(self, env: Environment, generator: Generator) -> Row:
-        """Puts the export's borrowers in the register: by ``nlr-admin import`` (timed, against
-        a raw insert of as many minimal rows), else through the store."""
+        """Puts the export's borrowers in the register by ``nlr-admin import``, timed against a
+        raw insert of as many minimal rows."""
         name = "Import (nlr-admin import)"
         count = generator.count
         target = f"≥ {IMPORT_TARGET_PER_SECOND:,.0f}/s" if env.store == "sqlite" else "—"
-        missing = population.import_available(env)
-        if missing is not None:
-            progress(f"{missing}: loading {count:,} borrowers through the store instead")
-            seconds = population.load_through_store(env, generator, progress)
-            return report.unavailable_row(
-                name,
-                "borrowers/s",
-                target,
-                f"{missing}; the borrowers were loaded through the store's unit of work "
-                f"instead, {count / seconds:,.0f}/s",
-            )
         progress(f"writing a legacy export of {count:,} borrowers")
         started = time.perf_counter()
         export = population.export_file(env, generator)

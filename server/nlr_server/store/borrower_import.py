@@ -22,13 +22,14 @@ from nlr_server.store.models import (
     CardNumberRow,
     ImportRow,
     LibraryRow,
+    table_of,
 )
 
-_BORROWERS: Table = BorrowerRow.__table__  # type: ignore[assignment]
-_CARD_NUMBERS: Table = CardNumberRow.__table__  # type: ignore[assignment]
-_AFFILIATIONS: Table = AffiliationRow.__table__  # type: ignore[assignment]
-_IMPORTS: Table = ImportRow.__table__  # type: ignore[assignment]
-_LIBRARIES: Table = LibraryRow.__table__  # type: ignore[assignment]
+_BORROWERS = table_of(BorrowerRow)
+_CARD_NUMBERS = table_of(CardNumberRow)
+_AFFILIATIONS = table_of(AffiliationRow)
+_IMPORTS = table_of(ImportRow)
+_LIBRARIES = table_of(LibraryRow)
 # Values per IN list: well under every driver's limit on bound parameters.
 _CHUNK = 1000
 

@@ -6,7 +6,7 @@ import datetime as dt
 from collections.abc import Collection
 from typing import Any
 
-from sqlalchemy import ColumnElement, Table, delete, select, update
+from sqlalchemy import ColumnElement, delete, select, update
 from sqlalchemy.orm import Session
 
 from nlr_server.crypto.national_id_sealer import NationalIdSealer
@@ -32,13 +32,14 @@ from nlr_server.store.models import (
     CardNumberRow,
     FeedEntryRow,
     IdentityRow,
+    table_of,
 )
 from nlr_server.usecases.ports import CardNumberStatus
 
 # Ids per IN list: well under every driver's limit on bound parameters.
 _CHUNK = 500
-_BORROWERS: Table = BorrowerRow.__table__  # type: ignore[assignment]
-_AFFILIATIONS: Table = AffiliationRow.__table__  # type: ignore[assignment]
+_BORROWERS = table_of(BorrowerRow)
+_AFFILIATIONS = table_of(AffiliationRow)
 # Everything a record needs, and whether secrets are set, but never the secrets themselves.
 _RECORD_COLUMNS = [
     column

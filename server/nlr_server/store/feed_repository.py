@@ -5,17 +5,17 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from sqlalchemy import Table, delete, func, insert, select, update
+from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from nlr_server.domain.borrower import DeletionReason
 from nlr_server.domain.card_number import CardNumber
 from nlr_server.domain.change_feed import ChangeKind, FeedEntry, StoredEntry, Tombstone
 from nlr_server.domain.library_number import LibraryNumber
-from nlr_server.store.models import FeedEntryRow, FeedHeadRow
+from nlr_server.store.models import FeedEntryRow, FeedHeadRow, table_of
 
-_ENTRIES: Table = FeedEntryRow.__table__  # type: ignore[assignment]
-_HEAD: Table = FeedHeadRow.__table__  # type: ignore[assignment]
+_ENTRIES = table_of(FeedEntryRow)
+_HEAD = table_of(FeedHeadRow)
 
 
 class SqlFeedRepository:

@@ -6,16 +6,16 @@ import datetime as dt
 import json
 from typing import Any
 
-from sqlalchemy import Table, select, update
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from nlr_server.domain.contact import EmailAddress
 from nlr_server.domain.deletion_notice import DeletionNotice, NoticeLibrary
 from nlr_server.domain.library_number import LibraryNumber
 from nlr_server.domain.person_name import PersonName
-from nlr_server.store.models import DeletionNoticeRow
+from nlr_server.store.models import DeletionNoticeRow, table_of
 
-_NOTICES: Table = DeletionNoticeRow.__table__  # type: ignore[assignment]
+_NOTICES = table_of(DeletionNoticeRow)
 
 PENDING = "pending"
 DELIVERED = "delivered"
