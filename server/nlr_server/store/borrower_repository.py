@@ -6,7 +6,7 @@ import datetime as dt
 from collections.abc import Collection
 from typing import Any
 
-from sqlalchemy import ColumnElement, delete, select, update
+from sqlalchemy import Select, bindparam, delete, select, update
 from sqlalchemy.orm import Session
 
 from nlr_server.crypto.national_id_sealer import NationalIdSealer
@@ -46,6 +46,28 @@ _RECORD_COLUMNS = [
     for column in _BORROWERS.c
     if column.name not in ("national_id_ciphertext", "national_id_index")
 ]
+# The hot reads' statements, built once: building and keying a statement costs more than
+# running it.
+_RECORD = select(*_RECORD_COLUMNS)
+_BY_CARD_NUMBER = _RECORD.where(_BORROWERS.c.card_number == bindparam("key"))
+_BY_NATIONAL_ID = _RECORD.where(_BORROWERS.c.national_id_index == bindparam("key"))
+_BY_ID = _RECORD.where(_BORROWERS.c.id == bindparam("key"))
+_IDENTITIES = table_of(IdentityRow)
+_BY_IDENTITY = _RECORD.where(
+    _BORROWERS.c.id
+    == select(_IDENTITIES.c.borrower_id)
+    .where(
+        _IDENTITIES.c.kind == bindparam("kind"),
+        _IDENTITIES.c.value == bindparam("value"),
+        _IDENTITIES.c.delete_after > bindparam("now"),
+    )
+    .scalar_subquery()
+)
+_AFFILIATIONS_OF = (
+    select(_AFFILIATIONS.c.library_number, _AFFILIATIONS.c.affiliated_at)
+    .where(_AFFILIATIONS.c.borrower_id == bindparam("id"))
+    .order_by(_AFFILIATIONS.c.affiliated_at)
+)
 
 
 class SqlBorrowerRepository:
@@ -54,26 +76,19 @@ class SqlBorrowerRepository:
         self._sealer = sealer
 
     def get_by_card_number(self, card_number: CardNumber) -> Borrower | None:
-        return self._load(_BORROWERS.c.card_number == card_number.value)
+        return self._load(_BY_CARD_NUMBER, {"key": card_number.value})
 
     def get_by_national_id(self, national_id: NationalId) -> Borrower | None:
-        return self._load(_BORROWERS.c.national_id_index == self._sealer.index(national_id.value))
+        return self._load(_BY_NATIONAL_ID, {"key": self._sealer.index(national_id.value)})
 
     def get_by_identity(self, identity: IdentityValue, now: dt.datetime) -> Borrower | None:
         """The borrower with this other identity, unless its deletion time has come."""
-        holder = (
-            select(IdentityRow.borrower_id)
-            .where(
-                IdentityRow.kind == identity.kind.value,
-                IdentityRow.value == identity.value,
-                IdentityRow.delete_after > now,
-            )
-            .scalar_subquery()
+        return self._load(
+            _BY_IDENTITY, {"kind": identity.kind.value, "value": identity.value, "now": now}
         )
-        return self._load(_BORROWERS.c.id == holder)
 
     def get_by_id(self, borrower_id: int) -> Borrower | None:
-        return self._load(_BORROWERS.c.id == borrower_id)
+        return self._load(_BY_ID, {"key": borrower_id})
 
     def get_many(self, borrower_ids: Collection[int]) -> dict[int, Borrower]:
         """The borrowers that exist among ``borrower_ids``, by id: two queries per chunk."""
@@ -124,17 +139,14 @@ class SqlBorrowerRepository:
             ).scalars()
         )
 
-    def _load(self, condition: ColumnElement[bool]) -> Borrower | None:
-        # Reads are the hot path: plain Core rows, no ORM objects, two indexed lookups.
+    def _load(self, statement: Select[Any], parameters: dict[str, Any]) -> Borrower | None:
+        # Reads are the hot path: statements built once, plain Core rows, no ORM objects, two
+        # indexed lookups.
         connection = self._session.connection()
-        row = connection.execute(select(*_RECORD_COLUMNS).where(condition)).one_or_none()
+        row = connection.execute(statement, parameters).one_or_none()
         if row is None:
             return None
-        affiliations = connection.execute(
-            select(_AFFILIATIONS.c.library_number, _AFFILIATIONS.c.affiliated_at)
-            .where(_AFFILIATIONS.c.borrower_id == row.id)
-            .order_by(_AFFILIATIONS.c.affiliated_at)
-        ).all()
+        affiliations = connection.execute(_AFFILIATIONS_OF, {"id": row.id}).all()
         return _to_domain(row, [(a.library_number, a.affiliated_at) for a in affiliations])
 
     def card_number_status(self, card_number: CardNumber) -> CardNumberStatus:

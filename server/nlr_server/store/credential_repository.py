@@ -3,13 +3,49 @@
 from __future__ import annotations
 
 import datetime as dt
+from typing import Any
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import Select, bindparam, delete, select, update
 from sqlalchemy.orm import Session
 
 from nlr_server.domain.credentials import LoginMethod
 from nlr_server.domain.lockout import LoginAttempts
-from nlr_server.store.models import BorrowerRow, LoginAttemptsRow
+from nlr_server.store.models import BorrowerRow, LoginAttemptsRow, table_of
+
+_BORROWERS = table_of(BorrowerRow)
+_ATTEMPTS = table_of(LoginAttemptsRow)
+
+
+def _login_secrets(method: LoginMethod) -> Select[Any]:
+    verifier = (
+        _BORROWERS.c.pin_verifier if method is LoginMethod.PIN else _BORROWERS.c.password_verifier
+    )
+    return (
+        select(
+            verifier,
+            _ATTEMPTS.c.consecutive_failures,
+            _ATTEMPTS.c.lockouts,
+            _ATTEMPTS.c.locked_until,
+        )
+        .select_from(_BORROWERS)
+        .outerjoin(
+            _ATTEMPTS,
+            (_ATTEMPTS.c.borrower_id == _BORROWERS.c.id) & (_ATTEMPTS.c.method == method.value),
+        )
+        .where(_BORROWERS.c.id == bindparam("id"))
+    )
+
+
+# Every login runs these; the statements are built once.
+_LOGIN_SECRETS = {method: _login_secrets(method) for method in LoginMethod}
+# FOR NO KEY UPDATE (PostgreSQL): serialises attempts on the borrower, yet does not block rows
+# that merely reference it (a change-feed entry written by a transaction that already holds
+# the feed's lock), which could otherwise deadlock. SQLite's write lock serialises anyway.
+_LOCK_FOR_ATTEMPT = (
+    select(_BORROWERS.c.id)
+    .where(_BORROWERS.c.id == bindparam("id"))
+    .with_for_update(key_share=True)
+)
 
 
 class SqlCredentialRepository:
@@ -26,24 +62,7 @@ class SqlCredentialRepository:
         self, borrower_id: int, method: LoginMethod
     ) -> tuple[str | None, LoginAttempts]:
         """The verifier and the attempts of one login method, in one query."""
-        verifier = (
-            BorrowerRow.pin_verifier if method is LoginMethod.PIN else BorrowerRow.password_verifier
-        )
-        row = self._session.execute(
-            select(
-                verifier,
-                LoginAttemptsRow.consecutive_failures,
-                LoginAttemptsRow.lockouts,
-                LoginAttemptsRow.locked_until,
-            )
-            .select_from(BorrowerRow)
-            .outerjoin(
-                LoginAttemptsRow,
-                (LoginAttemptsRow.borrower_id == BorrowerRow.id)
-                & (LoginAttemptsRow.method == method.value),
-            )
-            .where(BorrowerRow.id == borrower_id)
-        ).one()
+        row = self._session.connection().execute(_LOGIN_SECRETS[method], {"id": borrower_id}).one()
         if row.consecutive_failures is None:
             return row[0], LoginAttempts()
         return row[0], LoginAttempts(row.consecutive_failures, row.lockouts, row.locked_until)
@@ -84,7 +103,8 @@ class SqlCredentialRepository:
 
     def lock_for_attempt(self, borrower_id: int) -> bool:
         """Serialises concurrent attempts on one borrower; False if the borrower is gone."""
-        return self._locked_borrower(borrower_id, missing_ok=True) is not None
+        locked = self._session.connection().execute(_LOCK_FOR_ATTEMPT, {"id": borrower_id})
+        return locked.first() is not None
 
     def save_attempts(self, borrower_id: int, method: LoginMethod, attempts: LoginAttempts) -> None:
         if attempts == LoginAttempts():
@@ -113,11 +133,9 @@ class SqlCredentialRepository:
             .execution_options(synchronize_session=False)
         )
 
-    def _locked_borrower(self, borrower_id: int, missing_ok: bool = False) -> BorrowerRow:
-        # FOR NO KEY UPDATE (PostgreSQL): serialises attempts on the borrower, yet does not
-        # block rows that merely reference it (a change-feed entry written by a transaction
-        # that already holds the feed's lock), which could otherwise deadlock.
+    def _locked_borrower(self, borrower_id: int) -> BorrowerRow:
+        # Locked as _LOCK_FOR_ATTEMPT locks it.
         row = self._session.get(BorrowerRow, borrower_id, with_for_update={"key_share": True})
-        if row is None and not missing_ok:
+        if row is None:
             raise LookupError("borrower vanished")
-        return row  # type: ignore[return-value]
+        return row

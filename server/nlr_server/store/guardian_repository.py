@@ -3,16 +3,25 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Collection
+from collections.abc import Collection, Sequence
 from typing import Any
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import bindparam, delete, func, select
 from sqlalchemy.orm import Session
 
 from nlr_server.domain.card_number import CardNumber
 from nlr_server.domain.guardian import GuardianLink, GuardianLinks
 from nlr_server.domain.library_number import LibraryNumber
-from nlr_server.store.models import BorrowerRow, GuardianLinkRow
+from nlr_server.store.models import BorrowerRow, GuardianLinkRow, table_of
+
+_LINKS = table_of(GuardianLinkRow)
+_LINK_COLUMNS = (_LINKS.c.child_id, _LINKS.c.guardian_id, _LINKS.c.linked_at, _LINKS.c.linked_by)
+# One borrower's links, the statement built once (a full view of one borrower is a hot read).
+_LINKS_OF_ONE = (
+    select(*_LINK_COLUMNS)
+    .where((_LINKS.c.child_id == bindparam("id")) | (_LINKS.c.guardian_id == bindparam("id")))
+    .order_by(_LINKS.c.linked_at)
+)
 
 
 class SqlGuardianRepository:
@@ -47,7 +56,8 @@ class SqlGuardianRepository:
         )
 
     def links_of(self, borrower_id: int) -> GuardianLinks:
-        return self.links_of_many([borrower_id]).get(borrower_id, GuardianLinks())
+        rows = self._session.connection().execute(_LINKS_OF_ONE, {"id": borrower_id}).all()
+        return self._links(rows, {borrower_id}).get(borrower_id, GuardianLinks())
 
     def links_of_many(self, borrower_ids: Collection[int]) -> dict[int, GuardianLinks]:
         """The links of each of the borrowers that has any."""
@@ -55,15 +65,13 @@ class SqlGuardianRepository:
         # numbers are looked up only when there are some.
         ids = set(borrower_ids)
         rows = self._session.execute(
-            select(
-                GuardianLinkRow.child_id,
-                GuardianLinkRow.guardian_id,
-                GuardianLinkRow.linked_at,
-                GuardianLinkRow.linked_by,
-            )
-            .where(GuardianLinkRow.child_id.in_(ids) | GuardianLinkRow.guardian_id.in_(ids))
-            .order_by(GuardianLinkRow.linked_at)
+            select(*_LINK_COLUMNS)
+            .where(_LINKS.c.child_id.in_(ids) | _LINKS.c.guardian_id.in_(ids))
+            .order_by(_LINKS.c.linked_at)
         ).all()
+        return self._links(rows, ids)
+
+    def _links(self, rows: Sequence[Any], ids: set[int]) -> dict[int, GuardianLinks]:
         if not rows:
             return {}
         everyone = {r.guardian_id for r in rows} | {r.child_id for r in rows}

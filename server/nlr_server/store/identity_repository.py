@@ -4,13 +4,26 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Collection
+from typing import Any
 
-from sqlalchemy import delete, or_, select
+from sqlalchemy import bindparam, delete, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from nlr_server.domain.identity import Identity, IdentityKind, IdentityValue
-from nlr_server.store.models import IdentityRow
+from nlr_server.store.models import IdentityRow, table_of
+
+_IDENTITIES = table_of(IdentityRow)
+_COLUMNS = (
+    _IDENTITIES.c.borrower_id,
+    _IDENTITIES.c.kind,
+    _IDENTITIES.c.value,
+    _IDENTITIES.c.created_at,
+    _IDENTITIES.c.delete_after,
+)
+_ORDER = (_IDENTITIES.c.created_at, _IDENTITIES.c.kind)
+# One borrower's identities, the statement built once (part of every full view).
+_OF_ONE = select(*_COLUMNS).where(_IDENTITIES.c.borrower_id == bindparam("id")).order_by(*_ORDER)
 
 
 class SqlIdentityRepository:
@@ -19,25 +32,19 @@ class SqlIdentityRepository:
 
     def of_borrower(self, borrower_id: int) -> tuple[Identity, ...]:
         """The borrower's identities, oldest first."""
-        return self.of_borrowers([borrower_id]).get(borrower_id, ())
+        rows = self._session.connection().execute(_OF_ONE, {"id": borrower_id})
+        return tuple(_identity(r) for r in rows)
 
     def of_borrowers(self, borrower_ids: Collection[int]) -> dict[int, tuple[Identity, ...]]:
         """The identities of each of the borrowers that has any, oldest first."""
         rows = self._session.execute(
-            select(
-                IdentityRow.borrower_id,
-                IdentityRow.kind,
-                IdentityRow.value,
-                IdentityRow.created_at,
-                IdentityRow.delete_after,
-            )
-            .where(IdentityRow.borrower_id.in_(set(borrower_ids)))
-            .order_by(IdentityRow.created_at, IdentityRow.kind)
+            select(*_COLUMNS)
+            .where(_IDENTITIES.c.borrower_id.in_(set(borrower_ids)))
+            .order_by(*_ORDER)
         ).all()
         held: dict[int, list[Identity]] = {}
         for r in rows:
-            identity = Identity(IdentityKind(r.kind), r.value, r.created_at, r.delete_after)
-            held.setdefault(r.borrower_id, []).append(identity)
+            held.setdefault(r.borrower_id, []).append(_identity(r))
         return {borrower_id: tuple(identities) for borrower_id, identities in held.items()}
 
     def add(self, borrower_id: int, identity: Identity) -> bool:
@@ -93,3 +100,7 @@ class SqlIdentityRepository:
                 or_(IdentityRow.borrower_id == borrower_id, IdentityRow.value == value.value),
             )
         )
+
+
+def _identity(row: Any) -> Identity:
+    return Identity(IdentityKind(row.kind), row.value, row.created_at, row.delete_after)
