@@ -41,6 +41,9 @@ class RegisterInterceptor(grpc.aio.ServerInterceptor):
         self._access = access
         self._rate_limiter = rate_limiter
         self._audit = audit
+        # The guarded handler of each method, made once: the servicer hands out the same
+        # handler for a method on every call.
+        self._guarded: dict[str, tuple[Any, grpc.RpcMethodHandler[Any, Any]]] = {}
 
     async def intercept_service(
         self,
@@ -50,9 +53,20 @@ class RegisterInterceptor(grpc.aio.ServerInterceptor):
         handler_call_details: grpc.HandlerCallDetails,
     ) -> grpc.RpcMethodHandler[Any, Any] | None:
         handler = await continuation(handler_call_details)
-        service, _, rpc = handler_call_details.method.lstrip("/").partition("/")
+        method = handler_call_details.method
+        known = self._guarded.get(method)
+        if known is not None and known[0] is handler:
+            return known[1]
+        service, _, rpc = method.lstrip("/").partition("/")
         if handler is None or service not in GUARDED_SERVICES:
             return handler
+        guarded = self._guard_handler(service, rpc, handler)
+        self._guarded[method] = (handler, guarded)
+        return guarded
+
+    def _guard_handler(
+        self, service: str, rpc: str, handler: grpc.RpcMethodHandler[Any, Any]
+    ) -> grpc.RpcMethodHandler[Any, Any]:
         if handler.unary_unary is not None:
             behaviour: Behaviour = handler.unary_unary  # type: ignore[assignment]  # a coroutine
             return grpc.unary_unary_rpc_method_handler(

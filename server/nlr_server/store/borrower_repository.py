@@ -6,7 +6,7 @@ import datetime as dt
 from collections.abc import Collection
 from typing import Any
 
-from sqlalchemy import Select, bindparam, delete, select, update
+from sqlalchemy import bindparam, delete, select, update
 from sqlalchemy.orm import Session
 
 from nlr_server.crypto.national_id_sealer import NationalIdSealer
@@ -34,6 +34,7 @@ from nlr_server.store.models import (
     IdentityRow,
     table_of,
 )
+from nlr_server.store.prepared import DriverConnection, PreparedRead
 from nlr_server.usecases.ports import CardNumberStatus
 
 # Ids per IN list: well under every driver's limit on bound parameters.
@@ -46,24 +47,25 @@ _RECORD_COLUMNS = [
     for column in _BORROWERS.c
     if column.name not in ("national_id_ciphertext", "national_id_index")
 ]
-# The hot reads' statements, built once: building and keying a statement costs more than
-# running it.
+# The hot reads, compiled once (see store/prepared.py).
 _RECORD = select(*_RECORD_COLUMNS)
-_BY_CARD_NUMBER = _RECORD.where(_BORROWERS.c.card_number == bindparam("key"))
-_BY_NATIONAL_ID = _RECORD.where(_BORROWERS.c.national_id_index == bindparam("key"))
-_BY_ID = _RECORD.where(_BORROWERS.c.id == bindparam("key"))
+_BY_CARD_NUMBER = PreparedRead(_RECORD.where(_BORROWERS.c.card_number == bindparam("key")))
+_BY_NATIONAL_ID = PreparedRead(_RECORD.where(_BORROWERS.c.national_id_index == bindparam("key")))
+_BY_ID = PreparedRead(_RECORD.where(_BORROWERS.c.id == bindparam("key")))
 _IDENTITIES = table_of(IdentityRow)
-_BY_IDENTITY = _RECORD.where(
-    _BORROWERS.c.id
-    == select(_IDENTITIES.c.borrower_id)
-    .where(
-        _IDENTITIES.c.kind == bindparam("kind"),
-        _IDENTITIES.c.value == bindparam("value"),
-        _IDENTITIES.c.delete_after > bindparam("now"),
+_BY_IDENTITY = PreparedRead(
+    _RECORD.where(
+        _BORROWERS.c.id
+        == select(_IDENTITIES.c.borrower_id)
+        .where(
+            _IDENTITIES.c.kind == bindparam("kind"),
+            _IDENTITIES.c.value == bindparam("value"),
+            _IDENTITIES.c.delete_after > bindparam("now"),
+        )
+        .scalar_subquery()
     )
-    .scalar_subquery()
 )
-_AFFILIATIONS_OF = (
+_AFFILIATIONS_OF = PreparedRead(
     select(_AFFILIATIONS.c.library_number, _AFFILIATIONS.c.affiliated_at)
     .where(_AFFILIATIONS.c.borrower_id == bindparam("id"))
     .order_by(_AFFILIATIONS.c.affiliated_at)
@@ -71,8 +73,11 @@ _AFFILIATIONS_OF = (
 
 
 class SqlBorrowerRepository:
-    def __init__(self, session: Session, sealer: NationalIdSealer) -> None:
+    def __init__(
+        self, session: Session, sealer: NationalIdSealer, driver: DriverConnection
+    ) -> None:
         self._session = session
+        self._driver = driver
         self._sealer = sealer
 
     def get_by_card_number(self, card_number: CardNumber) -> Borrower | None:
@@ -139,14 +144,12 @@ class SqlBorrowerRepository:
             ).scalars()
         )
 
-    def _load(self, statement: Select[Any], parameters: dict[str, Any]) -> Borrower | None:
-        # Reads are the hot path: statements built once, plain Core rows, no ORM objects, two
-        # indexed lookups.
-        connection = self._session.connection()
-        row = connection.execute(statement, parameters).one_or_none()
+    def _load(self, statement: PreparedRead, parameters: dict[str, Any]) -> Borrower | None:
+        # Reads are the hot path: two indexed lookups, compiled once, plain rows.
+        row = statement.first(self._driver, parameters)
         if row is None:
             return None
-        affiliations = connection.execute(_AFFILIATIONS_OF, {"id": row.id}).all()
+        affiliations = _AFFILIATIONS_OF.rows(self._driver, {"id": row.id})
         return _to_domain(row, [(a.library_number, a.affiliated_at) for a in affiliations])
 
     def card_number_status(self, card_number: CardNumber) -> CardNumberStatus:

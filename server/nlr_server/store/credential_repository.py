@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 from nlr_server.domain.credentials import LoginMethod
 from nlr_server.domain.lockout import LoginAttempts
 from nlr_server.store.models import BorrowerRow, LoginAttemptsRow, table_of
+from nlr_server.store.prepared import DriverConnection, PreparedRead
 
 _BORROWERS = table_of(BorrowerRow)
 _ATTEMPTS = table_of(LoginAttemptsRow)
@@ -36,12 +37,12 @@ def _login_secrets(method: LoginMethod) -> Select[Any]:
     )
 
 
-# Every login runs these; the statements are built once.
-_LOGIN_SECRETS = {method: _login_secrets(method) for method in LoginMethod}
+# Every login runs these (see store/prepared.py).
+_LOGIN_SECRETS = {method: PreparedRead(_login_secrets(method)) for method in LoginMethod}
 # FOR NO KEY UPDATE (PostgreSQL): serialises attempts on the borrower, yet does not block rows
 # that merely reference it (a change-feed entry written by a transaction that already holds
 # the feed's lock), which could otherwise deadlock. SQLite's write lock serialises anyway.
-_LOCK_FOR_ATTEMPT = (
+_LOCK_FOR_ATTEMPT = PreparedRead(
     select(_BORROWERS.c.id)
     .where(_BORROWERS.c.id == bindparam("id"))
     .with_for_update(key_share=True)
@@ -49,8 +50,9 @@ _LOCK_FOR_ATTEMPT = (
 
 
 class SqlCredentialRepository:
-    def __init__(self, session: Session) -> None:
+    def __init__(self, session: Session, driver: DriverConnection) -> None:
         self._session = session
+        self._driver = driver
 
     def verifier(self, borrower_id: int, method: LoginMethod) -> str | None:
         column = (
@@ -62,7 +64,8 @@ class SqlCredentialRepository:
         self, borrower_id: int, method: LoginMethod
     ) -> tuple[str | None, LoginAttempts]:
         """The verifier and the attempts of one login method, in one query."""
-        row = self._session.connection().execute(_LOGIN_SECRETS[method], {"id": borrower_id}).one()
+        row = _LOGIN_SECRETS[method].first(self._driver, {"id": borrower_id})
+        assert row is not None, "the caller has just read the borrower"
         if row.consecutive_failures is None:
             return row[0], LoginAttempts()
         return row[0], LoginAttempts(row.consecutive_failures, row.lockouts, row.locked_until)
@@ -103,8 +106,7 @@ class SqlCredentialRepository:
 
     def lock_for_attempt(self, borrower_id: int) -> bool:
         """Serialises concurrent attempts on one borrower; False if the borrower is gone."""
-        locked = self._session.connection().execute(_LOCK_FOR_ATTEMPT, {"id": borrower_id})
-        return locked.first() is not None
+        return _LOCK_FOR_ATTEMPT.first(self._driver, {"id": borrower_id}) is not None
 
     def save_attempts(self, borrower_id: int, method: LoginMethod, attempts: LoginAttempts) -> None:
         if attempts == LoginAttempts():

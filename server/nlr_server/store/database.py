@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, event, text
-from sqlalchemy.engine import make_url
+from sqlalchemy.engine import Dialect, make_url
 from sqlalchemy.pool import QueuePool
 
 
@@ -48,9 +48,16 @@ READ_ONLY = "nlr_read_only"
 def _begin_immediate(connection: Any) -> None:
     # Readers never need the write lock: under WAL they see a snapshot without blocking writers.
     if connection.get_execution_options().get(READ_ONLY):
-        connection.exec_driver_sql("BEGIN")
+        begin_read(connection.connection.dbapi_connection, connection.dialect)
     else:
         connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def begin_read(driver_connection: Any, dialect: Dialect) -> None:
+    """Begins a reading transaction on the driver's connection, once: on SQLite, so that every
+    read in it sees one snapshot (PostgreSQL's driver begins one by itself)."""
+    if dialect.name == "sqlite" and not driver_connection.in_transaction:
+        driver_connection.execute("BEGIN")
 
 
 def ping(engine: Engine) -> None:

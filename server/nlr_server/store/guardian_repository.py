@@ -13,11 +13,12 @@ from nlr_server.domain.card_number import CardNumber
 from nlr_server.domain.guardian import GuardianLink, GuardianLinks
 from nlr_server.domain.library_number import LibraryNumber
 from nlr_server.store.models import BorrowerRow, GuardianLinkRow, table_of
+from nlr_server.store.prepared import DriverConnection, PreparedRead
 
 _LINKS = table_of(GuardianLinkRow)
 _LINK_COLUMNS = (_LINKS.c.child_id, _LINKS.c.guardian_id, _LINKS.c.linked_at, _LINKS.c.linked_by)
-# One borrower's links, the statement built once (a full view of one borrower is a hot read).
-_LINKS_OF_ONE = (
+# One borrower's links: part of every full view, a hot read (see store/prepared.py).
+_LINKS_OF_ONE = PreparedRead(
     select(*_LINK_COLUMNS)
     .where((_LINKS.c.child_id == bindparam("id")) | (_LINKS.c.guardian_id == bindparam("id")))
     .order_by(_LINKS.c.linked_at)
@@ -25,8 +26,9 @@ _LINKS_OF_ONE = (
 
 
 class SqlGuardianRepository:
-    def __init__(self, session: Session) -> None:
+    def __init__(self, session: Session, driver: DriverConnection) -> None:
         self._session = session
+        self._driver = driver
 
     def link(self, child_id: int, guardian_id: int, at: dt.datetime, by: LibraryNumber) -> bool:
         """Adds the link; False if it already exists."""
@@ -56,7 +58,7 @@ class SqlGuardianRepository:
         )
 
     def links_of(self, borrower_id: int) -> GuardianLinks:
-        rows = self._session.connection().execute(_LINKS_OF_ONE, {"id": borrower_id}).all()
+        rows = _LINKS_OF_ONE.rows(self._driver, {"id": borrower_id})
         return self._links(rows, {borrower_id}).get(borrower_id, GuardianLinks())
 
     def links_of_many(self, borrower_ids: Collection[int]) -> dict[int, GuardianLinks]:

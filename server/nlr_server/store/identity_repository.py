@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 
 from nlr_server.domain.identity import Identity, IdentityKind, IdentityValue
 from nlr_server.store.models import IdentityRow, table_of
+from nlr_server.store.prepared import DriverConnection, PreparedRead
 
 _IDENTITIES = table_of(IdentityRow)
 _COLUMNS = (
@@ -22,18 +23,20 @@ _COLUMNS = (
     _IDENTITIES.c.delete_after,
 )
 _ORDER = (_IDENTITIES.c.created_at, _IDENTITIES.c.kind)
-# One borrower's identities, the statement built once (part of every full view).
-_OF_ONE = select(*_COLUMNS).where(_IDENTITIES.c.borrower_id == bindparam("id")).order_by(*_ORDER)
+# One borrower's identities: part of every full view, a hot read (see store/prepared.py).
+_OF_ONE = PreparedRead(
+    select(*_COLUMNS).where(_IDENTITIES.c.borrower_id == bindparam("id")).order_by(*_ORDER)
+)
 
 
 class SqlIdentityRepository:
-    def __init__(self, session: Session) -> None:
+    def __init__(self, session: Session, driver: DriverConnection) -> None:
         self._session = session
+        self._driver = driver
 
     def of_borrower(self, borrower_id: int) -> tuple[Identity, ...]:
         """The borrower's identities, oldest first."""
-        rows = self._session.connection().execute(_OF_ONE, {"id": borrower_id})
-        return tuple(_identity(r) for r in rows)
+        return tuple(_identity(r) for r in _OF_ONE.rows(self._driver, {"id": borrower_id}))
 
     def of_borrowers(self, borrower_ids: Collection[int]) -> dict[int, tuple[Identity, ...]]:
         """The identities of each of the borrowers that has any, oldest first."""

@@ -23,6 +23,7 @@ from nlr_server.store.guardian_repository import SqlGuardianRepository
 from nlr_server.store.identity_repository import SqlIdentityRepository
 from nlr_server.store.library_repository import SqlLibraryRepository
 from nlr_server.store.notice_repository import SqlNoticeRepository
+from nlr_server.store.prepared import DriverConnection
 from nlr_server.store.reservation_repository import SqlReservationRepository
 from nlr_server.store.vendor_repository import SqlVendorRepository
 
@@ -37,20 +38,29 @@ class SqlUnitOfWork:
         sealer: NationalIdSealer,
         on_feed: FeedListener | None = None,
         write_lock: AbstractContextManager[object] | None = None,
+        *,
+        read_only: bool = False,
     ) -> None:
         self._write_lock = write_lock or nullcontext()
-        self._session = Session(bind=bind, expire_on_commit=False, autoflush=False)
+        # A reading unit of work takes its connection at once and reads through the driver
+        # (store/prepared.py) without the session's transaction machinery; the session, for
+        # the other reads, shares the connection and so the snapshot.
+        self._connection = bind.connect() if read_only else None
+        self._session = Session(
+            bind=self._connection or bind, expire_on_commit=False, autoflush=False
+        )
         self._on_feed = on_feed
+        self._driver = DriverConnection(self._session, self._connection)
         self.feed = SqlFeedRepository(self._session)
-        self.borrowers = SqlBorrowerRepository(self._session, sealer)
+        self.borrowers = SqlBorrowerRepository(self._session, sealer, self._driver)
         self.libraries = SqlLibraryRepository(self._session)
         self.vendors = SqlVendorRepository(self._session)
         self.audit = SqlAuditRepository(self._session)
-        self.credentials = SqlCredentialRepository(self._session)
+        self.credentials = SqlCredentialRepository(self._session, self._driver)
         self.reservations = SqlReservationRepository(self._session)
-        self.guardians = SqlGuardianRepository(self._session)
+        self.guardians = SqlGuardianRepository(self._session, self._driver)
         self.notices = SqlNoticeRepository(self._session)
-        self.identities = SqlIdentityRepository(self._session)
+        self.identities = SqlIdentityRepository(self._session, self._driver)
 
     def __enter__(self) -> SqlUnitOfWork:
         self._write_lock.__enter__()
@@ -63,10 +73,13 @@ class SqlUnitOfWork:
         tb: TracebackType | None,
     ) -> None:
         # Anything not committed explicitly is rolled back: a failed request changes nothing.
+        self._driver.forget()
         try:
             self._session.rollback()
         finally:
             self._session.close()
+            if self._connection is not None:
+                self._connection.close()  # back to the pool, which rolls the reading back
             self._write_lock.__exit__(None, None, None)
         if isinstance(exc, IntegrityError):
             # A concurrent writer won a uniqueness race the use case had checked for.
@@ -78,6 +91,7 @@ class SqlUnitOfWork:
         # The change feed's entries are numbered last, so the feed's lock is held only for
         # the end of the transaction.
         last_sequence = self.feed.flush()
+        self._driver.forget()
         self._session.commit()
         if last_sequence and self._on_feed is not None:
             self._on_feed(last_sequence)
@@ -111,5 +125,5 @@ class SqlUnitOfWorkFactory:
 
     def __call__(self, *, read_only: bool = False) -> SqlUnitOfWork:
         if read_only:
-            return SqlUnitOfWork(self._read_only, self._sealer)
+            return SqlUnitOfWork(self._read_only, self._sealer, read_only=True)
         return SqlUnitOfWork(self.engine, self._sealer, self.on_feed, self._write_lock)

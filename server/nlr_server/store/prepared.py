@@ -1,0 +1,124 @@
+"""Hot reads compiled once and run on the driver's own connection.
+
+SQLAlchemy spends far longer preparing a call than SQLite or PostgreSQL spend answering a
+one-row lookup by an index. The few statements every GetBorrower and login run are therefore
+compiled once per dialect by SQLAlchemy itself, and run on the driver's cursor inside the unit
+of work's transaction. The columns' own result processing still applies, so a row reads the
+same as through SQLAlchemy (a timestamp is a UTC datetime on both stores).
+"""
+
+from __future__ import annotations
+
+from collections import namedtuple
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Connection, Select
+from sqlalchemy.engine import Dialect
+from sqlalchemy.orm import Session
+
+from nlr_server.store.database import begin_read
+
+Processor = Callable[[Any], Any]
+
+
+@dataclass(frozen=True)
+class _Compiled:
+    sql: str
+    # Positional drivers (SQLite) take the values in this order; named ones (psycopg) by name.
+    order: tuple[str, ...] | None
+    # Values bound in the statement itself (a literal compared with), under their names.
+    defaults: dict[str, Any]
+    binds: dict[str, Processor]
+    results: tuple[tuple[int, Processor], ...]
+    make_row: Callable[..., Any]
+
+    def parameters(self, values: Mapping[str, Any]) -> tuple[Any, ...] | dict[str, Any]:
+        bound = {**self.defaults, **values}
+        for name, process in self.binds.items():
+            bound[name] = process(bound[name])
+        if self.order is None:
+            return bound
+        return tuple(bound[name] for name in self.order)
+
+    def row(self, raw: tuple[Any, ...]) -> Any:
+        if not self.results:
+            return self.make_row(*raw)
+        values = list(raw)
+        for index, process in self.results:
+            values[index] = process(values[index])
+        return self.make_row(*values)
+
+
+class DriverConnection:
+    """The driver's connection of a unit of work's transaction.
+
+    A writing unit of work asks its session once per transaction (asking costs more than a
+    lookup by index) and forgets the answer when the transaction ends. A reading one has a
+    connection of its own, which its session shares; the first read begins the transaction.
+    """
+
+    def __init__(self, session: Session, connection: Connection | None = None) -> None:
+        self._session = session
+        self._connection = connection
+        self._current: tuple[Any, Dialect] | None = None
+
+    def get(self) -> tuple[Any, Dialect]:
+        if self._current is None:
+            connection = self._connection or self._session.connection()
+            driver = connection.connection.dbapi_connection
+            if self._connection is not None:
+                begin_read(driver, connection.dialect)
+            self._current = (driver, connection.dialect)
+        return self._current
+
+    def forget(self) -> None:
+        self._current = None
+
+
+class PreparedRead:
+    """A SELECT, compiled the first time it runs on each dialect. Its rows are named tuples
+    with the statement's column names, as SQLAlchemy's rows are."""
+
+    def __init__(self, statement: Select[Any]) -> None:
+        self._statement = statement
+        self._compiled: dict[str, _Compiled] = {}
+
+    @property
+    def statement(self) -> Select[Any]:
+        return self._statement
+
+    def rows(self, connection: DriverConnection, parameters: Mapping[str, Any]) -> list[Any]:
+        """Every row, read in the connection's transaction."""
+        driver, dialect = connection.get()
+        compiled = self._compiled.get(dialect.name) or self._compile(dialect)
+        cursor = driver.cursor()
+        try:
+            cursor.execute(compiled.sql, compiled.parameters(parameters))
+            return [compiled.row(raw) for raw in cursor.fetchall()]
+        finally:
+            cursor.close()
+
+    def first(self, connection: DriverConnection, parameters: Mapping[str, Any]) -> Any | None:
+        found = self.rows(connection, parameters)
+        return found[0] if found else None
+
+    def _compile(self, dialect: Dialect) -> _Compiled:
+        compiled = self._statement.compile(dialect=dialect)
+        names = [column[0] for column in compiled._result_columns]
+        results = tuple(
+            (index, process)
+            for index, column in enumerate(compiled._result_columns)
+            if (process := column[3]._cached_result_processor(dialect, None)) is not None
+        )
+        prepared = _Compiled(
+            sql=compiled.string,
+            order=tuple(compiled.positiontup or ()) if compiled.positional else None,
+            defaults=dict(compiled.construct_params(_check=False)),
+            binds=dict(compiled._bind_processors),  # type: ignore[arg-type]
+            results=results,
+            make_row=namedtuple("Row", names),
+        )
+        self._compiled[dialect.name] = prepared
+        return prepared

@@ -1,0 +1,111 @@
+"""The hot reads run on the driver (store/prepared.py) give what SQLAlchemy gives, on each store:
+the same rows, the same values, the same types (a timestamp a UTC datetime, a day a date)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from sqlalchemy import insert, select
+from sqlalchemy.orm import Session
+
+from nlr.registry.v1 import borrower_pb2
+from nlr.registry.v1 import registry_service_pb2 as pb
+from nlr_server.domain.identity import IdentityKind
+from nlr_server.store import (
+    borrower_repository,
+    credential_repository,
+    guardian_repository,
+    identity_repository,
+)
+from nlr_server.store.database import create_store_engine
+from nlr_server.store.models import BorrowerRow, LoginAttemptsRow
+from nlr_server.store.prepared import DriverConnection, PreparedRead
+from register_harness import Registry, ServerThread, create, national_id, new_borrower
+
+FEIDE = borrower_pb2.IdentityKind.IDENTITY_KIND_FEIDE
+
+
+def _guardian_and_ward(registry: Registry) -> None:
+    """A guardian with every kind of value the hot reads return (a temporary address, a PIN,
+    a Feide id), and a ward linked to them."""
+    guardian = new_borrower(
+        "N000000701",
+        card_expiry_date=f"{dt.date.today().year + 3}-12-31",
+        temporary_address=borrower_pb2.TemporaryAddress(
+            address=borrower_pb2.Address(lines=["Hytteveien 2"], postal_code="3580", city="Geilo"),
+            valid_until=f"{dt.date.today().year + 1}-06-30",
+        ),
+    )
+    create(registry, guardian)
+    registry.stub.SetPin(
+        pb.SetPinRequest(card_number="N000000701", pin="4711"), metadata=registry.metadata
+    )
+    registry.stub.AddIdentity(
+        pb.AddIdentityRequest(
+            card_number="N000000701",
+            identity=borrower_pb2.Identity(kind=FEIDE, value="kari@uio.no"),
+        ),
+        metadata=registry.metadata,
+    )
+    ward = new_borrower("N000000702", national_id=national_id(dt.date.today().replace(year=2018)))
+    registry.stub.CreateBorrower(
+        pb.CreateBorrowerRequest(borrower=ward, guardian_card_number="N000000701"),
+        metadata=registry.metadata,
+    )
+
+
+def test_each_hot_read_reads_as_through_sqlalchemy(
+    registry: Registry, server: ServerThread
+) -> None:
+    _guardian_and_ward(registry)
+    engine = create_store_engine(server.config.database_url)
+    try:
+        with Session(engine) as session:
+            ids = dict(session.execute(select(BorrowerRow.card_number, BorrowerRow.id)).all())
+            guardian, ward = ids["N000000701"], ids["N000000702"]
+            session.execute(
+                insert(LoginAttemptsRow).values(
+                    borrower_id=guardian,
+                    method="pin",
+                    consecutive_failures=3,
+                    lockouts=1,
+                    locked_until=dt.datetime(2030, 1, 2, 3, 4, 5, 678901, tzinfo=dt.UTC),
+                )
+            )
+            session.commit()
+        reads: list[tuple[PreparedRead, dict[str, Any]]] = [
+            (borrower_repository._BY_CARD_NUMBER, {"key": "N000000701"}),
+            (borrower_repository._BY_ID, {"key": ward}),
+            (
+                borrower_repository._BY_IDENTITY,
+                {
+                    "kind": IdentityKind.FEIDE.value,
+                    "value": "kari@uio.no",
+                    "now": dt.datetime.now(dt.UTC),
+                },
+            ),
+            (borrower_repository._AFFILIATIONS_OF, {"id": guardian}),
+            (guardian_repository._LINKS_OF_ONE, {"id": guardian}),
+            (guardian_repository._LINKS_OF_ONE, {"id": ward}),
+            (identity_repository._OF_ONE, {"id": guardian}),
+            *((read, {"id": guardian}) for read in credential_repository._LOGIN_SECRETS.values()),
+            (credential_repository._LOCK_FOR_ATTEMPT, {"id": guardian}),
+        ]
+        with Session(engine) as session:
+            driver = DriverConnection(session)
+            for read, parameters in reads:
+                expected = session.connection().execute(read.statement, parameters).all()
+                got = read.rows(driver, parameters)
+                assert expected, f"a control: {read.statement} finds rows"
+                assert [tuple(row) for row in got] == [tuple(row) for row in expected]
+                assert [[type(v) for v in row] for row in got] == [
+                    [type(v) for v in row] for row in expected
+                ]
+                assert [row._fields for row in got] == [tuple(row._fields) for row in expected]
+                timestamps = [v for row in got for v in row if isinstance(v, dt.datetime)]
+                assert all(
+                    v.tzinfo is not None and v.utcoffset() == dt.timedelta(0) for v in timestamps
+                )
+    finally:
+        engine.dispose()
