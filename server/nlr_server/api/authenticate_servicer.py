@@ -43,7 +43,7 @@ class AuthenticateServicer(authenticate_pb2_grpc.AuthenticateServicer):
         pin = self._decode.secret(request.pin, "pin", Pin.parse)
         services = self._services
         started = now()
-        login = await services.run(
+        login = await services.run_short(
             authentication.log_in_with_pin,
             key,
             functools.partial(services.pins.matches, pin),

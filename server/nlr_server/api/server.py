@@ -72,6 +72,7 @@ class RegisterServer:
         self._tasks: list[asyncio.Task[None]] = []
         self._passwords: PasswordPool | None = None
         self._loop_reads: SqlUnitOfWorkFactory | None = None
+        self._loop_writes: SqlUnitOfWorkFactory | None = None
         self._audit: AuditWriter | None = None
         self._feed_hub: FeedHub | None = None
         self._engine = create_store_engine(config.database_url, pool_size=config.db_pool_size)
@@ -133,15 +134,19 @@ class RegisterServer:
         )
         unit_of_work = SqlUnitOfWorkFactory(self._engine, NationalIdSealer(keyring))
         self._loop_reads = unit_of_work.for_loop_reads()
+        self._loop_writes = unit_of_work.for_loop_writes()
         self._feed_hub = FeedHub(
             poll_seconds=config.feed_poll_seconds, watcher_capacity=config.feed_stream_buffer
         )
         unit_of_work.on_feed = self._feed_hub.committed
+        if self._loop_writes is not None:
+            self._loop_writes.on_feed = self._feed_hub.committed
         return Services(
             feed_hub=self._feed_hub,
             feed_heartbeat_seconds=config.feed_heartbeat_seconds,
             unit_of_work=unit_of_work,
             loop_reads=self._loop_reads,
+            loop_writes=self._loop_writes,
             guardian_age=config.guardian_age,
             identity_lifetime=dt.timedelta(days=config.identity_lifetime_days),
             executor=self._executor,
@@ -194,8 +199,9 @@ class RegisterServer:
         self._executor.shutdown(wait=False, cancel_futures=True)
         if self._passwords is not None:
             self._passwords.shutdown()
-        if self._loop_reads is not None:
-            self._loop_reads.engine.dispose()
+        for loop_store in (self._loop_reads, self._loop_writes):
+            if loop_store is not None:
+                loop_store.engine.dispose()
         self._engine.dispose()
 
     @property

@@ -15,9 +15,12 @@ from nlr_server.api.feed_hub import FeedHub
 from nlr_server.api.password_pool import PasswordPool
 from nlr_server.crypto.pin_verifier import PinVerifier
 from nlr_server.domain.lockout import LockoutPolicy
-from nlr_server.usecases.ports import UnitOfWorkFactory
+from nlr_server.usecases.ports import UnitOfWorkFactory, WriterBusy
 
 T = TypeVar("T")
+
+# How long a short write on the event loop keeps trying before a worker takes it over.
+LOOP_WRITE_PATIENCE = 0.05
 
 
 @dataclass(frozen=True)
@@ -34,6 +37,9 @@ class Services:
     # For reads on the event loop itself (embedded store only): its own single connection, so
     # the loop never waits for one the workers hold.
     loop_reads: UnitOfWorkFactory | None = None
+    # For short writes on the event loop (embedded store only), when no other writer is at
+    # work: its own single connection, which never waits.
+    loop_writes: UnitOfWorkFactory | None = None
     # Live delivery of the change feed to WatchChanges streams.
     feed_hub: FeedHub = field(default_factory=lambda: FeedHub(poll_seconds=0.5))
     feed_heartbeat_seconds: float = 15.0
@@ -42,6 +48,29 @@ class Services:
         """Runs a use case on a store worker (the store is synchronous; the loop stays free)."""
         call = functools.partial(use_case, self.unit_of_work, *args)
         return await asyncio.get_running_loop().run_in_executor(self.executor, call)
+
+    async def run_short(self, use_case: Callable[..., T], *args: Any) -> T:
+        """Runs a short use case of one unit of work that may write (a PIN login).
+
+        On an embedded store it runs right here, as a hand-off to a worker costs more than the
+        work. A unit of work that would wait for another writer raises WriterBusy before doing
+        anything, so it is tried again after a pause (the other writer is most likely another
+        short one) and handed to a worker, which may wait, after LOOP_WRITE_PATIENCE. On
+        PostgreSQL it runs on a worker.
+        """
+        if self.loop_writes is not None:
+            loop = asyncio.get_running_loop()
+            give_up = loop.time() + LOOP_WRITE_PATIENCE
+            pause = 0.0002
+            while True:
+                try:
+                    return use_case(self.loop_writes, *args)
+                except WriterBusy:
+                    if loop.time() >= give_up:
+                        break
+                await asyncio.sleep(pause)
+                pause = min(pause * 2, 0.005)
+        return await self.run(use_case, *args)
 
     async def read(self, use_case: Callable[..., T], *args: Any) -> T:
         """Runs a read-only use case: on an embedded store right here, since a SQLite read in

@@ -44,7 +44,12 @@ SETTINGS: tuple[Setting, ...] = (
         "false",
         "accept synthetic test national ids (month + 80); for dev and test only",
     ),
-    Setting("NLR_DB_POOL_SIZE", "8", "database connections (and worker threads) per server"),
+    Setting(
+        "NLR_DB_POOL_SIZE",
+        "8",
+        "database connections (and worker threads) per server; on SQLite two more, for the "
+        "reads and PIN logins run on the event loop itself",
+    ),
     Setting("NLR_HEALTH_INTERVAL_SECONDS", "2", "how often the health check pings the database"),
     Setting(
         "NLR_ACCESS_CACHE_SECONDS",

@@ -2,15 +2,29 @@
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.engine import Dialect, make_url
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.pool import QueuePool
 
+from nlr_server.usecases.ports import WriterBusy
 
-def create_store_engine(url: str, *, pool_size: int = 8) -> Engine:
-    """An engine with the settings the register relies on for the URL's dialect."""
+# Execution options: a reading connection (BEGIN, not BEGIN IMMEDIATE, on SQLite), and one
+# that may not wait for another writer.
+READ_ONLY = "nlr_read_only"
+NO_WAIT = "nlr_no_wait"
+
+
+def create_store_engine(url: str, *, pool_size: int = 8, wait_for_writers: bool = True) -> Engine:
+    """An engine with the settings the register relies on for the URL's dialect.
+
+    ``wait_for_writers=False`` (SQLite only): a write transaction that would wait for another
+    writer raises WriterBusy at once, and commits never checkpoint the write-ahead log (for
+    writes run on the event loop, which must never wait).
+    """
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
         engine = create_engine(
@@ -18,9 +32,14 @@ def create_store_engine(url: str, *, pool_size: int = 8) -> Engine:
             poolclass=QueuePool,
             pool_size=pool_size,
             max_overflow=0,
-            connect_args={"check_same_thread": False, "timeout": 30},
+            connect_args={"check_same_thread": False, "timeout": 30 if wait_for_writers else 0},
+            execution_options={NO_WAIT: not wait_for_writers},
         )
-        event.listen(engine, "connect", _configure_sqlite)
+        event.listen(
+            engine,
+            "connect",
+            functools.partial(_configure_sqlite, wait_for_writers=wait_for_writers),
+        )
         # pysqlite's own transaction handling defers BEGIN; take it over so a write
         # transaction starts with BEGIN IMMEDIATE and concurrent writers queue, not deadlock.
         event.listen(engine, "begin", _begin_immediate)
@@ -30,7 +49,7 @@ def create_store_engine(url: str, *, pool_size: int = 8) -> Engine:
     raise ValueError(f"unsupported database backend {parsed.get_backend_name()!r}")
 
 
-def _configure_sqlite(dbapi_connection: Any, _record: Any) -> None:
+def _configure_sqlite(dbapi_connection: Any, _record: Any, *, wait_for_writers: bool) -> None:
     dbapi_connection.isolation_level = None
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
@@ -38,19 +57,26 @@ def _configure_sqlite(dbapi_connection: Any, _record: Any) -> None:
     # Deleted personal data is overwritten, not left in the file's free pages.
     cursor.execute("PRAGMA secure_delete=ON")
     cursor.execute("PRAGMA synchronous=NORMAL")
-    cursor.execute("PRAGMA busy_timeout=30000")
+    if wait_for_writers:
+        cursor.execute("PRAGMA busy_timeout=30000")
+    else:
+        cursor.execute("PRAGMA busy_timeout=0")
+        cursor.execute("PRAGMA wal_autocheckpoint=0")  # other connections checkpoint
     cursor.close()
-
-
-READ_ONLY = "nlr_read_only"
 
 
 def _begin_immediate(connection: Any) -> None:
     # Readers never need the write lock: under WAL they see a snapshot without blocking writers.
-    if connection.get_execution_options().get(READ_ONLY):
+    options = connection.get_execution_options()
+    if options.get(READ_ONLY):
         begin_read(connection.connection.dbapi_connection, connection.dialect)
-    else:
+        return
+    try:
         connection.exec_driver_sql("BEGIN IMMEDIATE")
+    except OperationalError as error:
+        if options.get(NO_WAIT) and "locked" in str(error.orig):
+            raise WriterBusy("another connection is writing") from error
+        raise
 
 
 def begin_read(driver_connection: Any, dialect: Dialect) -> None:

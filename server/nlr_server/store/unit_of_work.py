@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
-from contextlib import AbstractContextManager, nullcontext
 from types import TracebackType
 
 from sqlalchemy import Engine
@@ -26,6 +25,7 @@ from nlr_server.store.notice_repository import SqlNoticeRepository
 from nlr_server.store.prepared import DriverConnection
 from nlr_server.store.reservation_repository import SqlReservationRepository
 from nlr_server.store.vendor_repository import SqlVendorRepository
+from nlr_server.usecases.ports import WriterBusy
 
 # Told the last feed sequence after a commit that appended to the change feed.
 FeedListener = Callable[[int], None]
@@ -37,11 +37,14 @@ class SqlUnitOfWork:
         bind: Engine,
         sealer: NationalIdSealer,
         on_feed: FeedListener | None = None,
-        write_lock: AbstractContextManager[object] | None = None,
+        write_lock: threading.RLock | None = None,
         *,
         read_only: bool = False,
+        wait: bool = True,
     ) -> None:
-        self._write_lock = write_lock or nullcontext()
+        self._write_lock = write_lock
+        self._wait = wait
+        self._locked = False
         # A reading unit of work takes its connection at once and reads through the driver
         # (store/prepared.py) without the session's transaction machinery; the session, for
         # the other reads, shares the connection and so the snapshot.
@@ -63,7 +66,10 @@ class SqlUnitOfWork:
         self.identities = SqlIdentityRepository(self._session, self._driver)
 
     def __enter__(self) -> SqlUnitOfWork:
-        self._write_lock.__enter__()
+        if self._write_lock is not None:
+            if not self._write_lock.acquire(blocking=self._wait):
+                raise WriterBusy("another unit of work in this process is writing")
+            self._locked = True
         return self
 
     def __exit__(
@@ -80,7 +86,10 @@ class SqlUnitOfWork:
             self._session.close()
             if self._connection is not None:
                 self._connection.close()  # back to the pool, which rolls the reading back
-            self._write_lock.__exit__(None, None, None)
+            if self._locked:
+                assert self._write_lock is not None
+                self._locked = False
+                self._write_lock.release()
         if isinstance(exc, IntegrityError):
             # A concurrent writer won a uniqueness race the use case had checked for.
             raise AlreadyExists("the card number or national id is already registered") from exc
@@ -100,9 +109,17 @@ class SqlUnitOfWork:
 class SqlUnitOfWorkFactory:
     """Makes units of work on one engine; the use cases call it for each transaction."""
 
-    def __init__(self, engine: Engine, sealer: NationalIdSealer) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        sealer: NationalIdSealer,
+        *,
+        write_lock: threading.RLock | None = None,
+        wait: bool = True,
+    ) -> None:
         self.engine = engine
         self._sealer = sealer
+        self._wait = wait
         # Set by the server: wakes the change feed's watchers after a commit.
         self.on_feed: FeedListener | None = None
         # Made once: an engine with options is cheap to use but not to make per call.
@@ -112,7 +129,9 @@ class SqlUnitOfWorkFactory:
         # retries (up to 100 ms a turn: one login's p99 was a second with 32 in flight).
         # Reentrant, as a unit of work opened inside another on the same thread does not
         # take SQLite's lock until it writes. Other processes still queue in the busy handler.
-        self._write_lock = threading.RLock() if engine.dialect.name == "sqlite" else None
+        if write_lock is None and engine.dialect.name == "sqlite":
+            write_lock = threading.RLock()
+        self._write_lock = write_lock
 
     def for_loop_reads(self) -> SqlUnitOfWorkFactory | None:
         """Units of work for reads run on the event loop itself, on a connection of their own;
@@ -123,7 +142,21 @@ class SqlUnitOfWorkFactory:
         engine = create_store_engine(self.engine.url.render_as_string(False), pool_size=1)
         return SqlUnitOfWorkFactory(engine, self._sealer)
 
+    def for_loop_writes(self) -> SqlUnitOfWorkFactory | None:
+        """Units of work for short writes run on the event loop itself, on a connection of
+        their own; None unless the store is embedded (SQLite). They share this factory's writer
+        lock but never wait, for it or for SQLite's: one that would wait raises WriterBusy
+        before it reads or writes anything, and the caller hands the work to a worker."""
+        if self.engine.dialect.name != "sqlite":
+            return None
+        engine = create_store_engine(
+            self.engine.url.render_as_string(False), pool_size=1, wait_for_writers=False
+        )
+        return SqlUnitOfWorkFactory(engine, self._sealer, write_lock=self._write_lock, wait=False)
+
     def __call__(self, *, read_only: bool = False) -> SqlUnitOfWork:
         if read_only:
             return SqlUnitOfWork(self._read_only, self._sealer, read_only=True)
-        return SqlUnitOfWork(self.engine, self._sealer, self.on_feed, self._write_lock)
+        return SqlUnitOfWork(
+            self.engine, self._sealer, self.on_feed, self._write_lock, wait=self._wait
+        )

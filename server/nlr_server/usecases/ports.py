@@ -240,5 +240,9 @@ class UnitOfWork(Protocol):
     def commit(self) -> None: ...
 
 
+class WriterBusy(Exception):
+    """A unit of work made not to wait found another writer at work; it did nothing."""
+
+
 class UnitOfWorkFactory(Protocol):
     def __call__(self, *, read_only: bool = False) -> UnitOfWork: ...
