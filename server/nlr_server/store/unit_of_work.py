@@ -123,7 +123,13 @@ class SqlUnitOfWorkFactory:
         # Set by the server: wakes the change feed's watchers after a commit.
         self.on_feed: FeedListener | None = None
         # Made once: an engine with options is cheap to use but not to make per call.
-        self._read_only = engine.execution_options(**{READ_ONLY: True})
+        # PostgreSQL reads run in autocommit: under READ COMMITTED each statement sees its own
+        # snapshot either way, and there is then no transaction to roll back, which would
+        # cost a round trip to the server on every read.
+        reading: dict[str, object] = {READ_ONLY: True}
+        if engine.dialect.name == "postgresql":
+            reading["isolation_level"] = "AUTOCOMMIT"
+        self._read_only = engine.execution_options(**reading)
         # SQLite has one writer at a time. Writers in this process queue here, woken the
         # moment the lock is free, instead of in SQLite's busy handler, which sleeps and
         # retries (up to 100 ms a turn: one login's p99 was a second with 32 in flight).
