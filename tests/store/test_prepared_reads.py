@@ -1,5 +1,6 @@
 """The hot reads run on the driver (store/prepared.py) give what SQLAlchemy gives, on each store:
-the same rows, the same values, the same types (a timestamp a UTC datetime, a day a date)."""
+the same rows, the same values, the same types (a timestamp a UTC datetime, a day a date); and
+the whole view read in one statement (store/full_record.py) is the one read a query at a time."""
 
 from __future__ import annotations
 
@@ -11,7 +12,12 @@ from sqlalchemy.orm import Session
 
 from nlr.registry.v1 import borrower_pb2
 from nlr.registry.v1 import registry_service_pb2 as pb
-from nlr_server.domain.identity import IdentityKind
+from nlr_server.crypto.keyring import Keyring
+from nlr_server.crypto.national_id_sealer import NationalIdSealer
+from nlr_server.domain.borrower import Borrower
+from nlr_server.domain.card_number import CardNumber
+from nlr_server.domain.identity import IdentityKind, IdentityValue
+from nlr_server.domain.library_number import LibraryNumber
 from nlr_server.store import (
     borrower_repository,
     credential_repository,
@@ -19,9 +25,19 @@ from nlr_server.store import (
     identity_repository,
 )
 from nlr_server.store.database import create_store_engine
-from nlr_server.store.models import BorrowerRow, LoginAttemptsRow
+from nlr_server.store.models import AffiliationRow, BorrowerRow, LoginAttemptsRow
 from nlr_server.store.prepared import DriverConnection, PreparedRead
-from register_harness import Registry, ServerThread, create, national_id, new_borrower
+from nlr_server.store.unit_of_work import SqlUnitOfWork, SqlUnitOfWorkFactory
+from nlr_server.usecases.views import full_view
+from register_harness import (
+    BERGEN,
+    OSLO,
+    Registry,
+    ServerThread,
+    create,
+    national_id,
+    new_borrower,
+)
 
 FEIDE = borrower_pb2.IdentityKind.IDENTITY_KIND_FEIDE
 
@@ -95,9 +111,13 @@ def test_each_hot_read_reads_as_through_sqlalchemy(
         with Session(engine) as session:
             driver = DriverConnection(session)
             for read, parameters in reads:
-                expected = session.connection().execute(read.statement, parameters).all()
+                expected = (
+                    session.connection()
+                    .execute(read.statement_for(engine.dialect.name), parameters)
+                    .all()
+                )
                 got = read.rows(driver, parameters)
-                assert expected, f"a control: {read.statement} finds rows"
+                assert expected, f"a control: {read.statement_for(engine.dialect.name)} finds rows"
                 assert [tuple(row) for row in got] == [tuple(row) for row in expected]
                 assert [[type(v) for v in row] for row in got] == [
                     [type(v) for v in row] for row in expected
@@ -107,5 +127,63 @@ def test_each_hot_read_reads_as_through_sqlalchemy(
                 assert all(
                     v.tzinfo is not None and v.utcoffset() == dt.timedelta(0) for v in timestamps
                 )
+    finally:
+        engine.dispose()
+
+
+def test_a_reading_unit_of_work_reads_the_whole_view_in_one_statement_as_a_writing_one_does(
+    registry: Registry, server: ServerThread, keyring: Keyring
+) -> None:
+    _guardian_and_ward(registry)
+    registry.stub.AddIdentity(
+        pb.AddIdentityRequest(
+            card_number="N000000701",
+            identity=borrower_pb2.Identity(
+                kind=borrower_pb2.IdentityKind.IDENTITY_KIND_POCKET, value="pocket-701"
+            ),
+        ),
+        metadata=registry.metadata,
+    )
+    engine = create_store_engine(server.config.database_url)
+    try:
+        with Session(engine) as session:
+            ids = dict(session.execute(select(BorrowerRow.card_number, BorrowerRow.id)).all())
+            # A second affiliation, made earlier than the first, so the order is tested too.
+            session.execute(
+                insert(AffiliationRow).values(
+                    borrower_id=ids["N000000701"],
+                    library_number=BERGEN,
+                    affiliated_at=dt.datetime(2001, 2, 3, 4, 5, 6, 789000, tzinfo=dt.UTC),
+                )
+            )
+            session.commit()
+        units = SqlUnitOfWorkFactory(engine, NationalIdSealer(keyring))
+        feide = IdentityValue.parse(IdentityKind.FEIDE, "kari@uio.no")
+        now = dt.datetime.now(dt.UTC)
+
+        def views(uow: SqlUnitOfWork) -> list[Borrower]:
+            found = [
+                uow.borrowers.get_by_card_number(CardNumber.parse("N000000701")),
+                uow.borrowers.get_by_id(ids["N000000702"]),
+                uow.borrowers.get_by_identity(feide, now),
+            ]
+            assert all(borrower is not None for borrower in found)
+            return [full_view(uow, borrower) for borrower in found if borrower is not None]
+
+        with units(read_only=True) as reading:
+            one_statement = views(reading)
+        with units() as writing:
+            statement_each = views(writing)
+        assert one_statement == statement_each
+        guardian, ward, by_feide = one_statement
+        # Controls: there is something to compare in every list.
+        assert [a.library_number for a in guardian.affiliations] == [
+            LibraryNumber(BERGEN),
+            LibraryNumber(OSLO),
+        ]
+        assert [i.kind for i in guardian.identities] == [IdentityKind.FEIDE, IdentityKind.POCKET]
+        assert [link.card_number.value for link in guardian.links.wards] == ["N000000702"]
+        assert [link.card_number.value for link in ward.links.guardians] == ["N000000701"]
+        assert by_feide == guardian
     finally:
         engine.dispose()

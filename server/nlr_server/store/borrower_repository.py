@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from collections.abc import Collection
 from typing import Any
 
@@ -26,6 +27,8 @@ from nlr_server.domain.identity import IdentityValue
 from nlr_server.domain.library_number import LibraryNumber
 from nlr_server.domain.national_id import NationalId
 from nlr_server.domain.person_name import PersonName
+from nlr_server.store import full_record
+from nlr_server.store.full_record import Prefetched
 from nlr_server.store.models import (
     AffiliationRow,
     BorrowerRow,
@@ -49,35 +52,54 @@ _RECORD_COLUMNS = [
 ]
 # The hot reads, compiled once (see store/prepared.py).
 _RECORD = select(*_RECORD_COLUMNS)
-_BY_CARD_NUMBER = PreparedRead(_RECORD.where(_BORROWERS.c.card_number == bindparam("key")))
-_BY_NATIONAL_ID = PreparedRead(_RECORD.where(_BORROWERS.c.national_id_index == bindparam("key")))
-_BY_ID = PreparedRead(_RECORD.where(_BORROWERS.c.id == bindparam("key")))
+_CARD_NUMBER_IS = _BORROWERS.c.card_number == bindparam("key")
+_NATIONAL_ID_IS = _BORROWERS.c.national_id_index == bindparam("key")
+_ID_IS = _BORROWERS.c.id == bindparam("key")
+_BY_CARD_NUMBER = PreparedRead(_RECORD.where(_CARD_NUMBER_IS))
+_BY_NATIONAL_ID = PreparedRead(_RECORD.where(_NATIONAL_ID_IS))
+_BY_ID = PreparedRead(_RECORD.where(_ID_IS))
 _IDENTITIES = table_of(IdentityRow)
-_BY_IDENTITY = PreparedRead(
-    _RECORD.where(
-        _BORROWERS.c.id
-        == select(_IDENTITIES.c.borrower_id)
-        .where(
-            _IDENTITIES.c.kind == bindparam("kind"),
-            _IDENTITIES.c.value == bindparam("value"),
-            _IDENTITIES.c.delete_after > bindparam("now"),
-        )
-        .scalar_subquery()
+_IDENTITY_IS = _BORROWERS.c.id == (
+    select(_IDENTITIES.c.borrower_id)
+    .where(
+        _IDENTITIES.c.kind == bindparam("kind"),
+        _IDENTITIES.c.value == bindparam("value"),
+        _IDENTITIES.c.delete_after > bindparam("now"),
     )
+    .scalar_subquery()
 )
+_BY_IDENTITY = PreparedRead(_RECORD.where(_IDENTITY_IS))
 _AFFILIATIONS_OF = PreparedRead(
     select(_AFFILIATIONS.c.library_number, _AFFILIATIONS.c.affiliated_at)
     .where(_AFFILIATIONS.c.borrower_id == bindparam("id"))
     .order_by(_AFFILIATIONS.c.affiliated_at)
 )
+# The same lookups with the whole view in one statement (store/full_record.py), for reading
+# units of work.
+_FULL = {
+    plain: PreparedRead(
+        functools.partial(full_record.statement, columns=_RECORD_COLUMNS, condition=is_)
+    )
+    for plain, is_ in (
+        (_BY_CARD_NUMBER, _CARD_NUMBER_IS),
+        (_BY_NATIONAL_ID, _NATIONAL_ID_IS),
+        (_BY_ID, _ID_IS),
+        (_BY_IDENTITY, _IDENTITY_IS),
+    )
+}
 
 
 class SqlBorrowerRepository:
     def __init__(
-        self, session: Session, sealer: NationalIdSealer, driver: DriverConnection
+        self,
+        session: Session,
+        sealer: NationalIdSealer,
+        driver: DriverConnection,
+        prefetched: Prefetched | None = None,
     ) -> None:
         self._session = session
         self._driver = driver
+        self._prefetched = prefetched
         self._sealer = sealer
 
     def get_by_card_number(self, card_number: CardNumber) -> Borrower | None:
@@ -145,7 +167,14 @@ class SqlBorrowerRepository:
         )
 
     def _load(self, statement: PreparedRead, parameters: dict[str, Any]) -> Borrower | None:
-        # Reads are the hot path: two indexed lookups, compiled once, plain rows.
+        # Reads are the hot path: two indexed lookups, compiled once, plain rows; in a reading
+        # unit of work one statement with the links and identities as well.
+        if self._prefetched is not None:
+            row = _FULL[statement].first(self._driver, parameters)
+            if row is None:
+                return None
+            full_record.prefetch(row, self._prefetched)
+            return _to_domain(row, full_record.affiliations(row))
         row = statement.first(self._driver, parameters)
         if row is None:
             return None

@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 from nlr_server.domain.card_number import CardNumber
 from nlr_server.domain.guardian import GuardianLink, GuardianLinks
 from nlr_server.domain.library_number import LibraryNumber
+from nlr_server.store.full_record import Prefetched
 from nlr_server.store.models import BorrowerRow, GuardianLinkRow, table_of
 from nlr_server.store.prepared import DriverConnection, PreparedRead
 
@@ -26,9 +27,12 @@ _LINKS_OF_ONE = PreparedRead(
 
 
 class SqlGuardianRepository:
-    def __init__(self, session: Session, driver: DriverConnection) -> None:
+    def __init__(
+        self, session: Session, driver: DriverConnection, prefetched: Prefetched | None = None
+    ) -> None:
         self._session = session
         self._driver = driver
+        self._prefetched = prefetched
 
     def link(self, child_id: int, guardian_id: int, at: dt.datetime, by: LibraryNumber) -> bool:
         """Adds the link; False if it already exists."""
@@ -58,6 +62,8 @@ class SqlGuardianRepository:
         )
 
     def links_of(self, borrower_id: int) -> GuardianLinks:
+        if self._prefetched is not None and borrower_id in self._prefetched.links:
+            return self._prefetched.links[borrower_id]
         rows = _LINKS_OF_ONE.rows(self._driver, {"id": borrower_id})
         return self._links(rows, {borrower_id}).get(borrower_id, GuardianLinks())
 

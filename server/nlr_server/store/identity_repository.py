@@ -11,6 +11,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from nlr_server.domain.identity import Identity, IdentityKind, IdentityValue
+from nlr_server.store.full_record import Prefetched
 from nlr_server.store.models import IdentityRow, table_of
 from nlr_server.store.prepared import DriverConnection, PreparedRead
 
@@ -30,12 +31,17 @@ _OF_ONE = PreparedRead(
 
 
 class SqlIdentityRepository:
-    def __init__(self, session: Session, driver: DriverConnection) -> None:
+    def __init__(
+        self, session: Session, driver: DriverConnection, prefetched: Prefetched | None = None
+    ) -> None:
         self._session = session
         self._driver = driver
+        self._prefetched = prefetched
 
     def of_borrower(self, borrower_id: int) -> tuple[Identity, ...]:
         """The borrower's identities, oldest first."""
+        if self._prefetched is not None and borrower_id in self._prefetched.identities:
+            return self._prefetched.identities[borrower_id]
         return tuple(_identity(r) for r in _OF_ONE.rows(self._driver, {"id": borrower_id}))
 
     def of_borrowers(self, borrower_ids: Collection[int]) -> dict[int, tuple[Identity, ...]]:

@@ -79,15 +79,17 @@ class DriverConnection:
 
 class PreparedRead:
     """A SELECT, compiled the first time it runs on each dialect. Its rows are named tuples
-    with the statement's column names, as SQLAlchemy's rows are."""
+    with the statement's column names, as SQLAlchemy's rows are. The statement may be made
+    for each dialect (given the dialect's name), where the two stores' SQL differs."""
 
-    def __init__(self, statement: Select[Any]) -> None:
+    def __init__(self, statement: Select[Any] | Callable[[str], Select[Any]]) -> None:
         self._statement = statement
         self._compiled: dict[str, _Compiled] = {}
 
-    @property
-    def statement(self) -> Select[Any]:
-        return self._statement
+    def statement_for(self, dialect: str) -> Select[Any]:
+        if isinstance(self._statement, Select):
+            return self._statement
+        return self._statement(dialect)
 
     def rows(self, connection: DriverConnection, parameters: Mapping[str, Any]) -> list[Any]:
         """Every row, read in the connection's transaction."""
@@ -105,7 +107,7 @@ class PreparedRead:
         return found[0] if found else None
 
     def _compile(self, dialect: Dialect) -> _Compiled:
-        compiled = self._statement.compile(dialect=dialect)
+        compiled = self.statement_for(dialect.name).compile(dialect=dialect)
         names = [column[0] for column in compiled._result_columns]
         results = tuple(
             (index, process)

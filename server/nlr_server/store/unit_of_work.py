@@ -18,6 +18,7 @@ from nlr_server.store.borrower_repository import SqlBorrowerRepository
 from nlr_server.store.credential_repository import SqlCredentialRepository
 from nlr_server.store.database import READ_ONLY, create_store_engine
 from nlr_server.store.feed_repository import SqlFeedRepository
+from nlr_server.store.full_record import Prefetched
 from nlr_server.store.guardian_repository import SqlGuardianRepository
 from nlr_server.store.identity_repository import SqlIdentityRepository
 from nlr_server.store.library_repository import SqlLibraryRepository
@@ -54,16 +55,19 @@ class SqlUnitOfWork:
         )
         self._on_feed = on_feed
         self._driver = DriverConnection(self._session, self._connection)
+        # Nothing changes in a reading unit of work, so what one repository read with a
+        # borrower can answer another's question about them (store/full_record.py).
+        prefetched = Prefetched() if read_only else None
         self.feed = SqlFeedRepository(self._session)
-        self.borrowers = SqlBorrowerRepository(self._session, sealer, self._driver)
+        self.borrowers = SqlBorrowerRepository(self._session, sealer, self._driver, prefetched)
         self.libraries = SqlLibraryRepository(self._session)
         self.vendors = SqlVendorRepository(self._session)
         self.audit = SqlAuditRepository(self._session)
         self.credentials = SqlCredentialRepository(self._session, self._driver)
         self.reservations = SqlReservationRepository(self._session)
-        self.guardians = SqlGuardianRepository(self._session, self._driver)
+        self.guardians = SqlGuardianRepository(self._session, self._driver, prefetched)
         self.notices = SqlNoticeRepository(self._session)
-        self.identities = SqlIdentityRepository(self._session, self._driver)
+        self.identities = SqlIdentityRepository(self._session, self._driver, prefetched)
 
     def __enter__(self) -> SqlUnitOfWork:
         if self._write_lock is not None:
