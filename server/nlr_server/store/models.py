@@ -110,6 +110,8 @@ class AuditEventRow(Base):
     )
     occurred_at: Mapped[dt.datetime] = mapped_column(UtcDateTime(), index=True)
     vendor_id: Mapped[int | None] = mapped_column(Integer)
+    # SHA-256 of the client certificate, also when it is unknown or revoked (no vendor then).
+    certificate_fingerprint: Mapped[str | None] = mapped_column(String(64))
     library_number: Mapped[str | None] = mapped_column(String(7))
     rpc: Mapped[str] = mapped_column(String(64))
     card_number: Mapped[str | None] = mapped_column(String(10), index=True)
