@@ -66,12 +66,14 @@ class AccessControl:
         *,
         cache_seconds: float,
         code_failures: FailureLimiter,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._uow = unit_of_work
         self._executor = executor
-        self._callers = _TtlCache(cache_seconds)
-        self._libraries = _TtlCache(cache_seconds)
-        self._verified_codes = _TtlCache(max(cache_seconds, 60.0))
+        # The clock is a parameter so tests can move it past the cache's lifetime.
+        self._callers = _TtlCache(cache_seconds, clock)
+        self._libraries = _TtlCache(cache_seconds, clock)
+        self._verified_codes = _TtlCache(max(cache_seconds, 60.0), clock)
         self._fingerprints: dict[bytes, str] = {}
         self._code_failures = code_failures
         self._cache_key = os.urandom(32)
