@@ -141,6 +141,16 @@ def wait_until_serving(server: ServerProcess, pki: DevPkiPaths) -> None:
     pytest.fail(f"nlr-server did not serve within {START_DEADLINE}s:\n{server.log}")
 
 
+def wait_for_log(server: ServerProcess, text: str) -> None:
+    deadline = time.monotonic() + START_DEADLINE
+    while text not in server.log:
+        if server.process.poll() is not None:
+            pytest.fail(f"nlr-server exited with {server.process.returncode}:\n{server.log}")
+        if time.monotonic() > deadline:
+            pytest.fail(f"nlr-server did not log {text!r} within {START_DEADLINE}s:\n{server.log}")
+        time.sleep(0.1)
+
+
 @contextlib.contextmanager
 def borrowers_write_locked(database_url: str) -> Iterator[None]:
     """Holds the lock a CreateBorrower needs, so that the call waits in flight until released."""
@@ -255,6 +265,51 @@ def test_unmigrated_database_stops_the_server_with_a_hint_to_migrate(
     assert "nlr-server: cannot start:" in stopped.stderr
     assert "run `nlr-admin migrate`" in stopped.stderr
     assert "Traceback" not in stopped.stderr
+
+
+# --- one address, one server ---
+
+
+def test_a_second_server_on_a_served_address_refuses_to_start_and_names_it(
+    pki: DevPkiPaths, keyring_path: Path, prepared_database: str, tmp_path: Path
+) -> None:
+    environment = server_environment(pki, keyring_path, prepared_database)
+    address = environment["NLR_LISTEN_ADDRESS"]
+    (tmp_path / "first").mkdir()
+    (tmp_path / "second").mkdir()
+
+    with running_server(environment, pki, tmp_path / "first") as first:
+        second = run_to_exit(environment, tmp_path / "second")
+
+        assert second.returncode == 1
+        assert f"nlr-server: cannot start: NLR_LISTEN_ADDRESS: cannot listen on {address}" in (
+            second.stderr
+        )
+        assert "NLR_SHARED_PORT=true" in second.stderr
+        assert "Traceback" not in second.stderr
+        assert first.process.poll() is None
+        assert health_status(address, pki) == health_pb2.HealthCheckResponse.SERVING
+
+
+def test_with_shared_ports_asked_for_two_servers_serve_one_address(
+    pki: DevPkiPaths, keyring_path: Path, prepared_database: str, tmp_path: Path
+) -> None:
+    environment = server_environment(pki, keyring_path, prepared_database, NLR_SHARED_PORT="true")
+    (tmp_path / "first").mkdir()
+    (tmp_path / "second").mkdir()
+
+    with (
+        running_server(environment, pki, tmp_path / "first") as first,
+        running_server(environment, pki, tmp_path / "second") as second,
+    ):
+        # The first answers for both until it stops; then only the second can.
+        wait_for_log(second, "serving on")
+        first.process.send_signal(signal.SIGTERM)
+        assert first.process.wait(timeout=EXIT_DEADLINE) == 0, first.log
+
+        assert health_status(environment["NLR_LISTEN_ADDRESS"], pki) == (
+            health_pb2.HealthCheckResponse.SERVING
+        ), second.log
 
 
 # --- SIGTERM ---

@@ -89,7 +89,12 @@ class RegisterServer:
             services.unit_of_work, self._executor, flush_seconds=config.audit_flush_seconds
         )
         self._audit.start()
-        server = grpc.aio.server(interceptors=[self._interceptor(services, self._audit)])
+        server = grpc.aio.server(
+            interceptors=[self._interceptor(services, self._audit)],
+            # grpc shares ports by default: a second server on a served address would start
+            # silently and take part of its calls.
+            options=[("grpc.so_reuseport", int(config.shared_port))],
+        )
         registry_service_pb2_grpc.add_BorrowerRegistryServicer_to_server(
             BorrowerRegistryServicer(services), server
         )
@@ -100,9 +105,14 @@ class RegisterServer:
         reflection.enable_server_reflection(
             [*SERVICES, HEALTH_SERVICE, reflection.SERVICE_NAME], server
         )
-        self.port = server.add_secure_port(config.listen_address, _credentials(config))
+        try:
+            self.port = server.add_secure_port(config.listen_address, _credentials(config))
+        except RuntimeError:
+            # grpc raises on a failed bind (and logs why); older versions returned port 0.
+            self.port = 0
         if self.port == 0:
-            raise StartupError(f"NLR_LISTEN_ADDRESS: cannot listen on {config.listen_address}")
+            await self.stop(0)
+            raise StartupError(_cannot_listen(config))
         await server.start()
         self._server = server
         # The database answered the start-up check: serving from the first call on.
@@ -228,6 +238,20 @@ class RegisterServer:
                 f"the database schema is at {migrate.current_revision(self._engine)!r}, "
                 f"the server needs {migrate.head_revision()!r}: run `nlr-admin migrate`"
             )
+
+
+def _cannot_listen(config: Config) -> str:
+    address = config.listen_address
+    if config.shared_port:
+        return (
+            f"NLR_LISTEN_ADDRESS: cannot listen on {address}: it is in use by a process that "
+            "does not share it, or not an address of this host"
+        )
+    return (
+        f"NLR_LISTEN_ADDRESS: cannot listen on {address}: it is in use (another nlr-server?) "
+        "or not an address of this host; several worker processes of one deployment share an "
+        "address with NLR_SHARED_PORT=true"
+    )
 
 
 def _load_keyring(config: Config) -> Keyring:

@@ -30,6 +30,12 @@ class Setting:
 SETTINGS: tuple[Setting, ...] = (
     Setting("NLR_LISTEN_ADDRESS", "127.0.0.1:50051", "host:port the gRPC server listens on"),
     Setting(
+        "NLR_SHARED_PORT",
+        "false",
+        "let several server processes listen on the same address (SO_REUSEPORT), for worker "
+        "processes of one deployment; otherwise a server refuses an address already served",
+    ),
+    Setting(
         "NLR_DATABASE_URL",
         "sqlite:///nlr.db",
         "SQLAlchemy URL: `sqlite:///path.db` or `postgresql+psycopg://user@host/db`",
@@ -187,6 +193,8 @@ class Config:
     feed_heartbeat_seconds: float
     feed_stream_buffer: int
     log_level: str
+    # A default, so that a Config built by hand (the tests' harness) may leave it out.
+    shared_port: bool = False
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Config:
@@ -235,6 +243,7 @@ class Config:
             feed_heartbeat_seconds=env.number("NLR_FEED_HEARTBEAT_SECONDS", minimum=0.05),
             feed_stream_buffer=env.whole("NLR_FEED_STREAM_BUFFER", minimum=1),
             log_level=env.choice("NLR_LOG_LEVEL", ("DEBUG", "INFO", "WARNING", "ERROR")),
+            shared_port=env.flag("NLR_SHARED_PORT"),
         )
 
 
