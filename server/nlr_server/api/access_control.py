@@ -82,7 +82,7 @@ class AccessControl:
     async def caller(self, peer_certificate_pem: bytes | None) -> Caller:
         if not peer_certificate_pem:
             raise Unauthenticated("no client certificate", reason="CERTIFICATE_MISSING")
-        fingerprint = self._fingerprint(peer_certificate_pem)
+        fingerprint = self.fingerprint(peer_certificate_pem)
         caller: Caller | None = self._callers.get(fingerprint)
         if caller is None:
             caller = await self._run(access.identify_caller, self._uow, fingerprint)
@@ -127,7 +127,8 @@ class AccessControl:
             pending.add_done_callback(lambda _: self._checks.pop(key, None))
         return await asyncio.shield(pending)
 
-    def _fingerprint(self, pem: bytes) -> str:
+    def fingerprint(self, pem: bytes) -> str:
+        """The SHA-256 fingerprint of a PEM certificate, as the register knows certificates."""
         fingerprint = self._fingerprints.get(pem)
         if fingerprint is None:
             certificate = x509.load_pem_x509_certificate(pem)

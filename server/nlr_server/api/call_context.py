@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import contextvars
 import datetime as dt
 from dataclasses import dataclass
@@ -17,6 +18,8 @@ class CallContext:
     rpc: str
     started_at: dt.datetime
     caller: Caller | None = None
+    # SHA-256 of the client certificate, set before the caller is known.
+    certificate_fingerprint: str | None = None
     library: LibraryNumber | None = None
     card_number: str | None = None
     borrower_id: int | None = None
@@ -36,6 +39,7 @@ class CallContext:
             rpc=self.rpc,
             outcome=outcome,
             vendor_id=self.caller.vendor.id if self.caller else None,
+            certificate_fingerprint=self.certificate_fingerprint,
             library_number=self.library.value if self.library else None,
             card_number=self.card_number,
             borrower_id=self.borrower_id,
@@ -55,7 +59,10 @@ def enter_call(call: CallContext) -> contextvars.Token[CallContext]:
 
 
 def leave_call(token: contextvars.Token[CallContext]) -> None:
-    _current.reset(token)
+    # A server stream cancelled by its client is closed from another context, where the
+    # token cannot be reset; that context ends with the call anyway.
+    with contextlib.suppress(ValueError):
+        _current.reset(token)
 
 
 def acting_library() -> LibraryNumber:

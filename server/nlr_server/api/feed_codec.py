@@ -56,11 +56,25 @@ def decode_page_token(token: str) -> tuple[int | None, int]:
         return None, 0
     try:
         padded = token + "=" * (-len(token) % 4)
-        version, cursor, last_id = base64.urlsafe_b64decode(padded).decode().split(":")
+        version, cursor, last_id = base64.urlsafe_b64decode(padded).decode("ascii").split(":")
         if version != _TOKEN_VERSION:
             raise ValueError(version)
-        return int(cursor), int(last_id)
+        return _token_number(cursor), _token_number(last_id)
     except (ValueError, binascii.Error, UnicodeDecodeError):
         raise InvalidArgument.one(
             "page_token", "is not a token from ListAffiliatedBorrowers"
         ) from None
+
+
+# A token is made by the server, but comes back from the caller: its numbers are checked to
+# the range of the columns they are compared with (64-bit signed) before any query sees them.
+_MAX_TOKEN_NUMBER = 2**63 - 1
+
+
+def _token_number(text: str) -> int:
+    if not (text.isascii() and text.isdigit()) or len(text) > 19:
+        raise ValueError("not a token number")
+    number = int(text)
+    if number > _MAX_TOKEN_NUMBER:
+        raise ValueError("out of range")
+    return number

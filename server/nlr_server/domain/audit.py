@@ -20,3 +20,5 @@ class AuditEvent:
     card_number: str | None = None
     borrower_id: int | None = None
     reason: str | None = None
+    # The client certificate's SHA-256 fingerprint, also for a refused, unknown certificate.
+    certificate_fingerprint: str | None = None

@@ -46,7 +46,14 @@ class AlreadyExists(RegisterError):
     reason = "ALREADY_EXISTS"
 
 
-class EtagMismatch(RegisterError):
+class Aborted(RegisterError):
+    """The transaction was lost mid-way (e.g. its database connection ended); nothing was
+    changed, unless the loss came during the commit itself. Safe to try again."""
+
+    reason = "TRANSACTION_ABORTED"
+
+
+class EtagMismatch(Aborted):
     """The caller's etag is stale: someone changed the borrower since the caller read it."""
 
     reason = "ETAG_MISMATCH"
@@ -93,11 +100,21 @@ class InvalidValue(ValueError):
     """A single value failed validation; the message says what is wrong, without echoing it."""
 
 
-class RateLimited(RegisterError):
-    """Too many calls, or too many failed attempts; try again after ``retry_after`` seconds."""
-
-    reason = "RATE_LIMITED"
+class RetryLater(RegisterError):
+    """A refusal that ends by itself: try again after ``retry_after`` seconds."""
 
     def __init__(self, message: str, *, retry_after: float, reason: str | None = None) -> None:
         super().__init__(message, reason=reason)
         self.retry_after = retry_after
+
+
+class RateLimited(RetryLater):
+    """Too many calls, or too many failed attempts."""
+
+    reason = "RATE_LIMITED"
+
+
+class Unavailable(RetryLater):
+    """The store cannot be reached or cannot take writes just now; nothing was changed."""
+
+    reason = "STORE_UNAVAILABLE"

@@ -25,6 +25,7 @@ class SqlAuditRepository:
                 {
                     "occurred_at": e.occurred_at,
                     "vendor_id": e.vendor_id,
+                    "certificate_fingerprint": e.certificate_fingerprint,
                     "library_number": e.library_number,
                     "rpc": e.rpc,
                     "card_number": e.card_number,
@@ -69,6 +70,7 @@ def _event(row: AuditEventRow) -> AuditEvent:
         rpc=row.rpc,
         outcome=row.outcome,
         vendor_id=row.vendor_id,
+        certificate_fingerprint=row.certificate_fingerprint,
         library_number=row.library_number,
         card_number=row.card_number,
         borrower_id=row.borrower_id,

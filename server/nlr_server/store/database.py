@@ -34,6 +34,8 @@ def create_store_engine(url: str, *, pool_size: int = 8, wait_for_writers: bool 
             max_overflow=0,
             connect_args={"check_same_thread": False, "timeout": 30 if wait_for_writers else 0},
             execution_options={NO_WAIT: not wait_for_writers},
+            # Parameters are personal data: never in an error's text, a log or a traceback.
+            hide_parameters=True,
         )
         event.listen(
             engine,
@@ -45,7 +47,9 @@ def create_store_engine(url: str, *, pool_size: int = 8, wait_for_writers: bool 
         event.listen(engine, "begin", _begin_immediate)
         return engine
     if parsed.get_backend_name() == "postgresql":
-        return create_engine(url, pool_size=pool_size, max_overflow=4, pool_pre_ping=True)
+        return create_engine(
+            url, pool_size=pool_size, max_overflow=4, pool_pre_ping=True, hide_parameters=True
+        )
     raise ValueError(f"unsupported database backend {parsed.get_backend_name()!r}")
 
 
