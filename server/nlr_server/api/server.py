@@ -39,6 +39,7 @@ from nlr_server.mail.smtp_sender import SmtpSender
 from nlr_server.ops.config import Config
 from nlr_server.store import migrate
 from nlr_server.store.database import create_store_engine, ping
+from nlr_server.store.erasure import DeletionVacuum, WalTruncation, eraser_for
 from nlr_server.store.unit_of_work import SqlUnitOfWorkFactory
 from nlr_server.usecases.maintenance import run_maintenance
 
@@ -76,6 +77,7 @@ class RegisterServer:
         self._audit: AuditWriter | None = None
         self._feed_hub: FeedHub | None = None
         self._engine = create_store_engine(config.database_url, pool_size=config.db_pool_size)
+        self._eraser = eraser_for(self._engine, vacuum_seconds=config.deletion_vacuum_seconds)
 
     async def start(self) -> int:
         """Starts serving; returns the bound port (useful with port 0)."""
@@ -134,6 +136,12 @@ class RegisterServer:
             ),
         ]
         self._tasks.append(asyncio.create_task(_deliver_notices(config, services)))
+        if isinstance(self._eraser, DeletionVacuum):
+            self._tasks.append(
+                asyncio.create_task(
+                    _vacuum_after_deletions(self._eraser, config.deletion_vacuum_seconds)
+                )
+            )
         log.info("serving on %s", config.listen_address.rsplit(":", 1)[0] + f":{self.port}")
         return self.port
 
@@ -149,8 +157,15 @@ class RegisterServer:
             poll_seconds=config.feed_poll_seconds, watcher_capacity=config.feed_stream_buffer
         )
         unit_of_work.on_feed = self._feed_hub.committed
+        unit_of_work.on_erase = self._eraser.deleted
+        if isinstance(self._eraser, WalTruncation):
+            self._eraser.start()
+        else:
+            self._eraser.deleted()  # a first round at start: a previous run may have stopped early
         if self._loop_writes is not None:
             self._loop_writes.on_feed = self._feed_hub.committed
+            if isinstance(self._eraser, WalTruncation):
+                self._loop_writes.on_erase = self._eraser.request  # never waits, on the loop
         return Services(
             feed_hub=self._feed_hub,
             feed_heartbeat_seconds=config.feed_heartbeat_seconds,
@@ -212,6 +227,8 @@ class RegisterServer:
         for loop_store in (self._loop_reads, self._loop_writes):
             if loop_store is not None:
                 loop_store.engine.dispose()
+        if isinstance(self._eraser, WalTruncation):
+            self._eraser.stop()
         self._engine.dispose()
 
     @property
@@ -285,6 +302,20 @@ def _credentials(config: Config) -> grpc.ServerCredentials:
         root_certificates=config.tls_client_ca.read_bytes(),
         require_client_auth=True,
     )
+
+
+async def _vacuum_after_deletions(vacuum: DeletionVacuum, bound_seconds: float) -> None:
+    """Vacuums after deletions, checking every quarter of the bound: a round that starts then,
+    waits at most a quarter for older transactions and takes less than half ends within it."""
+    while True:
+        await asyncio.sleep(bound_seconds / 4)
+        if not vacuum.pending:
+            continue
+        try:
+            await asyncio.to_thread(vacuum.vacuum_if_pending)
+        except Exception as error:
+            # Still pending: the next round tries again.
+            log.error("deletion vacuum failed: %s", type(error).__name__)
 
 
 async def _maintain(

@@ -130,6 +130,12 @@ SETTINGS: tuple[Setting, ...] = (
     ),
     Setting("NLR_NOTICE_POLL_SECONDS", "10", "how often the server looks for notices to send"),
     Setting(
+        "NLR_DELETION_VACUUM_SECONDS",
+        "300",
+        "PostgreSQL: within this time of a deletion the server VACUUMs the tables that held the "
+        "data, so no dead row keeps it (see [Deletion on disk](#deletion-on-disk))",
+    ),
+    Setting(
         "NLR_FEED_RETENTION_DAYS",
         "30",
         "how long change-feed entries are kept; a reader further behind must sync again",
@@ -188,6 +194,7 @@ class Config:
     notice_retry_seconds: float
     notice_give_up_hours: float
     notice_poll_seconds: float
+    deletion_vacuum_seconds: float
     feed_retention_days: float
     feed_poll_seconds: float
     feed_heartbeat_seconds: float
@@ -238,6 +245,7 @@ class Config:
             notice_retry_seconds=env.number("NLR_NOTICE_RETRY_SECONDS", minimum=0.01),
             notice_give_up_hours=env.number("NLR_NOTICE_GIVE_UP_HOURS", minimum=0.0001),
             notice_poll_seconds=env.number("NLR_NOTICE_POLL_SECONDS", minimum=0.01),
+            deletion_vacuum_seconds=env.number("NLR_DELETION_VACUUM_SECONDS", minimum=1),
             feed_retention_days=env.number("NLR_FEED_RETENTION_DAYS", minimum=0.0001),
             feed_poll_seconds=env.number("NLR_FEED_POLL_SECONDS", minimum=0.01, maximum=60),
             feed_heartbeat_seconds=env.number("NLR_FEED_HEARTBEAT_SECONDS", minimum=0.05),

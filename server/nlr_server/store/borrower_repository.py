@@ -28,6 +28,7 @@ from nlr_server.domain.library_number import LibraryNumber
 from nlr_server.domain.national_id import NationalId
 from nlr_server.domain.person_name import PersonName
 from nlr_server.store import full_record
+from nlr_server.store.erasure import erase_after_commit
 from nlr_server.store.full_record import Prefetched
 from nlr_server.store.models import (
     AffiliationRow,
@@ -275,6 +276,7 @@ class SqlBorrowerRepository:
         self._session.execute(delete(FeedEntryRow).where(FeedEntryRow.borrower_id == row.id))
         self._session.delete(row)
         self._session.flush()
+        erase_after_commit(self._session)
 
     def _row(self, borrower: Borrower) -> BorrowerRow:
         row = self._session.get(BorrowerRow, borrower.id) if borrower.id is not None else None

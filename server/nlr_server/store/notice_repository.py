@@ -13,6 +13,7 @@ from nlr_server.domain.contact import EmailAddress
 from nlr_server.domain.deletion_notice import DeletionNotice, NoticeLibrary
 from nlr_server.domain.library_number import LibraryNumber
 from nlr_server.domain.person_name import PersonName
+from nlr_server.store.erasure import erase_after_commit
 from nlr_server.store.models import DeletionNoticeRow, table_of
 
 _NOTICES = table_of(DeletionNoticeRow)
@@ -85,6 +86,7 @@ class SqlNoticeRepository:
             .where(_NOTICES.c.id == notice_id)
             .values(status=DELIVERED, ended_at=now, **_PURGED)
         )
+        erase_after_commit(self._session)
 
     def mark_failed(self, notice_id: int, next_attempt_at: dt.datetime) -> None:
         """Counts a failed attempt and sets the next one (unless the notice has ended)."""
@@ -115,6 +117,7 @@ class SqlNoticeRepository:
                 .where(_NOTICES.c.id.in_(ids))
                 .values(status=GIVEN_UP, ended_at=now, **_PURGED)
             )
+            erase_after_commit(self._session)
         return ids
 
 

@@ -17,6 +17,7 @@ from nlr_server.store.audit_repository import SqlAuditRepository
 from nlr_server.store.borrower_repository import SqlBorrowerRepository
 from nlr_server.store.credential_repository import SqlCredentialRepository
 from nlr_server.store.database import READ_ONLY, create_store_engine
+from nlr_server.store.erasure import erasure_requested
 from nlr_server.store.feed_repository import SqlFeedRepository
 from nlr_server.store.full_record import Prefetched
 from nlr_server.store.guardian_repository import SqlGuardianRepository
@@ -30,6 +31,8 @@ from nlr_server.usecases.ports import WriterBusy
 
 # Told the last feed sequence after a commit that appended to the change feed.
 FeedListener = Callable[[int], None]
+# Told after a commit that deleted or purged personal data (store/erasure.py).
+ErasureListener = Callable[[], None]
 
 
 class SqlUnitOfWork:
@@ -42,8 +45,11 @@ class SqlUnitOfWork:
         *,
         read_only: bool = False,
         wait: bool = True,
+        on_erase: ErasureListener | None = None,
     ) -> None:
         self._write_lock = write_lock
+        self._on_erase = on_erase
+        self._erase_pending = False
         self._wait = wait
         self._locked = False
         # A reading unit of work takes its connection at once and reads through the driver
@@ -99,6 +105,10 @@ class SqlUnitOfWork:
             raise AlreadyExists("the card number or national id is already registered") from exc
         if isinstance(exc, StaleDataError):
             raise EtagMismatch("the borrower changed since it was read; read it again") from exc
+        if exc is None and self._erase_pending and self._on_erase is not None:
+            self._erase_pending = False
+            # Once this transaction's locks are released: erasing waits for other writers.
+            self._on_erase()
 
     def commit(self) -> None:
         # The change feed's entries are numbered last, so the feed's lock is held only for
@@ -106,6 +116,7 @@ class SqlUnitOfWork:
         last_sequence = self.feed.flush()
         self._driver.forget()
         self._session.commit()
+        self._erase_pending = erasure_requested(self._session)
         if last_sequence and self._on_feed is not None:
             self._on_feed(last_sequence)
 
@@ -126,6 +137,8 @@ class SqlUnitOfWorkFactory:
         self._wait = wait
         # Set by the server: wakes the change feed's watchers after a commit.
         self.on_feed: FeedListener | None = None
+        # Set by the server: erases what a deletion left on disk, after its commit.
+        self.on_erase: ErasureListener | None = None
         # Made once: an engine with options is cheap to use but not to make per call.
         # PostgreSQL reads run in autocommit: under READ COMMITTED each statement sees its own
         # snapshot either way, and there is then no transaction to roll back, which would
@@ -168,5 +181,10 @@ class SqlUnitOfWorkFactory:
         if read_only:
             return SqlUnitOfWork(self._read_only, self._sealer, read_only=True)
         return SqlUnitOfWork(
-            self.engine, self._sealer, self.on_feed, self._write_lock, wait=self._wait
+            self.engine,
+            self._sealer,
+            self.on_feed,
+            self._write_lock,
+            wait=self._wait,
+            on_erase=self.on_erase,
         )
