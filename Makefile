@@ -11,7 +11,7 @@ PROTO_RELEASES := proto/releases
 # The API as last released, which the protos must stay compatible with: the newest snapshot
 PROTO_BASELINE = $(lastword $(shell ls $(PROTO_RELEASES)/v*.binpb 2>/dev/null | sort -V))
 
-.PHONY: venv proto proto-release run test lint bench clients clean
+.PHONY: venv proto proto-release run admin test lint bench clients clean
 
 $(STAMP): pyproject.toml clients/nlr-client/pyproject.toml clients/nlr-auth-client/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -41,6 +41,13 @@ run: $(STAMP)
 	NLR_TLS_CERT=$(PKI)/server.pem NLR_TLS_KEY=$(PKI)/server.key NLR_TLS_CLIENT_CA=$(PKI)/ca.pem \
 	NLR_KEYRING=$(DEV)/keyring.json NLR_ALLOW_SYNTHETIC_IDS=true \
 	$(VENV)/bin/nlr-server
+
+## admin: nlr-admin on make run's database and keyring, e.g. make admin ARGS="libraries list"
+admin: $(STAMP)
+	@test -f $(DEV)/nlr.db || { echo "no dev database at $(DEV)/nlr.db: run make run first" >&2; exit 2; }
+	@NLR_DATABASE_URL=sqlite:///$(DEV)/nlr.db NLR_KEYRING=$(DEV)/keyring.json \
+	NLR_ALLOW_SYNTHETIC_IDS=true \
+	$(VENV)/bin/nlr-admin $(ARGS)
 
 ## test: the whole suite on SQLite, and on PostgreSQL too when NLR_TEST_POSTGRES_URL is set
 test: $(STAMP)

@@ -14,8 +14,10 @@ import os
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any, TypeAlias
 
+from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError
 
 from nlr_server.crypto.keyring import Keyring, KeyringError
@@ -36,6 +38,9 @@ Commands: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
 
 EXIT_OPERATOR_ERROR = 2
 EXIT_NOT_FOUND = 1
+# What a shell reports for a command killed by SIGPIPE, as `nlr-admin ... | head` may leave it.
+EXIT_OUTPUT_CLOSED = 128 + 13
+DATABASE_VARIABLE = "NLR_DATABASE_URL"
 
 
 class AdminError(Exception):
@@ -61,13 +66,57 @@ def load_keyring() -> Keyring:
         raise AdminError(f"NLR_KEYRING: {error}") from error
 
 
+def database_url() -> str:
+    return environment().database_url(DATABASE_VARIABLE)
+
+
+def database_name(url: str) -> str:
+    """The database as the operator should recognise it: a SQLite file's absolute path, else
+    the URL without its password; says so when NLR_DATABASE_URL is unset and this is the
+    default."""
+    path = sqlite_path(url)
+    name = str(path.resolve()) if path is not None else _without_password(url)
+    if not os.environ.get(DATABASE_VARIABLE, "").strip():
+        name += f" ({DATABASE_VARIABLE} is not set; this is its default)"
+    return name
+
+
+def sqlite_path(url: str) -> Path | None:
+    """The file of a SQLite URL; None for other databases and in-memory SQLite."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite" or parsed.database in (None, "", ":memory:"):
+        return None
+    return Path(parsed.database).expanduser()
+
+
+def _without_password(url: str) -> str:
+    return make_url(url).render_as_string(hide_password=True)
+
+
 @contextmanager
 def store() -> Iterator[SqlUnitOfWorkFactory]:
-    """Units of work on NLR_DATABASE_URL, once its schema is current; closes the engine after."""
-    engine = create_store_engine(environment().database_url("NLR_DATABASE_URL"))
+    """Units of work on NLR_DATABASE_URL, once its schema is current; closes the engine after.
+
+    Never creates a database: only `migrate` and `dev-setup` do, so that a mistyped or unset
+    NLR_DATABASE_URL cannot leave an empty SQLite file that looks like a register."""
+    url = database_url()
+    path = sqlite_path(url)
+    if path is not None and not path.is_file():
+        raise AdminError(
+            f"no database at {database_name(url)}: set {DATABASE_VARIABLE} to the register's "
+            'database (for `make run`\'s: `make admin ARGS="..."`), or create a new one there '
+            "with `nlr-admin migrate`"
+        )
+    engine = create_store_engine(url)
     try:
-        if not migrate.is_at_head(engine):
-            raise AdminError("the database schema is not current: run `nlr-admin migrate` first")
+        revision = migrate.current_revision(engine)
+        if revision != migrate.head_revision():
+            schema = "no schema" if revision is None else f"schema {revision}"
+            raise AdminError(
+                f"the database {database_name(url)} has {schema}, nlr-admin needs "
+                f"{migrate.head_revision()}: if this is the register's database, upgrade it with "
+                f"`nlr-admin migrate`; if not, set {DATABASE_VARIABLE} to the register's"
+            )
         yield SqlUnitOfWorkFactory(engine, NationalIdSealer(load_keyring()))
     finally:
         engine.dispose()
@@ -186,6 +235,11 @@ def main(argv: Sequence[str] | None = None) -> None:
     args = build_parser().parse_args(argv)
     try:
         args.handler(args)
+        # Output buffered for a pipe is written here, so a closed pipe is caught below and not
+        # at exit, where Python can only print a traceback.
+        sys.stdout.flush()
+    except BrokenPipeError:
+        _output_closed()
     except AdminError as error:
         _fail(str(error), error.exit_status)
     except (ConfigError, KeyringError, DevPkiError) as error:
@@ -195,9 +249,28 @@ def main(argv: Sequence[str] | None = None) -> None:
         _fail("another change got there first; run the command again", EXIT_OPERATOR_ERROR)
     except OperationalError as error:
         first_line = (str(error.orig or error).strip().splitlines() or ["unreachable"])[0]
-        _fail(f"database: {first_line}", EXIT_OPERATOR_ERROR)
+        _fail(f"database {_database_named()}: {first_line}", EXIT_OPERATOR_ERROR)
     except KeyboardInterrupt:
         _fail("interrupted", 130)
+
+
+def _database_named() -> str:
+    try:
+        return database_name(database_url())
+    except ConfigError:
+        return DATABASE_VARIABLE
+
+
+def _output_closed() -> None:
+    """The reader of our output has gone (`nlr-admin ... | head`): stop quietly, as other
+    commands do."""
+    # Python flushes stdout once more at exit; into a closed pipe that would fail again.
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass  # stdout is no file (the tests' in-process runner): nothing flushes it at exit
+    sys.exit(EXIT_OUTPUT_CLOSED)
 
 
 def _fail(message: str, status: int) -> None:
