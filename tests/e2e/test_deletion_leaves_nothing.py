@@ -6,14 +6,18 @@ VACUUM has run, not in any tuple, live or dead, of any PostgreSQL table or index
 from __future__ import annotations
 
 import datetime as dt
+import sqlite3
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
 import grpc
+import psycopg
 import pytest
 from google.protobuf.field_mask_pb2 import FieldMask
 from google.protobuf.timestamp_pb2 import Timestamp
 from sqlalchemy import select, text
+from sqlalchemy.engine import make_url
 
 from mail_harness import MailServer
 from nlr.auth.v1 import authenticate_pb2 as auth_pb
@@ -22,6 +26,7 @@ from nlr.registry.v1 import borrower_pb2, registry_service_pb2_grpc
 from nlr.registry.v1 import registry_service_pb2 as pb
 from nlr_server.ops.dev_pki import DevPkiPaths
 from nlr_server.store.database import create_store_engine
+from nlr_server.store.erasure import LAST_RETRY_SECONDS, TRUNCATION_WAIT_SECONDS
 from nlr_server.store.models import Base
 from register_harness import (
     BERGEN,
@@ -277,3 +282,73 @@ def test_a_borrower_who_used_everything_leaves_nothing_after_deletion(
     servers.stop(server)
     if url.startswith("sqlite"):
         assert found_in_file(sqlite_bytes(url)) == []
+
+
+@contextmanager
+def snapshot_from_now(url: str) -> Iterator[None]:
+    """Another client's transaction that has read, and so holds a snapshot, from now until the
+    block ends: a reader on SQLite, a REPEATABLE READ transaction on PostgreSQL."""
+    if url.startswith("sqlite"):
+        reader = sqlite3.connect(str(make_url(url).database), isolation_level=None)
+        try:
+            reader.execute("BEGIN")
+            reader.execute("SELECT count(*) FROM borrowers").fetchone()
+            yield
+            reader.execute("COMMIT")
+        finally:
+            reader.close()
+        return
+    conninfo = make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
+    with psycopg.connect(conninfo) as connection:
+        connection.execute("BEGIN ISOLATION LEVEL REPEATABLE READ")
+        connection.execute("SELECT count(*) FROM borrowers").fetchone()
+        yield
+        connection.rollback()
+
+
+def test_a_snapshot_older_than_the_deletion_keeps_the_bytes_until_it_ends_and_no_longer(
+    servers: Servers, pki: DevPkiPaths
+) -> None:
+    server = servers.start(deletion_vacuum_seconds=DELETION_VACUUM_SECONDS)
+    url = server.config.database_url
+    held = {"given name": "Qxzyhelga", "email": "qxzy.helga@example.org"}
+    with client_channel(server.target, pki) as channel:
+        oslo = Registry(registry_service_pb2_grpc.BorrowerRegistryStub(channel), OSLO)
+        oslo = oslo.as_library(OSLO)
+        create(oslo, new_borrower("N000007111", given_name=held["given name"], email=held["email"]))
+        create(oslo, new_borrower("N000007112"))
+
+        def on_disk() -> list[str]:
+            raw = sqlite_bytes(url) if url.startswith("sqlite") else postgres_page_bytes(url)
+            return [name for name, value in held.items() if value.encode() in raw]
+
+        with snapshot_from_now(url):
+            started = time.monotonic()
+            deleting = oslo.stub.DeleteBorrower.future(
+                pb.DeleteBorrowerRequest(
+                    card_number="N000007111", reason=borrower_pb2.DELETION_REASON_DECEASED
+                ),
+                metadata=oslo.metadata,
+            )
+            # The server keeps answering while its erasure waits (SQLite: the deleting call).
+            read_started = time.monotonic()
+            assert get(oslo, card_number="N000007112").card_number == "N000007112"
+            assert time.monotonic() - read_started < 0.5
+            deleting.result(timeout=10)
+            # The deletion answers, after waiting at most its while for the truncation.
+            assert time.monotonic() - started < TRUNCATION_WAIT_SECONDS + 1.0
+            with pytest.raises(grpc.RpcError) as gone:
+                get(oslo, card_number="N000007111")
+            assert gone.value.code() == grpc.StatusCode.NOT_FOUND
+            if not url.startswith("sqlite"):
+                time.sleep(DELETION_VACUUM_SECONDS)
+            # The older snapshot may still read the deleted row: nothing can erase it yet.
+            assert on_disk() == ["given name", "email"]
+
+        # Once it has ended, the next attempt erases them: within a retry pause on SQLite, and
+        # within the bound on PostgreSQL.
+        if url.startswith("sqlite"):
+            wait_until(lambda: not on_disk(), seconds=LAST_RETRY_SECONDS + 0.5)
+        else:
+            time.sleep(DELETION_VACUUM_SECONDS)
+        assert on_disk() == []
