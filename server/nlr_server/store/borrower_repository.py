@@ -241,7 +241,8 @@ class SqlBorrowerRepository:
         changed = self._session.execute(
             update(BorrowerRow)
             .where(BorrowerRow.card_number == card_number.value)
-            .values(address_protected=protected)
+            # The views change, so the etag does: an update based on the old view is refused.
+            .values(address_protected=protected, version=BorrowerRow.version + 1)
             .execution_options(synchronize_session=False)
         )
         return bool(changed.rowcount)  # type: ignore[attr-defined]
