@@ -111,7 +111,7 @@ def _fields(message_type: Any, wanted: Any, depth: int = 0) -> Iterator[Path]:
                 yield (field, *inner)
 
 
-def _well_known(field: descriptor.FieldDescriptor) -> bool:
+def _well_known(field: Any) -> bool:
     return bool(field.message_type.full_name.startswith("google.protobuf."))
 
 

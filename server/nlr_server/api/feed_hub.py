@@ -21,6 +21,7 @@ from nlr_server.api.feed_codec import encode_change
 from nlr_server.domain.borrower import Borrower
 from nlr_server.domain.change_feed import Change, ChangeKind, StoredEntry
 from nlr_server.domain.library_number import LibraryNumber
+from nlr_server.store.errors import describe
 from nlr_server.usecases import change_feed
 from nlr_server.usecases.ports import UnitOfWorkFactory
 
@@ -106,9 +107,10 @@ class FeedHub:
             self._wake.clear()
             try:
                 await self._catch_up()
-            except Exception:
-                # The database may be away for a moment; the next round tries again.
-                log.exception("the change feed could not be read; trying again")
+            except Exception as error:
+                # The database may be away for a moment; the next round tries again. By class
+                # only: an exception's text may quote personal data.
+                log.error("the change feed could not be read (%s); trying again", describe(error))
 
     async def _catch_up(self) -> None:
         assert self._read is not None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import logging
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, event, text
@@ -11,6 +12,10 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.pool import QueuePool
 
 from nlr_server.usecases.ports import WriterBusy
+
+# The driver's own log lines are its text, which may quote what it was sending; the register
+# logs database failures itself, by class and SQLSTATE (store/errors.py).
+logging.getLogger("psycopg").setLevel(logging.CRITICAL)
 
 # Execution options: a reading connection (BEGIN, not BEGIN IMMEDIATE, on SQLite), and one
 # that may not wait for another writer.
