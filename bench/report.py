@@ -161,10 +161,12 @@ def _number(value: float | None) -> str:
     return f"{value:,.0f}" if value >= 100 else f"{value:.1f}"
 
 
-def write(run: RunDescription, text: str) -> Path:
-    """Writes bench/results/<UTC date>-<store>-<borrowers>.md (replacing that day's run)."""
+def write(run: RunDescription, text: str, rows: tuple[str, ...] = ()) -> Path:
+    """Writes bench/results/<UTC date>-<store>-<borrowers>.md (replacing that day's run); a run
+    of only some rows (BENCH_ROWS) goes to ...-<borrowers>-<rows>.md, beside the whole run's."""
     RESULTS.mkdir(exist_ok=True)
-    path = RESULTS / f"{run.started:%Y-%m-%d}-{run.store}-{run.borrowers}.md"
+    chosen = f"-{'+'.join(rows)}" if rows else ""
+    path = RESULTS / f"{run.started:%Y-%m-%d}-{run.store}-{run.borrowers}{chosen}.md"
     temporary = path.with_suffix(".tmp")
     temporary.write_text(text)
     os.replace(temporary, path)

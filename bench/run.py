@@ -16,6 +16,7 @@ import os
 import random
 import shutil
 import signal
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -25,6 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
 
+import grpc
 import psycopg
 
 # `make bench` runs this file as a script: the repository root (for bench.*) and tests/ (for the
@@ -32,7 +34,7 @@ import psycopg
 _ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(_ROOT), str(_ROOT / "tests")]
 
-from bench import environment, feed, population, report  # noqa: E402
+from bench import environment, feed, login_timing, population, report  # noqa: E402
 from bench.cpu import machine_busy_seconds  # noqa: E402
 from bench.empty_server import METHOD as EMPTY_METHOD  # noqa: E402
 from bench.environment import Environment, RunningServer, Unavailable  # noqa: E402
@@ -71,6 +73,19 @@ MAX_GET_PAYLOADS = 20_000
 # are unset (the server CI and `make test` use).
 DEFAULT_POSTGRES_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 STORES = ("sqlite", "postgresql")
+# The rows BENCH_ROWS may name (comma-separated) to measure only those; the import and the
+# database size are always measured, as every other row needs the register they fill.
+ROW_KEYS = (
+    "get",
+    "get_by",
+    "verify_pin",
+    "login_timing",
+    "verify_password",
+    "storm",
+    "update",
+    "memory",
+    "feed",
+)
 # Borrowers the loads ask for (affiliated with the acting library, each with a Feide id).
 SAMPLE_BORROWERS = 20_000
 # UpdateBorrower requests made up front: enough for this many updates per second.
@@ -92,6 +107,12 @@ class Settings:
     # The change feed: concurrent WatchChanges streams, entries in the catch-up library's feed,
     # and changes per second the writer makes while the streams watch.
     feed: FeedSettings
+    # The rows to measure (BENCH_ROWS; all of ROW_KEYS by default).
+    rows: tuple[str, ...] = ROW_KEYS
+
+    @property
+    def partial(self) -> bool:
+        return self.rows != ROW_KEYS
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -109,7 +130,16 @@ class Settings:
                 rate=_positive("BENCH_FEED_RATE", "10", whole=False),
                 seconds=seconds,
             ),
+            rows=_rows(),
         )
+
+
+def _rows() -> tuple[str, ...]:
+    chosen = [name.strip() for name in os.environ.get("BENCH_ROWS", "").split(",") if name.strip()]
+    unknown = [name for name in chosen if name not in ROW_KEYS]
+    if unknown:
+        raise SystemExit(f"BENCH_ROWS: unknown {', '.join(unknown)}; known: {', '.join(ROW_KEYS)}")
+    return tuple(name for name in ROW_KEYS if name in chosen) if chosen else ROW_KEYS
 
 
 def _stores() -> tuple[tuple[str, ...], str | None, str | None]:
@@ -197,23 +227,38 @@ class Suite:
         if passwords_missing is None:
             passwords_missing = _unavailable(environment.check_password, env, register, passwords)
 
-        get_row, ceiling = self.get_borrower(env, register, empty, cards)
-        rows += [
-            get_row,
-            self.get_borrower_by(env, register, ceiling, sample, "national id"),
-            self.get_borrower_by(env, register, ceiling, sample, "identity"),
-            self.verify_pin(env, register, empty, pins, pins_missing),
-            self.verify_password(env, register, passwords, passwords_missing),
-            self.storm(env, register, cards, passwords, passwords_missing),
-            self.update_borrower(env, register, ceiling, _update_cards(cards)),
-        ]
-        rows.append(_memory_row(register, idle_rss, settings.borrowers))
+        wanted = settings.rows
+        ceiling: LoadResult | None = None
+        if {"get", "get_by", "update"} & set(wanted):
+            get_row, ceiling = self.get_borrower(env, register, empty, cards)
+            if "get" in wanted:
+                rows.append(get_row)
+        if "get_by" in wanted:
+            assert ceiling is not None
+            rows += [
+                self.get_borrower_by(env, register, ceiling, sample, "national id"),
+                self.get_borrower_by(env, register, ceiling, sample, "identity"),
+            ]
+        if "verify_pin" in wanted:
+            rows.append(self.verify_pin(env, register, empty, pins, pins_missing))
+        if "login_timing" in wanted:
+            rows.append(self.login_timing(env, register, pins, pins_missing))
+        if "verify_password" in wanted:
+            rows.append(self.verify_password(env, register, passwords, passwords_missing))
+        if "storm" in wanted:
+            rows.append(self.storm(env, register, cards, passwords, passwords_missing))
+        if "update" in wanted:
+            assert ceiling is not None
+            rows.append(self.update_borrower(env, register, ceiling, _update_cards(cards)))
+        if "memory" in wanted:
+            rows.append(_memory_row(register, idle_rss, settings.borrowers))
         # The change feed gets a register of its own on the same database, started after its
         # bulk entries are written, so no register follows those live.
         self.children.stop(register.process)
         self.children.stop(empty.process)
-        feed.prepare(env, cards, settings.feed, progress)
-        rows += feed.rows(env, self.children, cards, settings.feed, progress)
+        if "feed" in wanted:
+            feed.prepare(env, cards, settings.feed, progress)
+            rows += feed.rows(env, self.children, cards, settings.feed, progress)
         return env.store, rows
 
     def populate(self, env: Environment, generator: Generator) -> Row:
@@ -395,6 +440,44 @@ class Suite:
         )
         target = self.measure("VerifyPin", env, register, VERIFY_PIN, payloads, role="auth")
         return _ratio_row(name, target, ceiling, minimum=0.50)
+
+    def login_timing(
+        self,
+        env: Environment,
+        register: RunningServer,
+        pins: dict[str, str],
+        missing: str | None,
+    ) -> Row:
+        """Median VerifyPin latency of unknown cards over that of first wrong PINs on
+        registered cards, one call at a time, interleaved (bench/login_timing.py)."""
+        name = "VerifyPin: unknown card vs first wrong PIN"
+        target = "0.90 to 1.10"
+        if missing is not None:
+            return report.unavailable_row(name, "ms", target, missing)
+        progress(f"measuring {len(pins)} pairs: unknown cards and first wrong PINs, in turn")
+        with grpc.secure_channel(register.target, env.credentials("auth")) as channel:
+            result = login_timing.measure(channel, pins)
+        ratio = result.ratio
+        unknown, registered = result.unknown_ms, result.registered_ms
+        notes = (
+            f"{len(unknown)} pairs after {login_timing.WARMUP_PAIRS} not counted, one call at a "
+            f"time, alternating; value: unknown cards' median (p10 {_quantile(unknown, 0.1)}, "
+            f"p90 {_quantile(unknown, 0.9)} ms), ceiling: first wrong PINs' median (p10 "
+            f"{_quantile(registered, 0.1)}, p90 {_quantile(registered, 0.9)} ms)"
+        )
+        if result.unexpected:
+            notes = f"⚠ answers other than UNAUTHENTICATED: {result.unexpected}; {notes}"
+        progress(f"  unknown / first wrong PIN: {ratio:.3f}")
+        return Row(
+            name,
+            statistics.median(unknown),
+            "ms",
+            statistics.median(registered),
+            ratio,
+            target,
+            0.9 <= ratio <= 1.1 and not result.unexpected,
+            notes,
+        )
 
     def verify_password(
         self,
@@ -654,6 +737,11 @@ def _memory_row(register: RunningServer, idle_rss: int | None, borrowers: int) -
     )
 
 
+def _quantile(values: list[float], q: float) -> str:
+    ordered = sorted(values)
+    return f"{ordered[min(len(ordered) - 1, int(q * len(ordered)))]:.2f}"
+
+
 def _latencies(result: LoadResult) -> str:
     return f"p50 {_ms(result.p50_ms)}, p99 {_ms(result.p99_ms)}"
 
@@ -764,7 +852,7 @@ def run_store(settings: Settings, store: str) -> int:
         stores_note=settings.postgres_skipped or "",
     )
     text = report.markdown(run, rows, time.monotonic() - clock)
-    path = report.write(run, text)
+    path = report.write(run, text, settings.rows if settings.partial else ())
     print(text)
     print(f"written to {path.relative_to(_ROOT)}")
     return 0

@@ -216,6 +216,7 @@ def make_config(
         lockout_failures=5,
         lockout_seconds=900.0,
         lockout_max_seconds=86400.0,
+        lockout_forget_days=7.0,
         keyring_reload_seconds=0.2,
         guardian_age=15,
         identity_lifetime_days=1095,

@@ -1,5 +1,6 @@
 """AffiliateBorrower by birth date and PIN: the person at the desk proves who they are by what
-they know; a wrong PIN given this way counts towards the PIN lockout like one at login."""
+they know; a wrong PIN given this way counts towards the PIN lockout like one at login, and the
+PIN of a borrower who logs in with a password only proves nothing."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from collections.abc import Iterator
 
 import grpc
 import pytest
+from google.protobuf.field_mask_pb2 import FieldMask
 
 from nlr.auth.v1 import authenticate_pb2 as auth_pb
 from nlr.auth.v1 import authenticate_pb2_grpc
@@ -141,6 +143,38 @@ def test_wrong_pins_given_as_proof_lock_pin_logins(
         affiliate(bergen, "N000001404")
     assert refusal(proof.value) == LOGIN_LOCKED
     assert affiliations(registry, "N000001404") == [OSLO]
+
+
+def test_a_password_only_borrowers_right_pin_is_refused_as_a_wrong_one_and_counted(
+    registry: Registry, authenticate: Authenticate
+) -> None:
+    borrower_with_pin(registry, "N000001407")
+    registry.stub.UpdateBorrower(
+        pb.UpdateBorrowerRequest(
+            borrower=borrower_pb2.Borrower(
+                card_number="N000001407",
+                etag=get(registry, card_number="N000001407").etag,
+                security_level=borrower_pb2.SECURITY_LEVEL_PASSWORD,
+            ),
+            update_mask=FieldMask(paths=["security_level"]),
+        ),
+        metadata=registry.metadata,
+    )
+    bergen = registry.as_library(BERGEN)
+
+    answers = []
+    for pin in (PIN, "0000", PIN, PIN, PIN):
+        with pytest.raises(grpc.RpcError) as raised:
+            affiliate(bergen, "N000001407", pin=pin)
+        answers.append((*refusal(raised.value), raised.value.details()))
+
+    assert len(set(answers)) == 1
+    assert answers[0][:2] == PROOF_MISMATCH
+    assert affiliations(registry, "N000001407") == [OSLO]
+    # Five such proofs were five failures of the PIN: now locked, as after five wrong PINs.
+    with pytest.raises(grpc.RpcError) as proof:
+        affiliate(bergen, "N000001407")
+    assert refusal(proof.value) == LOGIN_LOCKED
 
 
 def test_a_right_proof_starts_the_count_of_wrong_pins_again(

@@ -1,9 +1,11 @@
 """Authenticate end to end: a right PIN or password tells an auth-only caller the least it needs,
-a wrong one tells nothing, and a password-only borrower cannot log in by PIN."""
+a wrong one tells nothing, and a password-only borrower's PIN opens nothing, answered as a wrong
+PIN or an unknown card is."""
 
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from collections.abc import Callable, Iterator
 
 import grpc
@@ -277,7 +279,7 @@ def test_a_right_password_authenticates_at_the_password_level_and_a_wrong_one_do
     assert refusal(raised.value) == (grpc.StatusCode.UNAUTHENTICATED, "CREDENTIALS_INVALID")
 
 
-def test_a_password_only_borrower_cannot_log_in_by_pin_but_can_by_password(
+def test_a_password_only_borrowers_right_pin_is_answered_as_a_wrong_pin_or_an_unknown_card(
     registry: Registry, authenticate: Authenticate
 ) -> None:
     create(registry, new_borrower("N000001212"))
@@ -297,14 +299,40 @@ def test_a_password_only_borrower_cannot_log_in_by_pin_but_can_by_password(
         metadata=registry.metadata,
     )
 
-    with pytest.raises(grpc.RpcError) as right_pin:
-        verify_pin(authenticate, "N000001212")
-    assert refusal(right_pin.value) == (grpc.StatusCode.PERMISSION_DENIED, "PASSWORD_REQUIRED")
-    with pytest.raises(grpc.RpcError) as wrong_pin:
-        verify_pin(authenticate, "N000001212", "1234")
-    assert refusal(wrong_pin.value) == (grpc.StatusCode.UNAUTHENTICATED, "CREDENTIALS_INVALID")
+    right_pin = _answer(lambda: verify_pin(authenticate, "N000001212"))
+    wrong_pin = _answer(lambda: verify_pin(authenticate, "N000001212", "1234"))
+    unknown_card = _answer(lambda: verify_pin(authenticate, "N999999998"))
+
+    assert right_pin == wrong_pin == unknown_card
+    assert right_pin[:2] == (grpc.StatusCode.UNAUTHENTICATED, "CREDENTIALS_INVALID")
     borrower = verify_password(authenticate, "N000001212")
     assert borrower.assurance_level == auth_pb.ASSURANCE_LEVEL_PASSWORD
+
+
+def test_a_password_only_borrowers_pin_logins_lock_as_an_unknown_cards_do(
+    registry: Registry, authenticate: Authenticate
+) -> None:
+    create(
+        registry,
+        new_borrower("N000001216", security_level=borrower_pb2.SECURITY_LEVEL_PASSWORD),
+    )
+    set_pin(registry, "N000001216")
+    set_password(registry, "N000001216")
+
+    answers = {
+        card: [_answer(functools.partial(verify_pin, authenticate, card)) for _ in range(6)]
+        for card in ("N000001216", "N999999997")
+    }
+
+    # The right PIN, five times and a sixth, gets what an unknown card gets: five refusals
+    # as wrong, then the lockout.
+    assert [a[:2] for a in answers["N000001216"]] == [a[:2] for a in answers["N999999997"]]
+    assert [a[:2] for a in answers["N000001216"]] == [
+        *[(grpc.StatusCode.UNAUTHENTICATED, "CREDENTIALS_INVALID")] * 5,
+        (grpc.StatusCode.RESOURCE_EXHAUSTED, "LOGIN_LOCKED"),
+    ]
+    # The password is another way of logging in, with a lockout of its own.
+    assert verify_password(authenticate, "N000001216").card_number == "N000001216"
 
 
 def test_an_expired_card_is_refused_after_the_right_secret_and_only_then(

@@ -1,5 +1,7 @@
 """Lockout end to end: wrong PINs (or passwords) in a row lock that way of logging in for a
-while, longer each time; the lock outlives a restart and is audited."""
+while, longer each time; the lock outlives a restart and is audited. Failures are counted per
+login key whether or not a borrower holds it, all the keys of one borrower as one, and
+forgotten after a while, so an unknown card is refused exactly as a registered one."""
 
 from __future__ import annotations
 
@@ -7,16 +9,20 @@ import functools
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from typing import Any
 
 import grpc
 import pytest
+from sqlalchemy import select
 
 from nlr.auth.v1 import authenticate_pb2 as auth_pb
 from nlr.auth.v1 import authenticate_pb2_grpc
+from nlr.registry.v1 import borrower_pb2, registry_service_pb2_grpc
 from nlr.registry.v1 import registry_service_pb2 as pb
-from nlr.registry.v1 import registry_service_pb2_grpc
 from nlr_server.crypto.keyring import Keyring
 from nlr_server.ops.dev_pki import DevPkiPaths
+from nlr_server.store.database import create_store_engine
+from nlr_server.store.models import Base, LoginAttemptsRow
 from register_harness import (
     OSLO,
     Registry,
@@ -28,6 +34,7 @@ from register_harness import (
     new_borrower,
     retry_delay_seconds,
     wait_for_audit,
+    wait_until,
 )
 
 PIN = "4711"
@@ -218,3 +225,124 @@ def test_the_failure_that_locks_and_the_refusal_after_it_are_audited(
     assert all(e.library_number is None and e.vendor_id is not None for e in logins)
     assert logins[0].borrower_id is not None
     assert {e.borrower_id for e in logins} == {logins[0].borrower_id}
+
+
+FEIDE = "kari.lockout@uio.no"
+
+
+def verify_pin_by_feide(authenticate: Authenticate, feide: str, pin: str = PIN) -> str:
+    request = auth_pb.VerifyPinRequest(
+        identity=auth_pb.Identity(kind=auth_pb.IDENTITY_KIND_FEIDE, value=feide), pin=pin
+    )
+    return authenticate.VerifyPin(request).borrower.card_number
+
+
+def attempt_rows(url: str) -> list[Any]:
+    engine = create_store_engine(url)
+    try:
+        with engine.connect() as connection:
+            return list(connection.execute(select(LoginAttemptsRow)).all())
+    finally:
+        engine.dispose()
+
+
+def every_table_as_text(url: str) -> str:
+    engine = create_store_engine(url)
+    try:
+        with engine.connect() as connection:
+            return "\n".join(
+                repr(tuple(row))
+                for table in Base.metadata.sorted_tables
+                for row in connection.execute(select(table))
+            )
+    finally:
+        engine.dispose()
+
+
+def test_an_unknown_card_or_identity_is_locked_after_as_many_wrong_pins_as_a_registered_card(
+    registry: Registry, authenticate: Authenticate, server: ServerThread
+) -> None:
+    borrower_with_pin(registry, "N000001311")
+    logins: dict[str, Callable[[], object]] = {
+        "registered card": lambda: verify_pin(authenticate, "N000001311", WRONG_PIN),
+        "unknown card": lambda: verify_pin(authenticate, "N000001399", WRONG_PIN),
+        "unknown identity": lambda: verify_pin_by_feide(authenticate, "nobody@uio.no", WRONG_PIN),
+    }
+
+    answers = {name: [refused(login) for _ in range(6)] for name, login in logins.items()}
+
+    for name, errors in answers.items():
+        assert [refusal(e) for e in errors] == [*[CREDENTIALS_INVALID] * 5, LOGIN_LOCKED], name
+        assert 890 < retry_delay_seconds(errors[5]) <= 900, name
+    # Counted under a keyed hash: the attempts hold neither the unknown card number nor the
+    # identity (the audit trail names the card a call asked for, as for any call).
+    rows = attempt_rows(server.config.database_url)
+    assert sorted(row.borrower_id is None for row in rows) == [False, True, True]
+    stored = repr(rows).encode() + b"".join(row.login_key for row in rows)
+    assert b"N000001399" not in stored
+    assert b"nobody@uio.no" not in stored
+    assert b"nobody" not in every_table_as_text(server.config.database_url).encode()
+
+
+def test_switching_between_card_number_and_identity_buys_no_more_guesses(
+    registry: Registry, authenticate: Authenticate
+) -> None:
+    borrower_with_pin(registry, "N000001312")
+    registry.stub.AddIdentity(
+        pb.AddIdentityRequest(
+            card_number="N000001312",
+            identity=borrower_pb2.Identity(kind=borrower_pb2.IDENTITY_KIND_FEIDE, value=FEIDE),
+        ),
+        metadata=registry.metadata,
+    )
+    assert verify_pin_by_feide(authenticate, FEIDE) == "N000001312"
+    fail_pins(authenticate, "N000001312", 3)
+    for _ in range(2):
+        error = refused(lambda: verify_pin_by_feide(authenticate, FEIDE, WRONG_PIN))
+        assert refusal(error) == CREDENTIALS_INVALID
+
+    by_card = refused(lambda: verify_pin(authenticate, "N000001312"))
+    by_identity = refused(lambda: verify_pin_by_feide(authenticate, FEIDE))
+
+    assert refusal(by_card) == LOGIN_LOCKED
+    assert refusal(by_identity) == LOGIN_LOCKED
+
+
+def test_failed_logins_are_forgotten_after_the_lockout_memory_and_then_removed(
+    servers: Servers, pki: DevPkiPaths
+) -> None:
+    server = servers.start(lockout_forget_days=2 / 86400, maintenance_interval_seconds=0.3)
+    url = server.config.database_url
+    with clients(server, pki) as (registry, authenticate):
+        borrower_with_pin(registry, "N000001313")
+        fail_pins(authenticate, "N000001313", 4)
+        fail_pins(authenticate, "N000001398", 4)
+        assert len(attempt_rows(url)) == 2
+
+        wait_until(lambda: not attempt_rows(url), seconds=15)
+
+        # Had the first four been remembered, the second of these would be locked out.
+        fail_pins(authenticate, "N000001313", 4)
+        fail_pins(authenticate, "N000001398", 4)
+        assert verify_pin(authenticate, "N000001313") == "N000001313"
+
+
+def test_a_deleted_borrowers_failed_logins_go_with_them_and_the_card_counts_as_unknown(
+    registry: Registry, authenticate: Authenticate, server: ServerThread
+) -> None:
+    url = server.config.database_url
+    borrower_with_pin(registry, "N000001314")
+    fail_pins(authenticate, "N000001314", 2)
+    assert [row.borrower_id is not None for row in attempt_rows(url)] == [True]
+
+    registry.stub.DeleteBorrower(
+        pb.DeleteBorrowerRequest(
+            card_number="N000001314", reason=borrower_pb2.DELETION_REASON_DECEASED
+        ),
+        metadata=registry.metadata,
+    )
+
+    assert attempt_rows(url) == []
+    fail_pins(authenticate, "N000001314", 5)
+    assert refusal(refused(lambda: verify_pin(authenticate, "N000001314"))) == LOGIN_LOCKED
+    assert [row.borrower_id for row in attempt_rows(url)] == [None]

@@ -82,11 +82,16 @@ def test_each_hot_read_reads_as_through_sqlalchemy(
             guardian, ward = ids["N000000701"], ids["N000000702"]
             session.execute(
                 insert(LoginAttemptsRow).values(
+                    login_key=b"borrower/%d" % guardian,
                     borrower_id=guardian,
                     method="pin",
                     consecutive_failures=3,
                     lockouts=1,
                     locked_until=dt.datetime(2030, 1, 2, 3, 4, 5, 678901, tzinfo=dt.UTC),
+                    last_failure_at=dt.datetime(2030, 1, 2, 2, 49, 5, 678901, tzinfo=dt.UTC),
+                    checks_in_flight=1,
+                    in_flight_until=dt.datetime(2030, 1, 2, 2, 50, 5, tzinfo=dt.UTC),
+                    last_event_at=dt.datetime(2030, 1, 2, 3, 4, 5, 678901, tzinfo=dt.UTC),
                 )
             )
             session.commit()
@@ -105,8 +110,14 @@ def test_each_hot_read_reads_as_through_sqlalchemy(
             (guardian_repository._LINKS_OF_ONE, {"id": guardian}),
             (guardian_repository._LINKS_OF_ONE, {"id": ward}),
             (identity_repository._OF_ONE, {"id": guardian}),
-            *((read, {"id": guardian}) for read in credential_repository._LOGIN_SECRETS.values()),
-            (credential_repository._LOCK_FOR_ATTEMPT, {"id": guardian}),
+            *(
+                (read, {"id": guardian, "key": b"borrower/%d" % guardian})
+                for read in credential_repository._LOGIN_SECRETS.values()
+            ),
+            (
+                credential_repository._ATTEMPTS_OF,
+                {"key": b"borrower/%d" % guardian, "method": "pin"},
+            ),
         ]
         with Session(engine) as session:
             driver = DriverConnection(session)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import dataclasses
+import asyncio
 import datetime as dt
 import functools
 from collections.abc import Awaitable, Callable
@@ -15,15 +15,17 @@ from nlr.auth.v1 import authenticate_pb2_grpc
 from nlr_server.api.call_context import current_call
 from nlr_server.api.services import Services, now
 from nlr_server.domain.borrower import Borrower
-from nlr_server.domain.card_number import CardNumber
-from nlr_server.domain.credentials import LoginMethod, Password, Pin, SecurityLevel
-from nlr_server.domain.errors import PermissionDenied
-from nlr_server.domain.identity import IdentityValue
+from nlr_server.domain.credentials import LoginMethod, Password, Pin
+from nlr_server.domain.errors import PermissionDenied, RateLimited
 from nlr_server.usecases import authentication
+from nlr_server.usecases.authentication import LoginKey
 
 Context = grpc.aio.ServicerContext[Any, Any]
 # Checks a secret against a stored verifier: whether it matches, and a re-made verifier if due.
 Check = Callable[[str | None], Awaitable[tuple[bool, str | None]]]
+# How long a password login waits for room among the checks under way for its card or
+# identity before it is refused as locked: several password checks' time on a busy server.
+RESERVE_PATIENCE = 10.0
 
 _ASSURANCE = {
     LoginMethod.PIN: pb.ASSURANCE_LEVEL_PIN,
@@ -46,22 +48,21 @@ class AuthenticateServicer(authenticate_pb2_grpc.AuthenticateServicer):
         login = await services.run_short(
             authentication.log_in_with_pin,
             key,
+            services.login_keys.tag(key),
             functools.partial(services.pins.matches, pin),
             started,
             services.lockout,
         )
-        if login.borrower is None:
-            services.pins.matches(pin, None)  # as long as a real check, so it tells nothing
-            raise authentication.credentials_invalid()
         borrower = login.borrower
-        current_call().note_borrower(borrower.card_number.value, borrower.id)
+        if borrower is not None:
+            current_call().note_borrower(borrower.card_number.value, borrower.id)
         if login.locked:
             raise login.refusal(started)
-        if not login.matched:
-            if login.attempts.locked_until is not None:
+        if not login.matched or borrower is None:
+            if login.locked_by_this_failure(started):
                 current_call().audit_reason = "LOCKED_OUT"
             raise authentication.credentials_invalid()
-        _refuse_after_success(borrower, LoginMethod.PIN, started.date())
+        _refuse_after_success(borrower, started.date())
         return pb.VerifyPinResponse(borrower=_summary(borrower, LoginMethod.PIN))
 
     async def VerifyPassword(
@@ -76,9 +77,7 @@ class AuthenticateServicer(authenticate_pb2_grpc.AuthenticateServicer):
         borrower = await self._login(key, LoginMethod.PASSWORD, check)
         return pb.VerifyPasswordResponse(borrower=_summary(borrower, LoginMethod.PASSWORD))
 
-    def _login_key(
-        self, request: pb.VerifyPinRequest | pb.VerifyPasswordRequest
-    ) -> CardNumber | IdentityValue:
+    def _login_key(self, request: pb.VerifyPinRequest | pb.VerifyPasswordRequest) -> LoginKey:
         """Who is logging in: by card number (also when neither is given) or other identity."""
         if request.WhichOneof("borrower_key") == "identity":
             return self._decode.identity_key(
@@ -86,43 +85,73 @@ class AuthenticateServicer(authenticate_pb2_grpc.AuthenticateServicer):
             )
         return self._decode.card_number(request.card_number, "card_number")
 
-    async def _login(
-        self, key: CardNumber | IdentityValue, method: LoginMethod, check: Check
-    ) -> Borrower:
-        """Locked? Then the attempt is counted as a failure under the borrower's lock before the
-        secret is checked, so concurrent guesses cannot get more checks than the lockout allows;
-        a right secret then clears the count."""
+    async def _login(self, key: LoginKey, method: LoginMethod, check: Check) -> Borrower:
+        """The check is reserved under the login subject's lock before the (slow) secret is
+        checked and reported after it, so concurrent guesses get no more checks than the
+        lockout allows, and concurrent right secrets all get theirs."""
         services = self._services
         started = now()
-        state = await services.read(authentication.begin_login, key, method, started)
-        if state is None:
-            await check(None)  # as long as a real check, so the answer tells nothing
-            raise authentication.credentials_invalid()
-        borrower_id = state.borrower.id
-        assert borrower_id is not None
-        current_call().note_borrower(state.borrower.card_number.value, borrower_id)
-        authentication.refuse_if_locked(state, started)
-        reserved = await services.run(
-            authentication.reserve_attempt, borrower_id, method, started, services.lockout
+        reserved = await self._reserve(key, method, started)
+        if reserved.borrower is not None:
+            current_call().note_borrower(reserved.borrower.card_number.value, reserved.borrower.id)
+        try:
+            # No verifier (unknown key, none set): as long as a real check, never a match.
+            matched, remade = await check(reserved.verifier)
+        except BaseException:
+            # Cancelled or failed mid-check: reported as a failure, so a check never holds its
+            # place until its timeout.
+            await asyncio.shield(
+                services.run(
+                    authentication.finish_check, reserved, method, False, now(), services.lockout
+                )
+            )
+            raise
+        finished = now()
+        after = await services.run(
+            authentication.finish_check,
+            reserved,
+            method,
+            matched,
+            finished,
+            services.lockout,
+            remade,
         )
-        matched, remade = await check(state.verifier)
-        if not matched:
-            if reserved.locked_until is not None:
+        if not matched or reserved.borrower is None:
+            if after.is_locked(finished):
                 current_call().audit_reason = "LOCKED_OUT"
             raise authentication.credentials_invalid()
-        state = dataclasses.replace(state, attempts=reserved)
-        await services.run(authentication.record_success, state, method, started.date(), remade)
-        _refuse_after_success(state.borrower, method, started.date())
-        return state.borrower
+        _refuse_after_success(reserved.borrower, started.date())
+        return reserved.borrower
+
+    async def _reserve(
+        self, key: LoginKey, method: LoginMethod, started: dt.datetime
+    ) -> authentication.ReservedCheck:
+        """A reserved check; while the checks under way leave no room, waits for one of them
+        to report (they are all as quick as a password check), up to RESERVE_PATIENCE."""
+        services = self._services
+        tag = services.login_keys.tag(key)
+        loop = asyncio.get_running_loop()
+        give_up = loop.time() + RESERVE_PATIENCE
+        pause = 0.005
+        while True:
+            reserved = await services.run(
+                authentication.reserve_check, key, tag, method, now(), services.lockout
+            )
+            if reserved is not None:
+                return reserved
+            if loop.time() + pause > give_up:
+                raise RateLimited(
+                    "too many logins under way for this card: try again shortly",
+                    retry_after=1.0,
+                    reason="LOGIN_LOCKED",
+                )
+            await asyncio.sleep(pause)
+            pause = min(pause * 2, 0.05)
 
 
-def _refuse_after_success(borrower: Borrower, method: LoginMethod, today: dt.date) -> None:
-    """What the right secret still does not open: a PIN where a password is required, an
-    expired card."""
-    if method is LoginMethod.PIN and borrower.personal.security_level is SecurityLevel.PASSWORD:
-        raise PermissionDenied(
-            "this borrower logs in with a password only", reason="PASSWORD_REQUIRED"
-        )
+def _refuse_after_success(borrower: Borrower, today: dt.date) -> None:
+    """What the right secret still does not open: an expired card. (A PIN of a borrower who
+    logs in with a password only is no right secret: authentication.pin_opens.)"""
     if not borrower.card_valid_on(today):
         raise PermissionDenied("the card has expired", reason="CARD_EXPIRED")
 

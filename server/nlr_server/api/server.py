@@ -31,6 +31,7 @@ from nlr_server.api.rate_limit import CallRateLimiter, FailureLimiter
 from nlr_server.api.registry_servicer import BorrowerRegistryServicer
 from nlr_server.api.services import Services
 from nlr_server.crypto.keyring import Keyring, KeyringError
+from nlr_server.crypto.login_key_index import LoginKeyIndex
 from nlr_server.crypto.national_id_sealer import NationalIdSealer
 from nlr_server.crypto.pin_verifier import PinVerifier
 from nlr_server.domain.deletion_notice import DeliveryPolicy
@@ -177,11 +178,13 @@ class RegisterServer:
             executor=self._executor,
             decode=BorrowerDecoder(allow_synthetic_ids=config.allow_synthetic_ids),
             pins=PinVerifier(keyring),
+            login_keys=LoginKeyIndex(keyring),
             passwords=self._passwords,
             lockout=LockoutPolicy(
                 failures_before_lock=config.lockout_failures,
                 first_lock=dt.timedelta(seconds=config.lockout_seconds),
                 longest_lock=dt.timedelta(seconds=config.lockout_max_seconds),
+                forget_after=dt.timedelta(days=config.lockout_forget_days),
             ),
         )
 
@@ -326,7 +329,12 @@ async def _maintain(
     while True:
         await asyncio.sleep(interval_seconds)
         try:
-            report = await services.run(run_maintenance, dt.datetime.now(dt.UTC), feed_retention)
+            report = await services.run(
+                run_maintenance,
+                dt.datetime.now(dt.UTC),
+                feed_retention,
+                services.lockout.forget_after,
+            )
         except Exception:
             # The next round tries again; the server keeps serving meanwhile.
             log.exception("maintenance failed")

@@ -13,6 +13,7 @@ from typing import Any, TypeVar
 from nlr_server.api.borrower_codec import BorrowerDecoder
 from nlr_server.api.feed_hub import FeedHub
 from nlr_server.api.password_pool import PasswordPool
+from nlr_server.crypto.login_key_index import LoginKeyIndex
 from nlr_server.crypto.pin_verifier import PinVerifier
 from nlr_server.domain.lockout import LockoutPolicy
 from nlr_server.usecases.ports import UnitOfWorkFactory, WriterBusy
@@ -31,6 +32,8 @@ class Services:
     pins: PinVerifier
     passwords: PasswordPool
     lockout: LockoutPolicy
+    # Tags of login keys no borrower holds, under which their failed logins are counted.
+    login_keys: LoginKeyIndex
     guardian_age: int = 15
     # How long an added identity lasts when the library names no deletion time.
     identity_lifetime: dt.timedelta = dt.timedelta(days=1095)

@@ -84,6 +84,12 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("NLR_LOCKOUT_FAILURES", "5", "wrong PINs (or passwords) in a row that lock logins"),
     Setting("NLR_LOCKOUT_SECONDS", "900", "how long the first lockout lasts; each next doubles"),
     Setting("NLR_LOCKOUT_MAX_SECONDS", "86400", "the longest a lockout lasts"),
+    Setting(
+        "NLR_LOCKOUT_FORGET_DAYS",
+        "7",
+        "after this many days without a failure and past any lockout, the failed logins and "
+        "lockouts of a card or identity (registered or not) are forgotten and removed",
+    ),
     Setting("NLR_GUARDIAN_AGE", "15", "a borrower younger than this needs a guardian at creation"),
     Setting(
         "NLR_KEYRING_RELOAD_SECONDS",
@@ -183,6 +189,7 @@ class Config:
     lockout_failures: int
     lockout_seconds: float
     lockout_max_seconds: float
+    lockout_forget_days: float
     keyring_reload_seconds: float
     guardian_age: int
     identity_lifetime_days: int
@@ -230,6 +237,7 @@ class Config:
             lockout_failures=env.whole("NLR_LOCKOUT_FAILURES", minimum=1),
             lockout_seconds=env.number("NLR_LOCKOUT_SECONDS", minimum=0.001),
             lockout_max_seconds=env.number("NLR_LOCKOUT_MAX_SECONDS", minimum=0.001),
+            lockout_forget_days=env.number("NLR_LOCKOUT_FORGET_DAYS", minimum=0.0001),
             keyring_reload_seconds=env.number("NLR_KEYRING_RELOAD_SECONDS", minimum=0.1),
             guardian_age=env.whole("NLR_GUARDIAN_AGE", minimum=0),
             identity_lifetime_days=int(

@@ -1,20 +1,33 @@
-"""PIN and password verifiers, login attempts and the last-active day of borrowers."""
+"""PIN and password verifiers, login attempts (of borrowers and of unknown login keys) and the
+last-active day of borrowers."""
 
 from __future__ import annotations
 
 import datetime as dt
 from typing import Any
 
-from sqlalchemy import Select, bindparam, delete, select, update
+from sqlalchemy import BigInteger, Select, bindparam, delete, func, or_, select, update
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from nlr_server.domain.credentials import LoginMethod
-from nlr_server.domain.lockout import LoginAttempts
+from nlr_server.domain.lockout import LoginAttempts, LoginSubject
 from nlr_server.store.models import BorrowerRow, LoginAttemptsRow, table_of
-from nlr_server.store.prepared import DriverConnection, PreparedRead
+from nlr_server.store.prepared import DriverConnection, PreparedRead, PreparedWrite
 
 _BORROWERS = table_of(BorrowerRow)
 _ATTEMPTS = table_of(LoginAttemptsRow)
+
+
+_ATTEMPT_COLUMNS = (
+    _ATTEMPTS.c.consecutive_failures,
+    _ATTEMPTS.c.lockouts,
+    _ATTEMPTS.c.locked_until,
+    _ATTEMPTS.c.last_failure_at,
+    _ATTEMPTS.c.checks_in_flight,
+    _ATTEMPTS.c.in_flight_until,
+)
 
 
 def _login_secrets(method: LoginMethod) -> Select[Any]:
@@ -22,31 +35,89 @@ def _login_secrets(method: LoginMethod) -> Select[Any]:
         _BORROWERS.c.pin_verifier if method is LoginMethod.PIN else _BORROWERS.c.password_verifier
     )
     return (
-        select(
-            verifier,
-            _ATTEMPTS.c.consecutive_failures,
-            _ATTEMPTS.c.lockouts,
-            _ATTEMPTS.c.locked_until,
-        )
+        select(verifier, *_ATTEMPT_COLUMNS)
         .select_from(_BORROWERS)
         .outerjoin(
             _ATTEMPTS,
-            (_ATTEMPTS.c.borrower_id == _BORROWERS.c.id) & (_ATTEMPTS.c.method == method.value),
+            (_ATTEMPTS.c.login_key == bindparam("key")) & (_ATTEMPTS.c.method == method.value),
         )
         .where(_BORROWERS.c.id == bindparam("id"))
     )
 
 
+def _upsert(dialect: str) -> Any:
+    insert = postgresql_insert if dialect == "postgresql" else sqlite_insert
+    values: dict[str, Any] = {
+        column: bindparam(column)
+        for column in (
+            "login_key",
+            "method",
+            "borrower_id",
+            "consecutive_failures",
+            "lockouts",
+            "locked_until",
+            "last_failure_at",
+            "checks_in_flight",
+            "in_flight_until",
+            "last_event_at",
+        )
+    }
+    statement = insert(_ATTEMPTS).values(values)
+    return statement.on_conflict_do_update(
+        index_elements=[_ATTEMPTS.c.login_key, _ATTEMPTS.c.method],
+        set_={
+            name: statement.excluded[name] for name in values if name not in ("login_key", "method")
+        },
+    )
+
+
 # Every login runs these (see store/prepared.py).
 _LOGIN_SECRETS = {method: PreparedRead(_login_secrets(method)) for method in LoginMethod}
-# FOR NO KEY UPDATE (PostgreSQL): serialises attempts on the borrower, yet does not block rows
-# that merely reference it (a change-feed entry written by a transaction that already holds
-# the feed's lock), which could otherwise deadlock. SQLite's write lock serialises anyway.
-_LOCK_FOR_ATTEMPT = PreparedRead(
-    select(_BORROWERS.c.id)
-    .where(_BORROWERS.c.id == bindparam("id"))
-    .with_for_update(key_share=True)
+_ATTEMPTS_OF = PreparedRead(
+    select(*_ATTEMPT_COLUMNS).where(
+        _ATTEMPTS.c.login_key == bindparam("key"), _ATTEMPTS.c.method == bindparam("method")
+    )
 )
+_SAVE_ATTEMPTS = PreparedWrite(_upsert)
+_CLEAR_ATTEMPTS = PreparedWrite(
+    delete(_ATTEMPTS).where(
+        _ATTEMPTS.c.login_key == bindparam("key"), _ATTEMPTS.c.method == bindparam("method")
+    )
+)
+# Serialises the attempts of one login subject on PostgreSQL, whether or not any row of it
+# exists yet (an unknown key's first attempt has none to lock), without writing anything: a
+# transaction-scoped advisory lock. SQLite needs none: every writing transaction holds its
+# write lock from the start (BEGIN IMMEDIATE).
+_LOCK_SUBJECT = PreparedRead(select(func.pg_advisory_xact_lock(bindparam("key", type_=BigInteger))))
+
+
+def _stored_key(subject: LoginSubject) -> bytes:
+    if subject.borrower_id is not None:
+        return b"borrower/%d" % subject.borrower_id
+    assert subject.key_tag is not None
+    return subject.key_tag
+
+
+def _lock_key(subject: LoginSubject) -> int:
+    """A 64-bit advisory lock key: a borrower's id (positive), or 63 bits of an unknown key's
+    tag (negative), so the two kinds never share a lock."""
+    if subject.borrower_id is not None:
+        return subject.borrower_id
+    assert subject.key_tag is not None
+    return -(int.from_bytes(subject.key_tag[:8], "big") >> 1) - 1
+
+
+def _attempts(row: Any) -> LoginAttempts:
+    if row is None or row.consecutive_failures is None:
+        return LoginAttempts()
+    return LoginAttempts(
+        consecutive_failures=row.consecutive_failures,
+        lockouts=row.lockouts,
+        locked_until=row.locked_until,
+        last_failure_at=row.last_failure_at,
+        checks_in_flight=row.checks_in_flight,
+        in_flight_until=row.in_flight_until,
+    )
 
 
 class SqlCredentialRepository:
@@ -63,15 +134,64 @@ class SqlCredentialRepository:
     def login_secrets(
         self, borrower_id: int, method: LoginMethod
     ) -> tuple[str | None, LoginAttempts]:
-        """The verifier and the attempts of one login method, in one query."""
-        row = _LOGIN_SECRETS[method].first(self._driver, {"id": borrower_id})
+        """The verifier and the borrower's attempts of one login method, in one query."""
+        key = _stored_key(LoginSubject.of_borrower(borrower_id))
+        row = _LOGIN_SECRETS[method].first(self._driver, {"id": borrower_id, "key": key})
         assert row is not None, "the caller has just read the borrower"
-        if row.consecutive_failures is None:
-            return row[0], LoginAttempts()
-        return row[0], LoginAttempts(row.consecutive_failures, row.lockouts, row.locked_until)
+        return row[0], _attempts(row)
+
+    def lock_login(self, subject: LoginSubject) -> None:
+        """Serialises the attempts of one subject until the transaction ends."""
+        _, dialect = self._driver.get()
+        if dialect.name == "postgresql":
+            _LOCK_SUBJECT.first(self._driver, {"key": _lock_key(subject)})
+
+    def login_attempts(self, subject: LoginSubject, method: LoginMethod) -> LoginAttempts:
+        key = _stored_key(subject)
+        return _attempts(_ATTEMPTS_OF.first(self._driver, {"key": key, "method": method.value}))
+
+    def save_login_attempts(
+        self, subject: LoginSubject, method: LoginMethod, attempts: LoginAttempts
+    ) -> None:
+        """Stores the attempts as they now stand (a clean slate: no row); the caller holds the
+        subject's lock."""
+        key = _stored_key(subject)
+        if attempts.clean:
+            _CLEAR_ATTEMPTS.run(self._driver, {"key": key, "method": method.value})
+            return
+        _SAVE_ATTEMPTS.run(
+            self._driver,
+            {
+                "login_key": key,
+                "method": method.value,
+                "borrower_id": subject.borrower_id,
+                "consecutive_failures": attempts.consecutive_failures,
+                "lockouts": attempts.lockouts,
+                "locked_until": attempts.locked_until,
+                "last_failure_at": attempts.last_failure_at,
+                "checks_in_flight": attempts.checks_in_flight,
+                "in_flight_until": attempts.in_flight_until,
+                "last_event_at": attempts.last_event_at,
+            },
+        )
+
+    def forget_login_attempts(self, last_event_before: dt.datetime) -> int:
+        """Removes every subject's attempts whose last event is older; returns how many."""
+        result = self._session.execute(
+            delete(LoginAttemptsRow).where(
+                or_(
+                    LoginAttemptsRow.last_event_at.is_(None),
+                    LoginAttemptsRow.last_event_at < last_event_before,
+                )
+            )
+        )
+        return int(getattr(result, "rowcount", 0) or 0)
 
     def set_pin(self, borrower_id: int, verifier: str, key_version: int) -> int:
         """Stores a new PIN verifier; returns the borrower's new version."""
+        # The login lock before the row's, in the order a login takes them (a success marks
+        # the borrower active), so the two never wait for each other in a circle.
+        self.lock_login(LoginSubject.of_borrower(borrower_id))
         row = self._locked_borrower(borrower_id)
         row.pin_verifier = verifier
         row.pin_key_version = key_version
@@ -80,6 +200,7 @@ class SqlCredentialRepository:
 
     def set_password(self, borrower_id: int, verifier: str) -> int:
         """Stores a new password verifier; returns the borrower's new version."""
+        self.lock_login(LoginSubject.of_borrower(borrower_id))  # as in set_pin
         row = self._locked_borrower(borrower_id)
         row.password_verifier = verifier
         self._session.flush()
@@ -94,37 +215,12 @@ class SqlCredentialRepository:
             .execution_options(synchronize_session=False)
         )
 
-    def attempts(self, borrower_id: int, method: LoginMethod) -> LoginAttempts:
-        row = self._session.get(LoginAttemptsRow, (borrower_id, method.value))
-        if row is None:
-            return LoginAttempts()
-        return LoginAttempts(
-            consecutive_failures=row.consecutive_failures,
-            lockouts=row.lockouts,
-            locked_until=row.locked_until,
-        )
-
-    def lock_for_attempt(self, borrower_id: int) -> bool:
-        """Serialises concurrent attempts on one borrower; False if the borrower is gone."""
-        return _LOCK_FOR_ATTEMPT.first(self._driver, {"id": borrower_id}) is not None
-
     def save_attempts(self, borrower_id: int, method: LoginMethod, attempts: LoginAttempts) -> None:
-        if attempts == LoginAttempts():
-            self._session.execute(
-                delete(LoginAttemptsRow).where(
-                    LoginAttemptsRow.borrower_id == borrower_id,
-                    LoginAttemptsRow.method == method.value,
-                )
-            )
-            return
-        row = self._session.get(LoginAttemptsRow, (borrower_id, method.value))
-        if row is None:
-            row = LoginAttemptsRow(borrower_id=borrower_id, method=method.value)
-            self._session.add(row)
-        row.consecutive_failures = attempts.consecutive_failures
-        row.lockouts = attempts.lockouts
-        row.locked_until = attempts.locked_until
-        self._session.flush()
+        """Stores a borrower's attempts (a new PIN or password: a clean slate), under the lock
+        a login of theirs takes."""
+        subject = LoginSubject.of_borrower(borrower_id)
+        self.lock_login(subject)
+        self.save_login_attempts(subject, method, attempts)
 
     def mark_active(self, borrower_id: int, day: dt.date) -> None:
         # A plain UPDATE: activity is not a change to the record, so the etag stays.
@@ -136,7 +232,9 @@ class SqlCredentialRepository:
         )
 
     def _locked_borrower(self, borrower_id: int) -> BorrowerRow:
-        # Locked as _LOCK_FOR_ATTEMPT locks it.
+        # FOR NO KEY UPDATE (PostgreSQL): does not block rows that merely reference the
+        # borrower (a change-feed entry written by a transaction that already holds the feed's
+        # lock), which could otherwise deadlock.
         row = self._session.get(BorrowerRow, borrower_id, with_for_update={"key_share": True})
         if row is None:
             raise LookupError("borrower vanished")

@@ -204,17 +204,28 @@ class BorrowerRow(Base):
 
 
 class LoginAttemptsRow(Base):
-    """Consecutive failures and lockouts of one borrower's PIN or password logins."""
+    """Consecutive failures, lockouts and password checks under way of one login subject's PIN
+    or password logins (domain/lockout.py): a borrower, or a login key no borrower holds."""
 
     __tablename__ = "login_attempts"
 
-    borrower_id: Mapped[int] = mapped_column(
-        ForeignKey("borrowers.id", ondelete="CASCADE"), primary_key=True
-    )
+    # A borrower's: b"borrower/" and the id (at most 28 bytes); an unknown key's: its 32-byte
+    # tag (crypto/login_key_index.py). The lengths keep the two apart.
+    login_key: Mapped[bytes] = mapped_column(LargeBinary(40), primary_key=True)
     method: Mapped[str] = mapped_column(String(16), primary_key=True)
+    # Set on a borrower's rows, which go with the borrower.
+    borrower_id: Mapped[int | None] = mapped_column(
+        ForeignKey("borrowers.id", ondelete="CASCADE"), index=True
+    )
     consecutive_failures: Mapped[int] = mapped_column(Integer)
     lockouts: Mapped[int] = mapped_column(Integer)
     locked_until: Mapped[dt.datetime | None] = mapped_column(UtcDateTime())
+    last_failure_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime())
+    checks_in_flight: Mapped[int] = mapped_column(Integer)
+    in_flight_until: Mapped[dt.datetime | None] = mapped_column(UtcDateTime())
+    # The latest of the three times above (LoginAttempts.last_event_at): maintenance removes
+    # the rows whose last event is older than the lockout's memory.
+    last_event_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime(), index=True)
 
 
 class CardNumberSeriesRow(Base):

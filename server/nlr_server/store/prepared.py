@@ -17,6 +17,7 @@ from typing import Any
 from sqlalchemy import Connection, Select
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import Session
+from sqlalchemy.sql.dml import UpdateBase
 
 from nlr_server.store.database import begin_read
 
@@ -107,20 +108,53 @@ class PreparedRead:
         return found[0] if found else None
 
     def _compile(self, dialect: Dialect) -> _Compiled:
-        compiled = self.statement_for(dialect.name).compile(dialect=dialect)
-        names = [column[0] for column in compiled._result_columns]
-        results = tuple(
-            (index, process)
-            for index, column in enumerate(compiled._result_columns)
-            if (process := column[3]._cached_result_processor(dialect, None)) is not None
-        )
-        prepared = _Compiled(
-            sql=compiled.string,
-            order=tuple(compiled.positiontup or ()) if compiled.positional else None,
-            defaults=dict(compiled.construct_params(_check=False)),
-            binds=dict(compiled._bind_processors),  # type: ignore[arg-type]
-            results=results,
-            make_row=namedtuple("Row", names),
-        )
+        prepared = _compile(self.statement_for(dialect.name), dialect)
         self._compiled[dialect.name] = prepared
         return prepared
+
+
+class PreparedWrite:
+    """An INSERT, UPDATE or DELETE compiled once per dialect and run as PreparedRead runs a
+    SELECT (the few writes a failed login makes). The statement may be made for each dialect,
+    as an upsert is spelled differently on each store."""
+
+    def __init__(self, statement: UpdateBase | Callable[[str], UpdateBase]) -> None:
+        self._statement = statement
+        self._compiled: dict[str, _Compiled] = {}
+
+    def run(self, connection: DriverConnection, parameters: Mapping[str, Any]) -> int:
+        """Runs the statement in the connection's transaction; returns the rows it touched."""
+        driver, dialect = connection.get()
+        compiled = self._compiled.get(dialect.name)
+        if compiled is None:
+            statement = (
+                self._statement
+                if isinstance(self._statement, UpdateBase)
+                else self._statement(dialect.name)
+            )
+            compiled = self._compiled[dialect.name] = _compile(statement, dialect)
+        cursor = driver.cursor()
+        try:
+            cursor.execute(compiled.sql, compiled.parameters(parameters))
+            return int(cursor.rowcount)
+        finally:
+            cursor.close()
+
+
+def _compile(statement: Select[Any] | UpdateBase, dialect: Dialect) -> _Compiled:
+    compiled = statement.compile(dialect=dialect)
+    names = [column[0] for column in compiled._result_columns]
+    results = tuple(
+        (index, process)
+        for index, column in enumerate(compiled._result_columns)
+        if (process := column[3]._cached_result_processor(dialect, None)) is not None
+    )
+    prepared = _Compiled(
+        sql=compiled.string,
+        order=tuple(compiled.positiontup or ()) if compiled.positional else None,
+        defaults=dict(compiled.construct_params(_check=False)),
+        binds=dict(compiled._bind_processors),  # type: ignore[arg-type]
+        results=results,
+        make_row=namedtuple("Row", names),
+    )
+    return prepared

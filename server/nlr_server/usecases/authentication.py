@@ -1,7 +1,12 @@
 """Logging a borrower in by PIN or password, with lockout after repeated failures.
 
-The steps are separate functions because the password check itself (slow by design) runs on
-its own bounded pool between them, never on a database worker.
+Failures are counted per login subject (domain/lockout.py): the borrower a card number or
+identity belongs to, or, when no borrower holds it, that key itself. An unknown card therefore
+costs the same work as a registered one (the same reads, the same write of a failure) and is
+locked the same way, and a borrower with several keys gets no more guesses than one with one.
+
+The password steps are separate functions because the password check itself (slow by design)
+runs on its own bounded pool between them, never on a database worker.
 """
 
 from __future__ import annotations
@@ -12,161 +17,200 @@ from dataclasses import dataclass, field
 
 from nlr_server.domain.borrower import Borrower
 from nlr_server.domain.card_number import CardNumber
-from nlr_server.domain.credentials import LoginMethod
+from nlr_server.domain.credentials import LoginMethod, SecurityLevel
 from nlr_server.domain.errors import RateLimited, Unauthenticated
 from nlr_server.domain.identity import IdentityValue
-from nlr_server.domain.lockout import LockoutPolicy, LoginAttempts
-from nlr_server.usecases.borrowers import login_locked
-from nlr_server.usecases.ports import UnitOfWorkFactory
+from nlr_server.domain.lockout import LockoutPolicy, LoginAttempts, LoginSubject
+from nlr_server.usecases.ports import UnitOfWork, UnitOfWorkFactory
+
+LoginKey = CardNumber | IdentityValue
 
 
-@dataclass(frozen=True, slots=True)
-class LoginState:
-    """What a login needs to know before it checks the secret."""
-
-    borrower: Borrower
-    verifier: str | None
-    attempts: LoginAttempts
+def login_locked(attempts: LoginAttempts, now: dt.datetime) -> RateLimited:
+    assert attempts.locked_until is not None
+    return RateLimited(
+        "too many wrong attempts: this way of logging in is locked for now",
+        retry_after=(attempts.locked_until - now).total_seconds(),
+        reason="LOGIN_LOCKED",
+    )
 
 
 def credentials_invalid() -> Unauthenticated:
-    # The same answer for an unknown card or identity, a borrower without this secret and a
-    # wrong one.
+    # The same answer for an unknown card or identity, a borrower without this secret, a
+    # borrower whose security level this secret does not reach, and a wrong secret.
     return Unauthenticated(
         "the card number or the PIN or password is wrong", reason="CREDENTIALS_INVALID"
     )
 
 
-def begin_login(
-    unit_of_work: UnitOfWorkFactory,
-    key: CardNumber | IdentityValue,
-    method: LoginMethod,
-    now: dt.datetime,
-) -> LoginState | None:
-    """The borrower, their verifier and recent attempts; None for an unknown card number or
-    identity (or one whose deletion time has come)."""
-    with unit_of_work(read_only=True) as uow:
-        borrower = (
-            uow.borrowers.get_by_card_number(key)
-            if isinstance(key, CardNumber)
-            else uow.borrowers.get_by_identity(key, now)
-        )
-        if borrower is None or borrower.id is None:
-            return None
-        verifier, attempts = uow.credentials.login_secrets(borrower.id, method)
-        return LoginState(borrower=borrower, verifier=verifier, attempts=attempts)
+def _find(uow: UnitOfWork, key: LoginKey, now: dt.datetime) -> Borrower | None:
+    """The borrower holding the key; None for an unknown one (or one whose deletion time has
+    come)."""
+    borrower = (
+        uow.borrowers.get_by_card_number(key)
+        if isinstance(key, CardNumber)
+        else uow.borrowers.get_by_identity(key, now)
+    )
+    return borrower if borrower is not None and borrower.id is not None else None
+
+
+def _subject(borrower: Borrower | None, key_tag: bytes) -> LoginSubject:
+    if borrower is not None and borrower.id is not None:
+        return LoginSubject.of_borrower(borrower.id)
+    return LoginSubject.of_unknown_key(key_tag)
+
+
+def _secrets(
+    uow: UnitOfWork, borrower: Borrower | None, subject: LoginSubject, method: LoginMethod
+) -> tuple[str | None, LoginAttempts]:
+    """The verifier (None: unknown key, or none set) and the subject's stored attempts."""
+    if borrower is not None and borrower.id is not None:
+        return uow.credentials.login_secrets(borrower.id, method)
+    return None, uow.credentials.login_attempts(subject, method)
+
+
+def pin_opens(borrower: Borrower | None) -> bool:
+    """Whether a right PIN may open anything for this borrower: not for an unknown key, nor
+    for a borrower who has chosen to log in with a password only."""
+    return borrower is not None and borrower.personal.security_level is SecurityLevel.PIN
 
 
 @dataclass(frozen=True, slots=True)
 class PinLogin:
-    """How a PIN login went: the borrower (None: unknown), whether the login was locked (the PIN
-    then not checked), whether the PIN matched, and the attempts as they now stand."""
+    """How a PIN check went: the borrower (None: unknown key), whether the login was locked
+    (the PIN then not checked), whether the PIN opened it, and the attempts as they now
+    stand."""
 
     borrower: Borrower | None
     locked: bool = False
     matched: bool = False
     attempts: LoginAttempts = field(default_factory=LoginAttempts)
+    # Whether the check wrote anything (to be committed).
+    wrote: bool = False
 
     def refusal(self, now: dt.datetime) -> RateLimited:
         return login_locked(self.attempts, now)
 
+    def locked_by_this_failure(self, now: dt.datetime) -> bool:
+        return not self.locked and not self.matched and self.attempts.is_locked(now)
 
-def log_in_with_pin(
-    unit_of_work: UnitOfWorkFactory,
-    key: CardNumber | IdentityValue,
+
+def check_pin(
+    uow: UnitOfWork,
+    borrower: Borrower | None,
+    subject: LoginSubject,
     matches: Callable[[str | None], bool],
     now: dt.datetime,
     policy: LockoutPolicy,
 ) -> PinLogin:
-    """A whole PIN login in one transaction, under the borrower's lock.
+    """One PIN check under the subject's lock, in the caller's unit of work (not committed).
 
     A PIN check costs microseconds, so it is made while the lock is held: concurrent guesses
     queue, each sees the failures before it, and no more are checked than the lockout allows.
-    A success that changes nothing (no failures to clear, already active today) writes nothing.
-    Passwords, slow by design, are checked outside any transaction (reserve_attempt).
+    Where the PIN cannot open anything (unknown key, password-only borrower) ``matches`` is
+    still called, with no verifier, so the answer and its time are those of a wrong PIN.
     """
+    uow.credentials.lock_login(subject)
+    verifier, stored = _secrets(uow, borrower, subject, LoginMethod.PIN)
+    attempts = stored.current(now, policy)
+    if attempts.is_locked(now):
+        return PinLogin(borrower, locked=True, attempts=attempts)
+    matched = matches(verifier if pin_opens(borrower) else None)
+    after = attempts.succeeded() if matched else attempts.failed(now, policy)
+    wrote = after != stored
+    if wrote:
+        uow.credentials.save_login_attempts(subject, LoginMethod.PIN, after)
+    return PinLogin(borrower, matched=matched, attempts=after, wrote=wrote)
+
+
+def log_in_with_pin(
+    unit_of_work: UnitOfWorkFactory,
+    key: LoginKey,
+    key_tag: bytes,
+    matches: Callable[[str | None], bool],
+    now: dt.datetime,
+    policy: LockoutPolicy,
+) -> PinLogin:
+    """A whole PIN login in one transaction (see check_pin). A success that changes nothing
+    (no failures to clear, already active today) writes nothing."""
     with unit_of_work() as uow:
-        borrower = (
-            uow.borrowers.get_by_card_number(key)
-            if isinstance(key, CardNumber)
-            else uow.borrowers.get_by_identity(key, now)
-        )
-        if borrower is None or borrower.id is None:
-            return PinLogin(None)
-        if not uow.credentials.lock_for_attempt(borrower.id):
-            return PinLogin(None)
-        verifier, attempts = uow.credentials.login_secrets(borrower.id, LoginMethod.PIN)
-        if attempts.is_locked(now):
-            return PinLogin(borrower, locked=True, attempts=attempts)
-        matched = matches(verifier)
-        after = attempts.succeeded() if matched else attempts.failed(now, policy)
-        changed = after != attempts
-        if changed:
-            uow.credentials.save_attempts(borrower.id, LoginMethod.PIN, after)
-        if matched and borrower.last_active_on != now.date():
+        borrower = _find(uow, key, now)
+        subject = _subject(borrower, key_tag)
+        login = check_pin(uow, borrower, subject, matches, now, policy)
+        changed = login.wrote
+        if login.matched and borrower is not None and borrower.last_active_on != now.date():
+            assert borrower.id is not None
             uow.credentials.mark_active(borrower.id, now.date())
             changed = True
         if changed:
             uow.commit()
-        return PinLogin(borrower, matched=matched, attempts=after)
+        return login
 
 
-def refuse_if_locked(state: LoginState, now: dt.datetime) -> None:
-    if state.attempts.is_locked(now):
-        raise login_locked(state.attempts, now)
+@dataclass(frozen=True, slots=True)
+class ReservedCheck:
+    """A password check allowed to start: who it is for (None: unknown key), the subject its
+    outcome counts against, the verifier to check against, and the attempts with it counted
+    as under way."""
+
+    borrower: Borrower | None
+    subject: LoginSubject
+    verifier: str | None
+    attempts: LoginAttempts
 
 
-def reserve_attempt(
+def reserve_check(
     unit_of_work: UnitOfWorkFactory,
-    borrower_id: int,
+    key: LoginKey,
+    key_tag: bytes,
     method: LoginMethod,
     now: dt.datetime,
     policy: LockoutPolicy,
-) -> LoginAttempts:
-    """Counts this attempt as a failure before the secret is checked, under the borrower's lock;
-    refuses if a concurrent attempt has locked the login meanwhile. Returns the attempts with
-    this one counted (locked, if it was the one too many)."""
+) -> ReservedCheck | None:
+    """Counts a check as under way, under the subject's lock, before the (slow) secret is
+    checked outside any transaction. Refuses (LOGIN_LOCKED) while locked; None while the
+    failures so far and the checks under way, should all of those fail, would already lock:
+    the caller tries again shortly, when one of them has reported. So no more checks than the
+    lockout allows are ever made, and yet concurrent right secrets all get checked."""
     with unit_of_work() as uow:
-        if not uow.credentials.lock_for_attempt(borrower_id):
-            raise credentials_invalid()
-        attempts = uow.credentials.attempts(borrower_id, method)
+        borrower = _find(uow, key, now)
+        subject = _subject(borrower, key_tag)
+        uow.credentials.lock_login(subject)
+        verifier, stored = _secrets(uow, borrower, subject, method)
+        attempts = stored.current(now, policy)
         if attempts.is_locked(now):
             raise login_locked(attempts, now)
-        counted = attempts.failed(now, policy)
-        uow.credentials.save_attempts(borrower_id, method, counted)
+        if not attempts.may_check(policy):
+            return None
+        reserved = attempts.reserved(now, policy)
+        uow.credentials.save_login_attempts(subject, method, reserved)
         uow.commit()
-        return counted
+        return ReservedCheck(borrower, subject, verifier, reserved)
 
 
-def success_needs_writing(
-    state: LoginState, today: dt.date, new_password_verifier: str | None = None
-) -> bool:
-    """Whether a success changes anything: most do not, and then cost no transaction."""
-    return (
-        not state.attempts.clean
-        or state.borrower.last_active_on != today
-        or new_password_verifier is not None
-    )
-
-
-def record_success(
+def finish_check(
     unit_of_work: UnitOfWorkFactory,
-    state: LoginState,
+    check: ReservedCheck,
     method: LoginMethod,
-    today: dt.date,
-    new_password_verifier: str | None = None,
-) -> None:
-    """Clears failures, notes the day (at most one write a day) and stores a re-made verifier."""
-    borrower_id = state.borrower.id
-    assert borrower_id is not None
-    if not success_needs_writing(state, today, new_password_verifier):
-        return
-    stale_day = state.borrower.last_active_on != today
+    matched: bool,
+    now: dt.datetime,
+    policy: LockoutPolicy,
+    new_verifier: str | None = None,
+) -> LoginAttempts:
+    """Reports a reserved check: a failure counts (and may lock), a success clears the
+    failures, notes the day (at most one write a day) and stores a re-made verifier. Returns
+    the attempts as they now stand."""
     with unit_of_work() as uow:
-        if not state.attempts.clean:
-            uow.credentials.save_attempts(borrower_id, method, LoginAttempts())
-        if stale_day:
-            uow.credentials.mark_active(borrower_id, today)
-        if new_password_verifier is not None and state.verifier is not None:
-            uow.credentials.rehash_password(borrower_id, state.verifier, new_password_verifier)
+        uow.credentials.lock_login(check.subject)
+        stored = uow.credentials.login_attempts(check.subject, method)
+        after = stored.current(now, policy).released(matched, now, policy)
+        if after != stored:
+            uow.credentials.save_login_attempts(check.subject, method, after)
+        borrower = check.borrower
+        if matched and borrower is not None and borrower.id is not None:
+            if borrower.last_active_on != now.date():
+                uow.credentials.mark_active(borrower.id, now.date())
+            if new_verifier is not None and check.verifier is not None:
+                uow.credentials.rehash_password(borrower.id, check.verifier, new_verifier)
         uow.commit()
+        return after

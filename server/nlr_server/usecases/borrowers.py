@@ -8,21 +8,20 @@ from dataclasses import dataclass
 
 from nlr_server.domain.borrower import Borrower, DeletionReason, PersonalData, PersonalDataPatch
 from nlr_server.domain.card_number import CardNumber
-from nlr_server.domain.credentials import LoginMethod, Pin
+from nlr_server.domain.credentials import Pin
 from nlr_server.domain.deletion_notice import DeletionNotice
 from nlr_server.domain.errors import (
     AlreadyExists,
     CardNumberRetired,
     EtagMismatch,
     PermissionDenied,
-    RateLimited,
     Violations,
 )
 from nlr_server.domain.library_number import LibraryNumber
-from nlr_server.domain.lockout import LockoutPolicy, LoginAttempts
+from nlr_server.domain.lockout import LockoutPolicy, LoginSubject
 from nlr_server.domain.national_id import NationalId
 from nlr_server.domain.views import BorrowerView, view_for
-from nlr_server.usecases import change_feed, guardians
+from nlr_server.usecases import authentication, change_feed, guardians
 from nlr_server.usecases.lookup import BorrowerKey, find, find_affiliated
 from nlr_server.usecases.ports import CardNumberStatus, UnitOfWork, UnitOfWorkFactory
 from nlr_server.usecases.reservations import refuse_others_reservation
@@ -126,18 +125,23 @@ def affiliate_borrower(
         if isinstance(proof, NationalId):
             proven = uow.borrowers.national_id_matches(borrower, proof)
         else:
-            # A PIN guessed here counts towards the PIN lockout like one guessed at login, and
-            # under the same row lock, so concurrent guesses queue up.
-            uow.credentials.lock_for_attempt(borrower.id)
-            attempts = uow.credentials.attempts(borrower.id, LoginMethod.PIN)
-            if attempts.is_locked(now):
-                raise login_locked(attempts, now)
-            proven = proof.birth_date == borrower.personal.birth_date and pin_matches(
-                proof.pin, uow.credentials.verifier(borrower.id, LoginMethod.PIN)
+            # A PIN given here is checked and counted as one given at login (the borrower's
+            # PIN lockout, under the same lock), and opens nothing for a borrower who logs in
+            # with a password only: refused as a wrong PIN would be.
+            birth_date_matches = proof.birth_date == borrower.personal.birth_date
+            pin = proof.pin
+            check = authentication.check_pin(
+                uow,
+                borrower,
+                LoginSubject.of_borrower(borrower.id),
+                lambda verifier: pin_matches(pin, verifier) and birth_date_matches,
+                now,
+                lockout,
             )
-            after = attempts.succeeded() if proven else attempts.failed(now, lockout)
-            if after != attempts:
-                uow.credentials.save_attempts(borrower.id, LoginMethod.PIN, after)
+            if check.locked:
+                raise check.refusal(now)
+            proven = check.matched
+            if check.wrote:
                 uow.commit()
         if not proven:
             raise PermissionDenied(
@@ -149,15 +153,6 @@ def affiliate_borrower(
         change_feed.record(uow, borrower, saved, now)
         uow.commit()
         return full_view(uow, saved)
-
-
-def login_locked(attempts: LoginAttempts, now: dt.datetime) -> RateLimited:
-    assert attempts.locked_until is not None
-    return RateLimited(
-        "too many wrong attempts: this way of logging in is locked for now",
-        retry_after=(attempts.locked_until - now).total_seconds(),
-        reason="LOGIN_LOCKED",
-    )
 
 
 def delete_borrower(

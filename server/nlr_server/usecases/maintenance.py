@@ -10,6 +10,7 @@ import dataclasses
 import datetime as dt
 from dataclasses import dataclass
 
+from nlr_server.domain.lockout import LockoutPolicy
 from nlr_server.usecases import change_feed
 from nlr_server.usecases.identities import expire_identities
 from nlr_server.usecases.ports import UnitOfWorkFactory
@@ -22,6 +23,7 @@ class MaintenanceReport:
     identities_removed: int = 0
     temporary_addresses_cleared: int = 0
     feed_entries_compacted: int = 0
+    login_attempts_forgotten: int = 0
 
     @property
     def total(self) -> int:
@@ -33,12 +35,15 @@ class MaintenanceReport:
 
 # How long change-feed entries are kept unless configured otherwise (NLR_FEED_RETENTION_DAYS).
 FEED_RETENTION = dt.timedelta(days=30)
+# How long failed logins are remembered unless configured otherwise (NLR_LOCKOUT_FORGET_DAYS).
+LOCKOUT_MEMORY = LockoutPolicy().forget_after
 
 
 def run_maintenance(
     unit_of_work: UnitOfWorkFactory,
     now: dt.datetime,
     feed_retention: dt.timedelta = FEED_RETENTION,
+    lockout_forget_after: dt.timedelta = LOCKOUT_MEMORY,
 ) -> MaintenanceReport:
     with unit_of_work() as uow:
         identities_removed = expire_identities(uow, now)
@@ -52,8 +57,16 @@ def run_maintenance(
     with unit_of_work() as uow:
         feed_entries_compacted = uow.feed.compact(now - feed_retention)
         uow.commit()
+    with unit_of_work() as uow:
+        # Failed logins past the lockout's memory: of borrowers and of unknown keys alike, as
+        # a login forgets them (domain/lockout.py), so that unknown keys do not pile up.
+        login_attempts_forgotten = uow.credentials.forget_login_attempts(
+            now - lockout_forget_after
+        )
+        uow.commit()
     return MaintenanceReport(
         identities_removed=identities_removed,
         temporary_addresses_cleared=temporary_addresses_cleared,
         feed_entries_compacted=feed_entries_compacted,
+        login_attempts_forgotten=login_attempts_forgotten,
     )

@@ -19,7 +19,7 @@ from nlr_server.domain.guardian import GuardianLinks
 from nlr_server.domain.identity import Identity, IdentityKind, IdentityValue
 from nlr_server.domain.library import Library
 from nlr_server.domain.library_number import LibraryNumber
-from nlr_server.domain.lockout import LoginAttempts
+from nlr_server.domain.lockout import LoginAttempts, LoginSubject
 from nlr_server.domain.national_id import NationalId
 from nlr_server.domain.vendor import Vendor, VendorCertificate
 
@@ -96,13 +96,19 @@ class CredentialRepository(Protocol):
 
     def rehash_password(self, borrower_id: int, old: str, new: str) -> None: ...
 
-    def attempts(self, borrower_id: int, method: LoginMethod) -> LoginAttempts: ...
+    def lock_login(self, subject: LoginSubject) -> None: ...
 
-    def lock_for_attempt(self, borrower_id: int) -> bool: ...
+    def login_attempts(self, subject: LoginSubject, method: LoginMethod) -> LoginAttempts: ...
+
+    def save_login_attempts(
+        self, subject: LoginSubject, method: LoginMethod, attempts: LoginAttempts
+    ) -> None: ...
 
     def save_attempts(
         self, borrower_id: int, method: LoginMethod, attempts: LoginAttempts
     ) -> None: ...
+
+    def forget_login_attempts(self, last_event_before: dt.datetime) -> int: ...
 
     def mark_active(self, borrower_id: int, day: dt.date) -> None: ...
 

@@ -17,7 +17,7 @@ def add_commands(commands: Commands) -> None:
         "maintenance",
         _maintenance,
         "remove what has reached its deletion time (expired identities, temporary addresses, "
-        "old change-feed entries)",
+        "old change-feed entries, forgotten failed logins)",
         "Runs the jobs the server runs every NLR_MAINTENANCE_INTERVAL_SECONDS and prints how "
         "many records each removed; safe to run while the server runs.",
     )
@@ -27,12 +27,24 @@ def add_commands(commands: Commands) -> None:
         default=float(os.environ.get("NLR_FEED_RETENTION_DAYS") or 30),
         help="keep change-feed entries this long (default: NLR_FEED_RETENTION_DAYS, else 30)",
     )
+    command.add_argument(
+        "--lockout-forget-days",
+        type=float,
+        default=float(os.environ.get("NLR_LOCKOUT_FORGET_DAYS") or 7),
+        help="forget failed logins this long after the last (default: NLR_LOCKOUT_FORGET_DAYS, "
+        "else 7)",
+    )
     add_json_option(command)
 
 
 def _maintenance(args: argparse.Namespace) -> None:
     with store() as unit_of_work:
-        report = run_maintenance(unit_of_work, now(), dt.timedelta(days=args.feed_retention_days))
+        report = run_maintenance(
+            unit_of_work,
+            now(),
+            dt.timedelta(days=args.feed_retention_days),
+            dt.timedelta(days=args.lockout_forget_days),
+        )
     if args.json:
         print_json(report.counts())
         return
