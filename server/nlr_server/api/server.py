@@ -40,6 +40,7 @@ from nlr_server.mail.smtp_sender import SmtpSender
 from nlr_server.ops.config import Config
 from nlr_server.store import migrate
 from nlr_server.store.database import create_store_engine, ping
+from nlr_server.store.errors import describe
 from nlr_server.store.erasure import DeletionVacuum, WalTruncation, eraser_for
 from nlr_server.store.unit_of_work import SqlUnitOfWorkFactory
 from nlr_server.usecases.maintenance import run_maintenance
@@ -335,9 +336,10 @@ async def _maintain(
                 feed_retention,
                 services.lockout.forget_after,
             )
-        except Exception:
-            # The next round tries again; the server keeps serving meanwhile.
-            log.exception("maintenance failed")
+        except Exception as error:
+            # The next round tries again; the server keeps serving meanwhile. By class only:
+            # an exception's text may quote personal data.
+            log.error("maintenance failed (%s)", describe(error))
             continue
         if report.total:
             log.info("maintenance: %s", report.counts())

@@ -2,22 +2,23 @@
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from collections.abc import Callable
 from types import TracebackType
 
-from sqlalchemy import Engine
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import Connection, Engine
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.exc import StaleDataError
 
 from nlr_server.crypto.national_id_sealer import NationalIdSealer
-from nlr_server.domain.errors import AlreadyExists, EtagMismatch
+from nlr_server.domain.errors import EtagMismatch
 from nlr_server.store.audit_repository import SqlAuditRepository
 from nlr_server.store.borrower_repository import SqlBorrowerRepository
 from nlr_server.store.credential_repository import SqlCredentialRepository
 from nlr_server.store.database import READ_ONLY, create_store_engine
 from nlr_server.store.erasure import erasure_requested
+from nlr_server.store.errors import as_register_error
 from nlr_server.store.feed_repository import SqlFeedRepository
 from nlr_server.store.full_record import Prefetched
 from nlr_server.store.guardian_repository import SqlGuardianRepository
@@ -55,7 +56,7 @@ class SqlUnitOfWork:
         # A reading unit of work takes its connection at once and reads through the driver
         # (store/prepared.py) without the session's transaction machinery; the session, for
         # the other reads, shares the connection and so the snapshot.
-        self._connection = bind.connect() if read_only else None
+        self._connection = _connect(bind) if read_only else None
         self._session = Session(
             bind=self._connection or bind, expire_on_commit=False, autoflush=False
         )
@@ -90,21 +91,32 @@ class SqlUnitOfWork:
     ) -> None:
         # Anything not committed explicitly is rolled back: a failed request changes nothing.
         self._driver.forget()
+        failed_rollback: Exception | None = None
         try:
             self._session.rollback()
+        except Exception as rollback_error:
+            # The connection is gone (that is likely why the work failed): nothing to undo.
+            failed_rollback = rollback_error
         finally:
             self._session.close()
             if self._connection is not None:
-                self._connection.close()  # back to the pool, which rolls the reading back
+                with contextlib.suppress(Exception):
+                    self._connection.close()  # back to the pool, which rolls the reading back
             if self._locked:
                 assert self._write_lock is not None
                 self._locked = False
                 self._write_lock.release()
-        if isinstance(exc, IntegrityError):
-            # A concurrent writer won a uniqueness race the use case had checked for.
-            raise AlreadyExists("the card number or national id is already registered") from exc
         if isinstance(exc, StaleDataError):
-            raise EtagMismatch("the borrower changed since it was read; read it again") from exc
+            raise EtagMismatch("the borrower changed since it was read; read it again") from None
+        failure = exc or failed_rollback
+        if failure is not None:
+            translated = as_register_error(failure)
+            if translated is not None:
+                # Not chained: the driver's text may quote personal data, and must not reach
+                # a traceback.
+                raise translated from None
+            if exc is None:
+                raise failure
         if exc is None and self._erase_pending and self._on_erase is not None:
             self._erase_pending = False
             # Once this transaction's locks are released: erasing waits for other writers.
@@ -119,6 +131,16 @@ class SqlUnitOfWork:
         self._erase_pending = erasure_requested(self._session)
         if last_sequence and self._on_feed is not None:
             self._on_feed(last_sequence)
+
+
+def _connect(bind: Engine) -> Connection:
+    try:
+        return bind.connect()
+    except Exception as error:
+        translated = as_register_error(error)
+        if translated is None:
+            raise
+        raise translated from None
 
 
 class SqlUnitOfWorkFactory:
