@@ -40,8 +40,8 @@ from nlr_server.mail.smtp_sender import SmtpSender
 from nlr_server.ops.config import Config
 from nlr_server.store import migrate
 from nlr_server.store.database import create_store_engine, ping
-from nlr_server.store.errors import describe
 from nlr_server.store.erasure import DeletionVacuum, WalTruncation, eraser_for
+from nlr_server.store.errors import describe
 from nlr_server.store.unit_of_work import SqlUnitOfWorkFactory
 from nlr_server.usecases.maintenance import run_maintenance
 
