@@ -254,7 +254,7 @@ def test_missing_keyring_stops_the_server_and_names_nlr_keyring(
     assert "Traceback" not in stopped.stderr
 
 
-def test_unmigrated_database_stops_the_server_with_a_hint_to_migrate(
+def test_unmigrated_database_stops_the_server_with_a_hint_to_migrate_it(
     pki: DevPkiPaths, keyring_path: Path, database_url: str, tmp_path: Path
 ) -> None:
     environment = server_environment(pki, keyring_path, database_url)
@@ -263,8 +263,14 @@ def test_unmigrated_database_stops_the_server_with_a_hint_to_migrate(
 
     assert stopped.returncode == 1
     assert "nlr-server: cannot start:" in stopped.stderr
-    assert "run `nlr-admin migrate`" in stopped.stderr
+    named = make_url(database_url).render_as_string(hide_password=True)
+    assert f"NLR_DATABASE_URL={named} nlr-admin migrate" in stopped.stderr
     assert "Traceback" not in stopped.stderr
+    if database_url.startswith("sqlite"):
+        # A missing SQLite file is named, and not made: an empty one would look like a register.
+        missing = Path(str(make_url(database_url).database))
+        assert f"the SQLite database {missing.resolve()} does not exist" in stopped.stderr
+        assert not missing.exists()
 
 
 # --- one address, one server ---

@@ -10,11 +10,13 @@ import threading
 import time
 from collections.abc import Coroutine
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import Any
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
+from sqlalchemy.engine import make_url
 
 from nlr.auth.v1 import authenticate_pb2, authenticate_pb2_grpc
 from nlr.registry.v1 import registry_service_pb2, registry_service_pb2_grpc
@@ -248,6 +250,17 @@ class RegisterServer:
         return sum(1 for worker in workers if worker.is_alive())
 
     def _check_database(self) -> None:
+        url = make_url(self.config.database_url)
+        named = url.render_as_string(hide_password=True)
+        if url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:"):
+            path = Path(str(url.database)).expanduser().resolve()
+            if not path.exists():
+                # Opening it would create an empty file, which a later `nlr-admin migrate`
+                # with another URL would leave empty.
+                raise StartupError(
+                    f"NLR_DATABASE_URL: the SQLite database {path} does not exist: "
+                    f"create it with NLR_DATABASE_URL={named} nlr-admin migrate"
+                )
         try:
             ping(self._engine)
         except Exception as error:
@@ -256,8 +269,9 @@ class RegisterServer:
             ) from error
         if not migrate.is_at_head(self._engine):
             raise StartupError(
-                f"the database schema is at {migrate.current_revision(self._engine)!r}, "
-                f"the server needs {migrate.head_revision()!r}: run `nlr-admin migrate`"
+                f"the schema of the database {named} is at "
+                f"{migrate.current_revision(self._engine)!r}, the server needs "
+                f"{migrate.head_revision()!r}: run NLR_DATABASE_URL={named} nlr-admin migrate"
             )
 
 
