@@ -24,6 +24,7 @@ BERGEN = "2460100"
 START = dt.datetime(2026, 11, 24, 10, 0, tzinfo=dt.UTC)
 END = dt.datetime(2026, 11, 24, 12, 0, tzinfo=dt.UTC)
 SECOND = dt.timedelta(seconds=1)
+STRANGER = "ab" * 32
 
 
 @pytest.fixture
@@ -74,6 +75,14 @@ def admin(database_url: str, keyring_path: Path, keyring: Keyring) -> Admin:
                     # The other vendor, in the same window and for the same cards.
                     event(START + 30 * SECOND, other, OSLO, "N000000001"),
                     event(START + 40 * SECOND, other, BERGEN, "N000000005"),
+                    # A stranger's certificate, refused before any vendor or library is known.
+                    AuditEvent(
+                        START + 50 * SECOND,
+                        "GetBorrower",
+                        "UNAUTHENTICATED",
+                        reason="CERTIFICATE_UNKNOWN",
+                        certificate_fingerprint=STRANGER,
+                    ),
                 ]
             )
             uow.commit()
@@ -97,6 +106,8 @@ def test_a_cards_events_are_listed_oldest_first_with_vendor_names(admin: Admin) 
             "rpc": "GetBorrower",
             "outcome": "OK",
             "reason": None,
+            "card": "N000000001",
+            "certificate": None,
         },
         {
             "time": "2026-11-24T10:00:05Z",
@@ -105,6 +116,8 @@ def test_a_cards_events_are_listed_oldest_first_with_vendor_names(admin: Admin) 
             "rpc": "UpdateBorrower",
             "outcome": "OK",
             "reason": None,
+            "card": "N000000001",
+            "certificate": None,
         },
         {
             "time": "2026-11-24T10:00:30Z",
@@ -113,11 +126,36 @@ def test_a_cards_events_are_listed_oldest_first_with_vendor_names(admin: Admin) 
             "rpc": "GetBorrower",
             "outcome": "OK",
             "reason": None,
+            "card": "N000000001",
+            "certificate": None,
         },
     ]
     table = admin("audit", "--card", "n000000001").stdout.splitlines()
     assert len(table) == 4 and "UpdateBorrower" in table[2] and OTHER_VENDOR in table[3]
     assert admin.json("audit", "--card", "N000000077") == []
+
+
+def test_the_calls_of_a_refused_unknown_certificate_are_found_by_its_fingerprint(
+    admin: Admin,
+) -> None:
+    refused = {
+        "time": "2026-11-24T10:00:50Z",
+        "vendor": None,
+        "library": None,
+        "card": None,
+        "rpc": "GetBorrower",
+        "outcome": "UNAUTHENTICATED",
+        "reason": "CERTIFICATE_UNKNOWN",
+        "certificate": STRANGER,
+    }
+    assert admin.json("audit", "--certificate", STRANGER) == [refused]
+    colons = ":".join(STRANGER[i : i + 2] for i in range(0, 64, 2)).upper()
+    assert admin.json("audit", "--certificate", colons) == [refused]
+    assert admin.json("audit", "--certificate", "cd" * 32) == []
+    assert "CERTIFICATE_UNKNOWN" in admin("audit", "--certificate", STRANGER).stdout
+    assert "64 hexadecimal digits" in admin.error("audit", "--certificate", "abc", expect=2)
+    both = admin.error("audit", "--certificate", STRANGER, "--card", "N000000001", expect=2)
+    assert "--card CARD_NUMBER or --certificate FINGERPRINT" in both
 
 
 def test_affected_counts_distinct_borrowers_of_one_vendor_inside_the_window(

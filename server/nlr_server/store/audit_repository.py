@@ -45,6 +45,14 @@ class SqlAuditRepository:
         )
         return [_event(r) for r in self._session.scalars(query)]
 
+    def for_certificate(self, fingerprint: str) -> list[AuditEvent]:
+        query = (
+            select(AuditEventRow)
+            .where(AuditEventRow.certificate_fingerprint == fingerprint)
+            .order_by(AuditEventRow.occurred_at, AuditEventRow.id)
+        )
+        return [_event(r) for r in self._session.scalars(query)]
+
     def in_window(
         self,
         vendor_id: int,

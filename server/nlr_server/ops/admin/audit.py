@@ -29,13 +29,21 @@ def add_commands(commands: Commands) -> None:
         _card_events,
         "query the audit trail",
         "`audit --card CARD_NUMBER` lists every event of one card number, oldest first; "
+        "`audit --certificate FINGERPRINT` every call made with one client certificate, also "
+        "refused ones of unknown or revoked certificates; "
         "`audit affected` counts the borrowers a vendor read or changed in a time window.",
     )
     audit.usage = (
         "nlr-admin audit --card CARD_NUMBER [--json]\n"
+        "       nlr-admin audit --certificate FINGERPRINT [--json]\n"
         "       nlr-admin audit affected --vendor NAME [--library NUMBER] --from T --to T [--json]"
     )
     audit.add_argument("--card", metavar="CARD_NUMBER", help="the card number, e.g. N000000001")
+    audit.add_argument(
+        "--certificate",
+        metavar="FINGERPRINT",
+        help="a client certificate's SHA-256 fingerprint (64 hex digits, as `certs list` shows)",
+    )
     add_json_option(audit)
     queries: Commands = audit.add_subparsers(dest="audit_command", required=False, metavar="QUERY")
     affected = add_command(
@@ -63,23 +71,40 @@ def add_commands(commands: Commands) -> None:
 
 
 def _card_events(args: argparse.Namespace) -> None:
-    if args.card is None:
-        raise AdminError("give --card CARD_NUMBER, or a query such as `audit affected`")
-    try:
-        card_number = CardNumber.parse(args.card)
-    except InvalidValue as error:
-        raise AdminError(f"card number {args.card!r}: {error}") from error
+    if (args.card is None) == (args.certificate is None):
+        raise AdminError(
+            "give --card CARD_NUMBER or --certificate FINGERPRINT, or a query such as "
+            "`audit affected`"
+        )
+    columns: tuple[str, ...]
+    if args.certificate is not None:
+        fingerprint = args.certificate.strip().lower().replace(":", "")
+        if len(fingerprint) != 64 or any(c not in "0123456789abcdef" for c in fingerprint):
+            raise AdminError("--certificate: a SHA-256 fingerprint is 64 hexadecimal digits")
+        subject, columns = f"certificate {fingerprint}", ("time", "vendor", "library", "card")
+    else:
+        try:
+            card_number = CardNumber.parse(args.card)
+        except InvalidValue as error:
+            raise AdminError(f"card number {args.card!r}: {error}") from error
+        subject, columns = str(card_number), ("time", "vendor", "library")
     with store() as unit_of_work, unit_of_work(read_only=True) as uow:
         names = {v.id: v.name for v in uow.vendors.all()}
-        events = uow.audit.for_card(card_number.value)
+        events = (
+            uow.audit.for_certificate(fingerprint)
+            if args.certificate is not None
+            else uow.audit.for_card(card_number.value)
+        )
     listing = [
         {
             "time": timestamp(e.occurred_at),
             "vendor": None if e.vendor_id is None else names.get(e.vendor_id),
             "library": e.library_number,
+            "card": e.card_number,
             "rpc": e.rpc,
             "outcome": e.outcome,
             "reason": e.reason,
+            "certificate": e.certificate_fingerprint,
         }
         for e in events
     ]
@@ -87,15 +112,15 @@ def _card_events(args: argparse.Namespace) -> None:
         print_json(listing)
         return
     if not listing:
-        print(f"no audit events for {card_number}")
+        print(f"no audit events for {subject}")
         return
-    columns = ("time", "vendor", "library", "rpc", "outcome", "reason")
+    columns = (*columns, "rpc", "outcome", "reason")
     print_table(columns, [[entry[column] for column in columns] for entry in listing])
 
 
 def _affected(args: argparse.Namespace) -> None:
-    if args.card is not None:
-        raise AdminError("--card and `affected` are two different queries; give one")
+    if args.card is not None or args.certificate is not None:
+        raise AdminError("--card, --certificate and `affected` are different queries; give one")
     if args.start >= args.end:
         raise AdminError("--from must be before --to")
     library = None if args.library is None else parse_library_number(args.library)
