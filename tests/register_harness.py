@@ -7,6 +7,7 @@ import datetime as dt
 import functools
 import itertools
 import os
+import sqlite3
 import threading
 import time
 import uuid
@@ -14,13 +15,16 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, cast
 
 import grpc
 import psycopg
 from cryptography import x509
+from google.protobuf.descriptor import Descriptor, FieldDescriptor
+from google.protobuf.message import Message
 from google.rpc import error_details_pb2
 from grpc_status import rpc_status
-from sqlalchemy import func, select, text
+from sqlalchemy import func, select
 from sqlalchemy.engine import make_url
 
 from nlr.registry.v1 import borrower_pb2, registry_service_pb2, registry_service_pb2_grpc
@@ -216,7 +220,6 @@ def make_config(
         lockout_failures=5,
         lockout_seconds=900.0,
         lockout_max_seconds=86400.0,
-        lockout_forget_days=7.0,
         keyring_reload_seconds=0.2,
         guardian_age=15,
         identity_lifetime_days=1095,
@@ -238,7 +241,6 @@ def make_config(
         notice_retry_seconds=60.0,
         notice_give_up_hours=72.0,
         notice_poll_seconds=0.1,
-        deletion_vacuum_seconds=300.0,
         feed_retention_days=30.0,
         feed_poll_seconds=0.5,
         feed_heartbeat_seconds=15.0,
@@ -301,11 +303,18 @@ _OWN_CODE = "use the library's own code"
 
 @dataclass
 class Registry:
-    """A BorrowerRegistry client acting for one library, with its authorization code."""
+    """A BorrowerRegistry client acting for one library, with its authorization code.
+
+    Every answer through it is checked for a national id (see assert_no_national_id), so each
+    test that calls the register checks that none is returned.
+    """
 
     stub: registry_service_pb2_grpc.BorrowerRegistryStub
     library: str | None
     code: str | None = None
+
+    def __post_init__(self) -> None:
+        _check_answers(self.stub)
 
     @property
     def metadata(self) -> tuple[tuple[str, str], ...]:
@@ -320,6 +329,134 @@ class Registry:
         if code == _OWN_CODE:
             code = LIBRARY_CODES.get(library or "")
         return Registry(self.stub, library, code)
+
+
+_NATIONAL_ID = "national_id"
+_reaches_national_id: dict[str, bool] = {}
+
+
+def _may_hold_national_id(descriptor: Descriptor, visiting: frozenset[str] = frozenset()) -> bool:
+    """Whether a message of this type can hold a national_id field, at any depth (remembered
+    per type, so answers that cannot hold one cost nothing to check)."""
+    known = _reaches_national_id.get(descriptor.full_name)
+    if known is not None:
+        return known
+    inner = visiting | {descriptor.full_name}
+    reaches = any(
+        field.name == _NATIONAL_ID
+        or (
+            field.message_type is not None
+            and field.message_type.full_name not in inner
+            and _may_hold_national_id(field.message_type, inner)
+        )
+        for field in descriptor.fields
+    )
+    if not visiting:  # an answer found inside a cycle may be incomplete: not remembered
+        _reaches_national_id[descriptor.full_name] = reaches
+    return reaches
+
+
+@functools.cache
+def _fields_to_check(
+    descriptor: Descriptor,
+) -> tuple[FieldDescriptor | None, list[FieldDescriptor]]:
+    """The type's own national_id field, and its message fields that may hold one deeper."""
+    own = descriptor.fields_by_name.get(_NATIONAL_ID)
+    inner = [
+        field
+        for field in descriptor.fields
+        if field.message_type is not None and _may_hold_national_id(field.message_type)
+    ]
+    return own, inner
+
+
+def assert_no_national_id(message: Message, where: str = "") -> None:
+    """Fails if a national_id is set anywhere in the message: the register never returns one.
+    The failure names the field, never the value."""
+    descriptor = cast(Descriptor, message.DESCRIPTOR)
+    if not _may_hold_national_id(descriptor):
+        return
+    own, inner = _fields_to_check(descriptor)
+    if own is not None and (
+        message.HasField(own.name)
+        if own.has_presence
+        else getattr(message, own.name) != own.default_value
+    ):
+        path = f"{where}.{own.name}" if where else own.name
+        raise AssertionError(f"an answer carries {path}: the register never returns one")
+    for field in inner:
+        path = f"{where}.{field.name}" if where else field.name
+        value = getattr(message, field.name)
+        if field.message_type is not None and field.message_type.GetOptions().map_entry:
+            for key, item in value.items():
+                if isinstance(item, Message):
+                    assert_no_national_id(item, f"{path}[{key!r}]")
+        elif field.is_repeated:
+            for index, item in enumerate(value):
+                assert_no_national_id(item, f"{path}[{index}]")
+        elif message.HasField(field.name):
+            assert_no_national_id(value, path)
+
+
+class _CheckedResponses:
+    """A server stream's responses, each checked as it arrives; the rest is the call's."""
+
+    def __init__(self, call: Any) -> None:
+        self._call = call
+
+    def __iter__(self) -> _CheckedResponses:
+        return self
+
+    def __next__(self) -> Any:
+        response = next(self._call)
+        assert_no_national_id(response)
+        return response
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._call, name)
+
+
+class _CheckedFuture:
+    def __init__(self, future: Any) -> None:
+        self._future = future
+
+    def result(self, timeout: float | None = None) -> Any:
+        response = self._future.result(timeout)
+        assert_no_national_id(response)
+        return response
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._future, name)
+
+
+class _CheckedMethod:
+    """One method of a stub, checking its answers however it is called."""
+
+    def __init__(self, method: Any) -> None:
+        self._method = method
+        self._streams = isinstance(method, grpc.UnaryStreamMultiCallable)
+
+    def __call__(self, request: Message, *args: Any, **kwargs: Any) -> Any:
+        answer = self._method(request, *args, **kwargs)
+        if self._streams:
+            return _CheckedResponses(answer)
+        assert_no_national_id(answer)
+        return answer
+
+    def with_call(self, request: Message, *args: Any, **kwargs: Any) -> Any:
+        response, call = self._method.with_call(request, *args, **kwargs)
+        assert_no_national_id(response)
+        return response, call
+
+    def future(self, request: Message, *args: Any, **kwargs: Any) -> Any:
+        return _CheckedFuture(self._method.future(request, *args, **kwargs))
+
+
+def _check_answers(stub: registry_service_pb2_grpc.BorrowerRegistryStub) -> None:
+    """Wraps each method of the stub once (clients for other libraries share it)."""
+    for name, method in list(vars(stub).items()):
+        if not isinstance(method, _CheckedMethod):
+            setattr(stub, name, _CheckedMethod(method))
 
 
 def error_details(error: grpc.RpcError) -> tuple[str, dict[str, str]]:
@@ -455,63 +592,12 @@ def retry_delay_seconds(error: grpc.RpcError) -> float:
 
 
 def sqlite_bytes(url: str) -> bytes:
-    """A SQLite database's file and its write-ahead log, read as they are on disk: no checkpoint
-    first, so whatever the WAL still holds is read too (a checkpoint here would hide it)."""
+    """A SQLite database's file and its WAL, after a checkpoint moved the WAL into the file."""
     database = Path(str(make_url(url).database))
+    with sqlite3.connect(database) as connection:
+        connection.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     wal = database.with_name(database.name + "-wal")
     return database.read_bytes() + (wal.read_bytes() if wal.exists() else b"")
-
-
-def postgres_page_bytes(url: str) -> bytes:
-    """What the pages of every table of a PostgreSQL test database hold, read with pageinspect:
-    the data of every heap tuple, live or dead, of every table and its TOAST table, and the key
-    of every b-tree index entry. Free space inside a page is not read (README, Deletion)."""
-    engine = create_store_engine(url)
-    try:
-        with engine.connect() as connection:
-            connection.execute(text("CREATE EXTENSION IF NOT EXISTS pageinspect"))
-            relations = connection.execute(
-                text(
-                    "WITH tables AS (SELECT oid, reltoastrelid FROM pg_class"
-                    "   WHERE relnamespace = 'public'::regnamespace AND relkind = 'r'),"
-                    " heaps AS (SELECT oid FROM tables UNION SELECT reltoastrelid FROM tables"
-                    "   WHERE reltoastrelid <> 0),"
-                    " indexes AS (SELECT indexrelid AS oid FROM pg_index"
-                    "   WHERE indrelid IN (SELECT oid FROM heaps))"
-                    " SELECT c.oid::regclass::text, c.relkind,"
-                    "   pg_relation_size(c.oid) / current_setting('block_size')::int"
-                    " FROM pg_class c JOIN pg_am a ON a.oid = c.relam"
-                    " WHERE c.oid IN (SELECT oid FROM heaps UNION SELECT oid FROM indexes)"
-                    "   AND a.amname IN ('heap', 'btree')"
-                )
-            ).all()
-            chunks: list[bytes] = []
-            for name, kind, pages in relations:
-                if kind == "i":
-                    # Page 0 of a b-tree is its metapage.
-                    for page in range(1, pages):
-                        chunks.extend(
-                            bytes.fromhex(data.replace(" ", ""))
-                            for (data,) in connection.execute(
-                                text("SELECT data FROM bt_page_items(:name, :page)"),
-                                {"name": name, "page": page},
-                            )
-                            if data
-                        )
-                    continue
-                for page in range(pages):
-                    chunks.extend(
-                        bytes(data)
-                        for (data,) in connection.execute(
-                            text("SELECT t_data FROM heap_page_items(get_raw_page(:name, :page))"),
-                            {"name": name, "page": page},
-                        )
-                        if data is not None
-                    )
-            connection.commit()
-            return b"\n".join(chunks)
-    finally:
-        engine.dispose()
 
 
 def wait_until(condition: Callable[[], bool], seconds: float = 10.0) -> None:
