@@ -7,7 +7,6 @@ import datetime as dt
 import functools
 import itertools
 import os
-import sqlite3
 import threading
 import time
 import uuid
@@ -24,7 +23,7 @@ from google.protobuf.descriptor import Descriptor, FieldDescriptor
 from google.protobuf.message import Message
 from google.rpc import error_details_pb2
 from grpc_status import rpc_status
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 from sqlalchemy.engine import make_url
 
 from nlr.registry.v1 import borrower_pb2, registry_service_pb2, registry_service_pb2_grpc
@@ -220,6 +219,7 @@ def make_config(
         lockout_failures=5,
         lockout_seconds=900.0,
         lockout_max_seconds=86400.0,
+        lockout_forget_days=7.0,
         keyring_reload_seconds=0.2,
         guardian_age=15,
         identity_lifetime_days=1095,
@@ -241,6 +241,7 @@ def make_config(
         notice_retry_seconds=60.0,
         notice_give_up_hours=72.0,
         notice_poll_seconds=0.1,
+        deletion_vacuum_seconds=300.0,
         feed_retention_days=30.0,
         feed_poll_seconds=0.5,
         feed_heartbeat_seconds=15.0,
@@ -592,12 +593,63 @@ def retry_delay_seconds(error: grpc.RpcError) -> float:
 
 
 def sqlite_bytes(url: str) -> bytes:
-    """A SQLite database's file and its WAL, after a checkpoint moved the WAL into the file."""
+    """A SQLite database's file and its write-ahead log, read as they are on disk: no checkpoint
+    first, so whatever the WAL still holds is read too (a checkpoint here would hide it)."""
     database = Path(str(make_url(url).database))
-    with sqlite3.connect(database) as connection:
-        connection.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     wal = database.with_name(database.name + "-wal")
     return database.read_bytes() + (wal.read_bytes() if wal.exists() else b"")
+
+
+def postgres_page_bytes(url: str) -> bytes:
+    """What the pages of every table of a PostgreSQL test database hold, read with pageinspect:
+    the data of every heap tuple, live or dead, of every table and its TOAST table, and the key
+    of every b-tree index entry. Free space inside a page is not read (README, Deletion)."""
+    engine = create_store_engine(url)
+    try:
+        with engine.connect() as connection:
+            connection.execute(text("CREATE EXTENSION IF NOT EXISTS pageinspect"))
+            relations = connection.execute(
+                text(
+                    "WITH tables AS (SELECT oid, reltoastrelid FROM pg_class"
+                    "   WHERE relnamespace = 'public'::regnamespace AND relkind = 'r'),"
+                    " heaps AS (SELECT oid FROM tables UNION SELECT reltoastrelid FROM tables"
+                    "   WHERE reltoastrelid <> 0),"
+                    " indexes AS (SELECT indexrelid AS oid FROM pg_index"
+                    "   WHERE indrelid IN (SELECT oid FROM heaps))"
+                    " SELECT c.oid::regclass::text, c.relkind,"
+                    "   pg_relation_size(c.oid) / current_setting('block_size')::int"
+                    " FROM pg_class c JOIN pg_am a ON a.oid = c.relam"
+                    " WHERE c.oid IN (SELECT oid FROM heaps UNION SELECT oid FROM indexes)"
+                    "   AND a.amname IN ('heap', 'btree')"
+                )
+            ).all()
+            chunks: list[bytes] = []
+            for name, kind, pages in relations:
+                if kind == "i":
+                    # Page 0 of a b-tree is its metapage.
+                    for page in range(1, pages):
+                        chunks.extend(
+                            bytes.fromhex(data.replace(" ", ""))
+                            for (data,) in connection.execute(
+                                text("SELECT data FROM bt_page_items(:name, :page)"),
+                                {"name": name, "page": page},
+                            )
+                            if data
+                        )
+                    continue
+                for page in range(pages):
+                    chunks.extend(
+                        bytes(data)
+                        for (data,) in connection.execute(
+                            text("SELECT t_data FROM heap_page_items(get_raw_page(:name, :page))"),
+                            {"name": name, "page": page},
+                        )
+                        if data is not None
+                    )
+            connection.commit()
+            return b"\n".join(chunks)
+    finally:
+        engine.dispose()
 
 
 def wait_until(condition: Callable[[], bool], seconds: float = 10.0) -> None:
