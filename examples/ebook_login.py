@@ -21,9 +21,8 @@ from nlr.auth.errors import NlrError
 
 # What the reasons mean for the person at the screen.
 _ADVICE = {
-    "CREDENTIALS_INVALID": "wrong card number or PIN",
+    "CREDENTIALS_INVALID": "wrong card number or PIN (if you log in with a password, use it)",
     "LOGIN_LOCKED": "too many wrong PINs: try again later",
-    "PASSWORD_REQUIRED": "this borrower logs in with a password",
     "CARD_EXPIRED": "the card has expired: renew it at a library",
 }
 

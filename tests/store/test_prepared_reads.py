@@ -111,8 +111,21 @@ def test_each_hot_read_reads_as_through_sqlalchemy(
             (guardian_repository._LINKS_OF_ONE, {"id": ward}),
             (identity_repository._OF_ONE, {"id": guardian}),
             *(
-                (read, {"id": guardian, "key": b"borrower/%d" % guardian})
-                for read in credential_repository._LOGIN_SECRETS.values()
+                (read, {"card_number": "N000000701"})
+                for (_, by), read in credential_repository._CANDIDATES.items()
+                if by == "card_number"
+            ),
+            *(
+                (
+                    read,
+                    {
+                        "kind": IdentityKind.FEIDE.value,
+                        "value": "kari@uio.no",
+                        "now": dt.datetime.now(dt.UTC),
+                    },
+                )
+                for (_, by), read in credential_repository._CANDIDATES.items()
+                if by == "identity"
             ),
             (
                 credential_repository._ATTEMPTS_OF,

@@ -53,13 +53,13 @@ class AuthenticateServicer(authenticate_pb2_grpc.AuthenticateServicer):
             started,
             services.lockout,
         )
-        borrower = login.borrower
-        if borrower is not None:
-            current_call().note_borrower(borrower.card_number.value, borrower.id)
-        if login.locked:
-            raise login.refusal(started)
-        if not login.matched or borrower is None:
-            if login.locked_by_this_failure(started):
+        if login.holder is not None:
+            current_call().note_borrower(login.holder.card_number, login.holder.borrower_id)
+        check, borrower = login.check, login.borrower
+        if check.locked:
+            raise check.refusal(started)
+        if not check.matched or borrower is None:
+            if check.locked_by_this_failure(started):
                 current_call().audit_reason = "LOCKED_OUT"
             raise authentication.credentials_invalid()
         _refuse_after_success(borrower, started.date())
@@ -92,8 +92,8 @@ class AuthenticateServicer(authenticate_pb2_grpc.AuthenticateServicer):
         services = self._services
         started = now()
         reserved = await self._reserve(key, method, started)
-        if reserved.borrower is not None:
-            current_call().note_borrower(reserved.borrower.card_number.value, reserved.borrower.id)
+        if reserved.holder is not None:
+            current_call().note_borrower(reserved.holder.card_number, reserved.holder.borrower_id)
         try:
             # No verifier (unknown key, none set): as long as a real check, never a match.
             matched, remade = await check(reserved.verifier)
@@ -107,7 +107,7 @@ class AuthenticateServicer(authenticate_pb2_grpc.AuthenticateServicer):
             )
             raise
         finished = now()
-        after = await services.run(
+        outcome = await services.run(
             authentication.finish_check,
             reserved,
             method,
@@ -116,12 +116,13 @@ class AuthenticateServicer(authenticate_pb2_grpc.AuthenticateServicer):
             services.lockout,
             remade,
         )
-        if not matched or reserved.borrower is None:
-            if after.is_locked(finished):
+        borrower = outcome.borrower
+        if not matched or borrower is None:
+            if outcome.attempts.is_locked(finished):
                 current_call().audit_reason = "LOCKED_OUT"
             raise authentication.credentials_invalid()
-        _refuse_after_success(reserved.borrower, started.date())
-        return reserved.borrower
+        _refuse_after_success(borrower, started.date())
+        return borrower
 
     async def _reserve(
         self, key: LoginKey, method: LoginMethod, started: dt.datetime

@@ -11,13 +11,17 @@ from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
-from nlr_server.domain.credentials import LoginMethod
+from nlr_server.domain.card_number import CardNumber
+from nlr_server.domain.credentials import LoginMethod, SecurityLevel
+from nlr_server.domain.identity import IdentityValue
 from nlr_server.domain.lockout import LoginAttempts, LoginSubject
-from nlr_server.store.models import BorrowerRow, LoginAttemptsRow, table_of
+from nlr_server.store.models import BorrowerRow, IdentityRow, LoginAttemptsRow, table_of
 from nlr_server.store.prepared import DriverConnection, PreparedRead, PreparedWrite
+from nlr_server.usecases.ports import LoginCandidate
 
 _BORROWERS = table_of(BorrowerRow)
 _ATTEMPTS = table_of(LoginAttemptsRow)
+_IDENTITIES = table_of(IdentityRow)
 
 
 _ATTEMPT_COLUMNS = (
@@ -28,21 +32,6 @@ _ATTEMPT_COLUMNS = (
     _ATTEMPTS.c.checks_in_flight,
     _ATTEMPTS.c.in_flight_until,
 )
-
-
-def _login_secrets(method: LoginMethod) -> Select[Any]:
-    verifier = (
-        _BORROWERS.c.pin_verifier if method is LoginMethod.PIN else _BORROWERS.c.password_verifier
-    )
-    return (
-        select(verifier, *_ATTEMPT_COLUMNS)
-        .select_from(_BORROWERS)
-        .outerjoin(
-            _ATTEMPTS,
-            (_ATTEMPTS.c.login_key == bindparam("key")) & (_ATTEMPTS.c.method == method.value),
-        )
-        .where(_BORROWERS.c.id == bindparam("id"))
-    )
 
 
 def _upsert(dialect: str) -> Any:
@@ -71,8 +60,33 @@ def _upsert(dialect: str) -> Any:
     )
 
 
+def _candidate(method: LoginMethod, by: str) -> Select[Any]:
+    verifier = (
+        _BORROWERS.c.pin_verifier if method is LoginMethod.PIN else _BORROWERS.c.password_verifier
+    )
+    statement = select(
+        _BORROWERS.c.id, _BORROWERS.c.card_number, _BORROWERS.c.security_level, verifier
+    )
+    if by == "card_number":
+        return statement.where(_BORROWERS.c.card_number == bindparam("card_number"))
+    return statement.where(
+        _BORROWERS.c.id
+        == select(_IDENTITIES.c.borrower_id)
+        .where(
+            _IDENTITIES.c.kind == bindparam("kind"),
+            _IDENTITIES.c.value == bindparam("value"),
+            _IDENTITIES.c.delete_after > bindparam("now"),
+        )
+        .scalar_subquery()
+    )
+
+
 # Every login runs these (see store/prepared.py).
-_LOGIN_SECRETS = {method: PreparedRead(_login_secrets(method)) for method in LoginMethod}
+_CANDIDATES = {
+    (method, by): PreparedRead(_candidate(method, by))
+    for method in LoginMethod
+    for by in ("card_number", "identity")
+}
 _ATTEMPTS_OF = PreparedRead(
     select(*_ATTEMPT_COLUMNS).where(
         _ATTEMPTS.c.login_key == bindparam("key"), _ATTEMPTS.c.method == bindparam("method")
@@ -131,14 +145,21 @@ class SqlCredentialRepository:
         )
         return self._session.scalar(select(column).where(BorrowerRow.id == borrower_id))
 
-    def login_secrets(
-        self, borrower_id: int, method: LoginMethod
-    ) -> tuple[str | None, LoginAttempts]:
-        """The verifier and the borrower's attempts of one login method, in one query."""
-        key = _stored_key(LoginSubject.of_borrower(borrower_id))
-        row = _LOGIN_SECRETS[method].first(self._driver, {"id": borrower_id, "key": key})
-        assert row is not None, "the caller has just read the borrower"
-        return row[0], _attempts(row)
+    def login_candidate(
+        self, key: CardNumber | IdentityValue, method: LoginMethod, now: dt.datetime
+    ) -> LoginCandidate | None:
+        """The borrower holding the key (an identity only until its deletion time), in one
+        query; None if nobody does."""
+        if isinstance(key, CardNumber):
+            read = _CANDIDATES[method, "card_number"]
+            parameters: dict[str, Any] = {"card_number": key.value}
+        else:
+            read = _CANDIDATES[method, "identity"]
+            parameters = {"kind": key.kind.value, "value": key.value, "now": now}
+        row = read.first(self._driver, parameters)
+        if row is None:
+            return None
+        return LoginCandidate(row.id, row.card_number, SecurityLevel(row.security_level), row[3])
 
     def lock_login(self, subject: LoginSubject) -> None:
         """Serialises the attempts of one subject until the transaction ends."""

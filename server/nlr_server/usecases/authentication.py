@@ -21,7 +21,7 @@ from nlr_server.domain.credentials import LoginMethod, SecurityLevel
 from nlr_server.domain.errors import RateLimited, Unauthenticated
 from nlr_server.domain.identity import IdentityValue
 from nlr_server.domain.lockout import LockoutPolicy, LoginAttempts, LoginSubject
-from nlr_server.usecases.ports import UnitOfWork, UnitOfWorkFactory
+from nlr_server.usecases.ports import LoginCandidate, UnitOfWork, UnitOfWorkFactory
 
 LoginKey = CardNumber | IdentityValue
 
@@ -43,49 +43,26 @@ def credentials_invalid() -> Unauthenticated:
     )
 
 
-def _find(uow: UnitOfWork, key: LoginKey, now: dt.datetime) -> Borrower | None:
-    """The borrower holding the key; None for an unknown one (or one whose deletion time has
-    come)."""
-    borrower = (
-        uow.borrowers.get_by_card_number(key)
-        if isinstance(key, CardNumber)
-        else uow.borrowers.get_by_identity(key, now)
-    )
-    return borrower if borrower is not None and borrower.id is not None else None
-
-
-def _subject(borrower: Borrower | None, key_tag: bytes) -> LoginSubject:
-    if borrower is not None and borrower.id is not None:
-        return LoginSubject.of_borrower(borrower.id)
+def _subject(candidate: LoginCandidate | None, key_tag: bytes) -> LoginSubject:
+    if candidate is not None:
+        return LoginSubject.of_borrower(candidate.borrower_id)
     return LoginSubject.of_unknown_key(key_tag)
 
 
-def _secrets(
-    uow: UnitOfWork, borrower: Borrower | None, subject: LoginSubject, method: LoginMethod
-) -> tuple[str | None, LoginAttempts]:
-    """The verifier (None: unknown key, or none set) and the subject's stored attempts."""
-    if borrower is not None and borrower.id is not None:
-        return uow.credentials.login_secrets(borrower.id, method)
-    return None, uow.credentials.login_attempts(subject, method)
-
-
-def pin_opens(borrower: Borrower | None) -> bool:
-    """Whether a right PIN may open anything for this borrower: not for an unknown key, nor
-    for a borrower who has chosen to log in with a password only."""
-    return borrower is not None and borrower.personal.security_level is SecurityLevel.PIN
+def pin_opens(security_level: SecurityLevel | None) -> bool:
+    """Whether a right PIN may open anything: not for an unknown key (None), nor for a
+    borrower who has chosen to log in with a password only."""
+    return security_level is SecurityLevel.PIN
 
 
 @dataclass(frozen=True, slots=True)
-class PinLogin:
-    """How a PIN check went: the borrower (None: unknown key), whether the login was locked
-    (the PIN then not checked), whether the PIN opened it, and the attempts as they now
-    stand."""
+class PinCheck:
+    """How a PIN check went: whether the login was locked (the PIN then not checked), whether
+    the PIN opened it, the attempts as they now stand, and whether anything was written."""
 
-    borrower: Borrower | None
     locked: bool = False
     matched: bool = False
     attempts: LoginAttempts = field(default_factory=LoginAttempts)
-    # Whether the check wrote anything (to be committed).
     wrote: bool = False
 
     def refusal(self, now: dt.datetime) -> RateLimited:
@@ -97,30 +74,42 @@ class PinLogin:
 
 def check_pin(
     uow: UnitOfWork,
-    borrower: Borrower | None,
     subject: LoginSubject,
+    verifier: str | None,
+    opens: bool,
     matches: Callable[[str | None], bool],
     now: dt.datetime,
     policy: LockoutPolicy,
-) -> PinLogin:
+) -> PinCheck:
     """One PIN check under the subject's lock, in the caller's unit of work (not committed).
 
     A PIN check costs microseconds, so it is made while the lock is held: concurrent guesses
     queue, each sees the failures before it, and no more are checked than the lockout allows.
-    Where the PIN cannot open anything (unknown key, password-only borrower) ``matches`` is
-    still called, with no verifier, so the answer and its time are those of a wrong PIN.
+    Where the PIN cannot open anything (``opens`` false: unknown key, password-only borrower)
+    ``matches`` is still called, with no verifier, so the answer and its time are those of a
+    wrong PIN, and it counts as one.
     """
     uow.credentials.lock_login(subject)
-    verifier, stored = _secrets(uow, borrower, subject, LoginMethod.PIN)
+    stored = uow.credentials.login_attempts(subject, LoginMethod.PIN)
     attempts = stored.current(now, policy)
     if attempts.is_locked(now):
-        return PinLogin(borrower, locked=True, attempts=attempts)
-    matched = matches(verifier if pin_opens(borrower) else None)
+        return PinCheck(locked=True, attempts=attempts)
+    matched = matches(verifier if opens else None)
     after = attempts.succeeded() if matched else attempts.failed(now, policy)
     wrote = after != stored
     if wrote:
         uow.credentials.save_login_attempts(subject, LoginMethod.PIN, after)
-    return PinLogin(borrower, matched=matched, attempts=after, wrote=wrote)
+    return PinCheck(matched=matched, attempts=after, wrote=wrote)
+
+
+@dataclass(frozen=True, slots=True)
+class PinLogin:
+    """A PIN login: who holds the key (None: nobody), the whole borrower after a success,
+    and how the check went."""
+
+    holder: LoginCandidate | None
+    borrower: Borrower | None
+    check: PinCheck
 
 
 def log_in_with_pin(
@@ -131,32 +120,39 @@ def log_in_with_pin(
     now: dt.datetime,
     policy: LockoutPolicy,
 ) -> PinLogin:
-    """A whole PIN login in one transaction (see check_pin). A success that changes nothing
-    (no failures to clear, already active today) writes nothing."""
+    """A whole PIN login in one transaction (see check_pin): a registered and an unknown key
+    run the same statements up to the answer of a failure. A success reads the whole record;
+    one that changes nothing (no failures to clear, already active today) writes nothing."""
     with unit_of_work() as uow:
-        borrower = _find(uow, key, now)
-        subject = _subject(borrower, key_tag)
-        login = check_pin(uow, borrower, subject, matches, now, policy)
-        changed = login.wrote
-        if login.matched and borrower is not None and borrower.last_active_on != now.date():
-            assert borrower.id is not None
-            uow.credentials.mark_active(borrower.id, now.date())
-            changed = True
+        holder = uow.credentials.login_candidate(key, LoginMethod.PIN, now)
+        subject = _subject(holder, key_tag)
+        verifier = holder.verifier if holder is not None else None
+        level = holder.security_level if holder is not None else None
+        check = check_pin(uow, subject, verifier, pin_opens(level), matches, now, policy)
+        changed = check.wrote
+        borrower = None
+        if check.matched and holder is not None:
+            borrower = uow.borrowers.get_by_id(holder.borrower_id)
+            if borrower is not None and borrower.last_active_on != now.date():
+                uow.credentials.mark_active(holder.borrower_id, now.date())
+                changed = True
         if changed:
             uow.commit()
-        return login
+        return PinLogin(holder, borrower, check)
 
 
 @dataclass(frozen=True, slots=True)
 class ReservedCheck:
-    """A password check allowed to start: who it is for (None: unknown key), the subject its
-    outcome counts against, the verifier to check against, and the attempts with it counted
-    as under way."""
+    """A password check allowed to start: who holds the key (None: nobody), the subject its
+    outcome counts against, and the attempts with it counted as under way."""
 
-    borrower: Borrower | None
+    holder: LoginCandidate | None
     subject: LoginSubject
-    verifier: str | None
     attempts: LoginAttempts
+
+    @property
+    def verifier(self) -> str | None:
+        return self.holder.verifier if self.holder is not None else None
 
 
 def reserve_check(
@@ -173,11 +169,10 @@ def reserve_check(
     the caller tries again shortly, when one of them has reported. So no more checks than the
     lockout allows are ever made, and yet concurrent right secrets all get checked."""
     with unit_of_work() as uow:
-        borrower = _find(uow, key, now)
-        subject = _subject(borrower, key_tag)
+        holder = uow.credentials.login_candidate(key, method, now)
+        subject = _subject(holder, key_tag)
         uow.credentials.lock_login(subject)
-        verifier, stored = _secrets(uow, borrower, subject, method)
-        attempts = stored.current(now, policy)
+        attempts = uow.credentials.login_attempts(subject, method).current(now, policy)
         if attempts.is_locked(now):
             raise login_locked(attempts, now)
         if not attempts.may_check(policy):
@@ -185,7 +180,15 @@ def reserve_check(
         reserved = attempts.reserved(now, policy)
         uow.credentials.save_login_attempts(subject, method, reserved)
         uow.commit()
-        return ReservedCheck(borrower, subject, verifier, reserved)
+        return ReservedCheck(holder, subject, reserved)
+
+
+@dataclass(frozen=True, slots=True)
+class FinishedCheck:
+    """The attempts after a reported check, and the whole borrower after a success."""
+
+    attempts: LoginAttempts
+    borrower: Borrower | None
 
 
 def finish_check(
@@ -196,21 +199,22 @@ def finish_check(
     now: dt.datetime,
     policy: LockoutPolicy,
     new_verifier: str | None = None,
-) -> LoginAttempts:
+) -> FinishedCheck:
     """Reports a reserved check: a failure counts (and may lock), a success clears the
-    failures, notes the day (at most one write a day) and stores a re-made verifier. Returns
-    the attempts as they now stand."""
+    failures, notes the day (at most one write a day) and stores a re-made verifier."""
     with unit_of_work() as uow:
         uow.credentials.lock_login(check.subject)
         stored = uow.credentials.login_attempts(check.subject, method)
         after = stored.current(now, policy).released(matched, now, policy)
         if after != stored:
             uow.credentials.save_login_attempts(check.subject, method, after)
-        borrower = check.borrower
-        if matched and borrower is not None and borrower.id is not None:
-            if borrower.last_active_on != now.date():
-                uow.credentials.mark_active(borrower.id, now.date())
-            if new_verifier is not None and check.verifier is not None:
-                uow.credentials.rehash_password(borrower.id, check.verifier, new_verifier)
+        borrower = None
+        holder = check.holder
+        if matched and holder is not None:
+            borrower = uow.borrowers.get_by_id(holder.borrower_id)
+            if borrower is not None and borrower.last_active_on != now.date():
+                uow.credentials.mark_active(holder.borrower_id, now.date())
+            if new_verifier is not None and holder.verifier is not None:
+                uow.credentials.rehash_password(holder.borrower_id, holder.verifier, new_verifier)
         uow.commit()
-        return after
+        return FinishedCheck(after, borrower)

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 from nlr_server.domain.borrower import Borrower, DeletionReason, PersonalData, PersonalDataPatch
 from nlr_server.domain.card_number import CardNumber
-from nlr_server.domain.credentials import Pin
+from nlr_server.domain.credentials import LoginMethod, Pin
 from nlr_server.domain.deletion_notice import DeletionNotice
 from nlr_server.domain.errors import (
     AlreadyExists,
@@ -132,8 +132,9 @@ def affiliate_borrower(
             pin = proof.pin
             check = authentication.check_pin(
                 uow,
-                borrower,
                 LoginSubject.of_borrower(borrower.id),
+                uow.credentials.verifier(borrower.id, LoginMethod.PIN),
+                authentication.pin_opens(borrower.personal.security_level),
                 lambda verifier: pin_matches(pin, verifier) and birth_date_matches,
                 now,
                 lockout,

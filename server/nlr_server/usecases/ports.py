@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import enum
 from collections.abc import Collection, Sequence
+from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Protocol
 
@@ -13,7 +14,7 @@ from nlr_server.domain.borrower import Borrower, DeletionReason
 from nlr_server.domain.card_number import CardNumber
 from nlr_server.domain.card_reservation import CardNumberReservation
 from nlr_server.domain.change_feed import FeedEntry, StoredEntry
-from nlr_server.domain.credentials import LoginMethod
+from nlr_server.domain.credentials import LoginMethod, SecurityLevel
 from nlr_server.domain.deletion_notice import DeletionNotice
 from nlr_server.domain.guardian import GuardianLinks
 from nlr_server.domain.identity import Identity, IdentityKind, IdentityValue
@@ -28,6 +29,18 @@ class CardNumberStatus(enum.Enum):
     UNUSED = "unused"
     IN_USE = "in_use"
     RETIRED = "retired"
+
+
+@dataclass(frozen=True, slots=True)
+class LoginCandidate:
+    """The borrower a login key belongs to, with just what a login checks: read in one query,
+    as cheap as finding that no borrower holds the key (the whole record is read only after a
+    success), so the time of a refusal does not tell the two apart."""
+
+    borrower_id: int
+    card_number: str
+    security_level: SecurityLevel
+    verifier: str | None = field(repr=False)
 
 
 class BorrowerRepository(Protocol):
@@ -86,15 +99,15 @@ class VendorRepository(Protocol):
 class CredentialRepository(Protocol):
     def verifier(self, borrower_id: int, method: LoginMethod) -> str | None: ...
 
-    def login_secrets(
-        self, borrower_id: int, method: LoginMethod
-    ) -> tuple[str | None, LoginAttempts]: ...
-
     def set_pin(self, borrower_id: int, verifier: str, key_version: int) -> int: ...
 
     def set_password(self, borrower_id: int, verifier: str) -> int: ...
 
     def rehash_password(self, borrower_id: int, old: str, new: str) -> None: ...
+
+    def login_candidate(
+        self, key: CardNumber | IdentityValue, method: LoginMethod, now: dt.datetime
+    ) -> LoginCandidate | None: ...
 
     def lock_login(self, subject: LoginSubject) -> None: ...
 

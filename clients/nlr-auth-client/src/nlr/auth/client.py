@@ -107,9 +107,10 @@ class AuthClient:
     ) -> AuthResult:
         """Checks the PIN of the borrower named by exactly one of `card_number` or `identity`.
 
-        Raises NlrError: UNAUTHENTICATED ``CREDENTIALS_INVALID`` (unknown borrower or wrong
-        PIN, deliberately alike), RESOURCE_EXHAUSTED ``LOGIN_LOCKED`` (see `retry_after`),
-        PERMISSION_DENIED ``PASSWORD_REQUIRED`` or ``CARD_EXPIRED``, INVALID_ARGUMENT.
+        Raises NlrError: UNAUTHENTICATED ``CREDENTIALS_INVALID`` (unknown borrower, wrong PIN,
+        or a borrower who logs in with a password only: deliberately alike), RESOURCE_EXHAUSTED
+        ``LOGIN_LOCKED`` (see `retry_after`), PERMISSION_DENIED ``CARD_EXPIRED``,
+        INVALID_ARGUMENT.
         """
         request = authenticate_pb2.VerifyPinRequest(pin=pin)
         _set_borrower_key(request, card_number, identity)
@@ -127,7 +128,7 @@ class AuthClient:
         identity: tuple[IdentityKind, str] | None = None,
     ) -> AuthResult:
         """Checks the password of the borrower named by exactly one of `card_number` or
-        `identity`. Raises NlrError as `verify_pin` does (no ``PASSWORD_REQUIRED``)."""
+        `identity`. Raises NlrError as `verify_pin` does."""
         request = authenticate_pb2.VerifyPasswordRequest(password=password)
         _set_borrower_key(request, card_number, identity)
         try:

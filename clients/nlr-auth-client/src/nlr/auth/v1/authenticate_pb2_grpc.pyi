@@ -39,16 +39,29 @@ class AuthenticateStub:
 
     Outcomes, as gRPC status codes with google.rpc details (ErrorInfo.reason in brackets):
     - OK: the PIN or password is right; the response holds the borrower's summary.
-    - UNAUTHENTICATED [CREDENTIALS_INVALID]: the card number or identity is unknown, or the PIN
-      or password is wrong. The two are deliberately indistinguishable.
-    - RESOURCE_EXHAUSTED [LOGIN_LOCKED]: after 5 wrong PINs in a row (or, separately, 5 wrong
-      passwords) that way of logging in is locked for a while, longer after each lockout. A
-      RetryInfo says when to try again. A right PIN is refused too while locked.
-    - PERMISSION_DENIED [PASSWORD_REQUIRED]: VerifyPin with the right PIN for a borrower whose
-      security level requires a password; ask for the password and call VerifyPassword.
+    - UNAUTHENTICATED [CREDENTIALS_INVALID]: the card number or identity is unknown, or the
+      borrower has no PIN (password) set, or the PIN or password is wrong, or (VerifyPin) the
+      borrower has chosen to log in with a password only, in which case even their right PIN
+      gets this answer. These are deliberately indistinguishable, in the answer and its timing:
+      tell the borrower only "the card number or the PIN is wrong; if you log in with a
+      password, use it instead", never which of these it was, nor that the card is registered.
+    - RESOURCE_EXHAUSTED [LOGIN_LOCKED]: after 5 failures in a row (5 wrong PINs or, separately,
+      5 wrong passwords) that way of logging in with that card number or identity is locked for
+      a while, longer after each lockout. The same holds for a card number or identity nobody
+      holds, so this tells nothing about whether the card is registered, and all the card
+      numbers and identities of one borrower share one count. A RetryInfo says when to try
+      again; tell the borrower "too many attempts: try again in N minutes". A right PIN is
+      refused too while locked. Failures are forgotten some days (NLR_LOCKOUT_FORGET_DAYS,
+      7 by default) after the last. VerifyPassword also answers this, with a short RetryInfo,
+      when more checks of that login are under way at once than the lockout allows and none
+      finishes within 10 seconds.
     - PERMISSION_DENIED [CARD_EXPIRED]: the right PIN or password, but the card is past its expiry
-      date; the borrower renews it at a library.
+      date; the borrower renews it at a library. Only a caller who gave the right secret learns
+      this.
     - INVALID_ARGUMENT: a malformed card number, PIN or password, with a BadRequest naming it.
+
+    PERMISSION_DENIED [PASSWORD_REQUIRED] is no longer answered (it told a right PIN from a wrong
+    one); callers that still handle it lose nothing.
     """
 
     @_typing.overload
@@ -72,16 +85,29 @@ class AuthenticateAsyncStub(AuthenticateStub):
 
     Outcomes, as gRPC status codes with google.rpc details (ErrorInfo.reason in brackets):
     - OK: the PIN or password is right; the response holds the borrower's summary.
-    - UNAUTHENTICATED [CREDENTIALS_INVALID]: the card number or identity is unknown, or the PIN
-      or password is wrong. The two are deliberately indistinguishable.
-    - RESOURCE_EXHAUSTED [LOGIN_LOCKED]: after 5 wrong PINs in a row (or, separately, 5 wrong
-      passwords) that way of logging in is locked for a while, longer after each lockout. A
-      RetryInfo says when to try again. A right PIN is refused too while locked.
-    - PERMISSION_DENIED [PASSWORD_REQUIRED]: VerifyPin with the right PIN for a borrower whose
-      security level requires a password; ask for the password and call VerifyPassword.
+    - UNAUTHENTICATED [CREDENTIALS_INVALID]: the card number or identity is unknown, or the
+      borrower has no PIN (password) set, or the PIN or password is wrong, or (VerifyPin) the
+      borrower has chosen to log in with a password only, in which case even their right PIN
+      gets this answer. These are deliberately indistinguishable, in the answer and its timing:
+      tell the borrower only "the card number or the PIN is wrong; if you log in with a
+      password, use it instead", never which of these it was, nor that the card is registered.
+    - RESOURCE_EXHAUSTED [LOGIN_LOCKED]: after 5 failures in a row (5 wrong PINs or, separately,
+      5 wrong passwords) that way of logging in with that card number or identity is locked for
+      a while, longer after each lockout. The same holds for a card number or identity nobody
+      holds, so this tells nothing about whether the card is registered, and all the card
+      numbers and identities of one borrower share one count. A RetryInfo says when to try
+      again; tell the borrower "too many attempts: try again in N minutes". A right PIN is
+      refused too while locked. Failures are forgotten some days (NLR_LOCKOUT_FORGET_DAYS,
+      7 by default) after the last. VerifyPassword also answers this, with a short RetryInfo,
+      when more checks of that login are under way at once than the lockout allows and none
+      finishes within 10 seconds.
     - PERMISSION_DENIED [CARD_EXPIRED]: the right PIN or password, but the card is past its expiry
-      date; the borrower renews it at a library.
+      date; the borrower renews it at a library. Only a caller who gave the right secret learns
+      this.
     - INVALID_ARGUMENT: a malformed card number, PIN or password, with a BadRequest naming it.
+
+    PERMISSION_DENIED [PASSWORD_REQUIRED] is no longer answered (it told a right PIN from a wrong
+    one); callers that still handle it lose nothing.
     """
 
     def __init__(self, channel: _aio.Channel) -> None: ...
@@ -101,16 +127,29 @@ class AuthenticateServicer(metaclass=_abc_1.ABCMeta):
 
     Outcomes, as gRPC status codes with google.rpc details (ErrorInfo.reason in brackets):
     - OK: the PIN or password is right; the response holds the borrower's summary.
-    - UNAUTHENTICATED [CREDENTIALS_INVALID]: the card number or identity is unknown, or the PIN
-      or password is wrong. The two are deliberately indistinguishable.
-    - RESOURCE_EXHAUSTED [LOGIN_LOCKED]: after 5 wrong PINs in a row (or, separately, 5 wrong
-      passwords) that way of logging in is locked for a while, longer after each lockout. A
-      RetryInfo says when to try again. A right PIN is refused too while locked.
-    - PERMISSION_DENIED [PASSWORD_REQUIRED]: VerifyPin with the right PIN for a borrower whose
-      security level requires a password; ask for the password and call VerifyPassword.
+    - UNAUTHENTICATED [CREDENTIALS_INVALID]: the card number or identity is unknown, or the
+      borrower has no PIN (password) set, or the PIN or password is wrong, or (VerifyPin) the
+      borrower has chosen to log in with a password only, in which case even their right PIN
+      gets this answer. These are deliberately indistinguishable, in the answer and its timing:
+      tell the borrower only "the card number or the PIN is wrong; if you log in with a
+      password, use it instead", never which of these it was, nor that the card is registered.
+    - RESOURCE_EXHAUSTED [LOGIN_LOCKED]: after 5 failures in a row (5 wrong PINs or, separately,
+      5 wrong passwords) that way of logging in with that card number or identity is locked for
+      a while, longer after each lockout. The same holds for a card number or identity nobody
+      holds, so this tells nothing about whether the card is registered, and all the card
+      numbers and identities of one borrower share one count. A RetryInfo says when to try
+      again; tell the borrower "too many attempts: try again in N minutes". A right PIN is
+      refused too while locked. Failures are forgotten some days (NLR_LOCKOUT_FORGET_DAYS,
+      7 by default) after the last. VerifyPassword also answers this, with a short RetryInfo,
+      when more checks of that login are under way at once than the lockout allows and none
+      finishes within 10 seconds.
     - PERMISSION_DENIED [CARD_EXPIRED]: the right PIN or password, but the card is past its expiry
-      date; the borrower renews it at a library.
+      date; the borrower renews it at a library. Only a caller who gave the right secret learns
+      this.
     - INVALID_ARGUMENT: a malformed card number, PIN or password, with a BadRequest naming it.
+
+    PERMISSION_DENIED [PASSWORD_REQUIRED] is no longer answered (it told a right PIN from a wrong
+    one); callers that still handle it lose nothing.
     """
 
     @_abc_1.abstractmethod

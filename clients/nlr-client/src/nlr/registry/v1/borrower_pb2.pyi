@@ -169,7 +169,9 @@ class _SecurityLevelEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_Securit
     SECURITY_LEVEL_PIN: _SecurityLevel.ValueType  # 1
     """A PIN or a password."""
     SECURITY_LEVEL_PASSWORD: _SecurityLevel.ValueType  # 2
-    """A password only: VerifyPin is refused with PASSWORD_REQUIRED."""
+    """A password only: VerifyPin answers even the right PIN as a wrong one (CREDENTIALS_INVALID),
+    and a PIN proves nothing in AffiliateBorrower.
+    """
 
 class SecurityLevel(_SecurityLevel, metaclass=_SecurityLevelEnumTypeWrapper):
     """The weakest way of logging in a borrower accepts."""
@@ -179,7 +181,9 @@ SECURITY_LEVEL_UNSPECIFIED: SecurityLevel.ValueType  # 0
 SECURITY_LEVEL_PIN: SecurityLevel.ValueType  # 1
 """A PIN or a password."""
 SECURITY_LEVEL_PASSWORD: SecurityLevel.ValueType  # 2
-"""A password only: VerifyPin is refused with PASSWORD_REQUIRED."""
+"""A password only: VerifyPin answers even the right PIN as a wrong one (CREDENTIALS_INVALID),
+and a PIN proves nothing in AffiliateBorrower.
+"""
 Global___SecurityLevel: _TypeAlias = SecurityLevel  # noqa: Y015
 
 class _DeletionReason:
