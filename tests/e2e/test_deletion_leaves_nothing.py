@@ -93,12 +93,14 @@ def found_in_file(raw: bytes) -> list[str]:
     return [name for name, value in PERSONAL.items() if value.encode() in raw]
 
 
-def found_on_disk(url: str) -> list[str]:
+def on_disk_bytes(url: str) -> bytes:
     """What the store's files hold: on SQLite the database file and its write-ahead log as they
     are, on PostgreSQL every heap tuple, live or dead, and every b-tree entry (pageinspect)."""
-    if url.startswith("sqlite"):
-        return found_in_file(sqlite_bytes(url))
-    return found_in_file(postgres_page_bytes(url))
+    return sqlite_bytes(url) if url.startswith("sqlite") else postgres_page_bytes(url)
+
+
+def found_on_disk(url: str) -> list[str]:
+    return found_in_file(on_disk_bytes(url))
 
 
 def test_a_borrower_who_used_everything_leaves_nothing_after_deletion(
@@ -319,7 +321,7 @@ def test_a_snapshot_older_than_the_deletion_keeps_the_bytes_until_it_ends_and_no
         create(oslo, new_borrower("N000007112"))
 
         def on_disk() -> list[str]:
-            raw = sqlite_bytes(url) if url.startswith("sqlite") else postgres_page_bytes(url)
+            raw = on_disk_bytes(url)
             return [name for name, value in held.items() if value.encode() in raw]
 
         with snapshot_from_now(url):
@@ -352,3 +354,38 @@ def test_a_snapshot_older_than_the_deletion_keeps_the_bytes_until_it_ends_and_no
         else:
             time.sleep(DELETION_VACUUM_SECONDS)
         assert on_disk() == []
+
+
+def test_a_removed_identity_leaves_no_bytes_on_disk(servers: Servers, pki: DevPkiPaths) -> None:
+    server = servers.start(deletion_vacuum_seconds=DELETION_VACUUM_SECONDS)
+    url = server.config.database_url
+    value = "qxzy.removed@uio.no"
+    with client_channel(server.target, pki) as channel:
+        oslo = Registry(registry_service_pb2_grpc.BorrowerRegistryStub(channel), OSLO)
+        oslo = oslo.as_library(OSLO)
+        create(oslo, new_borrower("N000007121"))
+        oslo.stub.AddIdentity(
+            pb.AddIdentityRequest(
+                card_number="N000007121",
+                identity=borrower_pb2.Identity(kind=borrower_pb2.IDENTITY_KIND_FEIDE, value=value),
+            ),
+            metadata=oslo.metadata,
+        )
+        assert value.encode() in on_disk_bytes(url)
+        if not url.startswith("sqlite"):
+            # Past the vacuum a server runs after it starts: only the removal's may erase it.
+            time.sleep(DELETION_VACUUM_SECONDS)
+
+        removed = oslo.stub.RemoveIdentity(
+            pb.RemoveIdentityRequest(
+                card_number="N000007121", kind=borrower_pb2.IDENTITY_KIND_FEIDE
+            ),
+            metadata=oslo.metadata,
+        )
+
+        assert list(removed.borrower.identities) == []
+        # SQLite: gone when the call answers; PostgreSQL: within the bound.
+        if not url.startswith("sqlite"):
+            time.sleep(DELETION_VACUUM_SECONDS)
+        left = value.encode() in on_disk_bytes(url)
+        assert not left

@@ -264,6 +264,8 @@ class SqlBorrowerRepository:
             )
             .execution_options(synchronize_session=False)
         )
+        if cleared.rowcount:  # type: ignore[attr-defined]
+            erase_after_commit(self._session)
         return int(cleared.rowcount)  # type: ignore[attr-defined]
 
     def delete(self, borrower: Borrower, reason: DeletionReason, now: dt.datetime) -> None:

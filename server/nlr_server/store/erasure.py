@@ -75,6 +75,8 @@ class WalTruncation:
         self._requested = 0
         self._completed = 0
         self._stopping = False
+        # Set while a truncation waits for another connection to let it complete.
+        self._held_up = False
         self._thread: threading.Thread | None = None
 
     @classmethod
@@ -114,9 +116,12 @@ class WalTruncation:
     def deleted(self) -> None:
         """Asks for a truncation and waits up to TRUNCATION_WAIT_SECONDS for it, so that the
         deletion's caller is answered once the bytes are gone (the usual case, in milliseconds).
-        Called on a store worker, never on the event loop."""
+        Called on a store worker, never on the event loop. While another connection holds a
+        truncation up, it does not wait: a burst of deletions then would tie up every worker."""
         number = self._ask()
         with self._condition:
+            if self._held_up:
+                return
             self._condition.wait_for(
                 lambda: self._completed >= number or self._stopping, TRUNCATION_WAIT_SECONDS
             )
@@ -160,6 +165,8 @@ class WalTruncation:
             except sqlite3.Error as error:
                 log.error("write-ahead log truncation failed: %s", type(error).__name__)
                 busy = 1
+            with self._condition:
+                self._held_up = bool(busy)
             if not busy:
                 if warned:
                     log.info("write-ahead log truncated after %.1f s", time.monotonic() - started)

@@ -11,6 +11,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from nlr_server.domain.identity import Identity, IdentityKind, IdentityValue
+from nlr_server.store.erasure import erase_after_commit
 from nlr_server.store.full_record import Prefetched
 from nlr_server.store.models import IdentityRow, table_of
 from nlr_server.store.prepared import DriverConnection, PreparedRead
@@ -82,6 +83,8 @@ class SqlIdentityRepository:
                 IdentityRow.borrower_id == borrower_id, IdentityRow.kind == kind.value
             )
         )
+        if removed.rowcount:  # type: ignore[attr-defined]
+            erase_after_commit(self._session)
         return bool(removed.rowcount)  # type: ignore[attr-defined]
 
     def expired_holders(self, now: dt.datetime) -> list[int]:
@@ -95,6 +98,8 @@ class SqlIdentityRepository:
     def remove_expired(self, now: dt.datetime) -> int:
         """Removes every identity whose deletion time has come; returns how many."""
         removed = self._session.execute(delete(IdentityRow).where(IdentityRow.delete_after <= now))
+        if removed.rowcount:  # type: ignore[attr-defined]
+            erase_after_commit(self._session)
         return int(removed.rowcount)  # type: ignore[attr-defined]
 
     def remove_expired_in_the_way(
@@ -102,13 +107,15 @@ class SqlIdentityRepository:
     ) -> None:
         """Removes expired identities that would stop the borrower getting ``value``: theirs of
         that kind, or anyone's with that value."""
-        self._session.execute(
+        removed = self._session.execute(
             delete(IdentityRow).where(
                 IdentityRow.delete_after <= now,
                 IdentityRow.kind == value.kind.value,
                 or_(IdentityRow.borrower_id == borrower_id, IdentityRow.value == value.value),
             )
         )
+        if removed.rowcount:  # type: ignore[attr-defined]
+            erase_after_commit(self._session)
 
 
 def _identity(row: Any) -> Identity:
