@@ -1,16 +1,29 @@
-"""The SQLite eraser (store/erasure.py): asking never waits, a deletion waits at most its second,
-and a truncation a reader holds up is retried until the log is empty."""
+"""The erasers (store/erasure.py). SQLite: asking never waits, a deletion waits at most its
+second, and a truncation a reader holds up is retried until the log is empty. PostgreSQL: a
+vacuum an older snapshot holds up stays pending and names the holder."""
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import psycopg
 import pytest
+from sqlalchemy import text
+from sqlalchemy.engine import make_url
 
-from nlr_server.store.erasure import LAST_RETRY_SECONDS, TRUNCATION_WAIT_SECONDS, WalTruncation
+from nlr_server.store import erasure, migrate
+from nlr_server.store.database import create_store_engine
+from nlr_server.store.erasure import (
+    LAST_RETRY_SECONDS,
+    TRUNCATION_WAIT_SECONDS,
+    DeletionVacuum,
+    WalTruncation,
+)
+from register_harness import POSTGRES_URL_VARIABLE, postgres_database
 
 VALUE = b"Qxzyerased"
 
@@ -82,3 +95,41 @@ def test_a_reader_holds_the_truncation_up_without_anyone_waiting_for_long(databa
     finally:
         reader.close()
         eraser.stop()
+
+
+@pytest.mark.postgresql
+def test_a_vacuum_held_up_by_an_older_snapshot_stays_pending_and_says_who_holds_it(
+    caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if not os.environ.get(POSTGRES_URL_VARIABLE):
+        pytest.skip(f"PostgreSQL tests need {POSTGRES_URL_VARIABLE}")
+    monkeypatch.setattr(erasure, "HELD_UP_WARNING_SECONDS", 0.0)
+    with postgres_database() as url:
+        engine = create_store_engine(url)
+        try:
+            migrate.upgrade(engine)
+            vacuum = DeletionVacuum(engine, horizon_wait_seconds=0.2)
+            conninfo = make_url(url).set(drivername="postgresql").render_as_string(False)
+            with psycopg.connect(conninfo) as older:
+                older.execute("BEGIN ISOLATION LEVEL REPEATABLE READ")
+                older.execute("SELECT count(*) FROM borrowers").fetchone()
+                holder = older.info.backend_pid
+                # A write that commits after that snapshot was taken: it may not see the write.
+                with engine.begin() as writing:
+                    writing.execute(
+                        text(
+                            "INSERT INTO libraries (library_number, name, active)"
+                            " VALUES ('2030100', 'Oslo', true)"
+                        )
+                    )
+                vacuum.deleted()
+
+                assert vacuum.vacuum_if_pending() is False
+                assert vacuum.pending
+                assert f"backend {holder}" in caplog.text
+                older.rollback()
+
+            assert vacuum.vacuum_if_pending() is True
+            assert not vacuum.pending
+        finally:
+            engine.dispose()

@@ -248,7 +248,8 @@ class DeletionVacuum:
         return True
 
     def _wait_for_horizon(self, connection: Connection, horizon: int) -> bool:
-        deadline = time.monotonic() + self._horizon_wait
+        waiting_since = time.monotonic()
+        deadline = waiting_since + self._horizon_wait
         # xid is 32 bits wide and wraps around; age() compares within the wrap.
         parameters = {"horizon": str(horizon % 2**32)}
         while True:
@@ -259,7 +260,7 @@ class DeletionVacuum:
                 break
             time.sleep(0.05)
         if self._held_since is None:
-            self._held_since = time.monotonic()
+            self._held_since = waiting_since
         if time.monotonic() - self._held_since >= HELD_UP_WARNING_SECONDS:
             log.warning(
                 "deletion vacuum held up by a transaction older than the deletion (%s); retrying",
