@@ -71,6 +71,8 @@ class LoginAttempts:
     def current(self, now: dt.datetime, policy: LockoutPolicy) -> LoginAttempts:
         """As they stand at ``now``: checks past their timeout counted as failures, and
         everything forgotten ``forget_after`` after the last of it."""
+        if self.last_failure_at is None and self.locked_until is None and not self.checks_in_flight:
+            return self  # nothing to remember: most logins, every one of them after a success
         state = self
         if state.checks_in_flight and state.in_flight_until and now >= state.in_flight_until:
             stale, at = state.checks_in_flight, state.in_flight_until

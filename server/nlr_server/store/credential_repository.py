@@ -138,6 +138,7 @@ class SqlCredentialRepository:
     def __init__(self, session: Session, driver: DriverConnection) -> None:
         self._session = session
         self._driver = driver
+        self._dialect: str | None = None
 
     def verifier(self, borrower_id: int, method: LoginMethod) -> str | None:
         column = (
@@ -163,8 +164,9 @@ class SqlCredentialRepository:
 
     def lock_login(self, subject: LoginSubject) -> None:
         """Serialises the attempts of one subject until the transaction ends."""
-        _, dialect = self._driver.get()
-        if dialect.name == "postgresql":
+        if self._dialect is None:
+            self._dialect = self._driver.get()[1].name
+        if self._dialect == "postgresql":
             _LOCK_SUBJECT.first(self._driver, {"key": _lock_key(subject)})
 
     def login_attempts(self, subject: LoginSubject, method: LoginMethod) -> LoginAttempts:

@@ -58,12 +58,24 @@ def pin_opens(security_level: SecurityLevel | None) -> bool:
 @dataclass(frozen=True, slots=True)
 class PinCheck:
     """How a PIN check went: whether the login was locked (the PIN then not checked), whether
-    the PIN opened it, the attempts as they now stand, and whether anything was written."""
+    the PIN opened it, and the attempts as they now stand and as they were stored."""
 
+    subject: LoginSubject
     locked: bool = False
     matched: bool = False
     attempts: LoginAttempts = field(default_factory=LoginAttempts)
-    wrote: bool = False
+    stored: LoginAttempts = field(default_factory=LoginAttempts)
+
+    @property
+    def changed(self) -> bool:
+        return self.attempts != self.stored
+
+    def save(self, uow: UnitOfWork) -> bool:
+        """Stores the attempts if they changed; whether anything was written."""
+        if not self.changed:
+            return False
+        uow.credentials.save_login_attempts(self.subject, LoginMethod.PIN, self.attempts)
+        return True
 
     def refusal(self, now: dt.datetime) -> RateLimited:
         return login_locked(self.attempts, now)
@@ -81,7 +93,9 @@ def check_pin(
     now: dt.datetime,
     policy: LockoutPolicy,
 ) -> PinCheck:
-    """One PIN check under the subject's lock, in the caller's unit of work (not committed).
+    """One PIN check under the subject's lock, in the caller's unit of work; the caller saves
+    the outcome (PinCheck.save) and commits, after any write of its own to the borrower's row,
+    so every transaction touches the borrower before its attempts, as a deletion does.
 
     A PIN check costs microseconds, so it is made while the lock is held: concurrent guesses
     queue, each sees the failures before it, and no more are checked than the lockout allows.
@@ -93,13 +107,10 @@ def check_pin(
     stored = uow.credentials.login_attempts(subject, LoginMethod.PIN)
     attempts = stored.current(now, policy)
     if attempts.is_locked(now):
-        return PinCheck(locked=True, attempts=attempts)
+        return PinCheck(subject, locked=True, attempts=attempts, stored=attempts)
     matched = matches(verifier if opens else None)
     after = attempts.succeeded() if matched else attempts.failed(now, policy)
-    wrote = after != stored
-    if wrote:
-        uow.credentials.save_login_attempts(subject, LoginMethod.PIN, after)
-    return PinCheck(matched=matched, attempts=after, wrote=wrote)
+    return PinCheck(subject, matched=matched, attempts=after, stored=stored)
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,14 +140,14 @@ def log_in_with_pin(
         verifier = holder.verifier if holder is not None else None
         level = holder.security_level if holder is not None else None
         check = check_pin(uow, subject, verifier, pin_opens(level), matches, now, policy)
-        changed = check.wrote
+        changed = False
         borrower = None
         if check.matched and holder is not None:
             borrower = uow.borrowers.get_by_id(holder.borrower_id)
             if borrower is not None and borrower.last_active_on != now.date():
                 uow.credentials.mark_active(holder.borrower_id, now.date())
                 changed = True
-        if changed:
+        if check.save(uow) or changed:
             uow.commit()
         return PinLogin(holder, borrower, check)
 
@@ -206,15 +217,16 @@ def finish_check(
         uow.credentials.lock_login(check.subject)
         stored = uow.credentials.login_attempts(check.subject, method)
         after = stored.current(now, policy).released(matched, now, policy)
-        if after != stored:
-            uow.credentials.save_login_attempts(check.subject, method, after)
         borrower = None
         holder = check.holder
         if matched and holder is not None:
+            # The borrower's row before the attempts (see check_pin).
             borrower = uow.borrowers.get_by_id(holder.borrower_id)
             if borrower is not None and borrower.last_active_on != now.date():
                 uow.credentials.mark_active(holder.borrower_id, now.date())
             if new_verifier is not None and holder.verifier is not None:
                 uow.credentials.rehash_password(holder.borrower_id, holder.verifier, new_verifier)
+        if after != stored:
+            uow.credentials.save_login_attempts(check.subject, method, after)
         uow.commit()
         return FinishedCheck(after, borrower)

@@ -142,7 +142,7 @@ def affiliate_borrower(
             if check.locked:
                 raise check.refusal(now)
             proven = check.matched
-            if check.wrote:
+            if check.save(uow):
                 uow.commit()
         if not proven:
             raise PermissionDenied(

@@ -60,9 +60,7 @@ def run_maintenance(
     with unit_of_work() as uow:
         # Failed logins past the lockout's memory: of borrowers and of unknown keys alike, as
         # a login forgets them (domain/lockout.py), so that unknown keys do not pile up.
-        login_attempts_forgotten = uow.credentials.forget_login_attempts(
-            now - lockout_forget_after
-        )
+        login_attempts_forgotten = uow.credentials.forget_login_attempts(now - lockout_forget_after)
         uow.commit()
     return MaintenanceReport(
         identities_removed=identities_removed,
