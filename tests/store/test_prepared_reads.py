@@ -111,7 +111,7 @@ def test_each_hot_read_reads_as_through_sqlalchemy(
             (guardian_repository._LINKS_OF_ONE, {"id": ward}),
             (identity_repository._OF_ONE, {"id": guardian}),
             *(
-                (read, {"card_number": "N000000701"})
+                (read, {"card_number": "N000000701", "unknown_lock": -1})
                 for (_, by), read in credential_repository._CANDIDATES.items()
                 if by == "card_number"
             ),
@@ -122,6 +122,7 @@ def test_each_hot_read_reads_as_through_sqlalchemy(
                         "kind": IdentityKind.FEIDE.value,
                         "value": "kari@uio.no",
                         "now": dt.datetime.now(dt.UTC),
+                        "unknown_lock": -1,
                     },
                 )
                 for (_, by), read in credential_repository._CANDIDATES.items()

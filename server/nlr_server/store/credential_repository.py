@@ -4,9 +4,10 @@ last-active day of borrowers."""
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from typing import Any
 
-from sqlalchemy import BigInteger, Select, bindparam, delete, func, or_, select, update
+from sqlalchemy import BigInteger, Select, bindparam, delete, func, literal, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
@@ -60,30 +61,39 @@ def _upsert(dialect: str) -> Any:
     )
 
 
-def _candidate(method: LoginMethod, by: str) -> Select[Any]:
+def _candidate(method: LoginMethod, by: str, dialect: str) -> Select[Any]:
     verifier = (
         _BORROWERS.c.pin_verifier if method is LoginMethod.PIN else _BORROWERS.c.password_verifier
     )
-    statement = select(
-        _BORROWERS.c.id, _BORROWERS.c.card_number, _BORROWERS.c.security_level, verifier
-    )
+    columns = (_BORROWERS.c.id, _BORROWERS.c.card_number, _BORROWERS.c.security_level, verifier)
     if by == "card_number":
-        return statement.where(_BORROWERS.c.card_number == bindparam("card_number"))
-    return statement.where(
-        _BORROWERS.c.id
-        == select(_IDENTITIES.c.borrower_id)
-        .where(
-            _IDENTITIES.c.kind == bindparam("kind"),
-            _IDENTITIES.c.value == bindparam("value"),
-            _IDENTITIES.c.delete_after > bindparam("now"),
+        holds = _BORROWERS.c.card_number == bindparam("card_number")
+    else:
+        holds = (
+            _BORROWERS.c.id
+            == select(_IDENTITIES.c.borrower_id)
+            .where(
+                _IDENTITIES.c.kind == bindparam("kind"),
+                _IDENTITIES.c.value == bindparam("value"),
+                _IDENTITIES.c.delete_after > bindparam("now"),
+            )
+            .scalar_subquery()
         )
-        .scalar_subquery()
+    if dialect != "postgresql":
+        return select(*columns).where(holds)
+    # On PostgreSQL the same statement takes the login subject's lock (_LOCK_SUBJECT): the
+    # holder's, or else the key's (``unknown_lock``). One row either way (nulls: nobody holds
+    # the key), so the lookup and the lock cost one round trip, whoever holds the key.
+    one = select(literal(1).label("one")).subquery()
+    lock = func.pg_advisory_xact_lock(
+        func.coalesce(_BORROWERS.c.id, bindparam("unknown_lock", type_=BigInteger))
     )
+    return select(*columns, lock.label("locked")).select_from(one.outerjoin(_BORROWERS, holds))
 
 
 # Every login runs these (see store/prepared.py).
 _CANDIDATES = {
-    (method, by): PreparedRead(_candidate(method, by))
+    (method, by): PreparedRead(functools.partial(_candidate, method, by))
     for method in LoginMethod
     for by in ("card_number", "identity")
 }
@@ -146,19 +156,31 @@ class SqlCredentialRepository:
         )
         return self._session.scalar(select(column).where(BorrowerRow.id == borrower_id))
 
-    def login_candidate(
-        self, key: CardNumber | IdentityValue, method: LoginMethod, now: dt.datetime
+    def claim_login(
+        self,
+        key: CardNumber | IdentityValue,
+        key_tag: bytes,
+        method: LoginMethod,
+        now: dt.datetime,
     ) -> LoginCandidate | None:
-        """The borrower holding the key (an identity only until its deletion time), in one
-        query; None if nobody does."""
+        """The borrower holding the key (an identity only until its deletion time), None if
+        nobody does, with the login subject's lock (as lock_login takes it) held from then on:
+        the holder's, or else that of the key's tag. One query: on PostgreSQL it takes the
+        lock itself; on SQLite the transaction's write lock, taken by it, is the lock."""
+        unknown_lock = _lock_key(LoginSubject.of_unknown_key(key_tag))
         if isinstance(key, CardNumber):
             read = _CANDIDATES[method, "card_number"]
-            parameters: dict[str, Any] = {"card_number": key.value}
+            parameters: dict[str, Any] = {"card_number": key.value, "unknown_lock": unknown_lock}
         else:
             read = _CANDIDATES[method, "identity"]
-            parameters = {"kind": key.kind.value, "value": key.value, "now": now}
+            parameters = {
+                "kind": key.kind.value,
+                "value": key.value,
+                "now": now,
+                "unknown_lock": unknown_lock,
+            }
         row = read.first(self._driver, parameters)
-        if row is None:
+        if row is None or row.id is None:
             return None
         return LoginCandidate(row.id, row.card_number, SecurityLevel(row.security_level), row[3])
 

@@ -93,7 +93,8 @@ def check_pin(
     now: dt.datetime,
     policy: LockoutPolicy,
 ) -> PinCheck:
-    """One PIN check under the subject's lock, in the caller's unit of work; the caller saves
+    """One PIN check under the subject's lock (taken by the caller), in the caller's unit of
+    work; the caller saves
     the outcome (PinCheck.save) and commits, after any write of its own to the borrower's row,
     so every transaction touches the borrower before its attempts, as a deletion does.
 
@@ -103,7 +104,6 @@ def check_pin(
     ``matches`` is still called, with no verifier, so the answer and its time are those of a
     wrong PIN, and it counts as one.
     """
-    uow.credentials.lock_login(subject)
     stored = uow.credentials.login_attempts(subject, LoginMethod.PIN)
     attempts = stored.current(now, policy)
     if attempts.is_locked(now):
@@ -135,7 +135,8 @@ def log_in_with_pin(
     run the same statements up to the answer of a failure. A success reads the whole record;
     one that changes nothing (no failures to clear, already active today) writes nothing."""
     with unit_of_work() as uow:
-        holder = uow.credentials.login_candidate(key, LoginMethod.PIN, now)
+        # Finds the holder and takes the login subject's lock, in one query.
+        holder = uow.credentials.claim_login(key, key_tag, LoginMethod.PIN, now)
         subject = _subject(holder, key_tag)
         verifier = holder.verifier if holder is not None else None
         level = holder.security_level if holder is not None else None
@@ -180,9 +181,8 @@ def reserve_check(
     the caller tries again shortly, when one of them has reported. So no more checks than the
     lockout allows are ever made, and yet concurrent right secrets all get checked."""
     with unit_of_work() as uow:
-        holder = uow.credentials.login_candidate(key, method, now)
+        holder = uow.credentials.claim_login(key, key_tag, method, now)
         subject = _subject(holder, key_tag)
-        uow.credentials.lock_login(subject)
         attempts = uow.credentials.login_attempts(subject, method).current(now, policy)
         if attempts.is_locked(now):
             raise login_locked(attempts, now)

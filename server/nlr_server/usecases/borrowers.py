@@ -130,9 +130,11 @@ def affiliate_borrower(
             # with a password only: refused as a wrong PIN would be.
             birth_date_matches = proof.birth_date == borrower.personal.birth_date
             pin = proof.pin
+            subject = LoginSubject.of_borrower(borrower.id)
+            uow.credentials.lock_login(subject)
             check = authentication.check_pin(
                 uow,
-                LoginSubject.of_borrower(borrower.id),
+                subject,
                 uow.credentials.verifier(borrower.id, LoginMethod.PIN),
                 authentication.pin_opens(borrower.personal.security_level),
                 lambda verifier: pin_matches(pin, verifier) and birth_date_matches,

@@ -105,8 +105,12 @@ class CredentialRepository(Protocol):
 
     def rehash_password(self, borrower_id: int, old: str, new: str) -> None: ...
 
-    def login_candidate(
-        self, key: CardNumber | IdentityValue, method: LoginMethod, now: dt.datetime
+    def claim_login(
+        self,
+        key: CardNumber | IdentityValue,
+        key_tag: bytes,
+        method: LoginMethod,
+        now: dt.datetime,
     ) -> LoginCandidate | None: ...
 
     def lock_login(self, subject: LoginSubject) -> None: ...
