@@ -111,7 +111,7 @@ def test_each_hot_read_reads_as_through_sqlalchemy(
             (guardian_repository._LINKS_OF_ONE, {"id": ward}),
             (identity_repository._OF_ONE, {"id": guardian}),
             *(
-                (read, {"card_number": "N000000701", "unknown_lock": -1})
+                (read, {"card_number": "N000000701", "unknown_lock": -1, "key_tag": b"\x01" * 32})
                 for (_, by), read in credential_repository._CANDIDATES.items()
                 if by == "card_number"
             ),
@@ -123,6 +123,7 @@ def test_each_hot_read_reads_as_through_sqlalchemy(
                         "value": "kari@uio.no",
                         "now": dt.datetime.now(dt.UTC),
                         "unknown_lock": -1,
+                        "key_tag": b"\x01" * 32,
                     },
                 )
                 for (_, by), read in credential_repository._CANDIDATES.items()

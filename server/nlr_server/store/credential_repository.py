@@ -79,12 +79,22 @@ def _candidate(method: LoginMethod, by: str, dialect: str) -> Select[Any]:
             )
             .scalar_subquery()
         )
+    one = select(literal(1).label("one")).subquery()
     if dialect != "postgresql":
-        return select(*columns).where(holds)
+        # The transaction's write lock is held already, so the attempts are read in the same
+        # statement: the holder's, or else the key's. One row either way.
+        whose = or_(
+            _BORROWERS.c.id.is_not(None) & (_ATTEMPTS.c.borrower_id == _BORROWERS.c.id),
+            _BORROWERS.c.id.is_(None) & (_ATTEMPTS.c.login_key == bindparam("key_tag")),
+        )
+        return select(*columns, *_ATTEMPT_COLUMNS).select_from(
+            one.outerjoin(_BORROWERS, holds).outerjoin(
+                _ATTEMPTS, (_ATTEMPTS.c.method == method.value) & whose
+            )
+        )
     # On PostgreSQL the same statement takes the login subject's lock (_LOCK_SUBJECT): the
     # holder's, or else the key's (``unknown_lock``). One row either way (nulls: nobody holds
     # the key), so the lookup and the lock cost one round trip, whoever holds the key.
-    one = select(literal(1).label("one")).subquery()
     lock = func.pg_advisory_xact_lock(
         func.coalesce(_BORROWERS.c.id, bindparam("unknown_lock", type_=BigInteger))
     )
@@ -162,34 +172,43 @@ class SqlCredentialRepository:
         key_tag: bytes,
         method: LoginMethod,
         now: dt.datetime,
-    ) -> LoginCandidate | None:
+    ) -> tuple[LoginCandidate | None, LoginAttempts | None]:
         """The borrower holding the key (an identity only until its deletion time), None if
         nobody does, with the login subject's lock (as lock_login takes it) held from then on:
         the holder's, or else that of the key's tag. One query: on PostgreSQL it takes the
-        lock itself; on SQLite the transaction's write lock, taken by it, is the lock."""
-        unknown_lock = _lock_key(LoginSubject.of_unknown_key(key_tag))
+        lock itself; on SQLite the transaction's write lock, taken by it, is the lock, and the
+        subject's attempts come with it (None: read them with login_attempts, after it)."""
         if isinstance(key, CardNumber):
             read = _CANDIDATES[method, "card_number"]
-            parameters: dict[str, Any] = {"card_number": key.value, "unknown_lock": unknown_lock}
+            parameters: dict[str, Any] = {"card_number": key.value}
         else:
             read = _CANDIDATES[method, "identity"]
             parameters = {
                 "kind": key.kind.value,
                 "value": key.value,
                 "now": now,
-                "unknown_lock": unknown_lock,
             }
+        locks = self._dialect_name() == "postgresql"
+        if locks:
+            parameters["unknown_lock"] = _lock_key(LoginSubject.of_unknown_key(key_tag))
+        else:
+            parameters["key_tag"] = key_tag
         row = read.first(self._driver, parameters)
+        attempts = None if locks else _attempts(row)
         if row is None or row.id is None:
-            return None
-        return LoginCandidate(row.id, row.card_number, SecurityLevel(row.security_level), row[3])
+            return None, attempts
+        holder = LoginCandidate(row.id, row.card_number, SecurityLevel(row.security_level), row[3])
+        return holder, attempts
 
     def lock_login(self, subject: LoginSubject) -> None:
         """Serialises the attempts of one subject until the transaction ends."""
+        if self._dialect_name() == "postgresql":
+            _LOCK_SUBJECT.first(self._driver, {"key": _lock_key(subject)})
+
+    def _dialect_name(self) -> str:
         if self._dialect is None:
             self._dialect = self._driver.get()[1].name
-        if self._dialect == "postgresql":
-            _LOCK_SUBJECT.first(self._driver, {"key": _lock_key(subject)})
+        return self._dialect
 
     def login_attempts(self, subject: LoginSubject, method: LoginMethod) -> LoginAttempts:
         key = _stored_key(subject)

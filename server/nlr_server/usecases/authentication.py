@@ -92,9 +92,11 @@ def check_pin(
     matches: Callable[[str | None], bool],
     now: dt.datetime,
     policy: LockoutPolicy,
+    stored: LoginAttempts | None = None,
 ) -> PinCheck:
     """One PIN check under the subject's lock (taken by the caller), in the caller's unit of
-    work; the caller saves
+    work, on the subject's attempts as stored (read here unless the caller has them); the
+    caller saves
     the outcome (PinCheck.save) and commits, after any write of its own to the borrower's row,
     so every transaction touches the borrower before its attempts, as a deletion does.
 
@@ -104,7 +106,8 @@ def check_pin(
     ``matches`` is still called, with no verifier, so the answer and its time are those of a
     wrong PIN, and it counts as one.
     """
-    stored = uow.credentials.login_attempts(subject, LoginMethod.PIN)
+    if stored is None:
+        stored = uow.credentials.login_attempts(subject, LoginMethod.PIN)
     attempts = stored.current(now, policy)
     if attempts.is_locked(now):
         return PinCheck(subject, locked=True, attempts=attempts, stored=attempts)
@@ -136,11 +139,11 @@ def log_in_with_pin(
     one that changes nothing (no failures to clear, already active today) writes nothing."""
     with unit_of_work() as uow:
         # Finds the holder and takes the login subject's lock, in one query.
-        holder = uow.credentials.claim_login(key, key_tag, LoginMethod.PIN, now)
+        holder, stored = uow.credentials.claim_login(key, key_tag, LoginMethod.PIN, now)
         subject = _subject(holder, key_tag)
         verifier = holder.verifier if holder is not None else None
         level = holder.security_level if holder is not None else None
-        check = check_pin(uow, subject, verifier, pin_opens(level), matches, now, policy)
+        check = check_pin(uow, subject, verifier, pin_opens(level), matches, now, policy, stored)
         changed = False
         borrower = None
         if check.matched and holder is not None:
@@ -181,9 +184,11 @@ def reserve_check(
     the caller tries again shortly, when one of them has reported. So no more checks than the
     lockout allows are ever made, and yet concurrent right secrets all get checked."""
     with unit_of_work() as uow:
-        holder = uow.credentials.claim_login(key, key_tag, method, now)
+        holder, stored = uow.credentials.claim_login(key, key_tag, method, now)
         subject = _subject(holder, key_tag)
-        attempts = uow.credentials.login_attempts(subject, method).current(now, policy)
+        if stored is None:
+            stored = uow.credentials.login_attempts(subject, method)
+        attempts = stored.current(now, policy)
         if attempts.is_locked(now):
             raise login_locked(attempts, now)
         if not attempts.may_check(policy):
