@@ -165,7 +165,7 @@ def test_a_database_refusing_connections_gives_unavailable_with_retry_info(
 @pytest.fixture
 def postgres_database_url(prepared_database: str) -> str:
     if not prepared_database.startswith("postgresql"):
-        pytest.skip("PostgreSQL only: SQLite's half is the read-only file system below")
+        pytest.skip("PostgreSQL only: SQLite's half is the full file system below")
     return prepared_database
 
 
