@@ -1,7 +1,7 @@
 """The one interceptor every call of the register's services passes through.
 
-In order: who is calling (certificate → vendor), may that role call this service, is the
-vendor within its rate, which library it acts for (registry calls), did the request parse,
+In order: the service's admission (api/admission.py: who is calling, may that role call this
+service, is the vendor within its rate, which library it acts for), did the request parse,
 then the servicer; then the error mapping and the audit event, whatever the outcome. Nothing
 a servicer raises reaches gRPC itself: an unforeseen failure is logged by its class alone and
 answered INTERNAL with a fixed text, since an exception's text may quote personal data.
@@ -19,15 +19,13 @@ from typing import Any
 import grpc
 from grpc_status import rpc_status
 
-from nlr_server.api.access_control import AccessControl
+from nlr_server.api.admission import Admission, AdmissionTable
 from nlr_server.api.audit_writer import AuditWriter
 from nlr_server.api.call_context import CallContext, enter_call, leave_call
 from nlr_server.api.errors import internal_status, status_code, to_status
 from nlr_server.api.malformed_request import MalformedRequest, tolerant
-from nlr_server.api.rate_limit import CallRateLimiter
 from nlr_server.domain import errors
 from nlr_server.domain.card_number import CardNumber
-from nlr_server.domain.vendor import AUTH_SERVICE, REGISTRY_SERVICE, may_call
 from nlr_server.store.errors import as_register_error, describe
 
 log = logging.getLogger(__name__)
@@ -36,17 +34,10 @@ Context = grpc.aio.ServicerContext[Any, Any]
 Behaviour = Callable[[Any, Context], Awaitable[Any]]
 StreamBehaviour = Callable[[Any, Context], AsyncIterator[Any]]
 
-# Only these services are guarded and audited; health and reflection answer any client whose
-# certificate the TLS layer accepted (probes and grpcurl need no registration).
-GUARDED_SERVICES = frozenset({REGISTRY_SERVICE, AUTH_SERVICE})
-
 
 class RegisterInterceptor(grpc.aio.ServerInterceptor):
-    def __init__(
-        self, access: AccessControl, rate_limiter: CallRateLimiter, audit: AuditWriter
-    ) -> None:
-        self._access = access
-        self._rate_limiter = rate_limiter
+    def __init__(self, admissions: AdmissionTable, audit: AuditWriter) -> None:
+        self._admissions = admissions
         self._audit = audit
         # The guarded handler of each method, made once: the servicer hands out the same
         # handler for a method on every call.
@@ -65,38 +56,71 @@ class RegisterInterceptor(grpc.aio.ServerInterceptor):
         if known is not None and known[0] is handler:
             return known[1]
         service, _, rpc = method.lstrip("/").partition("/")
-        if handler is None or service not in GUARDED_SERVICES:
+        admission = self._admissions.for_service(service)
+        if handler is None or admission is None:
             return handler
-        guarded = self._guard_handler(service, rpc, handler)
+        guarded = self._guard_handler(service, rpc, handler, admission)
         self._guarded[method] = (handler, guarded)
         return guarded
 
     def _guard_handler(
-        self, service: str, rpc: str, handler: grpc.RpcMethodHandler[Any, Any]
+        self,
+        service: str,
+        rpc: str,
+        handler: grpc.RpcMethodHandler[Any, Any],
+        admission: Admission,
     ) -> grpc.RpcMethodHandler[Any, Any]:
         if handler.unary_unary is not None:
             behaviour: Behaviour = handler.unary_unary  # type: ignore[assignment]  # a coroutine
             return grpc.unary_unary_rpc_method_handler(
-                self._guard(service, rpc, behaviour),
+                self._guard(service, rpc, behaviour, admission),
                 request_deserializer=tolerant(handler.request_deserializer),
                 response_serializer=handler.response_serializer,
             )
-        # A guarded service has unary calls and server streams only; nothing passes unguarded.
-        assert handler.unary_stream is not None, f"{rpc}: no guard for this kind of call"
+        if handler.unary_stream is None:
+            # The register's services have unary calls and server streams only; a call of
+            # another kind is refused rather than passed unguarded.
+            return self._refusal(service, rpc, handler)
         stream: StreamBehaviour = handler.unary_stream  # type: ignore[assignment]
         return grpc.unary_stream_rpc_method_handler(
-            self._guard_stream(service, rpc, stream),
+            self._guard_stream(service, rpc, stream, admission),
             request_deserializer=tolerant(handler.request_deserializer),
             response_serializer=handler.response_serializer,
         )
 
-    def _guard(self, service: str, rpc: str, behaviour: Behaviour) -> Behaviour:
+    def _refusal(
+        self, service: str, rpc: str, handler: grpc.RpcMethodHandler[Any, Any]
+    ) -> grpc.RpcMethodHandler[Any, Any]:
+        refused = errors.PermissionDenied(
+            f"{service}/{rpc}: client streams are not served", reason="CALL_KIND_NOT_GUARDED"
+        )
+
+        async def refuse(requests: Any, context: Context) -> Any:
+            call = CallContext(service=service, rpc=rpc, started_at=dt.datetime.now(dt.UTC))
+            self._audit.record(call.audit_event(status_code(refused).name, refused.reason))
+            await context.abort_with_status(rpc_status.to_status(to_status(refused)))
+
+        async def refuse_stream(requests: Any, context: Context) -> AsyncIterator[Any]:
+            await refuse(requests, context)
+            yield None  # never reached: abort raises
+
+        if handler.stream_unary is not None:
+            return grpc.stream_unary_rpc_method_handler(
+                refuse, response_serializer=handler.response_serializer
+            )
+        return grpc.stream_stream_rpc_method_handler(
+            refuse_stream, response_serializer=handler.response_serializer
+        )
+
+    def _guard(
+        self, service: str, rpc: str, behaviour: Behaviour, admission: Admission
+    ) -> Behaviour:
         async def guarded(request: Any, context: Context) -> Any:
             call = CallContext(service=service, rpc=rpc, started_at=dt.datetime.now(dt.UTC))
             token = enter_call(call)
             try:
                 _note_requested_borrower(call, request)
-                await self._admit(call, context)
+                await admission.admit(call, context)
                 _refuse_if_malformed(call, request)
                 response = await behaviour(request, context)
             except Exception as failure:
@@ -115,7 +139,9 @@ class RegisterInterceptor(grpc.aio.ServerInterceptor):
 
         return guarded
 
-    def _guard_stream(self, service: str, rpc: str, behaviour: StreamBehaviour) -> StreamBehaviour:
+    def _guard_stream(
+        self, service: str, rpc: str, behaviour: StreamBehaviour, admission: Admission
+    ) -> StreamBehaviour:
         """As _guard, for a server stream: admitted before the first message, audited once
         when the stream ends, however it ends."""
 
@@ -126,7 +152,7 @@ class RegisterInterceptor(grpc.aio.ServerInterceptor):
             reason: str | None = None
             try:
                 _note_requested_borrower(call, request)
-                await self._admit(call, context)
+                await admission.admit(call, context)
                 _refuse_if_malformed(call, request)
                 async for response in behaviour(request, context):
                     yield response
@@ -146,27 +172,6 @@ class RegisterInterceptor(grpc.aio.ServerInterceptor):
                 leave_call(token)
 
         return guarded
-
-    async def _admit(self, call: CallContext, context: Context) -> None:
-        certificates = list(context.auth_context().get("x509_pem_cert") or ())
-        certificate = certificates[0] if certificates else None
-        if certificate:
-            # Known before the caller is: a refused certificate is audited by it too.
-            call.certificate_fingerprint = self._access.fingerprint(certificate)
-        call.caller = await self._access.caller(certificate)
-        if not may_call(call.caller.role, call.service):
-            raise errors.PermissionDenied(
-                f"a {call.caller.role.value} certificate may not call {call.service}",
-                reason="ROLE_NOT_ALLOWED",
-            )
-        self._rate_limiter.take(call.caller.vendor.id)
-        if call.service == REGISTRY_SERVICE:
-            metadata = {
-                key: value
-                for key, value in context.invocation_metadata() or ()
-                if isinstance(value, str)
-            }
-            call.library = await self._access.library(call.caller, metadata)
 
 
 def _register_error(call: CallContext, failure: Exception) -> errors.RegisterError | None:

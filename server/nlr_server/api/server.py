@@ -21,6 +21,7 @@ from sqlalchemy.engine import make_url
 from nlr.auth.v1 import authenticate_pb2, authenticate_pb2_grpc
 from nlr.registry.v1 import registry_service_pb2, registry_service_pb2_grpc
 from nlr_server.api.access_control import AccessControl
+from nlr_server.api.admission import AdmissionTable, VendorAndLibrary, VendorOnly
 from nlr_server.api.audit_writer import AuditWriter
 from nlr_server.api.authenticate_servicer import AuthenticateServicer
 from nlr_server.api.borrower_codec import BorrowerDecoder
@@ -53,6 +54,8 @@ REGISTRY_SERVICE = registry_service_pb2.DESCRIPTOR.services_by_name["BorrowerReg
 AUTH_SERVICE = authenticate_pb2.DESCRIPTOR.services_by_name["Authenticate"].full_name
 HEALTH_SERVICE = health_pb2.DESCRIPTOR.services_by_name["Health"].full_name
 SERVICES = (REGISTRY_SERVICE, AUTH_SERVICE)
+# Answered for any client the TLS layer accepted: probes and grpcurl need no registration.
+OPEN_SERVICES = frozenset({HEALTH_SERVICE, reflection.SERVICE_NAME})
 
 
 AUDIT_FLUSH_ON_STOP_SECONDS = 5.0
@@ -101,16 +104,7 @@ class RegisterServer:
             # silently and take part of its calls.
             options=[("grpc.so_reuseport", int(config.shared_port))],
         )
-        registry_service_pb2_grpc.add_BorrowerRegistryServicer_to_server(
-            BorrowerRegistryServicer(services), server
-        )
-        authenticate_pb2_grpc.add_AuthenticateServicer_to_server(
-            AuthenticateServicer(services), server
-        )
-        health_pb2_grpc.add_HealthServicer_to_server(self._health, server)
-        reflection.enable_server_reflection(
-            [*SERVICES, HEALTH_SERVICE, reflection.SERVICE_NAME], server
-        )
+        self._add_services(server, services)
         try:
             self.port = server.add_secure_port(config.listen_address, _credentials(config))
         except RuntimeError:
@@ -148,6 +142,18 @@ class RegisterServer:
             )
         log.info("serving on %s", config.listen_address.rsplit(":", 1)[0] + f":{self.port}")
         return self.port
+
+    def _add_services(self, server: grpc.aio.Server, services: Services) -> None:
+        """The services this server answers: each guarded one needs its admission strategy in
+        _interceptor, and a service served without one is refused (api/admission.py)."""
+        registry_service_pb2_grpc.add_BorrowerRegistryServicer_to_server(
+            BorrowerRegistryServicer(services), server
+        )
+        authenticate_pb2_grpc.add_AuthenticateServicer_to_server(
+            AuthenticateServicer(services), server
+        )
+        health_pb2_grpc.add_HealthServicer_to_server(self._health, server)
+        reflection.enable_server_reflection([*SERVICES, *OPEN_SERVICES], server)
 
     def _services(self, keyring: Keyring) -> Services:
         config = self.config
@@ -201,8 +207,14 @@ class RegisterServer:
                 config.library_code_failures, config.library_code_window_seconds
             ),
         )
-        limiter = CallRateLimiter(config.vendor_rate_limit, config.vendor_rate_burst)
-        return RegisterInterceptor(access, limiter, audit)
+        vendor = VendorOnly(
+            access, CallRateLimiter(config.vendor_rate_limit, config.vendor_rate_burst)
+        )
+        admissions = AdmissionTable(
+            strategies={REGISTRY_SERVICE: VendorAndLibrary(vendor), AUTH_SERVICE: vendor},
+            open_services=OPEN_SERVICES,
+        )
+        return RegisterInterceptor(admissions, audit)
 
     async def wait(self) -> None:
         assert self._server is not None
