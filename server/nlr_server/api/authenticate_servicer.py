@@ -152,7 +152,7 @@ class AuthenticateServicer(authenticate_pb2_grpc.AuthenticateServicer):
 
 def _refuse_after_success(borrower: Borrower, today: dt.date) -> None:
     """What the right secret still does not open: an expired card. (A PIN of a borrower who
-    logs in with a password only is no right secret: authentication.pin_opens.)"""
+    logs in with a password only is no right secret: credentials.opens.)"""
     if not borrower.card_valid_on(today):
         raise PermissionDenied("the card has expired", reason="CARD_EXPIRED")
 

@@ -12,16 +12,73 @@ MIN_PIN_DIGITS, MAX_PIN_DIGITS = 4, 8
 MIN_PASSWORD_LENGTH, MAX_PASSWORD_LENGTH = 8, 128
 
 
-class SecurityLevel(enum.StrEnum):
-    """The weakest way of logging in a borrower accepts."""
+class SecurityLevel(enum.Enum):
+    """The weakest way of logging in a borrower accepts, ordered from weakest to strongest.
+
+    Ordered by rank, not by name (a plain Enum, not a StrEnum, so no comparison falls back to
+    the strings stored in the database): a level added later (two-factor, eID) is placed in
+    _LEVEL_ORDER and every check made with < and opens() follows.
+    """
 
     PIN = "pin"
     PASSWORD = "password"
+
+    @property
+    def rank(self) -> int:
+        return _LEVEL_ORDER.index(self)
+
+    def __lt__(self, other: object) -> bool:
+        return self.rank < _level(other).rank
+
+    def __le__(self, other: object) -> bool:
+        return self.rank <= _level(other).rank
+
+    def __gt__(self, other: object) -> bool:
+        return self.rank > _level(other).rank
+
+    def __ge__(self, other: object) -> bool:
+        return self.rank >= _level(other).rank
+
+
+# Weakest first. Only ever insert: a borrower's stored level keeps its name, not its rank.
+_LEVEL_ORDER: tuple[SecurityLevel, ...] = (SecurityLevel.PIN, SecurityLevel.PASSWORD)
+
+
+def _level(other: object) -> SecurityLevel:
+    if not isinstance(other, SecurityLevel):
+        # Not NotImplemented: Python would then compare a str by its letters.
+        raise TypeError(f"a SecurityLevel is compared only with another, not {type(other)}")
+    return other
 
 
 class LoginMethod(enum.StrEnum):
     PIN = "pin"
     PASSWORD = "password"
+
+    @property
+    def reaches(self) -> SecurityLevel:
+        """The highest security level a login by this method opens."""
+        return _REACHES[self]
+
+
+_REACHES: dict[LoginMethod, SecurityLevel] = {
+    LoginMethod.PIN: SecurityLevel.PIN,
+    LoginMethod.PASSWORD: SecurityLevel.PASSWORD,
+}
+
+
+def opens(method: LoginMethod, level: SecurityLevel) -> bool:
+    """Whether a right secret of this method logs in a borrower of this security level: the
+    method reaches at least the level the borrower has chosen. Every login path asks this
+    (VerifyPin, VerifyPassword, AffiliateBorrower's PIN proof)."""
+    return method.reaches >= level
+
+
+def library_may_change(old: SecurityLevel, new: SecurityLevel) -> bool:
+    """Whether a library may change a borrower's security level from ``old`` to ``new``:
+    raise it or keep it, never lower it. The borrower chose a stronger login, so only the
+    borrower lowers it again (through their own self-service API)."""
+    return new >= old
 
 
 @dataclass(frozen=True, slots=True)

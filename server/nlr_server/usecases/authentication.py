@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 
 from nlr_server.domain.borrower import Borrower
 from nlr_server.domain.card_number import CardNumber
-from nlr_server.domain.credentials import LoginMethod, SecurityLevel
+from nlr_server.domain.credentials import LoginMethod, opens
 from nlr_server.domain.errors import RateLimited, Unauthenticated
 from nlr_server.domain.identity import IdentityValue
 from nlr_server.domain.lockout import LockoutPolicy, LoginAttempts, LoginSubject
@@ -49,10 +49,11 @@ def _subject(candidate: LoginCandidate | None, key_tag: bytes) -> LoginSubject:
     return LoginSubject.of_unknown_key(key_tag)
 
 
-def pin_opens(security_level: SecurityLevel | None) -> bool:
-    """Whether a right PIN may open anything: not for an unknown key (None), nor for a
-    borrower who has chosen to log in with a password only."""
-    return security_level is SecurityLevel.PIN
+def method_opens(method: LoginMethod, holder: LoginCandidate | None) -> bool:
+    """Whether a right secret of this method may open anything: not for an unknown key
+    (None), nor for a borrower whose security level the method does not reach (a PIN for one
+    who has chosen to log in with a password only): credentials.opens."""
+    return holder is not None and opens(method, holder.security_level)
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,8 +143,8 @@ def log_in_with_pin(
         holder, stored = uow.credentials.claim_login(key, key_tag, LoginMethod.PIN, now)
         subject = _subject(holder, key_tag)
         verifier = holder.verifier if holder is not None else None
-        level = holder.security_level if holder is not None else None
-        check = check_pin(uow, subject, verifier, pin_opens(level), matches, now, policy, stored)
+        pin_opens = method_opens(LoginMethod.PIN, holder)
+        check = check_pin(uow, subject, verifier, pin_opens, matches, now, policy, stored)
         changed = False
         borrower = None
         if check.matched and holder is not None:
@@ -164,10 +165,16 @@ class ReservedCheck:
     holder: LoginCandidate | None
     subject: LoginSubject
     attempts: LoginAttempts
+    # Whether the method reaches the holder's security level (method_opens).
+    opens: bool
 
     @property
     def verifier(self) -> str | None:
-        return self.holder.verifier if self.holder is not None else None
+        """What the secret is checked against: None where it cannot open anything, so the
+        check runs as long as a real one, never matches and counts as a failure."""
+        if self.holder is None or not self.opens:
+            return None
+        return self.holder.verifier
 
 
 def reserve_check(
@@ -196,7 +203,7 @@ def reserve_check(
         reserved = attempts.reserved(now, policy)
         uow.credentials.save_login_attempts(subject, method, reserved)
         uow.commit()
-        return ReservedCheck(holder, subject, reserved)
+        return ReservedCheck(holder, subject, reserved, method_opens(method, holder))
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 from nlr_server.domain.borrower import Borrower, DeletionReason, PersonalData, PersonalDataPatch
 from nlr_server.domain.card_number import CardNumber
-from nlr_server.domain.credentials import LoginMethod, Pin
+from nlr_server.domain.credentials import LoginMethod, Pin, library_may_change, opens
 from nlr_server.domain.deletion_notice import DeletionNotice
 from nlr_server.domain.errors import (
     AlreadyExists,
@@ -92,6 +92,11 @@ def update_borrower(
                     "another borrower has this national id", reason="NATIONAL_ID_IN_USE"
                 )
         personal = patch.apply(borrower.personal)
+        if not library_may_change(borrower.personal.security_level, personal.security_level):
+            raise PermissionDenied(
+                "a library may raise a borrower's security level but not lower it",
+                reason="SECURITY_LEVEL_LOWERING",
+            )
         violations = Violations()
         personal.check_consistency(violations, patch.fields)
         violations.raise_if_any()
@@ -136,7 +141,7 @@ def affiliate_borrower(
                 uow,
                 subject,
                 uow.credentials.verifier(borrower.id, LoginMethod.PIN),
-                authentication.pin_opens(borrower.personal.security_level),
+                opens(LoginMethod.PIN, borrower.personal.security_level),
                 lambda verifier: pin_matches(pin, verifier) and birth_date_matches,
                 now,
                 lockout,

@@ -307,7 +307,9 @@ class Borrower(_message.Message):
     """Whether the card may be used. Output only. Set in every view."""
     security_level: Global___SecurityLevel.ValueType
     """The weakest way of logging in the borrower accepts at Authenticate. Full view only;
-    SECURITY_LEVEL_PIN when not set on create.
+    SECURITY_LEVEL_PIN when not set on create. A library may raise it (UpdateBorrower) but
+    not lower it: lowering is PERMISSION_DENIED (SECURITY_LEVEL_LOWERING) and changes
+    nothing, as the borrower chose it and only the borrower lowers it.
     """
     has_pin: _builtins.bool
     """Whether the borrower has a PIN. Output only. Full view only."""
