@@ -45,7 +45,7 @@ from nlr_server.ops.dev_pki import (
 )
 from nlr_server.store import migrate
 from nlr_server.store.database import create_store_engine
-from nlr_server.store.models import Base
+from nlr_server.store.models import AuditEventRow, Base
 from nlr_server.store.unit_of_work import SqlUnitOfWorkFactory
 
 OSLO = "2030100"
@@ -262,17 +262,19 @@ def _server_loop() -> asyncio.AbstractEventLoop:
 
 
 class ServerThread:
-    """Runs a RegisterServer on the test session's server event loop."""
+    """Runs a RegisterServer (or a test's subclass of it) on the test session's server event
+    loop."""
 
-    def __init__(self, config: Config) -> None:
+    def __init__(self, config: Config, server_class: type[RegisterServer] = RegisterServer) -> None:
         self.config = config
+        self._server_class = server_class
         self.loop = _server_loop()
         self.server: RegisterServer | None = None
         self.port = 0
 
     def start(self) -> ServerThread:
         async def start() -> int:
-            self.server = RegisterServer(self.config)
+            self.server = self._server_class(self.config)
             return await self.server.start()
 
         self.port = asyncio.run_coroutine_threadsafe(start(), self.loop).result(timeout=30)
@@ -542,6 +544,32 @@ def audit_events(url: str, keyring: Keyring, card_number: str) -> list[AuditEven
             return uow.audit.for_card(card_number)
     finally:
         engine.dispose()
+
+
+def audit_rows(url: str, *columns: Any, where: Any) -> list[tuple[Any, ...]]:
+    """The audit trail's rows that match ``where``, oldest first, as tuples of ``columns``
+    (e.g. ``AuditEventRow.outcome``): for refusals that name no card number."""
+    engine = create_store_engine(url)
+    try:
+        with engine.connect() as connection:
+            query = select(*columns).where(where).order_by(AuditEventRow.id)
+            return [tuple(row) for row in connection.execute(query)]
+    finally:
+        engine.dispose()
+
+
+def wait_for_audit_rows(
+    url: str, count: int, *columns: Any, where: Any, seconds: float = 10.0
+) -> list[tuple[Any, ...]]:
+    """As audit_rows, once there are at least ``count`` (the trail is written in batches)."""
+    rows: list[tuple[Any, ...]] = []
+
+    def written() -> bool:
+        rows[:] = audit_rows(url, *columns, where=where)
+        return len(rows) >= count
+
+    wait_until(written, seconds)
+    return rows
 
 
 def wait_for_audit(

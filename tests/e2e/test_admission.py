@@ -3,7 +3,6 @@ passed through unguarded; the open services answer any client the TLS layer acce
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -11,14 +10,12 @@ from typing import Any
 import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
-from sqlalchemy import select
 
 from nlr.registry.v1 import registry_service_pb2 as pb
 from nlr.registry.v1 import registry_service_pb2_grpc
 from nlr_server.api.server import RegisterServer
 from nlr_server.api.services import Services
 from nlr_server.ops.dev_pki import DevPkiPaths
-from nlr_server.store.database import create_store_engine
 from nlr_server.store.models import AuditEventRow
 from register_harness import (
     OSLO,
@@ -30,7 +27,7 @@ from register_harness import (
     get,
     make_config,
     new_borrower,
-    wait_until,
+    wait_for_audit_rows,
 )
 
 UNLISTED = "nlr.test.v1.Unlisted"
@@ -65,21 +62,12 @@ class ServerWithAnUnlistedService(RegisterServer):
         )
 
 
-class UnlistedServiceThread(ServerThread):
-    def start(self) -> UnlistedServiceThread:
-        async def start() -> int:
-            self.server = ServerWithAnUnlistedService(self.config)
-            return await self.server.start()
-
-        self.port = asyncio.run_coroutine_threadsafe(start(), self.loop).result(timeout=30)
-        return self
-
-
 @pytest.fixture
 def unlisted_server(
     prepared_database: str, pki: DevPkiPaths, keyring_path: Path
 ) -> Iterator[ServerThread]:
-    running = UnlistedServiceThread(make_config(pki, keyring_path, prepared_database)).start()
+    config = make_config(pki, keyring_path, prepared_database)
+    running = ServerThread(config, ServerWithAnUnlistedService).start()
     yield running
     running.stop()
 
@@ -109,33 +97,14 @@ def test_a_service_without_an_admission_strategy_is_refused_and_audited(
     assert error_details(gather.value)[0] == "CALL_KIND_NOT_GUARDED"
     assert answered == []
     assert health.status == health_pb2.HealthCheckResponse.SERVING
-    rows: list[tuple[str, str | None]] = []
-
-    def audited() -> bool:
-        rows[:] = _refusals(prepared_database)
-        return len(rows) == 2
-
-    wait_until(audited)
+    refused = AuditEventRow.outcome == "PERMISSION_DENIED"
+    rows = wait_for_audit_rows(
+        prepared_database, 2, AuditEventRow.rpc, AuditEventRow.reason, where=refused
+    )
     assert sorted(rows) == [
         ("Echo", "SERVICE_NOT_ADMITTED"),
         ("Gather", "CALL_KIND_NOT_GUARDED"),
     ]
-
-
-def _refusals(url: str) -> list[tuple[str, str | None]]:
-    engine = create_store_engine(url)
-    try:
-        with engine.connect() as connection:
-            return [
-                (row.rpc, row.reason)
-                for row in connection.execute(
-                    select(AuditEventRow.rpc, AuditEventRow.reason).where(
-                        AuditEventRow.outcome == "PERMISSION_DENIED"
-                    )
-                )
-            ]
-    finally:
-        engine.dispose()
 
 
 def test_an_unknown_method_of_a_guarded_service_is_unimplemented(

@@ -12,13 +12,11 @@ from google.protobuf import field_mask_pb2
 from google.rpc import error_details_pb2
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_status import rpc_status
-from sqlalchemy import select
 
 from nlr.auth.v1 import authenticate_pb2
 from nlr.registry.v1 import borrower_pb2, registry_service_pb2
 from nlr.registry.v1 import registry_service_pb2 as pb
 from nlr_server.ops.dev_pki import DevPkiPaths
-from nlr_server.store.database import create_store_engine
 from nlr_server.store.models import AuditEventRow
 from register_harness import (
     LIBRARY_CODES,
@@ -30,7 +28,7 @@ from register_harness import (
     error_details,
     get,
     new_borrower,
-    wait_until,
+    wait_for_audit_rows,
 )
 from request_fuzz import FORGED_PAGE_TOKENS, fuzz_cases
 
@@ -151,35 +149,19 @@ def test_undecodable_request_is_invalid_argument_audited_and_logged_once(
     assert error_details(garbage)[1] == {
         "request": "does not parse as a protocol buffer message of its type"
     }
-    rows: list[Any] = []
-
-    def audited() -> bool:
-        rows[:] = _audit_rows(prepared_database, "GetBorrower")
-        return len(rows) == 2
-
-    wait_until(audited)
-    assert [row.outcome for row in rows] == ["INVALID_ARGUMENT", "INVALID_ARGUMENT"]
-    assert all(row.vendor_id is not None and row.library_number == OSLO for row in rows)
+    rows = wait_for_audit_rows(
+        prepared_database,
+        2,
+        AuditEventRow.outcome,
+        AuditEventRow.vendor_id,
+        AuditEventRow.library_number,
+        where=AuditEventRow.rpc == "GetBorrower",
+    )
+    assert [outcome for outcome, _, _ in rows] == ["INVALID_ARGUMENT", "INVALID_ARGUMENT"]
+    assert all(vendor is not None and library == OSLO for _, vendor, library in rows)
     lines = [r for r in caplog.records if "did not parse" in r.getMessage()]
     assert len(lines) == 2
     assert all(r.exc_info is None and "\\xff" not in r.getMessage() for r in lines)
-
-
-def _audit_rows(url: str, rpc: str) -> list[Any]:
-    engine = create_store_engine(url)
-    try:
-        with engine.connect() as connection:
-            return list(
-                connection.execute(
-                    select(
-                        AuditEventRow.outcome,
-                        AuditEventRow.vendor_id,
-                        AuditEventRow.library_number,
-                    ).where(AuditEventRow.rpc == rpc)
-                ).all()
-            )
-    finally:
-        engine.dispose()
 
 
 @pytest.mark.parametrize("token", FORGED_PAGE_TOKENS)

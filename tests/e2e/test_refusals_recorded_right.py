@@ -31,7 +31,7 @@ from register_harness import (
     get,
     new_borrower,
     revoke_certificate,
-    wait_until,
+    wait_for_audit_rows,
 )
 
 
@@ -58,20 +58,6 @@ def test_a_stream_cancelled_by_its_client_logs_no_error(
     assert troubles == []
 
 
-def _audit_for_fingerprint(url: str, fingerprint: str) -> list[tuple[str, str | None]]:
-    engine = create_store_engine(url)
-    try:
-        with engine.connect() as connection:
-            rows = connection.execute(
-                select(AuditEventRow.outcome, AuditEventRow.reason).where(
-                    AuditEventRow.certificate_fingerprint == fingerprint
-                )
-            ).all()
-            return [(row.outcome, row.reason) for row in rows]
-    finally:
-        engine.dispose()
-
-
 @pytest.mark.parametrize(
     ("certificate", "reason"),
     [("unregistered", "CERTIFICATE_UNKNOWN"), ("revoked", "CERTIFICATE_REVOKED")],
@@ -95,13 +81,13 @@ def test_a_refused_certificate_is_audited_with_its_fingerprint(
             get(stranger.as_library(OSLO), card_number="N000000902")
     assert refused.value.code() == grpc.StatusCode.UNAUTHENTICATED
     seen_reason = error_details(refused.value)[0]
-    rows: list[tuple[str, str | None]] = []
-
-    def audited() -> bool:
-        rows[:] = _audit_for_fingerprint(prepared_database, fingerprint)
-        return bool(rows)
-
-    wait_until(audited)
+    rows = wait_for_audit_rows(
+        prepared_database,
+        1,
+        AuditEventRow.outcome,
+        AuditEventRow.reason,
+        where=AuditEventRow.certificate_fingerprint == fingerprint,
+    )
     assert rows == [("UNAUTHENTICATED", seen_reason)]
     assert seen_reason == reason
 

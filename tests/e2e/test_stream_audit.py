@@ -7,15 +7,14 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import cast
 
 import grpc
 import pytest
-from sqlalchemy import select
 
 from feed_harness import Watch
 from nlr.registry.v1 import registry_service_pb2_grpc
 from nlr_server.ops.dev_pki import DevPkiPaths
-from nlr_server.store.database import create_store_engine
 from nlr_server.store.models import AuditEventRow
 from register_harness import (
     LIBRARY_CODES,
@@ -23,6 +22,7 @@ from register_harness import (
     ClientCertificates,
     Registry,
     ServerThread,
+    audit_rows,
     client_channel,
     create,
     error_details,
@@ -34,17 +34,9 @@ Audited = tuple[str | None, str, str | None]  # library, outcome, reason
 
 
 def stream_audit(url: str) -> list[Audited]:
-    engine = create_store_engine(url)
-    try:
-        with engine.connect() as connection:
-            rows = connection.execute(
-                select(AuditEventRow.library_number, AuditEventRow.outcome, AuditEventRow.reason)
-                .where(AuditEventRow.rpc == "WatchChanges")
-                .order_by(AuditEventRow.id)
-            ).all()
-            return [(row.library_number, row.outcome, row.reason) for row in rows]
-    finally:
-        engine.dispose()
+    where = AuditEventRow.rpc == "WatchChanges"
+    columns = (AuditEventRow.library_number, AuditEventRow.outcome, AuditEventRow.reason)
+    return cast(list[Audited], audit_rows(url, *columns, where=where))
 
 
 def refused_watch(registry: Registry, after: int = 0) -> tuple[grpc.StatusCode, str]:
