@@ -546,6 +546,20 @@ def audit_events(url: str, keyring: Keyring, card_number: str) -> list[AuditEven
         engine.dispose()
 
 
+def table_text(url: str) -> str:
+    """Every row of every table, as text: for tests that a value is stored nowhere."""
+    engine = create_store_engine(url)
+    try:
+        with engine.connect() as connection:
+            return "\n".join(
+                repr(tuple(row))
+                for table in Base.metadata.sorted_tables
+                for row in connection.execute(select(table))
+            )
+    finally:
+        engine.dispose()
+
+
 def audit_rows(url: str, *columns: Any, where: Any) -> list[tuple[Any, ...]]:
     """The audit trail's rows that match ``where``, oldest first, as tuples of ``columns``
     (e.g. ``AuditEventRow.outcome``): for refusals that name no card number."""

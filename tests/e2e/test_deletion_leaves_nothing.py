@@ -16,7 +16,7 @@ import psycopg
 import pytest
 from google.protobuf.field_mask_pb2 import FieldMask
 from google.protobuf.timestamp_pb2 import Timestamp
-from sqlalchemy import select, text
+from sqlalchemy import text
 from sqlalchemy.engine import make_url
 
 from mail_harness import MailServer
@@ -27,7 +27,6 @@ from nlr.registry.v1 import registry_service_pb2 as pb
 from nlr_server.ops.dev_pki import DevPkiPaths
 from nlr_server.store.database import create_store_engine
 from nlr_server.store.erasure import LAST_RETRY_SECONDS, TRUNCATION_WAIT_SECONDS
-from nlr_server.store.models import Base
 from register_harness import (
     BERGEN,
     OSLO,
@@ -40,6 +39,7 @@ from register_harness import (
     new_borrower,
     postgres_page_bytes,
     sqlite_bytes,
+    table_text,
     wait_until,
 )
 
@@ -69,20 +69,6 @@ DELETION_VACUUM_SECONDS = 2.0
 # On SQLite the write-ahead log is truncated as soon as a deletion commits: the test allows the
 # time between the commit it can see and the truncation that follows it on the same thread.
 WAL_TRUNCATION_SECONDS = 1.0
-
-
-def table_text(url: str) -> str:
-    """Every row of every table, as text."""
-    engine = create_store_engine(url)
-    try:
-        with engine.connect() as connection:
-            return "\n".join(
-                repr(tuple(row))
-                for table in Base.metadata.sorted_tables
-                for row in connection.execute(select(table))
-            )
-    finally:
-        engine.dispose()
 
 
 def found(text: str) -> list[str]:

@@ -22,7 +22,7 @@ from nlr.registry.v1 import registry_service_pb2 as pb
 from nlr_server.crypto.keyring import Keyring
 from nlr_server.ops.dev_pki import DevPkiPaths
 from nlr_server.store.database import create_store_engine
-from nlr_server.store.models import Base, LoginAttemptsRow
+from nlr_server.store.models import LoginAttemptsRow
 from register_harness import (
     OSLO,
     Registry,
@@ -33,6 +33,7 @@ from register_harness import (
     error_details,
     new_borrower,
     retry_delay_seconds,
+    table_text,
     wait_for_audit,
     wait_until,
 )
@@ -246,19 +247,6 @@ def attempt_rows(url: str) -> list[Any]:
         engine.dispose()
 
 
-def every_table_as_text(url: str) -> str:
-    engine = create_store_engine(url)
-    try:
-        with engine.connect() as connection:
-            return "\n".join(
-                repr(tuple(row))
-                for table in Base.metadata.sorted_tables
-                for row in connection.execute(select(table))
-            )
-    finally:
-        engine.dispose()
-
-
 def test_an_unknown_card_or_identity_is_locked_after_as_many_wrong_pins_as_a_registered_card(
     registry: Registry, authenticate: Authenticate, server: ServerThread
 ) -> None:
@@ -281,7 +269,7 @@ def test_an_unknown_card_or_identity_is_locked_after_as_many_wrong_pins_as_a_reg
     stored = repr(rows).encode() + b"".join(row.login_key for row in rows)
     assert b"N000001399" not in stored
     assert b"nobody@uio.no" not in stored
-    assert b"nobody" not in every_table_as_text(server.config.database_url).encode()
+    assert b"nobody" not in table_text(server.config.database_url).encode()
 
 
 def test_switching_between_card_number_and_identity_buys_no_more_guesses(
