@@ -15,7 +15,9 @@ from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
+import grpc
 import pytest
+from google.protobuf.field_mask_pb2 import FieldMask
 from sqlalchemy import insert, select, text
 
 from admin_runner import Admin, admin_environment
@@ -27,6 +29,7 @@ from legacy_export_fixture import (
     write_export,
 )
 from nlr.registry.v1 import borrower_pb2
+from nlr.registry.v1 import registry_service_pb2 as pb
 from nlr_server.crypto.keyring import Keyring
 from nlr_server.crypto.national_id_sealer import NationalIdSealer
 from nlr_server.store.database import create_store_engine
@@ -37,7 +40,11 @@ from register_harness import (
     POSTGRES_URL_VARIABLE,
     TROMSO,
     Registry,
+    count_rows,
+    create,
+    error_details,
     get,
+    new_borrower,
     postgres_database,
 )
 
@@ -272,6 +279,89 @@ def test_imported_borrowers_are_served_by_get_borrower(
     assert borrower.create_time.ToDatetime() == dt.datetime(2005, 3, 8, 9, 15)
     assert borrower.last_changed_by == BERGEN
     assert not borrower.has_pin
+    # And changed as a created one is: the etag of its first version, the changer recorded.
+    updated = registry.stub.UpdateBorrower(
+        pb.UpdateBorrowerRequest(
+            borrower=borrower_pb2.Borrower(
+                card_number=borrower.card_number, etag=borrower.etag, email="ny@example.org"
+            ),
+            update_mask=FieldMask(paths=["email"]),
+        ),
+        metadata=registry.metadata,
+    ).borrower
+    assert (updated.email, updated.last_changed_by) == ("ny@example.org", OSLO)
+    assert updated.etag != borrower.etag
+    assert get(registry, card_number=card_number(7)).email == "ny@example.org"
+
+
+def _reserved_card_numbers(registry: Registry, count: int) -> list[str]:
+    reservation = registry.stub.ReserveCardNumbers(
+        pb.ReserveCardNumbersRequest(count=count), metadata=registry.metadata
+    ).reservation
+    first, last = (
+        int(n[1:]) for n in (reservation.first_card_number, reservation.last_card_number)
+    )
+    return [f"N{number:09d}" for number in range(first, last + 1)]
+
+
+def test_a_card_number_reserved_by_another_library_is_rejected_and_the_home_librarys_own_imported(
+    registry: Registry, prepared_database: str, keyring_path: Path, tmp_path: Path
+) -> None:
+    oslos = _reserved_card_numbers(registry, 5)
+    bergens = _reserved_card_numbers(registry.as_library(BERGEN), 5)
+
+    def line(serial: int, card: str, home: str, *affiliated: str) -> str:
+        return _record(
+            serial,
+            lnr=card,
+            hjemmebibliotek=home,
+            tilknyttede=[home, *affiliated],
+            opprettet_av=home,
+            sist_endret_av=home,
+        )
+
+    lines = [
+        line(0, oslos[0], OSLO),  # 1: in its home library's own range
+        line(1, oslos[1], BERGEN),  # 2: in Oslo's range, home Bergen
+        line(2, bergens[0], OSLO, BERGEN),  # 3: in Bergen's range; affiliated, but home Oslo
+        line(3, bergens[1], BERGEN),  # 4: in its home library's own range
+        line(4, card_number(4), OSLO),  # 5: in nobody's range
+        line(5, oslos[4], TROMSO),  # 6: in Oslo's range, home Tromsø
+    ]
+    export = write_export(tmp_path / "export.jsonl", lines)
+    before = count_rows(prepared_database)
+    admin = _admin(prepared_database, keyring_path)
+
+    # Two lines a batch: each batch reads the reservations in its own transaction.
+    result = admin(
+        "import", str(export), "--allow-synthetic-ids", "--batch-size", "2", "--workers", "1"
+    )
+
+    reserved = "lnr: card number is reserved by another library"
+    assert _rejects(tmp_path / "export.jsonl.rejects.jsonl") == {
+        2: reserved,
+        3: reserved,
+        6: reserved,
+    }
+    assert "imported 3, rejected 3" in result.stdout
+    assert _card_numbers(prepared_database) == {oslos[0], bergens[1], card_number(4)}
+    after = count_rows(prepared_database)
+    # Nothing of the rejected lines: no card number, no affiliation, no national id.
+    assert after["card_numbers"] - before["card_numbers"] == 3
+    assert after["affiliations"] - before["affiliations"] == 3
+    for serial in (1, 2, 5):
+        with pytest.raises(grpc.RpcError) as raised:
+            get(registry, national_id=national_id(serial))
+        assert raised.value.code() == grpc.StatusCode.NOT_FOUND
+    imported = get(registry, card_number=oslos[0])
+    assert (imported.home_library, imported.created_by) == (OSLO, OSLO)
+    # CreateBorrower holds the reserved numbers to the same rule.
+    created = create(registry, new_borrower(oslos[2]))
+    assert get(registry, card_number=oslos[2]).given_name == created.given_name == "Kari"
+    with pytest.raises(grpc.RpcError) as refused:
+        create(registry.as_library(BERGEN), new_borrower(oslos[3]))
+    assert refused.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+    assert error_details(refused.value)[0] == "CARD_NUMBER_RESERVED"
 
 
 def _snapshot(url: str, keyring: Keyring) -> dict[str, list[tuple[Any, ...]]]:

@@ -1,4 +1,4 @@
-"""One line of the legacy register's JSON Lines export, validated into a borrowers row.
+"""One line of the legacy register's JSON Lines export, validated into a borrower record.
 
 Each line is one JSON object. Every value is a string (or null / absent, which means empty),
 except ``tilknyttede``. Unknown fields are ignored. Every value goes through the same domain
@@ -47,7 +47,9 @@ Not in the export, so not imported: PIN and password (the legacy PIN was encrypt
 every vendor shared; borrowers set a new one), guardian links (so the under-15 guardian rule of
 CreateBorrower is not applied to legacy records), identities, contact preferences, card expiry.
 The security level is PIN. A rejected line's reason names the legacy field and what is wrong
-with it, never the value.
+with it, never the value. A valid line is a domain ``Borrower`` (the store maps it to its
+columns as it maps a created one, store/record_columns.py) and its sealed national id; whether
+its card number and national id are free is decided when its batch is written.
 """
 
 from __future__ import annotations
@@ -60,9 +62,10 @@ from dataclasses import dataclass
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from nlr_server.crypto.national_id_sealer import NationalIdSealer
-from nlr_server.domain.address import Address
-from nlr_server.domain.borrower import Sex
+from nlr_server.crypto.national_id_sealer import NationalIdSealer, SealedNationalId
+from nlr_server.domain.actor import Actor
+from nlr_server.domain.address import Address, TemporaryAddress
+from nlr_server.domain.borrower import Affiliation, Borrower, PersonalData, Sex
 from nlr_server.domain.card_number import CardNumber
 from nlr_server.domain.contact import EmailAddress, PhoneNumber
 from nlr_server.domain.credentials import SecurityLevel
@@ -131,19 +134,11 @@ class ImportContext:
 
 @dataclass(frozen=True, slots=True)
 class ImportedBorrower:
-    """A valid line: the borrowers row (without its id) and its affiliated libraries."""
+    """A valid line: the borrower it describes and their sealed national id."""
 
     line: int
-    row: dict[str, Any]
-    affiliations: tuple[str, ...]
-
-    @property
-    def card_number(self) -> str:
-        return str(self.row["card_number"])
-
-    @property
-    def national_id_index(self) -> bytes:
-        return bytes(self.row["national_id_index"])
+    borrower: Borrower
+    national_id: SealedNationalId
 
 
 @dataclass(frozen=True, slots=True)
@@ -190,21 +185,21 @@ def parse_line(
         else:
             reasons.add(name, "must be a string")
             fields[name] = ""
-    row = _borrower_row(fields, record.get("tilknyttede"), context, reasons, sealer)
+    imported = _borrower(line, fields, record.get("tilknyttede"), context, reasons, sealer)
     if reasons.items:
         return RejectedLine(line, "; ".join(reasons.items))
-    assert row is not None
-    columns, affiliations = row
-    return ImportedBorrower(line, columns, affiliations)
+    assert imported is not None
+    return imported
 
 
-def _borrower_row(
+def _borrower(
+    line: int,
     fields: dict[str, str],
     affiliated: Any,
     context: ImportContext,
     reasons: _Reasons,
     sealer: NationalIdSealer,
-) -> tuple[dict[str, Any], tuple[str, ...]] | None:
+) -> ImportedBorrower | None:
     card_number = _required(reasons, fields, "lnr", CardNumber.parse)
     national_id = _required(
         reasons,
@@ -224,12 +219,8 @@ def _borrower_row(
     valid_until = _valid_until(reasons, fields, temporary is not None, context.today)
     email = _optional(reasons, fields, "epost", EmailAddress.parse)
     phones = {
-        column: _optional(reasons, fields, legacy, PhoneNumber.parse)
-        for column, legacy in (
-            ("mobile_phone", "tlf_mobil"),
-            ("home_phone", "tlf_hjemme"),
-            ("work_phone", "tlf_jobb"),
-        )
+        legacy: _optional(reasons, fields, legacy, PhoneNumber.parse)
+        for legacy in ("tlf_mobil", "tlf_hjemme", "tlf_jobb")
     }
     home = _required(reasons, fields, "hjemmebibliotek", LibraryNumber.parse)
     if home is not None and home.value not in context.libraries:
@@ -239,50 +230,44 @@ def _borrower_row(
         return None
     assert card_number and national_id and name and birth_date and home and sex is not None
     created_at = _time(fields["opprettet"], context.import_time) or context.import_time
-    created_by = _library(fields["opprettet_av"], context.libraries) or home.value
+    created_by = _library(fields["opprettet_av"], context.libraries) or home
     changed_at = _time(fields["sist_endret"], context.import_time)
     if changed_at is None or changed_at < created_at:
         changed_at = created_at
     changed_by = _library(fields["sist_endret_av"], context.libraries) or created_by
     if temporary is not None and valid_until is not None and valid_until < context.today:
         temporary, valid_until = None, None
-    sealed = sealer.seal(national_id.value)
-    columns: dict[str, Any] = {
-        "card_number": card_number.value,
-        "previous_card_number": None,
-        "given_name": name.given_name,
-        "family_name": name.family_name,
-        "national_id_ciphertext": sealed.ciphertext,
-        "national_id_index": sealed.index,
-        "national_id_key_version": sealed.key_version,
-        "pin_verifier": None,
-        "pin_key_version": None,
-        "password_verifier": None,
-        "security_level": SecurityLevel.PIN.value,
-        "last_active_on": None,
-        "birth_date": birth_date,
-        "sex": sex.value,
-        **_address_columns("", registered),
-        "address_protected": False,
-        **_address_columns("temporary_", temporary),
-        "temporary_address_valid_until": valid_until if temporary is not None else None,
-        "email": email.value if email is not None else None,
-        "email_should_be_checked": False,
-        **{column: phone.value if phone else None for column, phone in phones.items()},
-        "primary_phone": None,
-        "preferred_contact_method": None,
-        "preferred_language": None,
-        "card_expiry_date": None,
-        "consent_time": None,
-        "population_register_checked_at": None,
-        "home_library": home.value,
-        "created_by": created_by,
-        "created_at": created_at,
-        "last_changed_by": changed_by,
-        "last_changed_at": changed_at,
-        "version": 1,
-    }
-    return columns, affiliations
+    personal = PersonalData(
+        name=name,
+        birth_date=birth_date,
+        sex=sex,
+        registered_address=registered,
+        email=email,
+        mobile_phone=phones["tlf_mobil"],
+        home_phone=phones["tlf_hjemme"],
+        work_phone=phones["tlf_jobb"],
+        security_level=SecurityLevel.PIN,
+        temporary_address=(
+            TemporaryAddress(temporary, valid_until)
+            if temporary is not None and valid_until is not None
+            else None
+        ),
+    )
+    borrower = Borrower(
+        card_number=card_number,
+        personal=personal,
+        home_library=home,
+        # The export has no times of its own for them.
+        affiliations=tuple(
+            Affiliation(LibraryNumber(number), created_at) for number in affiliations
+        ),
+        # The legacy register's creators and changers are libraries.
+        created_by=Actor.library(created_by),
+        created_at=created_at,
+        last_changed_by=Actor.library(changed_by),
+        last_changed_at=changed_at,
+    )
+    return ImportedBorrower(line, borrower, sealer.seal(national_id.value))
 
 
 def _required(reasons: _Reasons, fields: dict[str, str], name: str, parse: Any) -> Any:
@@ -418,23 +403,9 @@ def _time(raw: str, import_time: dt.datetime) -> dt.datetime | None:
     return None if moment > import_time else moment
 
 
-def _library(raw: str, libraries: Collection[str]) -> str | None:
+def _library(raw: str, libraries: Collection[str]) -> LibraryNumber | None:
     try:
         number = LibraryNumber.parse(raw)
     except InvalidValue:
         return None
-    return number.value if number.value in libraries else None
-
-
-def _address_columns(prefix: str, address: Address | None) -> dict[str, str | None]:
-    lines: list[str | None] = [None, None, None]
-    if address is not None:
-        lines[: len(address.lines)] = address.lines
-    return {
-        f"{prefix}address_line1": lines[0],
-        f"{prefix}address_line2": lines[1],
-        f"{prefix}address_line3": lines[2],
-        f"{prefix}postal_code": address.postal_code if address else None,
-        f"{prefix}city": address.city if address else None,
-        f"{prefix}country_code": address.country_code if address else None,
-    }
+    return number if number.value in libraries else None

@@ -1,5 +1,6 @@
-"""Bulk writes of a borrower import: batches of rows (COPY on PostgreSQL, the driver's
-executemany on SQLite), and the progress row.
+"""Bulk writes of a borrower import: batches of records (COPY on PostgreSQL, the driver's
+executemany on SQLite), mapped to rows as the repository maps one (store/record_columns.py),
+what each batch is checked against, and the progress row.
 
 One batch is one transaction: its borrowers, their card numbers and affiliations, and the
 import's progress commit together, so an interrupted import resumes after its last batch.
@@ -12,14 +13,22 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass, fields
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import Column, Connection, Table, func, insert, select, text, update
 
+from nlr_server.crypto.national_id_sealer import SealedNationalId
+from nlr_server.domain.borrower import Borrower
+from nlr_server.domain.card_number import CardNumber
+from nlr_server.domain.card_reservation import CardNumberReservation
+from nlr_server.domain.library_number import LibraryNumber
+from nlr_server.store import record_columns
 from nlr_server.store.models import (
     AffiliationRow,
     BorrowerRow,
+    CardNumberReservationRow,
     CardNumberRow,
+    CardNumberSeriesRow,
     ImportRow,
     LibraryRow,
     table_of,
@@ -27,6 +36,8 @@ from nlr_server.store.models import (
 
 _BORROWERS = table_of(BorrowerRow)
 _CARD_NUMBERS = table_of(CardNumberRow)
+_RESERVATIONS = table_of(CardNumberReservationRow)
+_SERIES = table_of(CardNumberSeriesRow)
 _AFFILIATIONS = table_of(AffiliationRow)
 _IMPORTS = table_of(ImportRow)
 _LIBRARIES = table_of(LibraryRow)
@@ -95,6 +106,32 @@ def next_borrower_id(connection: Connection) -> int:
     return int(highest or 0) + 1
 
 
+def reservations(connection: Connection) -> list[CardNumberReservation]:
+    """Every card number reservation, with the reservation series locked until the transaction
+    ends: a reservation starts past every number issued, so one made while a batch writes its
+    card numbers could otherwise cover a number the batch takes (PostgreSQL; SQLite's write
+    lock already keeps reservations out)."""
+    connection.execute(
+        update(_SERIES).where(_SERIES.c.id == 1).values(next_number=_SERIES.c.next_number)
+    )
+    return [
+        CardNumberReservation(
+            library_number=LibraryNumber(row.library_number),
+            first=row.first_number,
+            count=row.last_number - row.first_number + 1,
+            reserved_at=row.reserved_at,
+        )
+        for row in connection.execute(
+            select(
+                _RESERVATIONS.c.library_number,
+                _RESERVATIONS.c.first_number,
+                _RESERVATIONS.c.last_number,
+                _RESERVATIONS.c.reserved_at,
+            )
+        )
+    ]
+
+
 def existing_cards(
     connection: Connection, card_numbers: Collection[str]
 ) -> dict[str, ExistingCard]:
@@ -125,23 +162,51 @@ def existing_national_ids(connection: Connection, indexes: Collection[bytes]) ->
     return found
 
 
+class NewBorrower(NamedTuple):
+    """A new borrower's rows for the bulk insert: the borrowers row without its id, made by
+    record_columns.new_row as the repository makes one, and the affiliations (library number,
+    since). Made where the line was parsed, in a worker process: a tuple of plain values
+    unpickles in the writing process several times faster than the domain record would."""
+
+    row: dict[str, Any]
+    affiliations: tuple[tuple[str, dt.datetime], ...]
+
+    @classmethod
+    def of(cls, borrower: Borrower, national_id: SealedNationalId) -> NewBorrower:
+        return cls(
+            record_columns.new_row(borrower, national_id),
+            tuple((a.library_number.value, a.affiliated_at) for a in borrower.affiliations),
+        )
+
+    @property
+    def card_number(self) -> CardNumber:
+        return CardNumber(self.row["card_number"])
+
+    @property
+    def national_id_index(self) -> bytes:
+        return bytes(self.row["national_id_index"])
+
+    @property
+    def home_library(self) -> LibraryNumber:
+        return LibraryNumber(self.row["home_library"])
+
+
 def insert_borrowers(
-    connection: Connection,
-    rows: Sequence[dict[str, Any]],
-    affiliations: Sequence[tuple[str, ...]],
+    connection: Connection, first_id: int, borrowers: Sequence[NewBorrower]
 ) -> None:
-    """Inserts borrowers whose rows carry their ``id``, with their card numbers and
-    affiliations (each affiliated since the borrower's creation)."""
-    if not rows:
+    """Inserts new borrowers with the ids from ``first_id`` on, in order, with their card
+    numbers and affiliations."""
+    if not borrowers:
         return
+    rows = [{**b.row, "id": i} for i, b in enumerate(borrowers, first_id)]
     cards = [
         {"card_number": row["card_number"], "borrower_id": row["id"], "retired_at": None}
         for row in rows
     ]
     links = [
-        {"borrower_id": row["id"], "library_number": number, "affiliated_at": row["created_at"]}
-        for row, numbers in zip(rows, affiliations, strict=True)
-        for number in numbers
+        {"borrower_id": row["id"], "library_number": number, "affiliated_at": since}
+        for row, borrower in zip(rows, borrowers, strict=True)
+        for number, since in borrower.affiliations
     ]
     write = _copy if connection.dialect.name == "postgresql" else _executemany
     write(connection, _BORROWERS, rows)

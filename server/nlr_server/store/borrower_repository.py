@@ -11,23 +11,14 @@ from sqlalchemy import bindparam, delete, select, update
 from sqlalchemy.orm import Session
 
 from nlr_server.crypto.national_id_sealer import NationalIdSealer
-from nlr_server.domain.address import Address, TemporaryAddress
-from nlr_server.domain.borrower import Affiliation, Borrower, DeletionReason, PersonalData, Sex
+from nlr_server.domain.actor import Actor
+from nlr_server.domain.borrower import Borrower, DeletionReason
 from nlr_server.domain.card_number import CardNumber
-from nlr_server.domain.contact import (
-    ContactMethod,
-    EmailAddress,
-    LanguageCode,
-    PhoneKind,
-    PhoneNumber,
-)
-from nlr_server.domain.credentials import SecurityLevel
 from nlr_server.domain.errors import EtagMismatch, NotFound
 from nlr_server.domain.identity import IdentityValue
 from nlr_server.domain.library_number import LibraryNumber
 from nlr_server.domain.national_id import NationalId
-from nlr_server.domain.person_name import PersonName
-from nlr_server.store import full_record
+from nlr_server.store import full_record, record_columns
 from nlr_server.store.erasure import erase_after_commit
 from nlr_server.store.full_record import Prefetched
 from nlr_server.store.models import (
@@ -45,12 +36,7 @@ from nlr_server.usecases.ports import CardNumberStatus
 _CHUNK = 500
 _BORROWERS = table_of(BorrowerRow)
 _AFFILIATIONS = table_of(AffiliationRow)
-# Everything a record needs, and whether secrets are set, but never the secrets themselves.
-_RECORD_COLUMNS = [
-    column
-    for column in _BORROWERS.c
-    if column.name not in ("national_id_ciphertext", "national_id_index")
-]
+_RECORD_COLUMNS = record_columns.RECORD_COLUMNS
 # The hot reads, compiled once (see store/prepared.py).
 _RECORD = select(*_RECORD_COLUMNS)
 _CARD_NUMBER_IS = _BORROWERS.c.card_number == bindparam("key")
@@ -142,7 +128,7 @@ class SqlBorrowerRepository:
                     (a.library_number, a.affiliated_at)
                 )
             for row in rows:
-                found[row.id] = _to_domain(row, affiliations.get(row.id, []))
+                found[row.id] = record_columns.borrower_of(row, affiliations.get(row.id, []))
         return found
 
     def affiliated_ids(self, library: LibraryNumber, after_id: int, limit: int) -> list[int]:
@@ -175,12 +161,14 @@ class SqlBorrowerRepository:
             if row is None:
                 return None
             full_record.prefetch(row, self._prefetched)
-            return _to_domain(row, full_record.affiliations(row))
+            return record_columns.borrower_of(row, full_record.affiliations(row))
         row = statement.first(self._driver, parameters)
         if row is None:
             return None
         affiliations = _AFFILIATIONS_OF.rows(self._driver, {"id": row.id})
-        return _to_domain(row, [(a.library_number, a.affiliated_at) for a in affiliations])
+        return record_columns.borrower_of(
+            row, [(a.library_number, a.affiliated_at) for a in affiliations]
+        )
 
     def card_number_status(self, card_number: CardNumber) -> CardNumberStatus:
         row = self._session.get(CardNumberRow, card_number.value)
@@ -193,22 +181,13 @@ class SqlBorrowerRepository:
         return self._sealer.matches(national_id.value, row.national_id_index)
 
     def add(self, borrower: Borrower, national_id: NationalId) -> Borrower:
-        sealed = self._sealer.seal(national_id.value)
-        row = BorrowerRow(
-            card_number=borrower.card_number.value,
-            national_id_ciphertext=sealed.ciphertext,
-            national_id_index=sealed.index,
-            national_id_key_version=sealed.key_version,
-            created_by=borrower.created_by.value,
-            created_at=borrower.created_at,
-            address_protected=borrower.address_protected,
-        )
-        _write(row, borrower)
+        row = BorrowerRow(**record_columns.new_row(borrower, self._sealer.seal(national_id.value)))
+        _write_affiliations(row, borrower)
         self._session.add(row)
         self._session.flush()
         self._session.add(CardNumberRow(card_number=row.card_number, borrower_id=row.id))
         self._session.flush()
-        return _to_domain(row, _orm_affiliations(row))
+        return record_columns.borrower_of(row, _orm_affiliations(row))
 
     def save(self, borrower: Borrower, *, national_id: NationalId | None = None) -> Borrower:
         row = self._row(borrower)
@@ -223,7 +202,7 @@ class SqlBorrowerRepository:
             self._replace_card(row, borrower.card_number, borrower.last_changed_at)
         _write(row, borrower)
         self._session.flush()
-        return _to_domain(row, _orm_affiliations(row))
+        return record_columns.borrower_of(row, _orm_affiliations(row))
 
     def _replace_card(self, row: BorrowerRow, new: CardNumber, now: dt.datetime) -> None:
         """The old number is retired for ever; the new one is registered to the borrower."""
@@ -236,31 +215,32 @@ class SqlBorrowerRepository:
         row.previous_card_number = row.card_number
         row.card_number = new.value
 
-    def protect_address(self, card_number: CardNumber, protected: bool) -> bool:
+    def protect_address(
+        self, card_number: CardNumber, protected: bool, by: Actor, now: dt.datetime
+    ) -> bool:
         """Sets or clears address protection; False if there is no such borrower."""
         changed = self._session.execute(
             update(BorrowerRow)
             .where(BorrowerRow.card_number == card_number.value)
             # The views change, so the etag does: an update based on the old view is refused.
-            .values(address_protected=protected, version=BorrowerRow.version + 1)
+            .values(
+                address_protected=protected,
+                version=BorrowerRow.version + 1,
+                **record_columns.changed_by(by, now),
+            )
             .execution_options(synchronize_session=False)
         )
         return bool(changed.rowcount)  # type: ignore[attr-defined]
 
-    def clear_expired_temporary_addresses(self, today: dt.date) -> int:
+    def clear_expired_temporary_addresses(self, today: dt.date, by: Actor, now: dt.datetime) -> int:
         """Clears every temporary address whose last day is before ``today``; returns how many."""
         cleared = self._session.execute(
             update(BorrowerRow)
             .where(BorrowerRow.temporary_address_valid_until < today)
             .values(
-                temporary_address_line1=None,
-                temporary_address_line2=None,
-                temporary_address_line3=None,
-                temporary_postal_code=None,
-                temporary_city=None,
-                temporary_country_code=None,
-                temporary_address_valid_until=None,
+                **record_columns.NO_TEMPORARY_ADDRESS,
                 version=BorrowerRow.version + 1,
+                **record_columns.changed_by(by, now),
             )
             .execution_options(synchronize_session=False)
         )
@@ -289,43 +269,12 @@ class SqlBorrowerRepository:
 
 
 def _write(row: BorrowerRow, borrower: Borrower) -> None:
-    personal = borrower.personal
-    row.given_name = personal.name.given_name
-    row.family_name = personal.name.family_name
-    row.birth_date = personal.birth_date
-    row.sex = personal.sex.value
-    (
-        row.address_line1,
-        row.address_line2,
-        row.address_line3,
-        row.postal_code,
-        row.city,
-        row.country_code,
-    ) = _address_columns(personal.registered_address)
-    temporary = personal.temporary_address
-    (
-        row.temporary_address_line1,
-        row.temporary_address_line2,
-        row.temporary_address_line3,
-        row.temporary_postal_code,
-        row.temporary_city,
-        row.temporary_country_code,
-    ) = _address_columns(temporary.address if temporary is not None else None)
-    row.temporary_address_valid_until = temporary.valid_until if temporary is not None else None
-    row.email = personal.email.value if personal.email is not None else None
-    row.email_should_be_checked = personal.email_should_be_checked
-    row.mobile_phone = _phone(personal.mobile_phone)
-    row.home_phone = _phone(personal.home_phone)
-    row.work_phone = _phone(personal.work_phone)
-    row.primary_phone = _value(personal.primary_phone)
-    row.preferred_contact_method = _value(personal.preferred_contact_method)
-    row.preferred_language = _value(personal.preferred_language)
-    row.card_expiry_date = personal.card_expiry_date
-    row.consent_time = personal.consent_time
-    row.security_level = personal.security_level.value
-    row.home_library = borrower.home_library.value
-    row.last_changed_by = borrower.last_changed_by.value
-    row.last_changed_at = borrower.last_changed_at
+    for name, value in record_columns.changed_columns(borrower).items():
+        setattr(row, name, value)
+    _write_affiliations(row, borrower)
+
+
+def _write_affiliations(row: BorrowerRow, borrower: Borrower) -> None:
     wanted = {a.library_number.value for a in borrower.affiliations}
     for gone in [a for a in row.affiliations if a.library_number not in wanted]:
         row.affiliations.remove(gone)
@@ -340,103 +289,5 @@ def _write(row: BorrowerRow, borrower: Borrower) -> None:
             )
 
 
-def _phone(phone: PhoneNumber | None) -> str | None:
-    return phone.value if phone is not None else None
-
-
-def _value(item: PhoneKind | ContactMethod | LanguageCode | None) -> str | None:
-    return item.value if item is not None else None
-
-
-_NO_ADDRESS: tuple[None, ...] = (None,) * 6
-
-
-def _address_columns(address: Address | None) -> tuple[str | None, ...]:
-    """Three lines, postal code, city and country code, as columns."""
-    if address is None:
-        return _NO_ADDRESS
-    lines: list[str | None] = [*address.lines, None, None, None]
-    return (*lines[:3], address.postal_code, address.city, address.country_code)
-
-
-def _address(
-    lines: tuple[str | None, ...],
-    postal_code: str | None,
-    city: str | None,
-    country_code: str | None,
-) -> Address | None:
-    if postal_code is None or city is None or country_code is None:
-        return None
-    return Address(
-        lines=tuple(line for line in lines if line),
-        postal_code=postal_code,
-        city=city,
-        country_code=country_code,
-    )
-
-
 def _orm_affiliations(row: BorrowerRow) -> list[tuple[str, dt.datetime]]:
     return [(a.library_number, a.affiliated_at) for a in row.affiliations]
-
-
-def _to_domain(row: Any, affiliations: list[tuple[str, dt.datetime]]) -> Borrower:
-    """The record from a borrowers row (ORM object or Core row: the same attribute names)."""
-    address = _address(
-        (row.address_line1, row.address_line2, row.address_line3),
-        row.postal_code,
-        row.city,
-        row.country_code,
-    )
-    temporary_address = _address(
-        (row.temporary_address_line1, row.temporary_address_line2, row.temporary_address_line3),
-        row.temporary_postal_code,
-        row.temporary_city,
-        row.temporary_country_code,
-    )
-    valid_until = row.temporary_address_valid_until
-    personal = PersonalData(
-        name=PersonName(given_name=row.given_name, family_name=row.family_name),
-        birth_date=row.birth_date,
-        sex=Sex(row.sex),
-        registered_address=address,
-        email=EmailAddress(row.email) if row.email else None,
-        mobile_phone=PhoneNumber(row.mobile_phone) if row.mobile_phone else None,
-        home_phone=PhoneNumber(row.home_phone) if row.home_phone else None,
-        work_phone=PhoneNumber(row.work_phone) if row.work_phone else None,
-        security_level=SecurityLevel(row.security_level),
-        temporary_address=(
-            TemporaryAddress(temporary_address, valid_until)
-            if temporary_address is not None and valid_until is not None
-            else None
-        ),
-        email_should_be_checked=bool(row.email_should_be_checked),
-        primary_phone=PhoneKind(row.primary_phone) if row.primary_phone else None,
-        preferred_contact_method=(
-            ContactMethod(row.preferred_contact_method) if row.preferred_contact_method else None
-        ),
-        preferred_language=(
-            LanguageCode(row.preferred_language) if row.preferred_language else None
-        ),
-        card_expiry_date=row.card_expiry_date,
-        consent_time=row.consent_time,
-    )
-    return Borrower(
-        id=row.id,
-        card_number=CardNumber(row.card_number),
-        personal=personal,
-        home_library=LibraryNumber(row.home_library),
-        affiliations=tuple(Affiliation(LibraryNumber(n), at) for n, at in affiliations),
-        created_by=LibraryNumber(row.created_by),
-        created_at=row.created_at,
-        last_changed_by=LibraryNumber(row.last_changed_by),
-        last_changed_at=row.last_changed_at,
-        version=row.version,
-        address_protected=bool(row.address_protected),
-        previous_card_number=(
-            CardNumber(row.previous_card_number) if row.previous_card_number else None
-        ),
-        has_pin=row.pin_verifier is not None,
-        has_password=row.password_verifier is not None,
-        last_active_on=row.last_active_on,
-        population_register_checked_at=row.population_register_checked_at,
-    )

@@ -4,8 +4,11 @@ The line format is in ``nlr_server.ops.legacy_export``. Lines are validated in w
 and written in batches, one transaction each, together with the import's progress (the
 ``imports`` table, keyed by the file's SHA-256): run the same command again after an
 interruption and it continues after the last committed batch, deciding every line as an
-uninterrupted run would (the import time is fixed at the first start). Rejected lines go to the
-reject file with their line number and reason and never stop the import. No change-feed entries
+uninterrupted run would (the import time is fixed at the first start). Each valid line is then
+held to CreateBorrower's rules in its batch's transaction: its card number neither in use, nor
+retired, nor inside another library's reservation (usecases/reservations.py; the home library
+may use its own), and its national id not registered. Rejected lines go to the reject file with
+their line number and reason and never stop the import. No change-feed entries
 are written: the import is the initial load, and library systems do a full sync
 (ListAffiliatedBorrowers) after it.
 """
@@ -21,11 +24,11 @@ import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from multiprocessing import get_context
 from multiprocessing.pool import AsyncResult, Pool
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, NamedTuple
 
 from sqlalchemy import Engine
 
@@ -45,13 +48,22 @@ from nlr_server.ops.admin import (
 from nlr_server.ops.legacy_export import ImportContext, ImportedBorrower, RejectedLine, parse_line
 from nlr_server.store import borrower_import
 from nlr_server.store.borrower_import import ImportProgress
+from nlr_server.usecases.reservations import ReservedRanges
 
 DEFAULT_BATCH_SIZE = 5000
 # Lines per task handed to a worker process: big enough that pickling is a small part of it.
 _CHUNK_LINES = 500
 _PROGRESS_INTERVAL = 0.5
 
-Parsed = ImportedBorrower | RejectedLine
+
+class _Valid(NamedTuple):
+    """A valid line, as the rows the store will insert for it (a tuple: see NewBorrower)."""
+
+    line: int
+    rows: borrower_import.NewBorrower
+
+
+_Parsed = _Valid | RejectedLine
 
 
 def add_commands(commands: Commands) -> None:
@@ -61,8 +73,10 @@ def add_commands(commands: Commands) -> None:
         _import,
         "import borrowers from a JSON Lines export of the legacy register",
         "One borrower per line with the legacy field names (see the README). Valid lines are "
-        "imported with the same validation and encryption as CreateBorrower; invalid ones go "
-        "to the reject file with their line number and reason. Run the same command again "
+        "imported with the same validation, encryption and conflict rules as CreateBorrower "
+        "(a card number in use, retired or reserved by another library than the home library, "
+        "or a registered national id, is refused); the others go to the reject file with "
+        "their line number and reason. Run the same command again "
         "after an interruption: it resumes after the last committed batch.",
     )
     command.add_argument("file", type=Path, metavar="FILE", help="the JSON Lines export")
@@ -235,14 +249,20 @@ def _start_worker(context: ImportContext, keyring_path: Path) -> None:
     _worker_sealer = NationalIdSealer(Keyring.load(keyring_path))
 
 
-def _validate_chunk(chunk: list[tuple[int, bytes]]) -> list[Parsed]:
+def _validate_chunk(chunk: list[tuple[int, bytes]]) -> list[_Parsed]:
     assert _worker_context is not None and _worker_sealer is not None
-    return [parse_line(line, raw, _worker_context, _worker_sealer) for line, raw in chunk]
+    return [_rows(parse_line(line, raw, _worker_context, _worker_sealer)) for line, raw in chunk]
+
+
+def _rows(parsed: ImportedBorrower | RejectedLine) -> _Parsed:
+    if isinstance(parsed, RejectedLine):
+        return parsed
+    return _Valid(parsed.line, borrower_import.NewBorrower.of(parsed.borrower, parsed.national_id))
 
 
 def _validated(
     batches: Iterator[_Batch], context: ImportContext, keyring_path: Path, workers: int
-) -> Iterator[tuple[list[Parsed], int, int]]:
+) -> Iterator[tuple[list[_Parsed], int, int]]:
     """Each batch's lines validated, in order; with workers, the next batches are validated
     while one is written."""
     if workers == 1:
@@ -252,7 +272,7 @@ def _validated(
         return
     # spawn, not fork: the parent may hold threads and open database connections.
     with get_context("spawn").Pool(workers, _start_worker, (context, keyring_path)) as pool:
-        pending: collections.deque[tuple[_Batch, list[AsyncResult[list[Parsed]]]]]
+        pending: collections.deque[tuple[_Batch, list[AsyncResult[list[_Parsed]]]]]
         pending = collections.deque()
         for batch in batches:
             pending.append((batch, _submit(pool, batch)))
@@ -263,13 +283,13 @@ def _validated(
             yield _collect(*pending.popleft())
 
 
-def _submit(pool: Pool, batch: _Batch) -> list[AsyncResult[list[Parsed]]]:
+def _submit(pool: Pool, batch: _Batch) -> list[AsyncResult[list[_Parsed]]]:
     return [pool.apply_async(_validate_chunk, (chunk,)) for chunk in batch.chunks]
 
 
 def _collect(
-    batch: _Batch, results: list[AsyncResult[list[Parsed]]]
-) -> tuple[list[Parsed], int, int]:
+    batch: _Batch, results: list[AsyncResult[list[_Parsed]]]
+) -> tuple[list[_Parsed], int, int]:
     return [p for result in results for p in result.get()], *_end(batch)
 
 
@@ -281,33 +301,33 @@ def _commit_batch(
     engine: Engine,
     rejects: IO[bytes],
     progress: ImportProgress,
-    results: list[Parsed],
+    results: list[_Parsed],
     lines_done: int,
     offset: int,
 ) -> tuple[int, int]:
     """Writes one batch and its progress in one transaction; returns (imported, rejected)."""
     with engine.begin() as connection:
-        next_id = borrower_import.next_borrower_id(connection)
-        valid = [r for r in results if isinstance(r, ImportedBorrower)]
+        first_id = borrower_import.next_borrower_id(connection)
+        valid = [r for r in results if isinstance(r, _Valid)]
         refused = [r for r in results if isinstance(r, RejectedLine)]
-        cards = borrower_import.existing_cards(connection, {b.card_number for b in valid})
-        holders = borrower_import.existing_national_ids(
-            connection, {b.national_id_index for b in valid}
+        taken = _Taken(
+            cards=borrower_import.existing_cards(
+                connection, {v.rows.row["card_number"] for v in valid}
+            ),
+            holders=borrower_import.existing_national_ids(
+                connection, {v.rows.national_id_index for v in valid}
+            ),
+            reserved=ReservedRanges(borrower_import.reservations(connection)),
+            first_borrower_id=progress.first_borrower_id,
         )
-        rows: list[dict[str, Any]] = []
-        affiliations: list[tuple[str, ...]] = []
-        batch_cards: dict[str, int] = {}
-        batch_ids: dict[bytes, int] = {}
-        for borrower in valid:
-            reason = _conflict(borrower, cards, holders, batch_cards, batch_ids, progress)
+        accepted: list[borrower_import.NewBorrower] = []
+        for candidate in valid:
+            reason = taken.conflict(candidate)
             if reason is not None:
-                refused.append(RejectedLine(borrower.line, reason))
+                refused.append(RejectedLine(candidate.line, reason))
                 continue
-            batch_cards[borrower.card_number] = borrower.line
-            batch_ids[borrower.national_id_index] = borrower.line
-            rows.append({**borrower.row, "id": next_id})
-            affiliations.append(borrower.affiliations)
-            next_id += 1
+            taken.add(candidate)
+            accepted.append(candidate.rows)
         refused.sort(key=lambda r: r.line)
         for rejected in refused:
             line = {"line": rejected.line, "reason": rejected.reason}
@@ -316,42 +336,59 @@ def _commit_batch(
         # length its last commit recorded, so no reject is ever lost or written twice.
         rejects.flush()
         os.fsync(rejects.fileno())
-        borrower_import.insert_borrowers(connection, rows, affiliations)
+        borrower_import.insert_borrowers(connection, first_id, accepted)
         progress.lines_done = lines_done
         progress.input_offset = offset
         progress.rejects_offset = rejects.tell()
-        progress.imported += len(rows)
+        progress.imported += len(accepted)
         progress.rejected += len(refused)
         borrower_import.save_progress(connection, progress)
-    return len(rows), len(refused)
+    return len(accepted), len(refused)
 
 
-def _conflict(
-    borrower: ImportedBorrower,
-    cards: dict[str, borrower_import.ExistingCard],
-    holders: dict[bytes, int],
-    batch_cards: dict[str, int],
-    batch_ids: dict[bytes, int],
-    progress: ImportProgress,
-) -> str | None:
-    """Why a valid line cannot be imported: its card number or national id is taken."""
-    card = cards.get(borrower.card_number)
-    if card is not None:
-        if card.retired:
-            return "lnr: card number is retired and can never be used again"
-        if card.borrower_id is not None and card.borrower_id >= progress.first_borrower_id:
-            return "lnr: card number duplicates an earlier line of the file"
-        return "lnr: card number is already registered"
-    if borrower.card_number in batch_cards:
-        return f"lnr: card number duplicates line {batch_cards[borrower.card_number]}"
-    holder = holders.get(borrower.national_id_index)
-    if holder is not None:
-        if holder >= progress.first_borrower_id:
-            return "fnr: national id duplicates an earlier line of the file"
-        return "fnr: national id is already registered"
-    if borrower.national_id_index in batch_ids:
-        return f"fnr: national id duplicates line {batch_ids[borrower.national_id_index]}"
-    return None
+@dataclass
+class _Taken:
+    """What a batch's valid lines are checked against: the register as the batch's transaction
+    sees it, and the lines of the batch accepted so far."""
+
+    cards: dict[str, borrower_import.ExistingCard]
+    holders: dict[bytes, int]
+    reserved: ReservedRanges
+    # The import's own borrowers have ids from here on.
+    first_borrower_id: int
+    batch_cards: dict[str, int] = field(default_factory=dict)
+    batch_ids: dict[bytes, int] = field(default_factory=dict)
+
+    def conflict(self, valid: _Valid) -> str | None:
+        """Why a valid line cannot be imported, by CreateBorrower's rules and in its order: its
+        card number is taken, retired or another library's reservation, or its national id is
+        registered (a duplicate of an earlier line of the file says so)."""
+        rows = valid.rows
+        card_number = rows.card_number
+        card = self.cards.get(card_number.value)
+        if card is not None:
+            if card.retired:
+                return "lnr: card number is retired and can never be used again"
+            if card.borrower_id is not None and card.borrower_id >= self.first_borrower_id:
+                return "lnr: card number duplicates an earlier line of the file"
+            return "lnr: card number is already registered"
+        if card_number.value in self.batch_cards:
+            return f"lnr: card number duplicates line {self.batch_cards[card_number.value]}"
+        if self.reserved.reserved_for_another(card_number, rows.home_library):
+            return "lnr: card number is reserved by another library"
+        index = rows.national_id_index
+        holder = self.holders.get(index)
+        if holder is not None:
+            if holder >= self.first_borrower_id:
+                return "fnr: national id duplicates an earlier line of the file"
+            return "fnr: national id is already registered"
+        if index in self.batch_ids:
+            return f"fnr: national id duplicates line {self.batch_ids[index]}"
+        return None
+
+    def add(self, valid: _Valid) -> None:
+        self.batch_cards[valid.rows.row["card_number"]] = valid.line
+        self.batch_ids[valid.rows.national_id_index] = valid.line
 
 
 @contextmanager
