@@ -28,6 +28,7 @@ from nlr.auth.v1 import authenticate_pb2, authenticate_pb2_grpc
 from nlr.registry.v1 import registry_service_pb2, registry_service_pb2_grpc
 from nlr_server.crypto.keyring import Keyring
 from nlr_server.crypto.national_id_sealer import NationalIdSealer
+from nlr_server.domain.actor import Actor
 from nlr_server.domain.address import Address
 from nlr_server.domain.borrower import Borrower, PersonalData
 from nlr_server.domain.card_number import CardNumber
@@ -163,6 +164,7 @@ def load_borrowers(
     engine = create_store_engine(environment.database_url)
     unit_of_work = SqlUnitOfWorkFactory(engine, NationalIdSealer(environment.keyring))
     library = LibraryNumber(LIBRARY)
+    creator = Actor.library(library)
     now = dt.datetime.now(dt.UTC)
     template = _personal_data()
     try:
@@ -176,7 +178,7 @@ def load_borrowers(
                     )
                     personal = dataclasses.replace(template, birth_date=birth_date)
                     borrower = Borrower.register(
-                        CardNumber(card_number(index)), personal, library, now
+                        CardNumber(card_number(index)), personal, library, creator, now
                     )
                     uow.borrowers.add(borrower, national_id)
                 uow.commit()

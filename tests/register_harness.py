@@ -213,7 +213,7 @@ def make_config(
         vendor_rate_burst=2000.0,
         library_code_failures=5,
         library_code_window_seconds=900.0,
-        audit_flush_seconds=0.05,
+        audit_retry_seconds=0.05,
         password_iterations=210_000,
         password_workers=2,
         lockout_failures=5,

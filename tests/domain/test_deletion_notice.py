@@ -6,6 +6,7 @@ import datetime as dt
 
 import pytest
 
+from nlr_server.domain.actor import Actor
 from nlr_server.domain.borrower import Affiliation, Borrower, PersonalData
 from nlr_server.domain.card_number import CardNumber
 from nlr_server.domain.contact import EmailAddress
@@ -24,16 +25,18 @@ def borrower(email: str | None = "kari@example.org") -> Borrower:
         birth_date=dt.date(1990, 5, 1),
         email=EmailAddress(email) if email else None,
     )
-    registered = Borrower.register(CardNumber("N000000001"), personal, OSLO, NOW)
+    registered = Borrower.register(
+        CardNumber("N000000001"), personal, OSLO, Actor.library(OSLO), NOW
+    )
     later = NOW + dt.timedelta(days=3)
     return Borrower(
         card_number=registered.card_number,
         personal=personal,
         home_library=OSLO,
         affiliations=(*registered.affiliations, Affiliation(BERGEN, later)),
-        created_by=OSLO,
+        created_by=Actor.library(OSLO),
         created_at=NOW,
-        last_changed_by=OSLO,
+        last_changed_by=Actor.library(OSLO),
         last_changed_at=NOW,
     )
 

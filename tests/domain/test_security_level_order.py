@@ -5,12 +5,11 @@ from __future__ import annotations
 
 import pytest
 
-from nlr_server.domain.credentials import (
-    LoginMethod,
-    SecurityLevel,
-    library_may_change,
-    opens,
-)
+from nlr_server.domain.actor import Actor
+from nlr_server.domain.credentials import LoginMethod, SecurityLevel, opens
+from nlr_server.domain.errors import PermissionDenied
+from nlr_server.domain.library_number import LibraryNumber
+from nlr_server.domain.policy import require_may_set_security_level
 
 PIN, PASSWORD = SecurityLevel.PIN, SecurityLevel.PASSWORD
 
@@ -80,4 +79,15 @@ def test_a_method_opens_the_levels_up_to_the_one_it_reaches(
 def test_a_library_may_raise_or_keep_a_level_but_not_lower_it(
     old: SecurityLevel, new: SecurityLevel, expected: bool
 ) -> None:
-    assert library_may_change(old, new) is expected
+    library = Actor.library(LibraryNumber("2030100"))
+    if expected:
+        require_may_set_security_level(library, old, new)
+        return
+    with pytest.raises(PermissionDenied) as refused:
+        require_may_set_security_level(library, old, new)
+    assert refused.value.reason == "SECURITY_LEVEL_LOWERING"
+
+
+@pytest.mark.parametrize("actor", [Actor.borrower("N000000001"), Actor.operator("kari")])
+def test_the_borrower_and_an_operator_may_lower_a_level(actor: Actor) -> None:
+    require_may_set_security_level(actor, PASSWORD, PIN)

@@ -5,12 +5,14 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 
+from nlr_server.domain.actor import Actor
 from nlr_server.domain.borrower import Affiliation, Borrower, DeletionReason, PersonalData
 from nlr_server.domain.card_number import CardNumber
 from nlr_server.domain.change_feed import ChangeKind, FeedEntry, Tombstone, entries_for
 from nlr_server.domain.library_number import LibraryNumber
 from nlr_server.domain.person_name import PersonName
-from nlr_server.domain.views import BorrowerView, view_for
+from nlr_server.domain.policy import view_for
+from nlr_server.domain.views import BorrowerView
 
 NOW = dt.datetime(2026, 12, 1, 12, 0, tzinfo=dt.UTC)
 OSLO, BERGEN, TROMSO = LibraryNumber("2030100"), LibraryNumber("2460100"), LibraryNumber("2540200")
@@ -19,16 +21,16 @@ CARD = CardNumber("N000000001")
 
 def _borrower(*libraries: LibraryNumber) -> Borrower:
     personal = PersonalData(name=PersonName("Kari", "Nordmann"), birth_date=dt.date(1990, 5, 1))
-    registered = Borrower.register(CARD, personal, libraries[0], NOW)
+    registered = Borrower.register(CARD, personal, libraries[0], Actor.library(libraries[0]), NOW)
     affiliations = tuple(Affiliation(library, NOW) for library in libraries)
     return dataclasses.replace(registered, affiliations=affiliations, id=7)
 
 
 def test_an_affiliated_library_gets_the_full_view_and_any_other_the_basic_one() -> None:
     borrower = _borrower(OSLO, BERGEN)
-    assert view_for(borrower, OSLO) is BorrowerView.FULL
-    assert view_for(borrower, BERGEN) is BorrowerView.FULL
-    assert view_for(borrower, TROMSO) is BorrowerView.BASIC
+    assert view_for(Actor.library(OSLO), borrower) is BorrowerView.FULL
+    assert view_for(Actor.library(BERGEN), borrower) is BorrowerView.FULL
+    assert view_for(Actor.library(TROMSO), borrower) is BorrowerView.BASIC
 
 
 def test_a_new_borrower_is_created_for_its_library() -> None:

@@ -1,6 +1,7 @@
 """On SQLite a PIN login runs on the server's event loop, which must never wait for a writer:
-while another process holds the database's write lock, the login waits on a worker and other
-calls are answered meanwhile; the login then counts exactly as any other."""
+while another process holds the database's write lock, the login waits on a worker and the
+loop stays free; the login then counts exactly as any other. (Every answer waits for its audit
+row, so a read waits for the other writer too, without holding up the loop.)"""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from pathlib import Path
 
 import grpc
 import pytest
+from grpc_health.v1 import health_pb2, health_pb2_grpc
 from sqlalchemy.engine import make_url
 
 from nlr.auth.v1 import authenticate_pb2 as auth_pb
@@ -22,6 +24,7 @@ from register_harness import Registry, ServerThread, client_channel, create, get
 
 CARD = "N000000801"
 PIN = "2468"
+SERVING = health_pb2.HealthCheckResponse.SERVING
 
 
 @pytest.fixture
@@ -40,7 +43,10 @@ def test_a_pin_login_waits_for_another_processs_writer_without_stopping_other_ca
     sqlite_registry: Registry,
     sqlite_server: ServerThread,
     authenticate: authenticate_pb2_grpc.AuthenticateStub,
+    pki: DevPkiPaths,
 ) -> None:
+    health_channel = client_channel(sqlite_server.target, pki)
+    health = health_pb2_grpc.HealthStub(health_channel)
     create(sqlite_registry, new_borrower(CARD))
     sqlite_registry.stub.SetPin(
         pb.SetPinRequest(card_number=CARD, pin=PIN), metadata=sqlite_registry.metadata
@@ -55,18 +61,27 @@ def test_a_pin_login_waits_for_another_processs_writer_without_stopping_other_ca
     other_process = sqlite3.connect(_database(sqlite_server), isolation_level=None)
     other_process.execute("BEGIN IMMEDIATE")  # the write lock, as nlr-admin import holds it
     try:
-        with ThreadPoolExecutor(max_workers=1) as pool:
+        with (
+            ThreadPoolExecutor(max_workers=1) as pool,
+            ThreadPoolExecutor(max_workers=1) as pool_of_reads,
+        ):
             login = pool.submit(authenticate.VerifyPin, right, timeout=30)
             time.sleep(0.5)
             assert not login.done(), "the login must wait for the other writer"
+            read = pool_of_reads.submit(get, sqlite_registry, card_number=CARD)
             started = time.monotonic()
-            # Meanwhile the loop is free: a read is answered at once.
-            assert get(sqlite_registry, card_number=CARD).card_number == CARD
+            # Meanwhile the loop is free: a call that needs no write is answered at once.
+            assert health.Check(health_pb2.HealthCheckRequest(), timeout=5).status == SERVING
             assert time.monotonic() - started < 1.0
+            # A read is answered only with its audit row written, after the other writer.
+            time.sleep(0.2)
+            assert not read.done(), "the read's answer waits for its audit row"
             other_process.execute("ROLLBACK")
             borrower = login.result(timeout=30).borrower
+            assert read.result(timeout=30).card_number == CARD
     finally:
         other_process.close()
+        health_channel.close()
     assert borrower.card_number == CARD
     # The right PIN cleared the wrong one before it: four more wrong ones do not lock the
     # login (the test server locks at the fifth in a row), and the right one still works.

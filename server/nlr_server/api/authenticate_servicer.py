@@ -16,7 +16,7 @@ from nlr_server.api.call_context import current_call
 from nlr_server.api.services import Services, now
 from nlr_server.domain.borrower import Borrower
 from nlr_server.domain.credentials import LoginMethod, Password, Pin
-from nlr_server.domain.errors import PermissionDenied, RateLimited
+from nlr_server.domain.errors import RateLimited
 from nlr_server.usecases import authentication
 from nlr_server.usecases.authentication import LoginKey
 
@@ -62,7 +62,8 @@ class AuthenticateServicer(authenticate_pb2_grpc.AuthenticateServicer):
             if check.locked_by_this_failure(started):
                 current_call().audit_reason = "LOCKED_OUT"
             raise authentication.credentials_invalid()
-        _refuse_after_success(borrower, started.date())
+        if login.refusal is not None:
+            raise login.refusal
         return pb.VerifyPinResponse(borrower=_summary(borrower, LoginMethod.PIN))
 
     async def VerifyPassword(
@@ -121,7 +122,8 @@ class AuthenticateServicer(authenticate_pb2_grpc.AuthenticateServicer):
             if outcome.attempts.is_locked(finished):
                 current_call().audit_reason = "LOCKED_OUT"
             raise authentication.credentials_invalid()
-        _refuse_after_success(borrower, started.date())
+        if outcome.refusal is not None:
+            raise outcome.refusal
         return borrower
 
     async def _reserve(
@@ -148,13 +150,6 @@ class AuthenticateServicer(authenticate_pb2_grpc.AuthenticateServicer):
                 )
             await asyncio.sleep(pause)
             pause = min(pause * 2, 0.05)
-
-
-def _refuse_after_success(borrower: Borrower, today: dt.date) -> None:
-    """What the right secret still does not open: an expired card. (A PIN of a borrower who
-    logs in with a password only is no right secret: credentials.opens.)"""
-    if not borrower.card_valid_on(today):
-        raise PermissionDenied("the card has expired", reason="CARD_EXPIRED")
 
 
 def _summary(borrower: Borrower, method: LoginMethod) -> pb.AuthenticatedBorrower:

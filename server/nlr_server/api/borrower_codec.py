@@ -20,6 +20,7 @@ from nlr_server.api.identity_codec import (
     decode_kind,
     encode_identities,
 )
+from nlr_server.domain.actor import Actor, ActorKind
 from nlr_server.domain.address import Address
 from nlr_server.domain.borrower import (
     UPDATABLE_FIELDS,
@@ -38,7 +39,7 @@ from nlr_server.domain.library_number import LibraryNumber
 from nlr_server.domain.national_id import NationalId
 from nlr_server.domain.person_name import PersonName
 from nlr_server.domain.validation import check, check_optional
-from nlr_server.domain.views import BorrowerView
+from nlr_server.domain.views import BorrowerView, disclosed
 from nlr_server.usecases.borrowers import BirthDateAndPin
 
 T = TypeVar("T")
@@ -58,6 +59,13 @@ _VIEW_TO_PROTO = {
     BorrowerView.FULL: borrower_pb2.BORROWER_VIEW_FULL,
 }
 _PHONES = ("mobile_phone", "home_phone", "work_phone")
+_ACTOR_KIND_TO_PROTO: dict[ActorKind, borrower_pb2.ActorKind.ValueType] = {
+    ActorKind.LIBRARY: borrower_pb2.ACTOR_KIND_LIBRARY,
+    ActorKind.BORROWER: borrower_pb2.ACTOR_KIND_BORROWER,
+    ActorKind.POPULATION_REGISTER: borrower_pb2.ACTOR_KIND_POPULATION_REGISTER,
+    ActorKind.OPERATOR: borrower_pb2.ACTOR_KIND_OPERATOR,
+    ActorKind.SYSTEM: borrower_pb2.ACTOR_KIND_SYSTEM,
+}
 _SECURITY_TO_PROTO: dict[SecurityLevel, borrower_pb2.SecurityLevel.ValueType] = {
     SecurityLevel.PIN: borrower_pb2.SECURITY_LEVEL_PIN,
     SecurityLevel.PASSWORD: borrower_pb2.SECURITY_LEVEL_PASSWORD,
@@ -241,8 +249,9 @@ class BorrowerDecoder:
 
 def encode_borrower(borrower: Borrower, view: BorrowerView) -> borrower_pb2.Borrower:
     """The borrower as the given view shows it; the national id is never among the fields."""
-    personal = borrower.personal
     today = dt.datetime.now(dt.UTC).date()
+    borrower = disclosed(borrower, view, today)
+    personal = borrower.personal
     message = borrower_pb2.Borrower(
         card_number=borrower.card_number.value,
         given_name=personal.name.given_name,
@@ -256,8 +265,7 @@ def encode_borrower(borrower: Borrower, view: BorrowerView) -> borrower_pb2.Borr
     message.birth_date = personal.birth_date.isoformat()
     message.sex = _SEX_TO_PROTO[personal.sex]
     message.address_protected = borrower.address_protected
-    # A protected address never leaves the register, whichever view.
-    if personal.registered_address is not None and not borrower.address_protected:
+    if personal.registered_address is not None:
         message.registered_address.CopyFrom(encode_address(personal.registered_address))
     message.email = personal.email.value if personal.email else ""
     for field in _PHONES:
@@ -269,9 +277,9 @@ def encode_borrower(borrower: Borrower, view: BorrowerView) -> borrower_pb2.Borr
             library_number=affiliation.library_number.value,
             affiliate_time=timestamp(affiliation.affiliated_at),
         )
-    message.created_by = borrower.created_by.value
+    _encode_actor(borrower.created_by, message, "created_by")
     message.create_time.CopyFrom(timestamp(borrower.created_at))
-    message.last_changed_by = borrower.last_changed_by.value
+    _encode_actor(borrower.last_changed_by, message, "last_changed_by")
     message.update_time.CopyFrom(timestamp(borrower.last_changed_at))
     message.etag = borrower.etag
     message.security_level = _SECURITY_TO_PROTO[personal.security_level]
@@ -281,7 +289,7 @@ def encode_borrower(borrower: Borrower, view: BorrowerView) -> borrower_pb2.Borr
         message.last_active_on = borrower.last_active_on.isoformat()
     if borrower.previous_card_number is not None:
         message.previous_card_number = borrower.previous_card_number.value
-    encode_details(message, borrower, today)
+    encode_details(message, borrower)
     encode_identities(message, borrower)
     for mine, links in (
         (message.guardians, borrower.links.guardians),
@@ -294,6 +302,14 @@ def encode_borrower(borrower: Borrower, view: BorrowerView) -> borrower_pb2.Borr
                 linked_by=link.linked_by.value,
             )
     return message
+
+
+def _encode_actor(actor: Actor, message: borrower_pb2.Borrower, field: str) -> None:
+    """A library actor's number in the library field (``created_by``), and the kind beside it
+    (``created_by_kind``): the number alone is what clients of the first version read."""
+    setattr(message, f"{field}_kind", _ACTOR_KIND_TO_PROTO[actor.kind])
+    if actor.kind is ActorKind.LIBRARY:
+        setattr(message, field, actor.id)
 
 
 def _one(field: str, raw: str, parse: Callable[[str], T]) -> T:

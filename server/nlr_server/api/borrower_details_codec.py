@@ -99,12 +99,11 @@ def decode_details(
     return values
 
 
-def encode_details(message: borrower_pb2.Borrower, borrower: Borrower, today: dt.date) -> None:
-    """Fills the detail fields of a full view. A protected address stays out, like the
-    registered one, and so does a temporary address past its last day."""
+def encode_details(message: borrower_pb2.Borrower, borrower: Borrower) -> None:
+    """Fills the detail fields of a full view, of a borrower as disclosed (domain/views.py)."""
     personal = borrower.personal
-    temporary = borrower.temporary_address_on(today)
-    if temporary is not None and not borrower.address_protected:
+    temporary = personal.temporary_address
+    if temporary is not None:
         message.temporary_address.address.CopyFrom(encode_address(temporary.address))
         message.temporary_address.valid_until = temporary.valid_until.isoformat()
     message.email_should_be_checked = personal.email_should_be_checked

@@ -1,4 +1,4 @@
-"""What the register knows about the call in progress: caller, acting library, borrower."""
+"""What the register knows about the call in progress: caller, actor, borrower."""
 
 from __future__ import annotations
 
@@ -7,7 +7,8 @@ import contextvars
 import datetime as dt
 from dataclasses import dataclass
 
-from nlr_server.domain.audit import AuditEvent
+from nlr_server.domain.actor import Actor
+from nlr_server.domain.audit import Acting, AuditEvent
 from nlr_server.domain.library_number import LibraryNumber
 from nlr_server.domain.vendor import Caller
 
@@ -26,6 +27,9 @@ class CallContext:
     # Overrides the error's reason in the audit trail, e.g. "LOCKED_OUT" for the failure that
     # locked a login, which the caller sees as an ordinary wrong PIN.
     audit_reason: str | None = None
+    # Set once a use case has committed the call's audit event with its change: the
+    # interceptor then writes none of its own.
+    audited: bool = False
 
     def note_borrower(self, card_number: str, borrower_id: int | None = None) -> None:
         """Names the borrower this call is about, for the audit trail."""
@@ -33,7 +37,24 @@ class CallContext:
         if borrower_id is not None:
             self.borrower_id = borrower_id
 
+    @property
+    def actor(self) -> Actor | None:
+        """Who acts in this call, once the admission knows."""
+        return Actor.library(self.library) if self.library is not None else None
+
+    def acting(self) -> Acting:
+        """The actor and how they came, for a use case that acts and audits."""
+        actor = self.actor
+        assert actor is not None, "the admission names the actor first"
+        return Acting(
+            actor,
+            self.rpc,
+            vendor_id=self.caller.vendor.id if self.caller else None,
+            certificate_fingerprint=self.certificate_fingerprint,
+        )
+
     def audit_event(self, outcome: str, reason: str | None) -> AuditEvent:
+        actor = self.actor
         return AuditEvent(
             occurred_at=self.started_at,
             rpc=self.rpc,
@@ -44,6 +65,8 @@ class CallContext:
             card_number=self.card_number,
             borrower_id=self.borrower_id,
             reason=self.audit_reason or reason,
+            actor_kind=actor.kind if actor is not None else None,
+            actor_id=actor.id if actor is not None else None,
         )
 
 
@@ -69,3 +92,8 @@ def acting_library() -> LibraryNumber:
     library = current_call().library
     assert library is not None, "the interceptor authorizes the acting library first"
     return library
+
+
+def acting() -> Acting:
+    """The call's actor at work: what a use case that changes the register is given."""
+    return current_call().acting()

@@ -2,7 +2,10 @@
 
 In order: the service's admission (api/admission.py: who is calling, may that role call this
 service, is the vendor within its rate, which library it acts for), did the request parse,
-then the servicer; then the error mapping and the audit event, whatever the outcome. Nothing
+then the servicer; then the error mapping and the audit event, whatever the outcome. A change
+commits its own audit event (its use case does, in the change's unit of work); for a read or
+a refusal the interceptor writes it, and the answer waits until it is committed
+(api/audit_writer.py). Nothing
 a servicer raises reaches gRPC itself: an unforeseen failure is logged by its class alone and
 answered INTERNAL with a fixed text, since an exception's text may quote personal data.
 """
@@ -20,7 +23,7 @@ import grpc
 from grpc_status import rpc_status
 
 from nlr_server.api.admission import Admission, AdmissionTable
-from nlr_server.api.audit_writer import AuditWriter
+from nlr_server.api.audit_writer import AuditUnavailable, AuditWriter
 from nlr_server.api.call_context import CallContext, enter_call, leave_call
 from nlr_server.api.errors import internal_status, status_code, to_status
 from nlr_server.api.malformed_request import MalformedRequest, tolerant
@@ -97,8 +100,7 @@ class RegisterInterceptor(grpc.aio.ServerInterceptor):
 
         async def refuse(requests: Any, context: Context) -> Any:
             call = CallContext(service=service, rpc=rpc, started_at=dt.datetime.now(dt.UTC))
-            self._audit.record(call.audit_event(status_code(refused).name, refused.reason))
-            await context.abort_with_status(rpc_status.to_status(to_status(refused)))
+            await self._answer_error(call, context, refused)
 
         async def refuse_stream(requests: Any, context: Context) -> AsyncIterator[Any]:
             await refuse(requests, context)
@@ -124,20 +126,37 @@ class RegisterInterceptor(grpc.aio.ServerInterceptor):
                 _refuse_if_malformed(call, request)
                 response = await behaviour(request, context)
             except Exception as failure:
-                error = _register_error(call, failure)
-                if error is None:
-                    self._audit.record(call.audit_event(grpc.StatusCode.INTERNAL.name, None))
-                    await context.abort_with_status(rpc_status.to_status(internal_status()))
-                else:
-                    self._audit.record(call.audit_event(status_code(error).name, error.reason))
-                    await context.abort_with_status(rpc_status.to_status(to_status(error)))
+                await self._answer_error(call, context, _register_error(call, failure))
             else:
-                self._audit.record(call.audit_event(grpc.StatusCode.OK.name, None))
+                if not call.audited:
+                    # A read: its answer leaves only once its event is committed.
+                    try:
+                        await self._audit.write(call.audit_event(grpc.StatusCode.OK.name, None))
+                    except AuditUnavailable as unavailable:
+                        await self._answer_error(call, context, unavailable)
                 return response
             finally:
                 leave_call(token)
 
         return guarded
+
+    async def _answer_error(
+        self, call: CallContext, context: Context, error: errors.RegisterError | None
+    ) -> None:
+        """Answers with ``error`` (None: an unforeseen failure, INTERNAL) once its audit event
+        is committed; if the trail cannot be written, the event waits for the next write and
+        the answer is sent anyway, as it discloses nothing."""
+        code = status_code(error).name if error is not None else grpc.StatusCode.INTERNAL.name
+        event = call.audit_event(code, error.reason if error is not None else None)
+        if isinstance(error, AuditUnavailable):
+            self._audit.record(event)
+        else:
+            try:
+                await self._audit.write(event)
+            except AuditUnavailable:
+                self._audit.record(event)
+        status = to_status(error) if error is not None else internal_status()
+        await context.abort_with_status(rpc_status.to_status(status))
 
     def _guard_stream(
         self, service: str, rpc: str, behaviour: StreamBehaviour, admission: Admission

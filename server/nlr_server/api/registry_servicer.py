@@ -13,13 +13,14 @@ from nlr.registry.v1 import registry_service_pb2 as pb
 from nlr.registry.v1 import registry_service_pb2_grpc
 from nlr_server.api.borrower_codec import encode_borrower
 from nlr_server.api.borrower_details_codec import timestamp
-from nlr_server.api.call_context import acting_library, current_call
+from nlr_server.api.call_context import acting, acting_library, current_call
 from nlr_server.api.feed_codec import decode_page_token, encode_change, encode_page_token
 from nlr_server.api.services import Services, now
 from nlr_server.domain.card_reservation import CardNumberReservation
 from nlr_server.domain.credentials import Password, Pin
 from nlr_server.domain.errors import InvalidArgument
-from nlr_server.domain.views import BorrowerView, view_for
+from nlr_server.domain.policy import view_for
+from nlr_server.domain.views import BorrowerView
 from nlr_server.usecases import (
     affiliations,
     borrowers,
@@ -47,12 +48,13 @@ class BorrowerRegistryServicer(registry_service_pb2_grpc.BorrowerRegistryService
             if request.guardian_card_number
             else None
         )
-        borrower = await self._services.run(
+        borrower = await self._services.write(
             functools.partial(
                 borrowers.create_borrower,
                 guardian=guardian,
                 guardian_age=self._services.guardian_age,
             ),
+            acting(),
             acting_library(),
             card_number,
             personal,
@@ -83,7 +85,7 @@ class BorrowerRegistryServicer(registry_service_pb2_grpc.BorrowerRegistryService
         else:
             raise InvalidArgument.one("key", "give card_number, national_id or identity")
         borrower, view = await self._services.read(
-            borrowers.get_borrower, acting_library(), found_by
+            borrowers.get_borrower, current_call().acting().actor, found_by
         )
         current_call().note_borrower(borrower.card_number.value, borrower.id)
         return pb.GetBorrowerResponse(borrower=encode_borrower(borrower, view))
@@ -95,9 +97,9 @@ class BorrowerRegistryServicer(registry_service_pb2_grpc.BorrowerRegistryService
         if not request.borrower.etag:
             raise InvalidArgument.one("borrower.etag", "is required: send the etag you read")
         patch, national_id = self._decode.patch(request.borrower, list(request.update_mask.paths))
-        borrower = await self._services.run(
+        borrower = await self._services.write(
             borrowers.update_borrower,
-            acting_library(),
+            acting(),
             card_number,
             request.borrower.etag,
             patch,
@@ -112,9 +114,9 @@ class BorrowerRegistryServicer(registry_service_pb2_grpc.BorrowerRegistryService
     ) -> pb.AffiliateBorrowerResponse:
         card_number = self._decode.card_number(request.card_number, "card_number")
         proof = self._decode.affiliation_proof(request)
-        borrower = await self._services.run(
+        borrower = await self._services.write(
             borrowers.affiliate_borrower,
-            acting_library(),
+            acting(),
             card_number,
             proof,
             now(),
@@ -130,9 +132,9 @@ class BorrowerRegistryServicer(registry_service_pb2_grpc.BorrowerRegistryService
         card_number = self._decode.card_number(request.card_number, "card_number")
         reason = self._decode.deletion_reason(request.reason)
         deleted_at = now()
-        queued = await self._services.run(
+        queued = await self._services.write(
             borrowers.delete_borrower,
-            acting_library(),
+            acting(),
             card_number,
             reason,
             request.etag or None,
@@ -148,9 +150,9 @@ class BorrowerRegistryServicer(registry_service_pb2_grpc.BorrowerRegistryService
         card_number = self._decode.card_number(request.card_number, "card_number")
         pin = self._decode.secret(request.pin, "pin", Pin.parse)
         verifier = self._services.pins.make(pin.value)
-        etag = await self._services.run(
+        etag = await self._services.write(
             credentials.set_pin,
-            acting_library(),
+            acting(),
             card_number,
             verifier,
             self._services.pins.key_version(verifier),
@@ -164,8 +166,8 @@ class BorrowerRegistryServicer(registry_service_pb2_grpc.BorrowerRegistryService
         card_number = self._decode.card_number(request.card_number, "card_number")
         password = self._decode.secret(request.password, "password", Password.parse)
         verifier = await self._services.passwords.make(password.value)
-        etag = await self._services.run(
-            credentials.set_password, acting_library(), card_number, verifier, now()
+        etag = await self._services.write(
+            credentials.set_password, acting(), card_number, verifier, now()
         )
         return pb.SetPasswordResponse(etag=etag)
 
@@ -174,8 +176,8 @@ class BorrowerRegistryServicer(registry_service_pb2_grpc.BorrowerRegistryService
     ) -> pb.SetHomeLibraryResponse:
         card_number = self._decode.card_number(request.card_number, "card_number")
         new_home = self._decode.library_number(request.library_number, "library_number")
-        borrower = await self._services.run(
-            affiliations.set_home_library, acting_library(), card_number, new_home, now()
+        borrower = await self._services.write(
+            affiliations.set_home_library, acting(), card_number, new_home, now()
         )
         current_call().note_borrower(borrower.card_number.value, borrower.id)
         return pb.SetHomeLibraryResponse(borrower=encode_borrower(borrower, BorrowerView.FULL))
@@ -189,12 +191,12 @@ class BorrowerRegistryServicer(registry_service_pb2_grpc.BorrowerRegistryService
             if request.new_home_library
             else None
         )
-        borrower = await self._services.run(
-            affiliations.remove_affiliation, acting_library(), card_number, new_home, now()
+        borrower = await self._services.write(
+            affiliations.remove_affiliation, acting(), card_number, new_home, now()
         )
         current_call().note_borrower(borrower.card_number.value, borrower.id)
         return pb.RemoveAffiliationResponse(
-            borrower=encode_borrower(borrower, view_for(borrower, acting_library()))
+            borrower=encode_borrower(borrower, view_for(current_call().acting().actor, borrower))
         )
 
     async def ReplaceCard(
@@ -202,8 +204,8 @@ class BorrowerRegistryServicer(registry_service_pb2_grpc.BorrowerRegistryService
     ) -> pb.ReplaceCardResponse:
         card_number = self._decode.card_number(request.card_number, "card_number")
         new_card_number = self._decode.card_number(request.new_card_number, "new_card_number")
-        borrower = await self._services.run(
-            cards.replace_card, acting_library(), card_number, new_card_number, now()
+        borrower = await self._services.write(
+            cards.replace_card, acting(), card_number, new_card_number, now()
         )
         current_call().note_borrower(borrower.card_number.value, borrower.id)
         return pb.ReplaceCardResponse(borrower=encode_borrower(borrower, BorrowerView.FULL))
@@ -213,8 +215,8 @@ class BorrowerRegistryServicer(registry_service_pb2_grpc.BorrowerRegistryService
     ) -> pb.LinkGuardianResponse:
         card_number = self._decode.card_number(request.card_number, "card_number")
         guardian = self._decode.card_number(request.guardian_card_number, "guardian_card_number")
-        borrower = await self._services.run(
-            guardians.link_guardian, acting_library(), card_number, guardian, now()
+        borrower = await self._services.write(
+            guardians.link_guardian, acting(), card_number, guardian, now()
         )
         current_call().note_borrower(borrower.card_number.value, borrower.id)
         return pb.LinkGuardianResponse(borrower=encode_borrower(borrower, BorrowerView.FULL))
@@ -224,9 +226,9 @@ class BorrowerRegistryServicer(registry_service_pb2_grpc.BorrowerRegistryService
     ) -> pb.UnlinkGuardianResponse:
         card_number = self._decode.card_number(request.card_number, "card_number")
         guardian = self._decode.card_number(request.guardian_card_number, "guardian_card_number")
-        borrower = await self._services.run(
+        borrower = await self._services.write(
             guardians.unlink_guardian,
-            acting_library(),
+            acting(),
             card_number,
             guardian,
             self._services.guardian_age,
@@ -241,9 +243,9 @@ class BorrowerRegistryServicer(registry_service_pb2_grpc.BorrowerRegistryService
         card_number = self._decode.card_number(request.card_number, "card_number")
         added_at = now()
         identity, delete_after = self._decode.new_identity(request.identity, "identity", added_at)
-        borrower = await self._services.run(
+        borrower = await self._services.write(
             identities.add_identity,
-            acting_library(),
+            acting(),
             card_number,
             identity,
             delete_after,
@@ -258,8 +260,8 @@ class BorrowerRegistryServicer(registry_service_pb2_grpc.BorrowerRegistryService
     ) -> pb.RemoveIdentityResponse:
         card_number = self._decode.card_number(request.card_number, "card_number")
         kind = self._decode.identity_kind(request.kind, "kind")
-        borrower = await self._services.run(
-            identities.remove_identity, acting_library(), card_number, kind, now()
+        borrower = await self._services.write(
+            identities.remove_identity, acting(), card_number, kind, now()
         )
         current_call().note_borrower(borrower.card_number.value, borrower.id)
         return pb.RemoveIdentityResponse(borrower=encode_borrower(borrower, BorrowerView.FULL))
@@ -337,8 +339,8 @@ class BorrowerRegistryServicer(registry_service_pb2_grpc.BorrowerRegistryService
     async def ReserveCardNumbers(
         self, request: pb.ReserveCardNumbersRequest, context: Context
     ) -> pb.ReserveCardNumbersResponse:
-        reservation = await self._services.run(
-            cards.reserve_card_numbers, acting_library(), request.count, now()
+        reservation = await self._services.write(
+            cards.reserve_card_numbers, acting(), request.count, now()
         )
         return pb.ReserveCardNumbersResponse(reservation=_reservation(reservation))
 

@@ -37,6 +37,8 @@ from nlr_server.crypto.keyring import Keyring, KeyringError
 from nlr_server.crypto.login_key_index import LoginKeyIndex
 from nlr_server.crypto.national_id_sealer import NationalIdSealer
 from nlr_server.crypto.pin_verifier import PinVerifier
+from nlr_server.domain.actor import Actor
+from nlr_server.domain.audit import Acting
 from nlr_server.domain.deletion_notice import DeliveryPolicy
 from nlr_server.domain.lockout import LockoutPolicy
 from nlr_server.mail.smtp_sender import SmtpSender
@@ -59,6 +61,8 @@ OPEN_SERVICES = frozenset({HEALTH_SERVICE, reflection.SERVICE_NAME})
 
 
 AUDIT_FLUSH_ON_STOP_SECONDS = 5.0
+# The server's own maintenance task, as the audit trail and the records name it.
+MAINTENANCE = Acting(Actor.system("maintenance"), "maintenance")
 
 
 class StartupError(Exception):
@@ -95,7 +99,7 @@ class RegisterServer:
         assert self._feed_hub is not None
         await self._feed_hub.start(services.read)
         self._audit = AuditWriter(
-            services.unit_of_work, self._executor, flush_seconds=config.audit_flush_seconds
+            services.unit_of_work, self._executor, retry_seconds=config.audit_retry_seconds
         )
         self._audit.start()
         server = grpc.aio.server(
@@ -358,6 +362,7 @@ async def _maintain(
         try:
             report = await services.run(
                 run_maintenance,
+                MAINTENANCE,
                 dt.datetime.now(dt.UTC),
                 feed_retention,
                 services.lockout.forget_after,

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from nlr_server.api.borrower_codec import BorrowerDecoder
+from nlr_server.api.call_context import current_call
 from nlr_server.api.feed_hub import FeedHub
 from nlr_server.api.password_pool import PasswordPool
 from nlr_server.crypto.login_key_index import LoginKeyIndex
@@ -51,6 +52,13 @@ class Services:
         """Runs a use case on a store worker (the store is synchronous; the loop stays free)."""
         call = functools.partial(use_case, self.unit_of_work, *args)
         return await asyncio.get_running_loop().run_in_executor(self.executor, call)
+
+    async def write(self, use_case: Callable[..., T], *args: Any) -> T:
+        """Runs a use case that changes the register and commits the call's audit event with
+        the change (``Acting``, domain/audit.py), so the interceptor writes none of its own."""
+        result = await self.run(use_case, *args)
+        current_call().audited = True
+        return result
 
     async def run_short(self, use_case: Callable[..., T], *args: Any) -> T:
         """Runs a short use case of one unit of work that may write (a PIN login).

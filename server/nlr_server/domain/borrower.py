@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import enum
 from dataclasses import dataclass, field, replace
 
+from nlr_server.domain.actor import Actor
 from nlr_server.domain.address import Address, TemporaryAddress
 from nlr_server.domain.card_number import CardNumber
 from nlr_server.domain.contact import (
@@ -112,26 +114,14 @@ class PersonalData:
             violations.add(f"{prefix}.preferred_contact_method", "LETTER needs an address")
 
 
-# PersonalData fields that an update replaces as they are (names are handled part by part).
-_REPLACEABLE = (
-    "security_level",
-    "birth_date",
-    "sex",
-    "registered_address",
-    "temporary_address",
-    "email",
-    "email_should_be_checked",
-    "mobile_phone",
-    "home_phone",
-    "work_phone",
-    "primary_phone",
-    "preferred_contact_method",
-    "preferred_language",
-    "card_expiry_date",
-    "consent_time",
-)
+# The record's own fields are PersonalData's: everything below is derived from them. An update
+# replaces each as it is, except the name, which it changes part by part.
+RECORD_FIELDS: tuple[str, ...] = tuple(f.name for f in dataclasses.fields(PersonalData))
+_REPLACEABLE: tuple[str, ...] = tuple(name for name in RECORD_FIELDS if name != "name")
 
-# The update_mask paths a library may name, in the proto's field names.
+# The update_mask paths that name a field of the record, in the proto's field names: the
+# name's two parts, the national id (sealed by the store, never in PersonalData), the rest.
+# Which of them an actor may change is the policy's (domain/policy.py).
 UPDATABLE_FIELDS: frozenset[str] = frozenset(
     {"given_name", "family_name", "national_id", *_REPLACEABLE}
 )
@@ -141,7 +131,8 @@ UPDATABLE_FIELDS: frozenset[str] = frozenset(
 class PersonalDataPatch:
     """New values for the fields an update names; every other field keeps its value.
 
-    An optional field named in ``fields`` with the value None is cleared.
+    An optional field named in ``fields`` with the value None is cleared. Its fields mirror
+    PersonalData's, the name in two parts (tests/domain/test_record_fields.py holds them to it).
     """
 
     fields: frozenset[str]
@@ -182,9 +173,9 @@ class Borrower:
     personal: PersonalData
     home_library: LibraryNumber
     affiliations: tuple[Affiliation, ...]
-    created_by: LibraryNumber
+    created_by: Actor
     created_at: dt.datetime
-    last_changed_by: LibraryNumber
+    last_changed_by: Actor
     last_changed_at: dt.datetime
     version: int = 1
     previous_card_number: CardNumber | None = None
@@ -203,18 +194,19 @@ class Borrower:
         cls,
         card_number: CardNumber,
         personal: PersonalData,
-        library: LibraryNumber,
+        home_library: LibraryNumber,
+        by: Actor,
         now: dt.datetime,
     ) -> Borrower:
-        """A new borrower: the creating library is home library, first affiliation and creator."""
+        """A new borrower: the home library is also the first affiliation."""
         return cls(
             card_number=card_number,
             personal=personal,
-            home_library=library,
-            affiliations=(Affiliation(library, now),),
-            created_by=library,
+            home_library=home_library,
+            affiliations=(Affiliation(home_library, now),),
+            created_by=by,
             created_at=now,
-            last_changed_by=library,
+            last_changed_by=by,
             last_changed_at=now,
         )
 
@@ -244,7 +236,7 @@ class Borrower:
             return self
         return replace(self, affiliations=(*self.affiliations, Affiliation(library, now)))
 
-    def make_home(self, library: LibraryNumber, by: LibraryNumber, now: dt.datetime) -> Borrower:
+    def make_home(self, library: LibraryNumber, by: Actor, now: dt.datetime) -> Borrower:
         """The borrower's chosen home library, which must be one they are affiliated with."""
         if not self.is_affiliated_with(library):
             raise FailedPrecondition(
@@ -254,7 +246,7 @@ class Borrower:
         return replace(self, home_library=library, last_changed_by=by, last_changed_at=now)
 
     def without_affiliation(
-        self, library: LibraryNumber, new_home: LibraryNumber | None, now: dt.datetime
+        self, library: LibraryNumber, new_home: LibraryNumber | None, by: Actor, now: dt.datetime
     ) -> Borrower:
         """Ends one affiliation; the home library goes only with a new home named."""
         remaining = tuple(a for a in self.affiliations if a.library_number != library)
@@ -280,13 +272,11 @@ class Borrower:
             self,
             affiliations=remaining,
             home_library=home,
-            last_changed_by=library,
+            last_changed_by=by,
             last_changed_at=now,
         )
 
-    def with_new_card(
-        self, card_number: CardNumber, by: LibraryNumber, now: dt.datetime
-    ) -> Borrower:
+    def with_new_card(self, card_number: CardNumber, by: Actor, now: dt.datetime) -> Borrower:
         return replace(
             self,
             card_number=card_number,
@@ -295,12 +285,5 @@ class Borrower:
             last_changed_at=now,
         )
 
-    def change_personal_data(
-        self, personal: PersonalData, library: LibraryNumber, now: dt.datetime
-    ) -> Borrower:
-        return replace(
-            self,
-            personal=personal,
-            last_changed_by=library,
-            last_changed_at=now,
-        )
+    def change_personal_data(self, personal: PersonalData, by: Actor, now: dt.datetime) -> Borrower:
+        return replace(self, personal=personal, last_changed_by=by, last_changed_at=now)

@@ -74,13 +74,6 @@ def opens(method: LoginMethod, level: SecurityLevel) -> bool:
     return method.reaches >= level
 
 
-def library_may_change(old: SecurityLevel, new: SecurityLevel) -> bool:
-    """Whether a library may change a borrower's security level from ``old`` to ``new``:
-    raise it or keep it, never lower it. The borrower chose a stronger login, so only the
-    borrower lowers it again (through their own self-service API)."""
-    return new >= old
-
-
 @dataclass(frozen=True, slots=True)
 class Pin:
     value: str = field(repr=False)

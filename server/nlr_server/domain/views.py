@@ -1,11 +1,17 @@
-"""Which view of a borrower a library is entitled to: the least data that serves it."""
+"""The views of a borrower, and what each holds: the least data that serves its caller.
+
+Which view a caller gets is the policy's (domain/policy.py); what is in it is decided here,
+and the codecs encode what ``disclosed`` leaves.
+"""
 
 from __future__ import annotations
 
+import datetime as dt
 import enum
+from dataclasses import replace
 
-from nlr_server.domain.borrower import Borrower
-from nlr_server.domain.library_number import LibraryNumber
+from nlr_server.domain.borrower import Borrower, PersonalData
+from nlr_server.domain.guardian import GuardianLinks
 
 
 class BorrowerView(enum.Enum):
@@ -15,5 +21,36 @@ class BorrowerView(enum.Enum):
     FULL = "full"
 
 
-def view_for(borrower: Borrower, library: LibraryNumber) -> BorrowerView:
-    return BorrowerView.FULL if borrower.is_affiliated_with(library) else BorrowerView.BASIC
+def disclosed(borrower: Borrower, view: BorrowerView, today: dt.date) -> Borrower:
+    """The borrower with only what ``view`` holds on ``today``.
+
+    The basic view keeps the card, the name, the birth date (of which only the year is
+    shown) and the card's expiry (of which only whether the card is valid is shown). A
+    protected address never leaves the register, whichever view, and a temporary address past
+    its last day is no longer the borrower's.
+    """
+    personal = borrower.personal
+    if view is BorrowerView.BASIC:
+        return replace(
+            borrower,
+            personal=PersonalData(
+                name=personal.name,
+                birth_date=personal.birth_date,
+                card_expiry_date=personal.card_expiry_date,
+            ),
+            affiliations=(),
+            links=GuardianLinks(),
+            identities=(),
+            previous_card_number=None,
+            last_active_on=None,
+            population_register_checked_at=None,
+        )
+    protected = borrower.address_protected
+    registered = None if protected else personal.registered_address
+    temporary = None if protected else borrower.temporary_address_on(today)
+    if registered is personal.registered_address and temporary is personal.temporary_address:
+        return borrower
+    return replace(
+        borrower,
+        personal=replace(personal, registered_address=registered, temporary_address=temporary),
+    )

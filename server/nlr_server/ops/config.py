@@ -73,7 +73,11 @@ SETTINGS: tuple[Setting, ...] = (
     Setting(
         "NLR_LIBRARY_CODE_WINDOW_SECONDS", "900", "the window the failed library codes count in"
     ),
-    Setting("NLR_AUDIT_FLUSH_SECONDS", "0.2", "how often audit events are written (at most 1)"),
+    Setting(
+        "NLR_AUDIT_RETRY_SECONDS",
+        "0.2",
+        "pause before the audit trail is written again after a failed write (at most 1)",
+    ),
     Setting(
         "NLR_PASSWORD_ITERATIONS",
         "210000",
@@ -183,7 +187,7 @@ class Config:
     vendor_rate_burst: float
     library_code_failures: int
     library_code_window_seconds: float
-    audit_flush_seconds: float
+    audit_retry_seconds: float
     password_iterations: int
     password_workers: int
     lockout_failures: int
@@ -231,7 +235,7 @@ class Config:
                 env.number("NLR_LIBRARY_CODE_FAILURES", minimum=1, whole=True)
             ),
             library_code_window_seconds=env.number("NLR_LIBRARY_CODE_WINDOW_SECONDS", minimum=1),
-            audit_flush_seconds=env.number("NLR_AUDIT_FLUSH_SECONDS", minimum=0.01, maximum=1),
+            audit_retry_seconds=env.number("NLR_AUDIT_RETRY_SECONDS", minimum=0.01, maximum=1),
             password_iterations=env.whole("NLR_PASSWORD_ITERATIONS", minimum=210_000),
             password_workers=env.whole("NLR_PASSWORD_WORKERS", minimum=0) or (os.cpu_count() or 1),
             lockout_failures=env.whole("NLR_LOCKOUT_FAILURES", minimum=1),

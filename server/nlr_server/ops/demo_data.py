@@ -6,7 +6,9 @@ import datetime as dt
 from dataclasses import dataclass
 
 from nlr_server.crypto.pin_verifier import PinVerifier
+from nlr_server.domain.actor import Actor
 from nlr_server.domain.address import Address
+from nlr_server.domain.audit import Acting
 from nlr_server.domain.borrower import PersonalData, Sex
 from nlr_server.domain.card_number import CardNumber
 from nlr_server.domain.contact import EmailAddress, PhoneNumber
@@ -134,6 +136,7 @@ def seed(unit_of_work: UnitOfWorkFactory, now: dt.datetime, pins: PinVerifier | 
         try:
             borrowers.create_borrower(
                 unit_of_work,
+                _demo_setup(demo.library.number),
                 demo.library.number,
                 CardNumber(demo.card_number),
                 personal,
@@ -148,6 +151,11 @@ def seed(unit_of_work: UnitOfWorkFactory, now: dt.datetime, pins: PinVerifier | 
     return added
 
 
+def _demo_setup(library: LibraryNumber) -> Acting:
+    """The demo data are entered as their home library would enter them."""
+    return Acting(Actor.library(library), "nlr-admin dev-setup")
+
+
 def _give_pin(
     unit_of_work: UnitOfWorkFactory, demo: DemoBorrower, pins: PinVerifier, now: dt.datetime
 ) -> None:
@@ -158,7 +166,7 @@ def _give_pin(
     verifier = pins.make(DEMO_PIN)
     credentials.set_pin(
         unit_of_work,
-        borrower.home_library,
+        _demo_setup(borrower.home_library),
         borrower.card_number,
         verifier,
         pins.key_version(verifier),

@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
 
+from nlr_server.domain.actor import ActorKind
 from nlr_server.domain.audit import AuditEvent
 from nlr_server.store.models import AuditEventRow
 
@@ -32,6 +33,8 @@ class SqlAuditRepository:
                     "borrower_id": e.borrower_id,
                     "outcome": e.outcome,
                     "reason": e.reason,
+                    "actor_kind": e.actor_kind.value if e.actor_kind is not None else None,
+                    "actor_id": e.actor_id,
                 }
                 for e in events
             ],
@@ -83,4 +86,6 @@ def _event(row: AuditEventRow) -> AuditEvent:
         card_number=row.card_number,
         borrower_id=row.borrower_id,
         reason=row.reason,
+        actor_kind=ActorKind(row.actor_kind) if row.actor_kind is not None else None,
+        actor_id=row.actor_id,
     )

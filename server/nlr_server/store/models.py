@@ -118,6 +118,9 @@ class AuditEventRow(Base):
     borrower_id: Mapped[int | None] = mapped_column(Integer)
     outcome: Mapped[str] = mapped_column(String(32))
     reason: Mapped[str | None] = mapped_column(String(64))
+    # Who acted (domain/actor.py); empty only for a call refused before its caller was known.
+    actor_kind: Mapped[str | None] = mapped_column(String(24))
+    actor_id: Mapped[str | None] = mapped_column(String(64))
 
     __table_args__ = (Index("ix_audit_events_vendor_time", "vendor_id", "occurred_at"),)
 
@@ -186,9 +189,14 @@ class BorrowerRow(Base):
     consent_time: Mapped[dt.datetime | None] = mapped_column(UtcDateTime())
     population_register_checked_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime())
     home_library: Mapped[str] = mapped_column(ForeignKey("libraries.library_number"))
-    created_by: Mapped[str] = mapped_column(ForeignKey("libraries.library_number"))
+    # Who created the record and who last changed it (domain/actor.py): the kind, and the
+    # library number, card number, operator or task by kind. Not a key to libraries: most
+    # actors are not libraries.
+    created_by_kind: Mapped[str] = mapped_column(String(24))
+    created_by: Mapped[str] = mapped_column(String(64))
     created_at: Mapped[dt.datetime] = mapped_column(UtcDateTime())
-    last_changed_by: Mapped[str] = mapped_column(ForeignKey("libraries.library_number"))
+    last_changed_by_kind: Mapped[str] = mapped_column(String(24))
+    last_changed_by: Mapped[str] = mapped_column(String(64))
     last_changed_at: Mapped[dt.datetime] = mapped_column(UtcDateTime())
     version: Mapped[int] = mapped_column(Integer)
 

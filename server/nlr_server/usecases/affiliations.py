@@ -4,41 +4,40 @@ from __future__ import annotations
 
 import datetime as dt
 
+from nlr_server.domain.audit import Acting
 from nlr_server.domain.borrower import Borrower
 from nlr_server.domain.card_number import CardNumber
 from nlr_server.domain.library_number import LibraryNumber
-from nlr_server.usecases import change_feed
-from nlr_server.usecases.lookup import find_affiliated
-from nlr_server.usecases.ports import UnitOfWorkFactory
-from nlr_server.usecases.views import full_view
+from nlr_server.usecases.changes import change_borrower
+from nlr_server.usecases.ports import UnitOfWork, UnitOfWorkFactory
 
 
 def set_home_library(
     unit_of_work: UnitOfWorkFactory,
-    library: LibraryNumber,
+    acting: Acting,
     card_number: CardNumber,
     new_home: LibraryNumber,
     now: dt.datetime,
 ) -> Borrower:
-    with unit_of_work() as uow:
-        borrower = find_affiliated(uow, library, card_number)
-        saved = uow.borrowers.save(borrower.make_home(new_home, library, now))
-        change_feed.record(uow, borrower, saved, now)
-        uow.commit()
-        return full_view(uow, saved)
+    def change(uow: UnitOfWork, borrower: Borrower) -> Borrower:
+        return uow.borrowers.save(borrower.make_home(new_home, acting.actor, now))
+
+    return change_borrower(unit_of_work, acting, card_number, now, change)
 
 
 def remove_affiliation(
     unit_of_work: UnitOfWorkFactory,
-    library: LibraryNumber,
+    acting: Acting,
     card_number: CardNumber,
     new_home: LibraryNumber | None,
     now: dt.datetime,
 ) -> Borrower:
     """Ends the acting library's own affiliation; returns the borrower as it now stands."""
-    with unit_of_work() as uow:
-        borrower = find_affiliated(uow, library, card_number)
-        saved = uow.borrowers.save(borrower.without_affiliation(library, new_home, now))
-        change_feed.record(uow, borrower, saved, now)
-        uow.commit()
-        return saved
+    library = acting.actor.library_number
+    assert library is not None, "a library ends its own affiliation"
+
+    def change(uow: UnitOfWork, borrower: Borrower) -> Borrower:
+        ended = borrower.without_affiliation(library, new_home, acting.actor, now)
+        return uow.borrowers.save(ended)
+
+    return change_borrower(unit_of_work, acting, card_number, now, change, answer_full=False)

@@ -17,10 +17,11 @@ from dataclasses import dataclass, field
 
 from nlr_server.domain.borrower import Borrower
 from nlr_server.domain.card_number import CardNumber
-from nlr_server.domain.credentials import LoginMethod, opens
-from nlr_server.domain.errors import RateLimited, Unauthenticated
+from nlr_server.domain.credentials import LoginMethod
+from nlr_server.domain.errors import PermissionDenied, RateLimited, Unauthenticated
 from nlr_server.domain.identity import IdentityValue
 from nlr_server.domain.lockout import LockoutPolicy, LoginAttempts, LoginSubject
+from nlr_server.domain.login import method_reaches, refusal_after_success
 from nlr_server.usecases.ports import LoginCandidate, UnitOfWork, UnitOfWorkFactory
 
 LoginKey = CardNumber | IdentityValue
@@ -52,8 +53,8 @@ def _subject(candidate: LoginCandidate | None, key_tag: bytes) -> LoginSubject:
 def method_opens(method: LoginMethod, holder: LoginCandidate | None) -> bool:
     """Whether a right secret of this method may open anything: not for an unknown key
     (None), nor for a borrower whose security level the method does not reach (a PIN for one
-    who has chosen to log in with a password only): credentials.opens."""
-    return holder is not None and opens(method, holder.security_level)
+    who has chosen to log in with a password only): domain/login.py."""
+    return holder is not None and method_reaches(method, holder.security_level)
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,6 +126,8 @@ class PinLogin:
     holder: LoginCandidate | None
     borrower: Borrower | None
     check: PinCheck
+    # Set when the right PIN still opens nothing (domain/login.py).
+    refusal: PermissionDenied | None = None
 
 
 def log_in_with_pin(
@@ -154,7 +157,8 @@ def log_in_with_pin(
                 changed = True
         if check.save(uow) or changed:
             uow.commit()
-        return PinLogin(holder, borrower, check)
+        refusal = refusal_after_success(borrower, now.date()) if borrower is not None else None
+        return PinLogin(holder, borrower, check, refusal)
 
 
 @dataclass(frozen=True, slots=True)
@@ -212,6 +216,8 @@ class FinishedCheck:
 
     attempts: LoginAttempts
     borrower: Borrower | None
+    # Set when the right secret still opens nothing (domain/login.py).
+    refusal: PermissionDenied | None = None
 
 
 def finish_check(
@@ -241,4 +247,5 @@ def finish_check(
         if after != stored:
             uow.credentials.save_login_attempts(check.subject, method, after)
         uow.commit()
-        return FinishedCheck(after, borrower)
+        refusal = refusal_after_success(borrower, now.date()) if borrower is not None else None
+        return FinishedCheck(after, borrower, refusal)

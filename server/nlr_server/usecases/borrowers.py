@@ -1,4 +1,4 @@
-"""Create, find, change, affiliate and delete borrowers on behalf of one acting library."""
+"""Create, find, change, affiliate and delete borrowers, on behalf of an actor (domain/actor.py)."""
 
 from __future__ import annotations
 
@@ -6,9 +6,12 @@ import datetime as dt
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from nlr_server.domain import policy
+from nlr_server.domain.actor import Actor
+from nlr_server.domain.audit import Acting
 from nlr_server.domain.borrower import Borrower, DeletionReason, PersonalData, PersonalDataPatch
 from nlr_server.domain.card_number import CardNumber
-from nlr_server.domain.credentials import LoginMethod, Pin, library_may_change, opens
+from nlr_server.domain.credentials import LoginMethod, Pin
 from nlr_server.domain.deletion_notice import DeletionNotice
 from nlr_server.domain.errors import (
     AlreadyExists,
@@ -19,10 +22,12 @@ from nlr_server.domain.errors import (
 )
 from nlr_server.domain.library_number import LibraryNumber
 from nlr_server.domain.lockout import LockoutPolicy, LoginSubject
+from nlr_server.domain.login import method_reaches, refusal_after_success
 from nlr_server.domain.national_id import NationalId
-from nlr_server.domain.views import BorrowerView, view_for
+from nlr_server.domain.views import BorrowerView
 from nlr_server.usecases import authentication, change_feed, guardians
-from nlr_server.usecases.lookup import BorrowerKey, find, find_affiliated
+from nlr_server.usecases.changes import change_borrower, find_changeable, record_audit
+from nlr_server.usecases.lookup import BorrowerKey, find
 from nlr_server.usecases.ports import CardNumberStatus, UnitOfWork, UnitOfWorkFactory
 from nlr_server.usecases.reservations import refuse_others_reservation
 from nlr_server.usecases.views import full_view
@@ -30,6 +35,7 @@ from nlr_server.usecases.views import full_view
 
 def create_borrower(
     unit_of_work: UnitOfWorkFactory,
+    acting: Acting,
     library: LibraryNumber,
     card_number: CardNumber,
     personal: PersonalData,
@@ -39,9 +45,9 @@ def create_borrower(
     guardian: CardNumber | None = None,
     guardian_age: int = 15,
 ) -> Borrower:
-    """A new borrower; one under ``guardian_age`` needs a guardian, linked in the same
-    transaction."""
-    new = Borrower.register(card_number, personal, library, now)
+    """A new borrower with ``library`` as home library; one under ``guardian_age`` needs a
+    guardian, linked in the same transaction."""
+    new = Borrower.register(card_number, personal, library, acting.actor, now)
     guardians.require_guardian_if_young(new, guardian, guardian_age, now.date())
     with unit_of_work() as uow:
         status = uow.borrowers.card_number_status(card_number)
@@ -58,16 +64,19 @@ def create_borrower(
         change_feed.record(uow, None, borrower, now)
         if guardian is not None:
             guardians.attach_guardian(uow, borrower, guardian, library, now)
+        record_audit(uow, acting, now, borrower)
         uow.commit()
         return full_view(uow, borrower)
 
 
 def get_borrower(
-    unit_of_work: UnitOfWorkFactory, library: LibraryNumber, key: BorrowerKey
+    unit_of_work: UnitOfWorkFactory, actor: Actor, key: BorrowerKey
 ) -> tuple[Borrower, BorrowerView]:
+    """The borrower in the view the policy gives ``actor``. A read changes nothing: its audit
+    event is the API layer's to write, before it answers."""
     with unit_of_work(read_only=True) as uow:
         borrower = find(uow, key)
-        view = view_for(borrower, library)
+        view = policy.view_for(actor, borrower)
         if view is BorrowerView.FULL:
             borrower = full_view(uow, borrower)
         return borrower, view
@@ -75,15 +84,16 @@ def get_borrower(
 
 def update_borrower(
     unit_of_work: UnitOfWorkFactory,
-    library: LibraryNumber,
+    acting: Acting,
     card_number: CardNumber,
     etag: str,
     patch: PersonalDataPatch,
     national_id: NationalId | None,
     now: dt.datetime,
 ) -> Borrower:
-    with unit_of_work() as uow:
-        borrower = find_affiliated(uow, library, card_number)
+    policy.require_may_change_fields(acting.actor, patch.fields)
+
+    def change(uow: UnitOfWork, borrower: Borrower) -> Borrower:
         _require_current(borrower, etag)
         if national_id is not None:
             holder = uow.borrowers.get_by_national_id(national_id)
@@ -92,19 +102,16 @@ def update_borrower(
                     "another borrower has this national id", reason="NATIONAL_ID_IN_USE"
                 )
         personal = patch.apply(borrower.personal)
-        if not library_may_change(borrower.personal.security_level, personal.security_level):
-            raise PermissionDenied(
-                "a library may raise a borrower's security level but not lower it",
-                reason="SECURITY_LEVEL_LOWERING",
-            )
+        policy.require_may_set_security_level(
+            acting.actor, borrower.personal.security_level, personal.security_level
+        )
         violations = Violations()
         personal.check_consistency(violations, patch.fields)
         violations.raise_if_any()
-        changed = borrower.change_personal_data(personal, library, now)
-        saved = uow.borrowers.save(changed, national_id=national_id)
-        change_feed.record(uow, borrower, saved, now)
-        uow.commit()
-        return full_view(uow, saved)
+        changed = borrower.change_personal_data(personal, acting.actor, now)
+        return uow.borrowers.save(changed, national_id=national_id)
+
+    return change_borrower(unit_of_work, acting, card_number, now, change)
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,13 +124,17 @@ class BirthDateAndPin:
 
 def affiliate_borrower(
     unit_of_work: UnitOfWorkFactory,
-    library: LibraryNumber,
+    acting: Acting,
     card_number: CardNumber,
     proof: NationalId | BirthDateAndPin,
     now: dt.datetime,
     pin_matches: Callable[[Pin, str | None], bool],
     lockout: LockoutPolicy,
 ) -> Borrower:
+    """The acting library becomes one the borrower is affiliated with, on proof that the
+    borrower is present: their national id, or their birth date and PIN."""
+    library = acting.actor.library_number
+    assert library is not None, "a library affiliates a borrower"
     with unit_of_work() as uow:
         borrower = find(uow, BorrowerKey(card_number=card_number))
         assert borrower.id is not None
@@ -141,7 +152,7 @@ def affiliate_borrower(
                 uow,
                 subject,
                 uow.credentials.verifier(borrower.id, LoginMethod.PIN),
-                opens(LoginMethod.PIN, borrower.personal.security_level),
+                method_reaches(LoginMethod.PIN, borrower.personal.security_level),
                 lambda verifier: pin_matches(pin, verifier) and birth_date_matches,
                 now,
                 lockout,
@@ -151,21 +162,28 @@ def affiliate_borrower(
             proven = check.matched
             if check.save(uow):
                 uow.commit()
+            # The same rules as at login (domain/login.py): an expired card's PIN proves
+            # nothing either.
+            expired = refusal_after_success(borrower, now.date()) if proven else None
+            if expired is not None:
+                raise expired
         if not proven:
             raise PermissionDenied(
                 "the proof does not match the borrower", reason="AFFILIATION_PROOF_MISMATCH"
             )
         if borrower.is_affiliated_with(library):
-            return full_view(uow, borrower)
-        saved = uow.borrowers.save(borrower.affiliate(library, now))
-        change_feed.record(uow, borrower, saved, now)
+            saved = borrower
+        else:
+            saved = uow.borrowers.save(borrower.affiliate(library, now))
+            change_feed.record(uow, borrower, saved, now)
+        record_audit(uow, acting, now, saved)
         uow.commit()
         return full_view(uow, saved)
 
 
 def delete_borrower(
     unit_of_work: UnitOfWorkFactory,
-    library: LibraryNumber,
+    acting: Acting,
     card_number: CardNumber,
     reason: DeletionReason,
     etag: str | None,
@@ -174,7 +192,7 @@ def delete_borrower(
     """Deletes the borrower; at their own request, a notice listing the libraries that knew
     them is queued in the same transaction. True if a notice was queued."""
     with unit_of_work() as uow:
-        borrower = find_affiliated(uow, library, card_number)
+        borrower = find_changeable(uow, acting.actor, card_number)
         if etag:
             _require_current(borrower, etag)
         notice = None
@@ -191,6 +209,7 @@ def delete_borrower(
                 change_feed.record(uow, other, other, now)
         if notice is not None:
             uow.notices.queue(notice)
+        record_audit(uow, acting, now, borrower)
         uow.commit()
         return notice is not None
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 
+from nlr_server.domain.audit import Acting
 from nlr_server.domain.borrower import Borrower
 from nlr_server.domain.card_number import CardNumber
 from nlr_server.domain.card_reservation import (
@@ -14,22 +15,22 @@ from nlr_server.domain.card_reservation import (
 from nlr_server.domain.change_feed import ChangeKind
 from nlr_server.domain.errors import AlreadyExists, CardNumberRetired, FailedPrecondition
 from nlr_server.domain.library_number import LibraryNumber
-from nlr_server.usecases import change_feed
-from nlr_server.usecases.lookup import find_affiliated
-from nlr_server.usecases.ports import CardNumberStatus, UnitOfWorkFactory
+from nlr_server.usecases.changes import change_borrower
+from nlr_server.usecases.ports import CardNumberStatus, UnitOfWork, UnitOfWorkFactory
 from nlr_server.usecases.reservations import refuse_others_reservation
-from nlr_server.usecases.views import full_view
 
 
 def replace_card(
     unit_of_work: UnitOfWorkFactory,
-    library: LibraryNumber,
+    acting: Acting,
     card_number: CardNumber,
     new_card_number: CardNumber,
     now: dt.datetime,
 ) -> Borrower:
-    with unit_of_work() as uow:
-        borrower = find_affiliated(uow, library, card_number)
+    library = acting.actor.library_number
+    assert library is not None, "a library issues cards"
+
+    def change(uow: UnitOfWork, borrower: Borrower) -> Borrower:
         status = uow.borrowers.card_number_status(new_card_number)
         if status is CardNumberStatus.RETIRED:
             raise CardNumberRetired("the new card number is retired and can never be used again")
@@ -38,15 +39,18 @@ def replace_card(
                 "the new card number is already in use", reason="CARD_NUMBER_IN_USE"
             )
         refuse_others_reservation(uow, library, new_card_number)
-        saved = uow.borrowers.save(borrower.with_new_card(new_card_number, library, now))
-        change_feed.record(uow, borrower, saved, now, ChangeKind.CARD_REPLACED)
-        uow.commit()
-        return full_view(uow, saved)
+        return uow.borrowers.save(borrower.with_new_card(new_card_number, acting.actor, now))
+
+    return change_borrower(
+        unit_of_work, acting, card_number, now, change, kind=ChangeKind.CARD_REPLACED
+    )
 
 
 def reserve_card_numbers(
-    unit_of_work: UnitOfWorkFactory, library: LibraryNumber, count: int, now: dt.datetime
+    unit_of_work: UnitOfWorkFactory, acting: Acting, count: int, now: dt.datetime
 ) -> CardNumberReservation:
+    library = acting.actor.library_number
+    assert library is not None, "a library reserves card numbers"
     check_reservation_size(count)
     with unit_of_work() as uow:
         first = uow.reservations.next_free_number()
@@ -56,6 +60,7 @@ def reserve_card_numbers(
             )
         reservation = CardNumberReservation(library, first, count, now)
         uow.reservations.add(reservation)
+        uow.audit.append([acting.event(now)])
         uow.commit()
         return reservation
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 
+from nlr_server.domain.audit import Acting
 from nlr_server.domain.borrower import Borrower
 from nlr_server.domain.card_number import CardNumber
 from nlr_server.domain.errors import (
@@ -15,9 +16,8 @@ from nlr_server.domain.errors import (
 from nlr_server.domain.guardian import ADULT_AGE
 from nlr_server.domain.library_number import LibraryNumber
 from nlr_server.usecases import change_feed
-from nlr_server.usecases.lookup import find_affiliated
+from nlr_server.usecases.changes import change_borrower
 from nlr_server.usecases.ports import UnitOfWork, UnitOfWorkFactory
-from nlr_server.usecases.views import full_view
 
 
 def require_guardian_if_young(
@@ -51,29 +51,30 @@ def attach_guardian(
 
 def link_guardian(
     unit_of_work: UnitOfWorkFactory,
-    library: LibraryNumber,
+    acting: Acting,
     card_number: CardNumber,
     guardian_card_number: CardNumber,
     now: dt.datetime,
 ) -> Borrower:
-    with unit_of_work() as uow:
-        child = find_affiliated(uow, library, card_number)
+    library = acting.actor.library_number
+    assert library is not None, "a library links guardians"
+
+    def change(uow: UnitOfWork, child: Borrower) -> Borrower:
         attach_guardian(uow, child, guardian_card_number, library, now)
-        change_feed.record(uow, child, child, now)
-        uow.commit()
-        return full_view(uow, child)
+        return child
+
+    return change_borrower(unit_of_work, acting, card_number, now, change)
 
 
 def unlink_guardian(
     unit_of_work: UnitOfWorkFactory,
-    library: LibraryNumber,
+    acting: Acting,
     card_number: CardNumber,
     guardian_card_number: CardNumber,
     guardian_age: int,
     now: dt.datetime,
 ) -> Borrower:
-    with unit_of_work() as uow:
-        child = find_affiliated(uow, library, card_number)
+    def change(uow: UnitOfWork, child: Borrower) -> Borrower:
         guardian = uow.borrowers.get_by_card_number(guardian_card_number)
         assert child.id is not None
         if guardian is None or guardian.id is None:
@@ -86,7 +87,7 @@ def unlink_guardian(
             )
         if not uow.guardians.unlink(child.id, guardian.id):
             raise NotFound("no such guardian link", reason="GUARDIAN_LINK_NOT_FOUND")
-        change_feed.record(uow, child, child, now)
         change_feed.record(uow, guardian, guardian, now)
-        uow.commit()
-        return full_view(uow, child)
+        return child
+
+    return change_borrower(unit_of_work, acting, card_number, now, change)

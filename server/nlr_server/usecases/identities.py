@@ -5,20 +5,19 @@ from __future__ import annotations
 
 import datetime as dt
 
+from nlr_server.domain.audit import Acting
 from nlr_server.domain.borrower import Borrower
 from nlr_server.domain.card_number import CardNumber
 from nlr_server.domain.errors import AlreadyExists, NotFound
 from nlr_server.domain.identity import Identity, IdentityKind, IdentityValue, new_identity
-from nlr_server.domain.library_number import LibraryNumber
 from nlr_server.usecases import change_feed
-from nlr_server.usecases.lookup import find_affiliated
+from nlr_server.usecases.changes import change_borrower
 from nlr_server.usecases.ports import UnitOfWork, UnitOfWorkFactory
-from nlr_server.usecases.views import full_view
 
 
 def add_identity(
     unit_of_work: UnitOfWorkFactory,
-    library: LibraryNumber,
+    acting: Acting,
     card_number: CardNumber,
     value: IdentityValue,
     delete_after: dt.datetime | None,
@@ -26,17 +25,17 @@ def add_identity(
     now: dt.datetime,
 ) -> Borrower:
     """Adds the identity, deleted after ``delete_after`` or else after the default lifetime."""
-    with unit_of_work() as uow:
-        borrower = find_affiliated(uow, library, card_number)
+
+    def change(uow: UnitOfWork, borrower: Borrower) -> Borrower:
         assert borrower.id is not None
         # Expired ones not yet removed by maintenance are gone already as far as callers know.
         uow.identities.remove_expired_in_the_way(borrower.id, value, now)
         identity = new_identity(value, now, delete_after, default_lifetime)
         if not uow.identities.add(borrower.id, identity):
             raise _taken(uow.identities.of_borrower(borrower.id), value)
-        change_feed.record(uow, borrower, borrower, now)
-        uow.commit()
-        return full_view(uow, borrower)
+        return borrower
+
+    return change_borrower(unit_of_work, acting, card_number, now, change)
 
 
 def _taken(held: tuple[Identity, ...], value: IdentityValue) -> AlreadyExists:
@@ -50,19 +49,18 @@ def _taken(held: tuple[Identity, ...], value: IdentityValue) -> AlreadyExists:
 
 def remove_identity(
     unit_of_work: UnitOfWorkFactory,
-    library: LibraryNumber,
+    acting: Acting,
     card_number: CardNumber,
     kind: IdentityKind,
     now: dt.datetime,
 ) -> Borrower:
-    with unit_of_work() as uow:
-        borrower = find_affiliated(uow, library, card_number)
+    def change(uow: UnitOfWork, borrower: Borrower) -> Borrower:
         assert borrower.id is not None
         if not uow.identities.remove(borrower.id, kind):
             raise NotFound("the borrower has no identity of this kind", reason="IDENTITY_NOT_FOUND")
-        change_feed.record(uow, borrower, borrower, now)
-        uow.commit()
-        return full_view(uow, borrower)
+        return borrower
+
+    return change_borrower(unit_of_work, acting, card_number, now, change)
 
 
 def expire_identities(uow: UnitOfWork, now: dt.datetime) -> int:

@@ -1,4 +1,4 @@
-"""Finding the borrower a request names, and checking the acting library may change it."""
+"""Finding the borrower a request names."""
 
 from __future__ import annotations
 
@@ -7,9 +7,8 @@ from dataclasses import dataclass
 
 from nlr_server.domain.borrower import Borrower
 from nlr_server.domain.card_number import CardNumber
-from nlr_server.domain.errors import NotFound, PermissionDenied
+from nlr_server.domain.errors import NotFound
 from nlr_server.domain.identity import IdentityValue
-from nlr_server.domain.library_number import LibraryNumber
 from nlr_server.domain.national_id import NationalId
 from nlr_server.usecases.ports import UnitOfWork
 
@@ -34,13 +33,4 @@ def find(uow: UnitOfWork, key: BorrowerKey, now: dt.datetime | None = None) -> B
         borrower = uow.borrowers.get_by_identity(key.identity, now or dt.datetime.now(dt.UTC))
     if borrower is None:
         raise NotFound("no borrower with that key")
-    return borrower
-
-
-def find_affiliated(uow: UnitOfWork, library: LibraryNumber, card_number: CardNumber) -> Borrower:
-    borrower = find(uow, BorrowerKey(card_number=card_number))
-    if not borrower.is_affiliated_with(library):
-        raise PermissionDenied(
-            "only a library affiliated with the borrower may change it", reason="NOT_AFFILIATED"
-        )
     return borrower

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Protocol
 
+from nlr_server.domain.actor import Actor
 from nlr_server.domain.audit import AuditEvent
 from nlr_server.domain.borrower import Borrower, DeletionReason
 from nlr_server.domain.card_number import CardNumber
@@ -79,7 +80,13 @@ class BorrowerRepository(Protocol):
         """Removes every piece of personal data; the card number stays, retired."""
         ...
 
-    def clear_expired_temporary_addresses(self, today: dt.date) -> int:
+    def protect_address(
+        self, card_number: CardNumber, protected: bool, by: Actor, now: dt.datetime
+    ) -> bool:
+        """Sets or ends address protection; False if there is no such borrower."""
+        ...
+
+    def clear_expired_temporary_addresses(self, today: dt.date, by: Actor, now: dt.datetime) -> int:
         """Clears temporary addresses whose last day is before ``today``; returns how many."""
         ...
 

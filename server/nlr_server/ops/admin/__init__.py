@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import getpass
 import json
 import os
 import sys
@@ -22,6 +23,8 @@ from sqlalchemy.exc import OperationalError
 
 from nlr_server.crypto.keyring import Keyring, KeyringError
 from nlr_server.crypto.national_id_sealer import NationalIdSealer
+from nlr_server.domain.actor import Actor
+from nlr_server.domain.audit import Acting
 from nlr_server.domain.errors import AlreadyExists, InvalidValue
 from nlr_server.domain.library import Library
 from nlr_server.domain.library_number import LibraryNumber
@@ -124,6 +127,13 @@ def store() -> Iterator[SqlUnitOfWorkFactory]:
 
 def now() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
+
+
+def operator(command: str) -> Acting:
+    """The operator running ``command`` (e.g. "borrowers protect-address"), as the audit trail
+    names them: NLR_OPERATOR, else the operating system's user."""
+    name = os.environ.get("NLR_OPERATOR", "").strip() or getpass.getuser()
+    return Acting(Actor.operator(name), f"nlr-admin {command}")
 
 
 def timestamp(moment: dt.datetime | None) -> str | None:

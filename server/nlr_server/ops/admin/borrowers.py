@@ -3,12 +3,21 @@
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 
 from nlr_server.domain.card_number import CardNumber
 from nlr_server.domain.errors import InvalidValue
-from nlr_server.ops.admin import AdminError, Commands, NotFound, add_command, add_group, store
-from nlr_server.usecases import change_feed
+from nlr_server.domain.errors import NotFound as RegisterNotFound
+from nlr_server.ops.admin import (
+    AdminError,
+    Commands,
+    NotFound,
+    add_command,
+    add_group,
+    now,
+    operator,
+    store,
+)
+from nlr_server.usecases import address_protection
 
 
 def add_commands(commands: Commands) -> None:
@@ -27,13 +36,13 @@ def _protect(args: argparse.Namespace) -> None:
         card_number = CardNumber.parse(args.card_number)
     except InvalidValue as error:
         raise AdminError(f"card number: {error}") from error
-    with store() as unit_of_work, unit_of_work() as uow:
-        if not uow.borrowers.protect_address(card_number, args.protected):
-            raise NotFound(f"no borrower with card number {card_number}")
-        borrower = uow.borrowers.get_by_card_number(card_number)
-        assert borrower is not None
-        # Libraries following the feed learn that the address is no longer (or again) theirs.
-        change_feed.record(uow, borrower, borrower, dt.datetime.now(dt.UTC))
-        uow.commit()
+    command = "protect-address" if args.protected else "unprotect-address"
+    with store() as unit_of_work:
+        try:
+            address_protection.protect_address(
+                unit_of_work, operator(f"borrowers {command}"), card_number, args.protected, now()
+            )
+        except RegisterNotFound as error:
+            raise NotFound(f"no borrower with card number {card_number}") from error
     state = "protected" if args.protected else "no longer protected"
     print(f"{card_number}: address {state}")

@@ -7,7 +7,15 @@ import argparse
 import datetime as dt
 import os
 
-from nlr_server.ops.admin import Commands, add_command, add_json_option, now, print_json, store
+from nlr_server.ops.admin import (
+    Commands,
+    add_command,
+    add_json_option,
+    now,
+    operator,
+    print_json,
+    store,
+)
 from nlr_server.usecases.maintenance import run_maintenance
 
 
@@ -41,6 +49,7 @@ def _maintenance(args: argparse.Namespace) -> None:
     with store() as unit_of_work:
         report = run_maintenance(
             unit_of_work,
+            operator("maintenance"),
             now(),
             dt.timedelta(days=args.feed_retention_days),
             dt.timedelta(days=args.lockout_forget_days),

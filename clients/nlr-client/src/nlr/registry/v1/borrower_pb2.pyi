@@ -20,6 +20,42 @@ else:
 
 DESCRIPTOR: _descriptor.FileDescriptor
 
+class _ActorKind:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _ActorKindEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ActorKind.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    ACTOR_KIND_UNSPECIFIED: _ActorKind.ValueType  # 0
+    """Never sent."""
+    ACTOR_KIND_LIBRARY: _ActorKind.ValueType  # 1
+    """A library, through its vendor's system."""
+    ACTOR_KIND_BORROWER: _ActorKind.ValueType  # 2
+    """The borrower themself, through a portal."""
+    ACTOR_KIND_POPULATION_REGISTER: _ActorKind.ValueType  # 3
+    """The population register (Folkeregisteret)."""
+    ACTOR_KIND_OPERATOR: _ActorKind.ValueType  # 4
+    """An operator of the register."""
+    ACTOR_KIND_SYSTEM: _ActorKind.ValueType  # 5
+    """The register's own housekeeping (maintenance)."""
+
+class ActorKind(_ActorKind, metaclass=_ActorKindEnumTypeWrapper):
+    """Who acted on a record."""
+
+ACTOR_KIND_UNSPECIFIED: ActorKind.ValueType  # 0
+"""Never sent."""
+ACTOR_KIND_LIBRARY: ActorKind.ValueType  # 1
+"""A library, through its vendor's system."""
+ACTOR_KIND_BORROWER: ActorKind.ValueType  # 2
+"""The borrower themself, through a portal."""
+ACTOR_KIND_POPULATION_REGISTER: ActorKind.ValueType  # 3
+"""The population register (Folkeregisteret)."""
+ACTOR_KIND_OPERATOR: ActorKind.ValueType  # 4
+"""An operator of the register."""
+ACTOR_KIND_SYSTEM: ActorKind.ValueType  # 5
+"""The register's own housekeeping (maintenance)."""
+Global___ActorKind: _TypeAlias = ActorKind  # noqa: Y015
+
 class _IdentityKind:
     ValueType = _typing.NewType("ValueType", _builtins.int)
     V: _TypeAlias = ValueType  # noqa: Y015
@@ -256,6 +292,8 @@ class Borrower(_message.Message):
     CONSENT_TIME_FIELD_NUMBER: _builtins.int
     POPULATION_REGISTER_CHECK_TIME_FIELD_NUMBER: _builtins.int
     IDENTITIES_FIELD_NUMBER: _builtins.int
+    CREATED_BY_KIND_FIELD_NUMBER: _builtins.int
+    LAST_CHANGED_BY_KIND_FIELD_NUMBER: _builtins.int
     card_number: _builtins.str
     """Card number (lånernummer): "N" followed by 9 digits, e.g. "N000123456". Set by the library
     on CreateBorrower; never changes afterwards and is never reused, even after deletion.
@@ -292,10 +330,12 @@ class Borrower(_message.Message):
     Output only on CreateBorrower. Full view only.
     """
     created_by: _builtins.str
-    """Library number of the library that created the borrower. Output only. Full view only."""
+    """Library number of the library that created the borrower, when a library did
+    (created_by_kind ACTOR_KIND_LIBRARY); empty otherwise. Output only. Full view only.
+    """
     last_changed_by: _builtins.str
-    """Library number of the library that last changed the personal data. Output only.
-    Full view only.
+    """Library number of the library that last changed the record, when a library did
+    (last_changed_by_kind ACTOR_KIND_LIBRARY); empty otherwise. Output only. Full view only.
     """
     etag: _builtins.str
     """Opaque version tag of the record. Output only; send it back in UpdateBorrower (and
@@ -348,6 +388,14 @@ class Borrower(_message.Message):
     card_expiry_date: _builtins.str
     """The last day the card may be used, "YYYY-MM-DD"; empty when the card does not expire.
     card_valid is false after it. Full view only.
+    """
+    created_by_kind: Global___ActorKind.ValueType
+    """Who created the borrower: a library (its number in created_by), the borrower themself,
+    an operator, ... Output only. Full view only.
+    """
+    last_changed_by_kind: Global___ActorKind.ValueType
+    """Who last changed the record; a library's number is in last_changed_by. Output only. Full
+    view only.
     """
     @_builtins.property
     def registered_address(self) -> Global___Address:
@@ -443,10 +491,12 @@ class Borrower(_message.Message):
         consent_time: _timestamp_pb2.Timestamp | None = ...,
         population_register_check_time: _timestamp_pb2.Timestamp | None = ...,
         identities: _abc.Iterable[Global___Identity] | None = ...,
+        created_by_kind: Global___ActorKind.ValueType = ...,
+        last_changed_by_kind: Global___ActorKind.ValueType = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["consent_time", b"consent_time", "create_time", b"create_time", "population_register_check_time", b"population_register_check_time", "registered_address", b"registered_address", "temporary_address", b"temporary_address", "update_time", b"update_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["address_protected", b"address_protected", "affiliations", b"affiliations", "birth_date", b"birth_date", "birth_year", b"birth_year", "card_expiry_date", b"card_expiry_date", "card_number", b"card_number", "card_valid", b"card_valid", "consent_time", b"consent_time", "create_time", b"create_time", "created_by", b"created_by", "email", b"email", "email_should_be_checked", b"email_should_be_checked", "etag", b"etag", "family_name", b"family_name", "given_name", b"given_name", "guardians", b"guardians", "has_password", b"has_password", "has_pin", b"has_pin", "home_library", b"home_library", "home_phone", b"home_phone", "identities", b"identities", "last_active_on", b"last_active_on", "last_changed_by", b"last_changed_by", "mobile_phone", b"mobile_phone", "national_id", b"national_id", "population_register_check_time", b"population_register_check_time", "preferred_contact_method", b"preferred_contact_method", "preferred_language", b"preferred_language", "previous_card_number", b"previous_card_number", "primary_phone", b"primary_phone", "registered_address", b"registered_address", "security_level", b"security_level", "sex", b"sex", "temporary_address", b"temporary_address", "update_time", b"update_time", "view", b"view", "wards", b"wards", "work_phone", b"work_phone"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["address_protected", b"address_protected", "affiliations", b"affiliations", "birth_date", b"birth_date", "birth_year", b"birth_year", "card_expiry_date", b"card_expiry_date", "card_number", b"card_number", "card_valid", b"card_valid", "consent_time", b"consent_time", "create_time", b"create_time", "created_by", b"created_by", "created_by_kind", b"created_by_kind", "email", b"email", "email_should_be_checked", b"email_should_be_checked", "etag", b"etag", "family_name", b"family_name", "given_name", b"given_name", "guardians", b"guardians", "has_password", b"has_password", "has_pin", b"has_pin", "home_library", b"home_library", "home_phone", b"home_phone", "identities", b"identities", "last_active_on", b"last_active_on", "last_changed_by", b"last_changed_by", "last_changed_by_kind", b"last_changed_by_kind", "mobile_phone", b"mobile_phone", "national_id", b"national_id", "population_register_check_time", b"population_register_check_time", "preferred_contact_method", b"preferred_contact_method", "preferred_language", b"preferred_language", "previous_card_number", b"previous_card_number", "primary_phone", b"primary_phone", "registered_address", b"registered_address", "security_level", b"security_level", "sex", b"sex", "temporary_address", b"temporary_address", "update_time", b"update_time", "view", b"view", "wards", b"wards", "work_phone", b"work_phone"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -1,0 +1,97 @@
+"""What each actor may do to a borrower: which view it gets, whether it may change the record,
+and which fields it may change (field ownership).
+
+The use cases ask here, once per borrower they act on; nothing else decides.
+
+- A library sees the full view of the borrowers affiliated with it and the basic view of
+  everyone else, and changes only the borrowers affiliated with it.
+- A borrower sees and changes only their own record, and of it only what is theirs to keep
+  true: how to reach them, their own choices, not who they are.
+- The population register owns who the person is: name, sex, birth date, registered address.
+  While the register does not yet follow it, a library may still correct them too.
+- An operator and the register's own tasks act on any record.
+- A borrower's security level is raised by whoever may change the record, and lowered only by
+  the borrower (or an operator).
+"""
+
+from __future__ import annotations
+
+from nlr_server.domain.actor import Actor, ActorKind
+from nlr_server.domain.borrower import UPDATABLE_FIELDS, Borrower
+from nlr_server.domain.credentials import SecurityLevel
+from nlr_server.domain.errors import PermissionDenied
+from nlr_server.domain.views import BorrowerView
+
+# Who a person is, as the population register says.
+POPULATION_REGISTER_FIELDS: frozenset[str] = frozenset(
+    {"given_name", "family_name", "national_id", "birth_date", "sex", "registered_address"}
+)
+# What a borrower keeps true themself.
+BORROWER_FIELDS: frozenset[str] = frozenset(
+    {
+        "email",
+        "mobile_phone",
+        "home_phone",
+        "work_phone",
+        "primary_phone",
+        "temporary_address",
+        "preferred_contact_method",
+        "preferred_language",
+        "security_level",
+        "consent_time",
+    }
+)
+# The fields each kind of actor may change.
+FIELD_OWNERS: dict[ActorKind, frozenset[str]] = {
+    ActorKind.LIBRARY: UPDATABLE_FIELDS,
+    ActorKind.BORROWER: BORROWER_FIELDS,
+    ActorKind.POPULATION_REGISTER: POPULATION_REGISTER_FIELDS,
+    ActorKind.OPERATOR: UPDATABLE_FIELDS,
+    ActorKind.SYSTEM: UPDATABLE_FIELDS,
+}
+
+
+def view_for(actor: Actor, borrower: Borrower) -> BorrowerView:
+    """The view of ``borrower`` that ``actor`` is entitled to: the least data that serves it."""
+    if actor.kind is ActorKind.LIBRARY:
+        library = actor.library_number
+        assert library is not None
+        return BorrowerView.FULL if borrower.is_affiliated_with(library) else BorrowerView.BASIC
+    if actor.kind is ActorKind.BORROWER:
+        return BorrowerView.FULL if actor.id == borrower.card_number.value else BorrowerView.BASIC
+    return BorrowerView.FULL
+
+
+def require_may_change(actor: Actor, borrower: Borrower) -> None:
+    """Refuses an actor that may not change this borrower's record."""
+    if actor.kind is ActorKind.LIBRARY:
+        library = actor.library_number
+        assert library is not None
+        if not borrower.is_affiliated_with(library):
+            raise PermissionDenied(
+                "only a library affiliated with the borrower may change it",
+                reason="NOT_AFFILIATED",
+            )
+    elif actor.kind is ActorKind.BORROWER and actor.id != borrower.card_number.value:
+        raise PermissionDenied("a borrower changes only their own record", reason="NOT_OWN_RECORD")
+
+
+def require_may_set_security_level(actor: Actor, old: SecurityLevel, new: SecurityLevel) -> None:
+    """The borrower chose how strong a login their card needs: only they (or an operator)
+    may lower it; anyone who may change the record may raise it."""
+    if actor.kind in (ActorKind.BORROWER, ActorKind.OPERATOR) or new >= old:
+        return
+    raise PermissionDenied(
+        "a library may raise a borrower's security level but not lower it",
+        reason="SECURITY_LEVEL_LOWERING",
+    )
+
+
+def require_may_change_fields(actor: Actor, fields: frozenset[str]) -> None:
+    """Refuses a change that names a field the actor does not own."""
+    not_owned = sorted(fields - FIELD_OWNERS[actor.kind])
+    if not_owned:
+        raise PermissionDenied(
+            f"not the {actor.kind.value}'s to change: {', '.join(not_owned)}",
+            reason="FIELD_NOT_OWNED",
+        )
