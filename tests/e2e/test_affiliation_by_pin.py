@@ -226,3 +226,41 @@ def test_a_malformed_proof_names_the_bad_field_and_changes_nothing(
         assert pin not in (raised.value.details() or "")
     assert count_rows(server.config.database_url) == before  # no wrong PIN counted either
     assert get(bergen, card_number="N000001406").view == borrower_pb2.BORROWER_VIEW_BASIC
+
+
+def test_an_expired_cards_right_pin_proves_nothing_as_at_login(
+    registry: Registry, authenticate: Authenticate
+) -> None:
+    identity_number = national_id(BIRTH_DATE)
+    create(registry, new_borrower("N000001409", national_id=identity_number))
+    registry.stub.SetPin(
+        pb.SetPinRequest(card_number="N000001409", pin=PIN), metadata=registry.metadata
+    )
+    read = get(registry, card_number="N000001409")
+    yesterday = (dt.datetime.now(dt.UTC).date() - dt.timedelta(days=1)).isoformat()
+    registry.stub.UpdateBorrower(
+        pb.UpdateBorrowerRequest(
+            borrower=borrower_pb2.Borrower(
+                card_number="N000001409", etag=read.etag, card_expiry_date=yesterday
+            ),
+            update_mask=FieldMask(paths=["card_expiry_date"]),
+        ),
+        metadata=registry.metadata,
+    )
+    bergen = registry.as_library(BERGEN)
+
+    with pytest.raises(grpc.RpcError) as by_proof:
+        affiliate(bergen, "N000001409")
+    with pytest.raises(grpc.RpcError) as at_login:
+        authenticate.VerifyPin(auth_pb.VerifyPinRequest(card_number="N000001409", pin=PIN))
+
+    expired = (grpc.StatusCode.PERMISSION_DENIED, "CARD_EXPIRED")
+    assert refusal(by_proof.value) == expired
+    assert refusal(at_login.value) == expired
+    assert affiliations(registry, "N000001409") == [OSLO]
+    # The positive control: the national id still proves the borrower, expired card or not.
+    proven = registry.stub.AffiliateBorrower(
+        pb.AffiliateBorrowerRequest(card_number="N000001409", national_id=identity_number),
+        metadata=bergen.metadata,
+    ).borrower
+    assert [a.library_number for a in proven.affiliations] == [OSLO, BERGEN]
