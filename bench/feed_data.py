@@ -18,6 +18,7 @@ from bench.environment import Environment
 from sqlalchemy import func, select, update
 
 from nlr_server.crypto.national_id_sealer import NationalIdSealer
+from nlr_server.domain.actor import Actor
 from nlr_server.domain.card_number import CardNumber
 from nlr_server.domain.change_feed import ChangeKind
 from nlr_server.domain.library_number import LibraryNumber
@@ -62,7 +63,8 @@ def affiliate(
                 assert before is not None, card
                 after = before
                 for library in libraries:
-                    after = after.affiliate(LibraryNumber(library), now)
+                    number = LibraryNumber(library)
+                    after = after.affiliate(number, Actor.library(number), now)
                 saved = uow.borrowers.save(after)
                 change_feed.record(uow, before, saved, now, ChangeKind.AFFILIATED)
             uow.commit()

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import grpc
 import pytest
+from google.protobuf.field_mask_pb2 import FieldMask
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from admin_runner import Admin, admin_environment
@@ -18,6 +19,7 @@ from nlr.registry.v1 import registry_service_pb2 as pb
 from nlr_server.ops.dev_pki import DevPkiPaths
 from nlr_server.store.models import AuditEventRow
 from register_harness import (
+    BERGEN,
     OSLO,
     Registry,
     ServerThread,
@@ -26,6 +28,7 @@ from register_harness import (
     create,
     get,
     make_config,
+    national_id,
     new_borrower,
     wait_for_audit_rows,
 )
@@ -184,3 +187,34 @@ def test_a_call_refused_before_its_library_is_known_names_no_actor(
         where=AuditEventRow.card_number == "N000002104",
     )
     assert rows == [(None, None, None)]
+
+
+def test_a_new_affiliation_changes_the_etag_and_names_the_library_last_changer(
+    registry: Registry,
+) -> None:
+    identity_number = national_id()
+    created = create(registry, new_borrower("N000002105", national_id=identity_number))
+    bergen = registry.as_library(BERGEN)
+
+    affiliated = bergen.stub.AffiliateBorrower(
+        pb.AffiliateBorrowerRequest(card_number="N000002105", national_id=identity_number),
+        metadata=bergen.metadata,
+    ).borrower
+
+    assert affiliated.etag != created.etag
+    assert (affiliated.last_changed_by_kind, affiliated.last_changed_by) == (
+        borrower_pb2.ACTOR_KIND_LIBRARY,
+        BERGEN,
+    )
+    # A change based on the record as it was before is refused.
+    with pytest.raises(grpc.RpcError) as stale:
+        registry.stub.UpdateBorrower(
+            pb.UpdateBorrowerRequest(
+                borrower=borrower_pb2.Borrower(
+                    card_number="N000002105", etag=created.etag, email="ny@example.org"
+                ),
+                update_mask=FieldMask(paths=["email"]),
+            ),
+            metadata=registry.metadata,
+        )
+    assert stale.value.code() == grpc.StatusCode.ABORTED

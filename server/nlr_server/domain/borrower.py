@@ -231,10 +231,17 @@ class Borrower:
     def is_affiliated_with(self, library: LibraryNumber) -> bool:
         return any(a.library_number == library for a in self.affiliations)
 
-    def affiliate(self, library: LibraryNumber, now: dt.datetime) -> Borrower:
+    def affiliate(self, library: LibraryNumber, by: Actor, now: dt.datetime) -> Borrower:
+        """The borrower with ``library`` among their libraries: a change of the record (the
+        etag changes, and so does who last changed it)."""
         if self.is_affiliated_with(library):
             return self
-        return replace(self, affiliations=(*self.affiliations, Affiliation(library, now)))
+        return replace(
+            self,
+            affiliations=(*self.affiliations, Affiliation(library, now)),
+            last_changed_by=by,
+            last_changed_at=now,
+        )
 
     def make_home(self, library: LibraryNumber, by: Actor, now: dt.datetime) -> Borrower:
         """The borrower's chosen home library, which must be one they are affiliated with."""

@@ -174,7 +174,7 @@ def affiliate_borrower(
         if borrower.is_affiliated_with(library):
             saved = borrower
         else:
-            saved = uow.borrowers.save(borrower.affiliate(library, now))
+            saved = uow.borrowers.save(borrower.affiliate(library, acting.actor, now))
             change_feed.record(uow, borrower, saved, now)
         record_audit(uow, acting, now, saved)
         uow.commit()
