@@ -33,13 +33,14 @@ from nlr.registry.v1 import registry_service_pb2 as pb
 from nlr_server.crypto.keyring import Keyring
 from nlr_server.crypto.national_id_sealer import NationalIdSealer
 from nlr_server.store.database import create_store_engine
-from nlr_server.store.models import Base, CardNumberRow, LibraryRow
+from nlr_server.store.models import AuditEventRow, Base, CardNumberRow, LibraryRow
 from register_harness import (
     BERGEN,
     OSLO,
     POSTGRES_URL_VARIABLE,
     TROMSO,
     Registry,
+    audit_rows,
     count_rows,
     create,
     error_details,
@@ -53,7 +54,11 @@ UNKNOWN_LIBRARY = "2999900"
 
 
 def _admin(url: str, keyring_path: Path) -> Admin:
-    return Admin(admin_environment(NLR_DATABASE_URL=url, NLR_KEYRING=str(keyring_path)))
+    return Admin(
+        admin_environment(
+            NLR_DATABASE_URL=url, NLR_KEYRING=str(keyring_path), NLR_OPERATOR="kari.drift"
+        )
+    )
 
 
 @pytest.fixture
@@ -364,15 +369,28 @@ def test_a_card_number_reserved_by_another_library_is_rejected_and_the_home_libr
     assert error_details(refused.value)[0] == "CARD_NUMBER_RESERVED"
 
 
+def _audited_batches(url: str) -> list[tuple[Any, ...]]:
+    return audit_rows(
+        url,
+        AuditEventRow.rpc,
+        AuditEventRow.actor_kind,
+        AuditEventRow.actor_id,
+        where=AuditEventRow.rpc == "nlr-admin import",
+    )
+
+
 def _snapshot(url: str, keyring: Keyring) -> dict[str, list[tuple[Any, ...]]]:
     """Every table's rows in key order; national ids decrypted (the nonces differ by design)
-    and the import's own start and finish times left out."""
+    and the import's own start and finish times left out, and the audit trail, which tells
+    how each import went (see _audited_batches)."""
     sealer = NationalIdSealer(keyring)
     engine = create_store_engine(url)
     tables: dict[str, list[tuple[Any, ...]]] = {}
     try:
         with engine.connect() as connection:
             for table in Base.metadata.sorted_tables:
+                if table.name == "audit_events":
+                    continue
                 columns = [
                     c for c in table.c if c.name not in ("started_at", "finished_at", "file_name")
                 ]
@@ -472,5 +490,9 @@ def test_an_import_killed_and_run_again_ends_with_exactly_the_uninterrupted_data
     assert summary["skipped"] == done
     assert summary["total_imported"] + summary["total_rejected"] == count
     assert _snapshot(killed_url, keyring) == _snapshot(whole_url, keyring)
+    # Each committed batch is audited with it, naming the operator: 16 batches of 500 lines
+    # uninterrupted; the killed run's too, each batch once, whichever run committed it.
+    assert _audited_batches(whole_url) == [("nlr-admin import", "operator", "kari.drift")] * 16
+    assert _audited_batches(killed_url) == _audited_batches(whole_url)
     assert rejects.read_bytes() == (tmp_path / "w.jsonl").read_bytes()
     assert len(_rejects(rejects)) == summary["total_rejected"] > 0

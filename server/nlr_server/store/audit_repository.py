@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Sequence
 
-from sqlalchemy import insert, select
+from sqlalchemy import Connection, insert, select
 from sqlalchemy.orm import Session
 
 from nlr_server.domain.actor import ActorKind
@@ -13,32 +13,38 @@ from nlr_server.domain.audit import AuditEvent
 from nlr_server.store.models import AuditEventRow
 
 
+def append_events(target: Session | Connection, events: Sequence[AuditEvent]) -> None:
+    """Adds the events to ``target``'s transaction: a unit of work's session, or the
+    connection of a bulk write (nlr-admin import)."""
+    if not events:
+        return
+    target.execute(
+        insert(AuditEventRow),
+        [
+            {
+                "occurred_at": e.occurred_at,
+                "vendor_id": e.vendor_id,
+                "certificate_fingerprint": e.certificate_fingerprint,
+                "library_number": e.library_number,
+                "rpc": e.rpc,
+                "card_number": e.card_number,
+                "borrower_id": e.borrower_id,
+                "outcome": e.outcome,
+                "reason": e.reason,
+                "actor_kind": e.actor_kind.value if e.actor_kind is not None else None,
+                "actor_id": e.actor_id,
+            }
+            for e in events
+        ],
+    )
+
+
 class SqlAuditRepository:
     def __init__(self, session: Session) -> None:
         self._session = session
 
     def append(self, events: Sequence[AuditEvent]) -> None:
-        if not events:
-            return
-        self._session.execute(
-            insert(AuditEventRow),
-            [
-                {
-                    "occurred_at": e.occurred_at,
-                    "vendor_id": e.vendor_id,
-                    "certificate_fingerprint": e.certificate_fingerprint,
-                    "library_number": e.library_number,
-                    "rpc": e.rpc,
-                    "card_number": e.card_number,
-                    "borrower_id": e.borrower_id,
-                    "outcome": e.outcome,
-                    "reason": e.reason,
-                    "actor_kind": e.actor_kind.value if e.actor_kind is not None else None,
-                    "actor_id": e.actor_id,
-                }
-                for e in events
-            ],
-        )
+        append_events(self._session, events)
 
     def for_card(self, card_number: str) -> list[AuditEvent]:
         query = (

@@ -34,6 +34,7 @@ from sqlalchemy import Engine
 
 from nlr_server.crypto.keyring import Keyring
 from nlr_server.crypto.national_id_sealer import NationalIdSealer
+from nlr_server.domain.audit import Acting
 from nlr_server.ops.admin import (
     AdminError,
     Commands,
@@ -41,12 +42,14 @@ from nlr_server.ops.admin import (
     add_json_option,
     environment,
     now,
+    operator,
     print_json,
     store,
     timestamp,
 )
 from nlr_server.ops.legacy_export import ImportContext, ImportedBorrower, RejectedLine, parse_line
 from nlr_server.store import borrower_import
+from nlr_server.store.audit_repository import append_events
 from nlr_server.store.borrower_import import ImportProgress
 from nlr_server.usecases.reservations import ReservedRanges
 
@@ -189,8 +192,11 @@ def _run(
     )
     batches = _batches(path, progress.input_offset, progress.lines_done, progress.batch_size)
     analyzed_at = 0
+    acting = operator("import")
     for results, lines_done, offset in _validated(batches, context, keyring_path, args.workers):
-        imported, rejected = _commit_batch(engine, rejects, progress, results, lines_done, offset)
+        imported, rejected = _commit_batch(
+            engine, rejects, progress, results, lines_done, offset, acting
+        )
         summary.imported += imported
         summary.rejected += rejected
         summary.lines += imported + rejected
@@ -304,8 +310,10 @@ def _commit_batch(
     results: list[_Parsed],
     lines_done: int,
     offset: int,
+    acting: Acting,
 ) -> tuple[int, int]:
-    """Writes one batch and its progress in one transaction; returns (imported, rejected)."""
+    """Writes one batch and its progress in one transaction, with an audit event naming the
+    operator; returns (imported, rejected)."""
     with engine.begin() as connection:
         first_id = borrower_import.next_borrower_id(connection)
         valid = [r for r in results if isinstance(r, _Valid)]
@@ -343,6 +351,7 @@ def _commit_batch(
         progress.imported += len(accepted)
         progress.rejected += len(refused)
         borrower_import.save_progress(connection, progress)
+        append_events(connection, [acting.event(now())])
     return len(accepted), len(refused)
 
 
