@@ -12,11 +12,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Callable, Sequence
 from concurrent.futures import Executor
 
 from nlr_server.domain.audit import AuditEvent
 from nlr_server.domain.errors import Unavailable
-from nlr_server.usecases.ports import UnitOfWorkFactory
+
+# Commits a batch of events in a transaction of its own (store/audit_repository.AuditLog).
+Append = Callable[[Sequence[AuditEvent]], None]
+# The same on the event loop, if no other writer is at work; False if one is.
+TryAppend = Callable[[Sequence[AuditEvent]], bool]
 
 log = logging.getLogger(__name__)
 
@@ -33,9 +38,17 @@ class AuditUnavailable(Unavailable):
 
 class AuditWriter:
     def __init__(
-        self, unit_of_work: UnitOfWorkFactory, executor: Executor, *, retry_seconds: float
+        self,
+        append: Append,
+        executor: Executor,
+        *,
+        retry_seconds: float,
+        append_on_loop: TryAppend | None = None,
     ) -> None:
-        self._uow = unit_of_work
+        """``append_on_loop``: for an embedded store, where a batch is written faster than
+        it is handed to a worker; a batch it cannot write at once goes to a worker."""
+        self._append = append
+        self._append_on_loop = append_on_loop
         self._executor = executor
         self._retry_seconds = retry_seconds
         # Events whose calls wait for their commit, and events that need not wait.
@@ -58,7 +71,7 @@ class AuditWriter:
         """Returns once ``event`` is committed; raises AuditUnavailable if it could not be."""
         if self._wake is None:
             # Not started (a server being built or stopped): write it on the spot.
-            await asyncio.get_running_loop().run_in_executor(self._executor, self._write, [event])
+            await asyncio.get_running_loop().run_in_executor(self._executor, self._append, [event])
             return
         done = asyncio.get_running_loop().create_future()
         self._waiting.append((event, done))
@@ -96,7 +109,9 @@ class AuditWriter:
         if not batch:
             return True
         try:
-            await asyncio.get_running_loop().run_in_executor(self._executor, self._write, batch)
+            if self._append_on_loop is None or not self._append_on_loop(batch):
+                loop = asyncio.get_running_loop()
+                await loop.run_in_executor(self._executor, self._append, batch)
         except Exception as error:
             # The calls that waited are answered UNAVAILABLE (and audited as such by the
             # interceptor); the rest are kept for the next attempt: the trail loses nothing.
@@ -117,8 +132,3 @@ class AuditWriter:
             if not done.done():
                 done.set_result(None)
         return True
-
-    def _write(self, batch: list[AuditEvent]) -> None:
-        with self._uow() as uow:
-            uow.audit.append(batch)
-            uow.commit()

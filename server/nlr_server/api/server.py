@@ -44,6 +44,7 @@ from nlr_server.domain.lockout import LockoutPolicy
 from nlr_server.mail.smtp_sender import SmtpSender
 from nlr_server.ops.config import Config
 from nlr_server.store import migrate
+from nlr_server.store.audit_repository import AuditLog
 from nlr_server.store.database import create_store_engine, ping
 from nlr_server.store.erasure import DeletionVacuum, WalTruncation, eraser_for
 from nlr_server.store.errors import describe
@@ -86,6 +87,9 @@ class RegisterServer:
         self._loop_reads: SqlUnitOfWorkFactory | None = None
         self._loop_writes: SqlUnitOfWorkFactory | None = None
         self._audit: AuditWriter | None = None
+        self._audit_log: AuditLog | None = None
+        self._loop_audit_log: AuditLog | None = None
+        self._write_lock: threading.RLock | None = None
         self._feed_hub: FeedHub | None = None
         self._engine = create_store_engine(config.database_url, pool_size=config.db_pool_size)
         self._eraser = eraser_for(self._engine, vacuum_seconds=config.deletion_vacuum_seconds)
@@ -98,8 +102,22 @@ class RegisterServer:
         services = self._services(self._keyring)
         assert self._feed_hub is not None
         await self._feed_hub.start(services.read)
+        self._audit_log = AuditLog(self._engine, self._write_lock)
+        # On an embedded store, batches are written on the loop when no other writer is at
+        # work, on a connection of their own that never waits.
+        self._loop_audit_log = (
+            AuditLog(
+                create_store_engine(config.database_url, pool_size=1, wait_for_writers=False),
+                self._write_lock,
+            )
+            if self._loop_writes is not None
+            else None
+        )
         self._audit = AuditWriter(
-            services.unit_of_work, self._executor, retry_seconds=config.audit_retry_seconds
+            self._audit_log.append,
+            self._executor,
+            retry_seconds=config.audit_retry_seconds,
+            append_on_loop=self._loop_audit_log.try_append if self._loop_audit_log else None,
         )
         self._audit.start()
         server = grpc.aio.server(
@@ -165,6 +183,7 @@ class RegisterServer:
             workers=config.password_workers, iterations=config.password_iterations
         )
         unit_of_work = SqlUnitOfWorkFactory(self._engine, NationalIdSealer(keyring))
+        self._write_lock = unit_of_work.write_lock
         self._loop_reads = unit_of_work.for_loop_reads()
         self._loop_writes = unit_of_work.for_loop_writes()
         self._feed_hub = FeedHub(
@@ -241,6 +260,11 @@ class RegisterServer:
                 await asyncio.wait_for(self._audit.stop(), timeout=AUDIT_FLUSH_ON_STOP_SECONDS)
             except TimeoutError:
                 log.error("stopped without writing %d audit events", self._audit.backlog)
+        for audit_log in (self._audit_log, self._loop_audit_log):
+            if audit_log is not None:
+                audit_log.close()
+        if self._loop_audit_log is not None:
+            self._loop_audit_log.engine.dispose()
         # Calls still stuck in the database after the grace period are abandoned, not awaited:
         # the process must be able to exit (see __main__).
         self._executor.shutdown(wait=False, cancel_futures=True)

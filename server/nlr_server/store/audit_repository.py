@@ -2,41 +2,150 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+import sqlite3
+import threading
 from collections.abc import Sequence
+from typing import Any
 
-from sqlalchemy import Connection, insert, select
+from sqlalchemy import Connection, Engine, bindparam, insert, select
 from sqlalchemy.orm import Session
 
 from nlr_server.domain.actor import ActorKind
 from nlr_server.domain.audit import AuditEvent
-from nlr_server.store.models import AuditEventRow
+from nlr_server.store.database import NO_WAIT
+from nlr_server.store.models import AuditEventRow, table_of
+from nlr_server.store.prepared import PreparedWrite
+from nlr_server.usecases.ports import WriterBusy
 
 
 def append_events(target: Session | Connection, events: Sequence[AuditEvent]) -> None:
     """Adds the events to ``target``'s transaction: a unit of work's session, or the
     connection of a bulk write (nlr-admin import)."""
-    if not events:
-        return
-    target.execute(
-        insert(AuditEventRow),
-        [
-            {
-                "occurred_at": e.occurred_at,
-                "vendor_id": e.vendor_id,
-                "certificate_fingerprint": e.certificate_fingerprint,
-                "library_number": e.library_number,
-                "rpc": e.rpc,
-                "card_number": e.card_number,
-                "borrower_id": e.borrower_id,
-                "outcome": e.outcome,
-                "reason": e.reason,
-                "actor_kind": e.actor_kind.value if e.actor_kind is not None else None,
-                "actor_id": e.actor_id,
-            }
-            for e in events
-        ],
-    )
+    if events:
+        target.execute(insert(AuditEventRow), [_row(e) for e in events])
+
+
+class AuditLog:
+    """Appends audit events in transactions of their own, for the group commit of reads and
+    refusals (api/audit_writer.py): on a driver connection of its own, one statement and one
+    commit a batch, without a unit of work's machinery, which would cost more than the batch.
+
+    ``write_lock``: the store's writer lock in this process (SQLite's, so that the batch
+    queues behind the units of work instead of in SQLite's busy handler).
+    """
+
+    def __init__(self, engine: Engine, write_lock: threading.RLock | None = None) -> None:
+        self._engine = engine
+        self._lock = write_lock
+        self._driver: Any = None
+
+    @property
+    def engine(self) -> Engine:
+        return self._engine
+
+    def append(self, events: Sequence[AuditEvent]) -> None:
+        if not events:
+            return
+        with self._lock if self._lock is not None else contextlib.nullcontext():
+            self._append(events)
+
+    def try_append(self, events: Sequence[AuditEvent]) -> bool:
+        """As append, but only if no other writer is at work (an engine that never waits,
+        store/database.py): False, with nothing written, if one is."""
+        if self._lock is not None and not self._lock.acquire(blocking=False):
+            return False
+        try:
+            self._append(events)
+        except WriterBusy:
+            return False
+        finally:
+            if self._lock is not None:
+                self._lock.release()
+        return True
+
+    def _append(self, events: Sequence[AuditEvent]) -> None:
+        driver = self._connection()
+        sqlite = self._engine.dialect.name == "sqlite"
+        try:
+            if sqlite:
+                _begin_immediate(driver, self._engine)
+            _APPEND.run_many(driver, self._engine.dialect, [_row(e) for e in events])
+            if sqlite:
+                _run(driver, "COMMIT")
+            else:
+                driver.commit()
+        except WriterBusy:
+            raise
+        except Exception:
+            # The connection may be gone (that is likely why): a fresh one next time.
+            driver, self._driver = self._driver, None
+            with contextlib.suppress(Exception):
+                driver.invalidate()
+            raise
+
+    def close(self) -> None:
+        driver, self._driver = self._driver, None
+        if driver is not None:
+            with contextlib.suppress(Exception):
+                driver.close()
+
+    def _connection(self) -> Any:
+        if self._driver is None:
+            self._driver = self._engine.raw_connection()
+        return self._driver
+
+
+def _begin_immediate(driver: Any, engine: Engine) -> None:
+    try:
+        _run(driver, "BEGIN IMMEDIATE")
+    except sqlite3.OperationalError as error:
+        if engine.get_execution_options().get(NO_WAIT) and "locked" in str(error):
+            raise WriterBusy("another connection is writing") from None
+        raise
+
+
+def _run(driver: Any, sql: str) -> None:
+    cursor = driver.cursor()
+    try:
+        cursor.execute(sql)
+    finally:
+        cursor.close()
+
+
+_COLUMNS = (
+    "occurred_at",
+    "vendor_id",
+    "certificate_fingerprint",
+    "library_number",
+    "rpc",
+    "card_number",
+    "borrower_id",
+    "outcome",
+    "reason",
+    "actor_kind",
+    "actor_id",
+)
+_APPEND = PreparedWrite(
+    insert(table_of(AuditEventRow)).values({name: bindparam(name) for name in _COLUMNS})
+)
+
+
+def _row(e: AuditEvent) -> dict[str, Any]:
+    return {
+        "occurred_at": e.occurred_at,
+        "vendor_id": e.vendor_id,
+        "certificate_fingerprint": e.certificate_fingerprint,
+        "library_number": e.library_number,
+        "rpc": e.rpc,
+        "card_number": e.card_number,
+        "borrower_id": e.borrower_id,
+        "outcome": e.outcome,
+        "reason": e.reason,
+        "actor_kind": e.actor_kind.value if e.actor_kind is not None else None,
+        "actor_id": e.actor_id,
+    }
 
 
 class SqlAuditRepository:

@@ -10,7 +10,7 @@ same as through SQLAlchemy (a timestamp is a UTC datetime on both stores).
 from __future__ import annotations
 
 from collections import namedtuple
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -137,6 +137,23 @@ class PreparedWrite:
         try:
             cursor.execute(compiled.sql, compiled.parameters(parameters))
             return int(cursor.rowcount)
+        finally:
+            cursor.close()
+
+    def run_many(self, driver: Any, dialect: Dialect, rows: Sequence[Mapping[str, Any]]) -> None:
+        """Runs the statement once per row, in one call, on a driver connection the caller
+        holds and whose transaction it ends."""
+        compiled = self._compiled.get(dialect.name)
+        if compiled is None:
+            statement = (
+                self._statement
+                if isinstance(self._statement, UpdateBase)
+                else self._statement(dialect.name)
+            )
+            compiled = self._compiled[dialect.name] = _compile(statement, dialect)
+        cursor = driver.cursor()
+        try:
+            cursor.executemany(compiled.sql, [compiled.parameters(row) for row in rows])
         finally:
             cursor.close()
 

@@ -178,6 +178,11 @@ class SqlUnitOfWorkFactory:
             write_lock = threading.RLock()
         self._write_lock = write_lock
 
+    @property
+    def write_lock(self) -> threading.RLock | None:
+        """This process's writer lock of an embedded store (None on PostgreSQL)."""
+        return self._write_lock
+
     def for_loop_reads(self) -> SqlUnitOfWorkFactory | None:
         """Units of work for reads run on the event loop itself, on a connection of their own;
         None unless the store is embedded (SQLite), where a read is a local file access that
