@@ -56,3 +56,54 @@ def test_upgrading_from_the_first_schema_keeps_libraries_borrowers_and_affiliati
         assert affiliations == 1
     finally:
         engine.dispose()
+
+
+def test_upgrading_to_actors_makes_every_creator_changer_and_audited_caller_a_library(
+    database_url: str,
+) -> None:
+    engine = create_store_engine(database_url)
+    try:
+        migrate.upgrade(engine, "0014")
+        with engine.begin() as connection:
+            connection.execute(
+                text("INSERT INTO libraries (library_number, name, active) VALUES (:n, :m, :a)"),
+                {"n": "2030100", "m": "Oslo", "a": True},
+            )
+            connection.execute(
+                text(
+                    "INSERT INTO borrowers (card_number, given_name, family_name,"
+                    " national_id_ciphertext, national_id_index, national_id_key_version,"
+                    " security_level, birth_date, sex, address_protected,"
+                    " email_should_be_checked, home_library, created_by, created_at,"
+                    " last_changed_by, last_changed_at, version)"
+                    " VALUES ('N000000001', 'Kari', 'Nordmann', :c, :i, 1, 'pin', '1990-05-17',"
+                    " 'female', :f, :f, '2030100', '2030100', '2026-01-01 00:00:00+00',"
+                    " '2030100', '2026-01-01 00:00:00+00', 1)"
+                ),
+                {"c": b"\x01ciphertext", "i": b"\x00" * 32, "f": False},
+            )
+            connection.execute(
+                text(
+                    "INSERT INTO audit_events (occurred_at, rpc, outcome, library_number,"
+                    " card_number) VALUES ('2026-01-01 00:00:00+00', 'GetBorrower', 'OK',"
+                    " '2030100', 'N000000001'), ('2026-01-01 00:00:01+00', 'GetBorrower',"
+                    " 'UNAUTHENTICATED', NULL, NULL)"
+                )
+            )
+
+        migrate.upgrade(engine)
+
+        with engine.connect() as connection:
+            borrower = connection.execute(
+                text(
+                    "SELECT created_by_kind, created_by, last_changed_by_kind, last_changed_by"
+                    " FROM borrowers"
+                )
+            ).one()
+            audited = connection.execute(
+                text("SELECT actor_kind, actor_id FROM audit_events ORDER BY id")
+            ).all()
+        assert tuple(borrower) == ("library", "2030100", "library", "2030100")
+        assert [tuple(row) for row in audited] == [("library", "2030100"), (None, None)]
+    finally:
+        engine.dispose()
