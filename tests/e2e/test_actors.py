@@ -72,7 +72,8 @@ def test_protect_address_by_an_operator_names_the_operator_in_record_and_trail(
 ) -> None:
     create(registry, new_borrower("N000002102"))
 
-    operator_named("kari.drift", server, keyring_path)("borrowers", "protect-address", "N000002102")
+    operator = operator_named("kari.drift", server, keyring_path)
+    operator("borrowers", "protect-address", "N000002102")
 
     record = get(registry, card_number="N000002102")
     assert record.created_by_kind == borrower_pb2.ACTOR_KIND_LIBRARY
@@ -90,6 +91,9 @@ def test_protect_address_by_an_operator_names_the_operator_in_record_and_trail(
     assert rows == [
         ("nlr-admin borrowers protect-address", "operator", "kari.drift", "OK", "N000002102")
     ]
+    listed = [(e["actor"], e["rpc"]) for e in operator.json("audit", "--card", "N000002102")]
+    assert listed[0] == (f"library:{OSLO}", "CreateBorrower")
+    assert ("operator:kari.drift", "nlr-admin borrowers protect-address") in listed
 
 
 def test_an_unknown_card_protected_leaves_a_refusal_for_nobody_and_changes_nothing(

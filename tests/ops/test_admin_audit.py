@@ -11,6 +11,7 @@ import pytest
 from admin_runner import Admin
 from nlr_server.crypto.keyring import Keyring
 from nlr_server.crypto.national_id_sealer import NationalIdSealer
+from nlr_server.domain.actor import ActorKind
 from nlr_server.domain.audit import AuditEvent
 from nlr_server.domain.library import Library
 from nlr_server.domain.library_number import LibraryNumber
@@ -51,7 +52,18 @@ def admin(database_url: str, keyring_path: Path, keyring: Keyring) -> Admin:
                 outcome: str = "OK",
                 reason: str | None = None,
             ) -> AuditEvent:
-                return AuditEvent(at, rpc, outcome, vendor, library, card, None, reason)
+                return AuditEvent(
+                    at,
+                    rpc,
+                    outcome,
+                    vendor,
+                    library,
+                    card,
+                    None,
+                    reason,
+                    actor_kind=ActorKind.LIBRARY,
+                    actor_id=library,
+                )
 
             uow.audit.append(
                 [
@@ -101,6 +113,7 @@ def test_a_cards_events_are_listed_oldest_first_with_vendor_names(admin: Admin) 
     assert events == [
         {
             "time": "2026-11-24T10:00:00Z",
+            "actor": f"library:{OSLO}",
             "vendor": ILS_VENDOR,
             "library": OSLO,
             "rpc": "GetBorrower",
@@ -111,6 +124,7 @@ def test_a_cards_events_are_listed_oldest_first_with_vendor_names(admin: Admin) 
         },
         {
             "time": "2026-11-24T10:00:05Z",
+            "actor": f"library:{OSLO}",
             "vendor": ILS_VENDOR,
             "library": OSLO,
             "rpc": "UpdateBorrower",
@@ -121,6 +135,7 @@ def test_a_cards_events_are_listed_oldest_first_with_vendor_names(admin: Admin) 
         },
         {
             "time": "2026-11-24T10:00:30Z",
+            "actor": f"library:{OSLO}",
             "vendor": OTHER_VENDOR,
             "library": OSLO,
             "rpc": "GetBorrower",
@@ -140,6 +155,7 @@ def test_the_calls_of_a_refused_unknown_certificate_are_found_by_its_fingerprint
 ) -> None:
     refused = {
         "time": "2026-11-24T10:00:50Z",
+        "actor": None,
         "vendor": None,
         "library": None,
         "card": None,

@@ -81,13 +81,13 @@ def _card_events(args: argparse.Namespace) -> None:
         fingerprint = args.certificate.strip().lower().replace(":", "")
         if len(fingerprint) != 64 or any(c not in "0123456789abcdef" for c in fingerprint):
             raise AdminError("--certificate: a SHA-256 fingerprint is 64 hexadecimal digits")
-        subject, columns = f"certificate {fingerprint}", ("time", "vendor", "library", "card")
+        subject, columns = f"certificate {fingerprint}", ("time", "actor", "vendor", "card")
     else:
         try:
             card_number = CardNumber.parse(args.card)
         except InvalidValue as error:
             raise AdminError(f"card number {args.card!r}: {error}") from error
-        subject, columns = str(card_number), ("time", "vendor", "library")
+        subject, columns = str(card_number), ("time", "actor", "vendor")
     with store() as unit_of_work, unit_of_work(read_only=True) as uow:
         names = {v.id: v.name for v in uow.vendors.all()}
         events = (
@@ -98,6 +98,8 @@ def _card_events(args: argparse.Namespace) -> None:
     listing = [
         {
             "time": timestamp(e.occurred_at),
+            # Who acted: "library:2030100", "operator:kari", "system:maintenance".
+            "actor": None if e.actor_kind is None else f"{e.actor_kind.value}:{e.actor_id}",
             "vendor": None if e.vendor_id is None else names.get(e.vendor_id),
             "library": e.library_number,
             "card": e.card_number,
