@@ -27,6 +27,7 @@ from register_harness import (
     ServerThread,
     client_channel,
     error_details,
+    get,
     make_config,
     new_borrower,
     retry_delay_seconds,
@@ -135,6 +136,30 @@ def test_connections_killed_mid_write_give_unavailable_or_aborted_and_leak_nothi
     # And it serves again as soon as the database does.
     borrower, _ = _borrower_with_own_values()
     assert _create(registry, borrower) is None
+
+
+@pytest.mark.postgresql
+def test_after_every_connection_was_cut_once_reads_and_refusals_are_answered_as_before(
+    postgres_database_url: str, registry: Registry
+) -> None:
+    """A database restart leaves every pooled connection dead, the audit trail's own too:
+    the next calls find fresh ones instead of failing."""
+    borrower, _ = _borrower_with_own_values()
+    assert _create(registry, borrower) is None
+    card = borrower.card_number
+    assert get(registry, card_number=card).card_number == card  # the audit connection is held
+    with psycopg.connect(_admin_dsn(postgres_database_url), autocommit=True) as admin:
+        cut = admin.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+            " WHERE datname = %s AND pid <> pg_backend_pid()",
+            (make_url(postgres_database_url).database,),
+        ).fetchall()
+    assert cut, "no connection was cut"
+
+    assert get(registry, card_number=card).card_number == card
+    with pytest.raises(grpc.RpcError) as refused:
+        get(registry, card_number="N999999997")
+    assert refused.value.code() == grpc.StatusCode.NOT_FOUND
 
 
 @pytest.mark.postgresql

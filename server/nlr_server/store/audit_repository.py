@@ -66,6 +66,20 @@ class AuditLog:
         return True
 
     def _append(self, events: Sequence[AuditEvent]) -> None:
+        """Writes the batch; on a connection that was held long enough to have died (the
+        database restarted, an idle timeout), once more on a fresh one. A batch whose commit
+        was lost mid-way may so be written twice: the trail may say more, never less."""
+        held = self._driver is not None
+        try:
+            self._write(events)
+        except WriterBusy:
+            raise
+        except Exception:
+            if not held:
+                raise
+            self._write(events)
+
+    def _write(self, events: Sequence[AuditEvent]) -> None:
         driver = self._connection()
         sqlite = self._engine.dialect.name == "sqlite"
         try:
