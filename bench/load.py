@@ -89,6 +89,13 @@ class LoadResult:
         return self.succeeded / self.seconds
 
     @property
+    def server_cpu_per_call_us(self) -> float | None:
+        """The server's CPU time per call answered, in µs."""
+        if self.server_cpu is None or not self.succeeded:
+            return None
+        return self.server_cpu * self.seconds / self.succeeded * 1e6
+
+    @property
     def failed(self) -> int:
         return sum(self.failures.values())
 

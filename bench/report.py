@@ -25,6 +25,10 @@ class Row:
     # None: the figure could not be measured (see notes).
     passed: bool | None
     notes: str = ""
+    # Of a load of calls: the server process's CPU time per call answered, in µs, for the
+    # figure and for its ceiling (None: not a load of calls, or not measured).
+    cpu_per_call_us: float | None = None
+    ceiling_cpu_per_call_us: float | None = None
 
 
 def ratio_row(
@@ -36,6 +40,8 @@ def ratio_row(
     *,
     failures: int,
     notes: str,
+    cpu_per_call_us: float | None = None,
+    ceiling_cpu_per_call_us: float | None = None,
 ) -> Row:
     """A throughput that must reach ``minimum`` of its ceiling, with every call succeeding."""
     ratio = value / ceiling if ceiling > 0 else 0.0
@@ -50,6 +56,8 @@ def ratio_row(
         f"≥ {minimum:.2f}",
         ratio >= minimum and not failures,
         notes,
+        cpu_per_call_us,
+        ceiling_cpu_per_call_us,
     )
 
 
@@ -127,8 +135,9 @@ def markdown(run: RunDescription, rows: list[Row], elapsed_seconds: float) -> st
         "Each ratio is the figure divided by its ceiling, both measured in this run on this "
         "machine with the same load generator (see bench/README.md).",
         "",
-        "| benchmark | value | unit | ceiling | ratio | target | result | notes |",
-        "|---|---:|---|---:|---:|---|---|---|",
+        "| benchmark | value | unit | ceiling | ratio | target | result "
+        "| server CPU per call (ceiling's) | notes |",
+        "|---|---:|---|---:|---:|---|---|---:|---|",
     ]
     for row in rows:
         result = {True: "pass", False: "FAIL", None: "n/a"}[row.passed]
@@ -142,10 +151,20 @@ def markdown(run: RunDescription, rows: list[Row], elapsed_seconds: float) -> st
             "—" if row.ratio is None else f"{row.ratio:.2f}",
             row.target,
             result,
+            _cpu_per_call(row),
             row.notes,
         ]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
+
+
+def _cpu_per_call(row: Row) -> str:
+    if row.cpu_per_call_us is None:
+        return "—"
+    text = f"{row.cpu_per_call_us:,.0f} µs"
+    if row.ceiling_cpu_per_call_us is not None:
+        text += f" ({row.ceiling_cpu_per_call_us:,.0f} µs)"
+    return text
 
 
 def _background(cores: float | None) -> str:

@@ -704,6 +704,8 @@ def _ratio_row(
             minimum,
             failures=target.failed,
             notes=notes,
+            cpu_per_call_us=target.server_cpu_per_call_us,
+            ceiling_cpu_per_call_us=ceiling.server_cpu_per_call_us,
         )
     if target.failed:
         notes = f"{target.failed} calls failed {target.failures}; {notes}"
@@ -717,6 +719,8 @@ def _ratio_row(
         "— (none in §9)",
         False if target.failed else None,
         notes,
+        target.server_cpu_per_call_us,
+        ceiling.server_cpu_per_call_us,
     )
 
 
