@@ -102,7 +102,11 @@ class RegisterServer:
         services = self._services(self._keyring)
         assert self._feed_hub is not None
         await self._feed_hub.start(services.read)
-        self._audit_log = AuditLog(self._engine, self._write_lock)
+        # The group commit's connection is its own, outside the pool the units of work share,
+        # which it would otherwise hold one connection of for good.
+        self._audit_log = AuditLog(
+            create_store_engine(config.database_url, pool_size=1), self._write_lock
+        )
         # On an embedded store, batches are written on the loop when no other writer is at
         # work, on a connection of their own that never waits.
         self._loop_audit_log = (
@@ -263,8 +267,7 @@ class RegisterServer:
         for audit_log in (self._audit_log, self._loop_audit_log):
             if audit_log is not None:
                 audit_log.close()
-        if self._loop_audit_log is not None:
-            self._loop_audit_log.engine.dispose()
+                audit_log.engine.dispose()
         # Calls still stuck in the database after the grace period are abandoned, not awaited:
         # the process must be able to exit (see __main__).
         self._executor.shutdown(wait=False, cancel_futures=True)
