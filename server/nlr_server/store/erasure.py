@@ -37,8 +37,9 @@ ERASED_TABLES = (
 )
 
 # SQLite: how long one checkpoint attempt waits for readers and writers (its busy timeout),
-# and the pauses between attempts that could not complete.
-CHECKPOINT_ATTEMPT_MS = 200
+# and the pauses between attempts that could not complete. Short, as an attempt keeps writers
+# out while it waits, and every answer waits for its audit row to be written.
+CHECKPOINT_ATTEMPT_MS = 20
 FIRST_RETRY_SECONDS = 0.02
 LAST_RETRY_SECONDS = 1.0
 # How long a deleting transaction waits for its truncation before it answers (on a store
