@@ -17,6 +17,7 @@ from nlr_server.api.password_pool import PasswordPool
 from nlr_server.crypto.login_key_index import LoginKeyIndex
 from nlr_server.crypto.pin_verifier import PinVerifier
 from nlr_server.domain.lockout import LockoutPolicy
+from nlr_server.store.errors import ConnectionLost
 from nlr_server.usecases.ports import UnitOfWorkFactory, WriterBusy
 
 T = TypeVar("T")
@@ -85,10 +86,17 @@ class Services:
 
     async def read(self, use_case: Callable[..., T], *args: Any) -> T:
         """Runs a read-only use case: on an embedded store right here, since a SQLite read in
-        WAL mode never waits for a writer and takes less time than the hand-off to a worker."""
+        WAL mode never waits for a writer and takes less time than the hand-off to a worker.
+
+        A read whose connection turns out to be dead is tried once more: the pool checks no
+        connection with a round trip before lending it (store/database.py), and a read changes
+        nothing, so trying again is safe. The dead connection invalidates the pool's others."""
         if self.loop_reads is not None:
             return use_case(self.loop_reads, *args)
-        return await self.run(use_case, *args)
+        try:
+            return await self.run(use_case, *args)
+        except ConnectionLost:
+            return await self.run(use_case, *args)
 
 
 def now() -> dt.datetime:

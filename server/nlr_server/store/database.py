@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import functools
 import logging
+import select
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.engine import Dialect, make_url
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import DisconnectionError, OperationalError
 from sqlalchemy.pool import QueuePool
 
 from nlr_server.usecases.ports import WriterBusy
@@ -21,6 +22,10 @@ logging.getLogger("psycopg").setLevel(logging.CRITICAL)
 # that may not wait for another writer.
 READ_ONLY = "nlr_read_only"
 NO_WAIT = "nlr_no_wait"
+
+# A pooled PostgreSQL connection is replaced after this long, whatever its state: a firewall
+# or load balancer between the register and the database may forget an idle one silently.
+POSTGRES_RECYCLE_SECONDS = 1800
 
 
 def create_store_engine(url: str, *, pool_size: int = 8, wait_for_writers: bool = True) -> Engine:
@@ -52,9 +57,19 @@ def create_store_engine(url: str, *, pool_size: int = 8, wait_for_writers: bool 
         event.listen(engine, "begin", _begin_immediate)
         return engine
     if parsed.get_backend_name() == "postgresql":
-        return create_engine(
-            url, pool_size=pool_size, max_overflow=4, pool_pre_ping=True, hide_parameters=True
+        # No pre-ping: a SELECT 1 at every checkout is a round trip as long as a read. A
+        # connection the server closed is found at checkout without one (_drop_if_closed); one
+        # lost silently fails at its first statement, and a read is then retried once on a
+        # fresh connection (api/services.py).
+        engine = create_engine(
+            url,
+            pool_size=pool_size,
+            max_overflow=4,
+            pool_recycle=POSTGRES_RECYCLE_SECONDS,
+            hide_parameters=True,
         )
+        event.listen(engine, "checkout", _drop_if_closed)
+        return engine
     raise ValueError(f"unsupported database backend {parsed.get_backend_name()!r}")
 
 
@@ -72,6 +87,26 @@ def _configure_sqlite(dbapi_connection: Any, _record: Any, *, wait_for_writers: 
         cursor.execute("PRAGMA busy_timeout=0")
         cursor.execute("PRAGMA wal_autocheckpoint=0")  # other connections checkpoint
     cursor.close()
+
+
+def _drop_if_closed(dbapi_connection: Any, _record: Any, _proxy: Any) -> None:
+    """Refuses a pooled connection the server has closed, so the pool connects afresh.
+
+    An idle connection has nothing to read: the server sends nothing unasked (the register
+    uses no LISTEN). A server that ends a session (a restart, pg_terminate_backend, an idle
+    timeout) sends its FATAL error and closes the socket, which makes it readable. Polling the
+    socket with a zero timeout is one system call, not a round trip.
+    """
+    if dbapi_connection.closed:
+        raise DisconnectionError("the connection is closed")
+    poll = select.poll()  # not select(): a busy server's descriptors may pass FD_SETSIZE
+    try:
+        poll.register(dbapi_connection.fileno(), select.POLLIN)
+        events = poll.poll(0)
+    except Exception as error:  # the driver's "connection is lost", or a closed descriptor
+        raise DisconnectionError("the connection's socket is gone") from error
+    if events:
+        raise DisconnectionError("the server closed the connection")
 
 
 def _begin_immediate(connection: Any) -> None:

@@ -47,6 +47,11 @@ _UNIQUE_REASONS = (
 )
 
 
+class ConnectionLost(errors.Aborted):
+    """The database connection ended under a transaction: nothing of it was committed, unless
+    the loss came during the commit itself. A read met by it is tried again once."""
+
+
 def as_register_error(error: BaseException) -> errors.RegisterError | None:
     """The register's error for a database failure; None if it is not one (or not foreseen)."""
     if isinstance(error, sa_exc.TimeoutError):  # no pooled connection came free in time
@@ -88,7 +93,9 @@ def _from_postgresql(error: psycopg.Error, *, at_connect: bool) -> errors.Regist
         _UNAVAILABLE_CLASSES
     ):
         # Refused before any work began: unavailable. Lost mid-way: the transaction is gone.
-        return _unavailable() if at_connect or state == "57P03" else _aborted()
+        if at_connect or state == "57P03":
+            return _unavailable()
+        return ConnectionLost(_LOST)
     return None
 
 
@@ -118,5 +125,8 @@ def _unavailable() -> errors.Unavailable:
     )
 
 
+_LOST = "the transaction was lost before it completed; read again and retry"
+
+
 def _aborted() -> errors.Aborted:
-    return errors.Aborted("the transaction was lost before it completed; read again and retry")
+    return errors.Aborted(_LOST)

@@ -64,6 +64,7 @@ class DriverConnection:
         self._session = session
         self._connection = connection
         self._current: tuple[Any, Dialect] | None = None
+        self._in_use: Connection | None = None
 
     def get(self) -> tuple[Any, Dialect]:
         if self._current is None:
@@ -72,10 +73,19 @@ class DriverConnection:
             if self._connection is not None:
                 begin_read(driver, connection.dialect)
             self._current = (driver, connection.dialect)
+            self._in_use = connection
         return self._current
 
     def forget(self) -> None:
         self._current = None
+        self._in_use = None
+
+    def check_lost(self, driver: Any) -> None:
+        """After a statement failed: if the driver lost its connection, the pool is told to
+        drop it (SQLAlchemy does so itself for the statements it runs), so that it is neither
+        rolled back, which would fail again, nor lent again."""
+        if getattr(driver, "closed", False) and self._in_use is not None:
+            self._in_use.invalidate()
 
 
 class PreparedRead:
@@ -100,6 +110,9 @@ class PreparedRead:
         try:
             cursor.execute(compiled.sql, compiled.parameters(parameters))
             return [compiled.row(raw) for raw in cursor.fetchall()]
+        except Exception:
+            connection.check_lost(driver)
+            raise
         finally:
             cursor.close()
 
@@ -137,6 +150,9 @@ class PreparedWrite:
         try:
             cursor.execute(compiled.sql, compiled.parameters(parameters))
             return int(cursor.rowcount)
+        except Exception:
+            connection.check_lost(driver)
+            raise
         finally:
             cursor.close()
 
