@@ -13,14 +13,51 @@ from nlr_server.domain.card_number import CardNumber
 from nlr_server.domain.change_feed import ChangeKind, FeedEntry, StoredEntry, Tombstone
 from nlr_server.domain.library_number import LibraryNumber
 from nlr_server.store.models import FeedEntryRow, FeedHeadRow, table_of
+from nlr_server.store.prepared import DriverConnection, PreparedWrite
 
 _ENTRIES = table_of(FeedEntryRow)
 _HEAD = table_of(FeedHeadRow)
+_ENTRY_COLUMNS = (
+    "library_number",
+    "sequence",
+    "kind",
+    "occurred_at",
+    "borrower_id",
+    "card_number",
+    "deletion_reason",
+)
+# Numbers the changes and appends their entries in one statement: the entries' "sequence" is
+# their change's place among the queued ones (1, 2, ...), made absolute from the new head.
+_NUMBER_AND_APPEND_POSTGRES = """
+WITH head AS (
+    UPDATE feed_head SET last_sequence = last_sequence + %(changes)s
+    WHERE id = 1
+    RETURNING last_sequence - %(changes)s AS before
+)
+INSERT INTO feed_entries (
+    library_number, sequence, kind, occurred_at, borrower_id, card_number, deletion_reason
+)
+SELECT e.library_number, head.before + e.sequence, e.kind, e.occurred_at, e.borrower_id,
+    e.card_number, e.deletion_reason
+FROM head, unnest(
+    %(library_number)s::varchar[], %(sequence)s::bigint[], %(kind)s::varchar[],
+    %(occurred_at)s::timestamptz[], %(borrower_id)s::integer[], %(card_number)s::varchar[],
+    %(deletion_reason)s::varchar[]
+) AS e(library_number, sequence, kind, occurred_at, borrower_id, card_number, deletion_reason)
+RETURNING sequence
+"""
+# SQLite has no writing CTE; in process, two statements cost little. The entries go through
+# the columns' own processing (a timestamp is stored as SQLAlchemy stores it).
+_NUMBER_SQLITE = (
+    "UPDATE feed_head SET last_sequence = last_sequence + ? WHERE id = 1 RETURNING last_sequence"
+)
+_APPEND = PreparedWrite(insert(_ENTRIES))
 
 
 class SqlFeedRepository:
-    def __init__(self, session: Session) -> None:
+    def __init__(self, session: Session, driver: DriverConnection) -> None:
         self._session = session
+        self._driver = driver
         self._pending: list[tuple[list[FeedEntry], dt.datetime]] = []
 
     def record(self, entries: list[FeedEntry], at: dt.datetime) -> None:
@@ -33,24 +70,32 @@ class SqlFeedRepository:
         """Numbers and writes the queued changes; returns the last sequence, 0 if none.
 
         Taking the numbers updates the feed's head row, which holds its lock until commit: a
-        second writer waits here, so numbers are committed in the order they are given.
+        second writer waits here, so numbers are committed in the order they are given. The
+        unit of work calls this last, right before its commit, and on PostgreSQL the head and
+        the entries are written by one statement: the lock is held for one round trip.
         """
         if not self._pending:
             return 0
         changes, self._pending = self._pending, []
-        last = self._session.execute(
-            update(_HEAD)
-            .where(_HEAD.c.id == 1)
-            .values(last_sequence=_HEAD.c.last_sequence + len(changes))
-            .returning(_HEAD.c.last_sequence)
-        ).scalar_one()
-        first = last - len(changes) + 1
         rows = [
-            _row(entry, first + offset, at)
-            for offset, (entries, at) in enumerate(changes)
+            _row(entry, offset, at)
+            for offset, (entries, at) in enumerate(changes, start=1)
             for entry in entries
         ]
-        self._session.execute(insert(_ENTRIES), rows)
+        driver, dialect = self._driver.get()
+        cursor = driver.cursor()
+        try:
+            if dialect.name == "postgresql":
+                cursor.execute(_NUMBER_AND_APPEND_POSTGRES, _columns(rows, len(changes)))
+                return max(int(sequence) for (sequence,) in cursor.fetchall())
+            cursor.execute(_NUMBER_SQLITE, (len(changes),))
+            (last,) = cursor.fetchone()
+        finally:
+            cursor.close()
+        before = int(last) - len(changes)
+        for row in rows:
+            row["sequence"] += before
+        _APPEND.run_many(driver, dialect, rows)
         return int(last)
 
     def head(self) -> tuple[int, int]:
@@ -125,6 +170,13 @@ def _row(entry: FeedEntry, sequence: int, at: dt.datetime) -> dict[str, Any]:
             else None
         ),
     }
+
+
+def _columns(rows: list[dict[str, Any]], changes: int) -> dict[str, Any]:
+    """The rows as one array per column, for PostgreSQL's unnest."""
+    values: dict[str, Any] = {name: [row[name] for row in rows] for name in _ENTRY_COLUMNS}
+    values["changes"] = changes
+    return values
 
 
 def _entry(row: Any) -> StoredEntry:

@@ -65,11 +65,11 @@ class SqlUnitOfWork:
         # Nothing changes in a reading unit of work, so what one repository read with a
         # borrower can answer another's question about them (store/full_record.py).
         prefetched = Prefetched() if read_only else None
-        self.feed = SqlFeedRepository(self._session)
+        self.feed = SqlFeedRepository(self._session, self._driver)
         self.borrowers = SqlBorrowerRepository(self._session, sealer, self._driver, prefetched)
         self.libraries = SqlLibraryRepository(self._session)
         self.vendors = SqlVendorRepository(self._session)
-        self.audit = SqlAuditRepository(self._session)
+        self.audit = SqlAuditRepository(self._session, self._driver)
         self.credentials = SqlCredentialRepository(self._session, self._driver)
         self.reservations = SqlReservationRepository(self._session)
         self.guardians = SqlGuardianRepository(self._session, self._driver, prefetched)
