@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import functools
 from collections.abc import Collection
 from typing import Any
 
-from sqlalchemy import bindparam, delete, select, update
+from sqlalchemy import bindparam, delete, exists, insert, select, update
 from sqlalchemy.orm import Session
 
 from nlr_server.crypto.national_id_sealer import NationalIdSealer
@@ -29,7 +30,7 @@ from nlr_server.store.models import (
     IdentityRow,
     table_of,
 )
-from nlr_server.store.prepared import DriverConnection, PreparedRead
+from nlr_server.store.prepared import DriverConnection, PreparedRead, PreparedWrite
 from nlr_server.usecases.ports import CardNumberStatus
 
 # Ids per IN list: well under every driver's limit on bound parameters.
@@ -75,6 +76,42 @@ _FULL = {
     )
 }
 
+_CARD_NUMBERS = table_of(CardNumberRow)
+_ADD = insert(_BORROWERS).returning(_BORROWERS.c.id)
+# Whether a new borrower's card number is retired (true), in use (false) or free (NULL), and
+# whether their national id is taken.
+_REGISTRATION = PreparedRead(
+    select(
+        select(_CARD_NUMBERS.c.retired_at.is_not(None))
+        .where(_CARD_NUMBERS.c.card_number == bindparam("card_number"))
+        .scalar_subquery()
+        .label("retired"),
+        exists()
+        .where(_BORROWERS.c.national_id_index == bindparam("national_id_index"))
+        .label("national_id_taken"),
+    )
+)
+_NATIONAL_ID_COLUMNS = ("national_id_ciphertext", "national_id_index", "national_id_key_version")
+
+
+def _save_personal_data(*extra: str) -> PreparedWrite:
+    """The UPDATE of a change of the personal data: only if the version read is current, and
+    the version moves on (the etag changes)."""
+    columns = [*record_columns.CHANGED_COLUMNS, *extra]
+    return PreparedWrite(
+        update(_BORROWERS)
+        .where(_BORROWERS.c.id == bindparam("key_id"))
+        .where(_BORROWERS.c.version == bindparam("key_version"))
+        .values(
+            {name: bindparam(f"new_{name}") for name in columns}
+            | {"version": _BORROWERS.c.version + 1}
+        )
+    )
+
+
+_SAVE_PERSONAL_DATA = _save_personal_data()
+_SAVE_PERSONAL_DATA_AND_NATIONAL_ID = _save_personal_data(*_NATIONAL_ID_COLUMNS)
+
 
 class SqlBorrowerRepository:
     def __init__(
@@ -103,6 +140,19 @@ class SqlBorrowerRepository:
 
     def get_by_id(self, borrower_id: int) -> Borrower | None:
         return self._load(_BY_ID, {"key": borrower_id})
+
+    def get_full_by_card_number(self, card_number: CardNumber) -> Borrower | None:
+        """The borrower with their guardian links and identities (the full view), in one
+        statement, for a change that leaves those as they are and answers with the full view."""
+        row = _FULL[_BY_CARD_NUMBER].first(self._driver, {"key": card_number.value})
+        if row is None:
+            return None
+        if self._prefetched is not None:
+            full_record.prefetch(row, self._prefetched)
+        borrower = record_columns.borrower_of(row, full_record.affiliations(row))
+        return dataclasses.replace(
+            borrower, links=full_record.links(row), identities=full_record.identities(row)
+        )
 
     def get_many(self, borrower_ids: Collection[int]) -> dict[int, Borrower]:
         """The borrowers that exist among ``borrower_ids``, by id: two queries per chunk."""
@@ -170,6 +220,25 @@ class SqlBorrowerRepository:
             row, [(a.library_number, a.affiliated_at) for a in affiliations]
         )
 
+    def registration_status(
+        self, card_number: CardNumber, national_id: NationalId
+    ) -> tuple[CardNumberStatus, bool]:
+        """For a new borrower, in one statement: the card number's status, and whether another
+        borrower has the national id."""
+        row = _REGISTRATION.first(
+            self._driver,
+            {
+                "card_number": card_number.value,
+                "national_id_index": self._sealer.index(national_id.value),
+            },
+        )
+        assert row is not None
+        if row.retired is None:
+            status = CardNumberStatus.UNUSED
+        else:
+            status = CardNumberStatus.RETIRED if row.retired else CardNumberStatus.IN_USE
+        return status, bool(row.national_id_taken)
+
     def card_number_status(self, card_number: CardNumber) -> CardNumberStatus:
         row = self._session.get(CardNumberRow, card_number.value)
         if row is None:
@@ -181,13 +250,51 @@ class SqlBorrowerRepository:
         return self._sealer.matches(national_id.value, row.national_id_index)
 
     def add(self, borrower: Borrower, national_id: NationalId) -> Borrower:
-        row = BorrowerRow(**record_columns.new_row(borrower, self._sealer.seal(national_id.value)))
-        _write_affiliations(row, borrower)
-        self._session.add(row)
-        self._session.flush()
-        self._session.add(CardNumberRow(card_number=row.card_number, borrower_id=row.id))
-        self._session.flush()
-        return record_columns.borrower_of(row, _orm_affiliations(row))
+        connection = self._session.connection()
+        row = record_columns.new_row(borrower, self._sealer.seal(national_id.value))
+        borrower_id = int(connection.execute(_ADD, row).scalar_one())
+        if borrower.affiliations:
+            connection.execute(
+                insert(_AFFILIATIONS),
+                [
+                    {
+                        "borrower_id": borrower_id,
+                        "library_number": a.library_number.value,
+                        "affiliated_at": a.affiliated_at,
+                    }
+                    for a in borrower.affiliations
+                ],
+            )
+        connection.execute(
+            insert(_CARD_NUMBERS),
+            {"card_number": borrower.card_number.value, "borrower_id": borrower_id},
+        )
+        return dataclasses.replace(borrower, id=borrower_id)
+
+    def save_personal_data(
+        self, borrower: Borrower, *, national_id: NationalId | None = None
+    ) -> Borrower:
+        """Stores a change of the personal data, home library and last changer (and the
+        national id, if given) in one statement, if ``borrower.version`` is still current (else
+        EtagMismatch); returns the borrower with its new version. The affiliations and card
+        number stay as stored."""
+        assert borrower.id is not None
+        values = {
+            f"new_{name}": value for name, value in record_columns.changed_columns(borrower).items()
+        }
+        values.update(key_id=borrower.id, key_version=borrower.version)
+        statement = _SAVE_PERSONAL_DATA
+        if national_id is not None:
+            sealed = self._sealer.seal(national_id.value)
+            values.update(
+                new_national_id_ciphertext=sealed.ciphertext,
+                new_national_id_index=sealed.index,
+                new_national_id_key_version=sealed.key_version,
+            )
+            statement = _SAVE_PERSONAL_DATA_AND_NATIONAL_ID
+        if statement.run(self._driver, values) != 1:
+            raise EtagMismatch("the borrower changed since it was read; read it again")
+        return dataclasses.replace(borrower, version=borrower.version + 1)
 
     def save(self, borrower: Borrower, *, national_id: NationalId | None = None) -> Borrower:
         row = self._row(borrower)

@@ -5,7 +5,9 @@ query each, that is four round trips to PostgreSQL; here the three lists come wi
 as JSON arrays (``json_agg`` on PostgreSQL, ``json_group_array`` on SQLite) and are decoded
 into the same domain values the repositories build from their own queries. The links and
 identities are left in a ``Prefetched`` that the guardian and identity repositories of the same
-reading unit of work answer from, so the use cases do not change.
+reading unit of work answer from, so the use cases do not change. A change that leaves links and
+identities as they are reads the record with them the same way, and answers with the full view
+without reading again (usecases/changes.py).
 """
 
 from __future__ import annotations
@@ -103,6 +105,12 @@ def affiliations(row: Any) -> list[tuple[str, dt.datetime]]:
 
 def prefetch(row: Any, into: Prefetched) -> None:
     """Keeps the row's guardian links and identities for the repositories to answer from."""
+    into.links[row.id] = links(row)
+    into.identities[row.id] = identities(row)
+
+
+def links(row: Any) -> GuardianLinks:
+    """The row's guardian links, oldest first, as the guardian repository reads them."""
     guardians: list[GuardianLink] = []
     wards: list[GuardianLink] = []
     for child_id, linked_at, linked_by, card_number in sorted(
@@ -112,13 +120,17 @@ def prefetch(row: Any, into: Prefetched) -> None:
             CardNumber(card_number), _timestamp(linked_at), LibraryNumber(linked_by)
         )
         (guardians if child_id == row.id else wards).append(link)
-    into.links[row.id] = GuardianLinks(guardians=tuple(guardians), wards=tuple(wards))
-    identities = [
+    return GuardianLinks(guardians=tuple(guardians), wards=tuple(wards))
+
+
+def identities(row: Any) -> tuple[Identity, ...]:
+    """The row's other identities, as the identity repository reads them."""
+    found = [
         Identity(IdentityKind(kind), value, _timestamp(created), _timestamp(delete_after))
         for kind, value, created, delete_after in _entries(row.identities_json)
     ]
-    identities.sort(key=lambda identity: (identity.created_at, identity.kind.value))
-    into.identities[row.id] = tuple(identities)
+    found.sort(key=lambda identity: (identity.created_at, identity.kind.value))
+    return tuple(found)
 
 
 def _entries(value: Any) -> list[Any]:

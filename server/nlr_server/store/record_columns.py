@@ -63,6 +63,43 @@ def new_row(borrower: Borrower, national_id: SealedNationalId) -> dict[str, Any]
     return row
 
 
+# The names of the columns changed_columns gives values of, in its order.
+CHANGED_COLUMNS: tuple[str, ...] = (
+    "given_name",
+    "family_name",
+    "birth_date",
+    "sex",
+    "address_line1",
+    "address_line2",
+    "address_line3",
+    "postal_code",
+    "city",
+    "country_code",
+    "temporary_address_line1",
+    "temporary_address_line2",
+    "temporary_address_line3",
+    "temporary_postal_code",
+    "temporary_city",
+    "temporary_country_code",
+    "temporary_address_valid_until",
+    "email",
+    "email_should_be_checked",
+    "mobile_phone",
+    "home_phone",
+    "work_phone",
+    "primary_phone",
+    "preferred_contact_method",
+    "preferred_language",
+    "card_expiry_date",
+    "consent_time",
+    "security_level",
+    "home_library",
+    "last_changed_by_kind",
+    "last_changed_by",
+    "last_changed_at",
+)
+
+
 def changed_columns(borrower: Borrower) -> dict[str, Any]:
     """The columns a saved change of the record writes: the personal data, the home library
     and who changed it when. The card number (a replacement retires the old one), the

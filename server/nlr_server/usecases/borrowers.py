@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -20,6 +21,7 @@ from nlr_server.domain.errors import (
     PermissionDenied,
     Violations,
 )
+from nlr_server.domain.guardian import GuardianLinks
 from nlr_server.domain.library_number import LibraryNumber
 from nlr_server.domain.lockout import LockoutPolicy, LoginSubject
 from nlr_server.domain.login import method_reaches, refusal_after_success
@@ -50,23 +52,25 @@ def create_borrower(
     new = Borrower.register(card_number, personal, library, acting.actor, now)
     guardians.require_guardian_if_young(new, guardian, guardian_age, now.date())
     with unit_of_work() as uow:
-        status = uow.borrowers.card_number_status(card_number)
+        status, national_id_taken = uow.borrowers.registration_status(card_number, national_id)
         if status is CardNumberStatus.RETIRED:
             raise CardNumberRetired("the card number is retired and can never be used again")
         if status is CardNumberStatus.IN_USE:
             raise AlreadyExists("the card number is already in use", reason="CARD_NUMBER_IN_USE")
         refuse_others_reservation(uow, library, card_number)
-        if uow.borrowers.get_by_national_id(national_id) is not None:
+        if national_id_taken:
             raise AlreadyExists(
                 "a borrower with this national id already exists", reason="NATIONAL_ID_IN_USE"
             )
         borrower = uow.borrowers.add(new, national_id)
         change_feed.record(uow, None, borrower, now)
         if guardian is not None:
-            guardians.attach_guardian(uow, borrower, guardian, library, now)
+            link = guardians.attach_guardian(uow, borrower, guardian, library, now)
+            # The full view as written: a new borrower has no identities, and no links but this.
+            borrower = dataclasses.replace(borrower, links=GuardianLinks(guardians=(link,)))
         record_audit(uow, acting, now, borrower)
         uow.commit()
-        return full_view(uow, borrower)
+        return borrower
 
 
 def get_borrower(
@@ -109,9 +113,9 @@ def update_borrower(
         personal.check_consistency(violations, patch.fields)
         violations.raise_if_any()
         changed = borrower.change_personal_data(personal, acting.actor, now)
-        return uow.borrowers.save(changed, national_id=national_id)
+        return uow.borrowers.save_personal_data(changed, national_id=national_id)
 
-    return change_borrower(unit_of_work, acting, card_number, now, change)
+    return change_borrower(unit_of_work, acting, card_number, now, change, keeps_full_view=True)
 
 
 @dataclass(frozen=True, slots=True)

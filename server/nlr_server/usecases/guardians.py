@@ -13,7 +13,7 @@ from nlr_server.domain.errors import (
     InvalidArgument,
     NotFound,
 )
-from nlr_server.domain.guardian import ADULT_AGE
+from nlr_server.domain.guardian import ADULT_AGE, GuardianLink
 from nlr_server.domain.library_number import LibraryNumber
 from nlr_server.usecases import change_feed
 from nlr_server.usecases.changes import change_borrower
@@ -35,7 +35,8 @@ def attach_guardian(
     guardian_card_number: CardNumber,
     library: LibraryNumber,
     now: dt.datetime,
-) -> None:
+) -> GuardianLink:
+    """Links the guardian to ``child``; returns the link as the child's record shows it."""
     guardian = uow.borrowers.get_by_card_number(guardian_card_number)
     if guardian is None or guardian.id is None:
         raise NotFound("no borrower with the guardian's card number", reason="GUARDIAN_NOT_FOUND")
@@ -47,6 +48,7 @@ def attach_guardian(
     if not uow.guardians.link(child.id, guardian.id, now, library):
         raise AlreadyExists("that guardian is already linked", reason="GUARDIAN_ALREADY_LINKED")
     change_feed.record(uow, guardian, guardian, now)
+    return GuardianLink(guardian.card_number, now, library)
 
 
 def link_guardian(

@@ -49,6 +49,10 @@ class BorrowerRepository(Protocol):
 
     def get_by_id(self, borrower_id: int) -> Borrower | None: ...
 
+    def get_full_by_card_number(self, card_number: CardNumber) -> Borrower | None:
+        """The borrower with their guardian links and identities (the full view)."""
+        ...
+
     def get_many(self, borrower_ids: Collection[int]) -> dict[int, Borrower]: ...
 
     def affiliated_ids(self, library: LibraryNumber, after_id: int, limit: int) -> list[int]:
@@ -65,10 +69,23 @@ class BorrowerRepository(Protocol):
 
     def card_number_status(self, card_number: CardNumber) -> CardNumberStatus: ...
 
+    def registration_status(
+        self, card_number: CardNumber, national_id: NationalId
+    ) -> tuple[CardNumberStatus, bool]:
+        """For a new borrower: the card number's status, and whether the national id is
+        another borrower's."""
+        ...
+
     def national_id_matches(self, borrower: Borrower, national_id: NationalId) -> bool: ...
 
     def add(self, borrower: Borrower, national_id: NationalId) -> Borrower:
         """Stores a new borrower; returns it with its internal id."""
+        ...
+
+    def save_personal_data(
+        self, borrower: Borrower, *, national_id: NationalId | None = None
+    ) -> Borrower:
+        """As save, for a change of the personal data, home library and last changer only."""
         ...
 
     def save(self, borrower: Borrower, *, national_id: NationalId | None = None) -> Borrower:
