@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 from typing import Any
 
 from sqlalchemy import delete, func, insert, select, update
@@ -17,17 +18,9 @@ from nlr_server.store.prepared import DriverConnection, PreparedWrite
 
 _ENTRIES = table_of(FeedEntryRow)
 _HEAD = table_of(FeedHeadRow)
-_ENTRY_COLUMNS = (
-    "library_number",
-    "sequence",
-    "kind",
-    "occurred_at",
-    "borrower_id",
-    "card_number",
-    "deletion_reason",
-)
 # Numbers the changes and appends their entries in one statement: the entries' "sequence" is
-# their change's place among the queued ones (1, 2, ...), made absolute from the new head.
+# their change's place among the queued ones (1, 2, ...), made absolute from the new head. The
+# entries come as one JSON array, which costs the driver less to send than an array per column.
 _NUMBER_AND_APPEND_POSTGRES = """
 WITH head AS (
     UPDATE feed_head SET last_sequence = last_sequence + %(changes)s
@@ -39,11 +32,10 @@ INSERT INTO feed_entries (
 )
 SELECT e.library_number, head.before + e.sequence, e.kind, e.occurred_at, e.borrower_id,
     e.card_number, e.deletion_reason
-FROM head, unnest(
-    %(library_number)s::varchar[], %(sequence)s::bigint[], %(kind)s::varchar[],
-    %(occurred_at)s::timestamptz[], %(borrower_id)s::integer[], %(card_number)s::varchar[],
-    %(deletion_reason)s::varchar[]
-) AS e(library_number, sequence, kind, occurred_at, borrower_id, card_number, deletion_reason)
+FROM head, json_to_recordset(%(entries)s::json) AS e(
+    library_number varchar, sequence bigint, kind varchar, occurred_at timestamptz,
+    borrower_id integer, card_number varchar, deletion_reason varchar
+)
 RETURNING sequence
 """
 # SQLite has no writing CTE; in process, two statements cost little. The entries go through
@@ -86,7 +78,10 @@ class SqlFeedRepository:
         cursor = driver.cursor()
         try:
             if dialect.name == "postgresql":
-                cursor.execute(_NUMBER_AND_APPEND_POSTGRES, _columns(rows, len(changes)))
+                cursor.execute(
+                    _NUMBER_AND_APPEND_POSTGRES,
+                    {"changes": len(changes), "entries": json.dumps(rows, default=_iso)},
+                )
                 return max(int(sequence) for (sequence,) in cursor.fetchall())
             cursor.execute(_NUMBER_SQLITE, (len(changes),))
             (last,) = cursor.fetchone()
@@ -172,11 +167,10 @@ def _row(entry: FeedEntry, sequence: int, at: dt.datetime) -> dict[str, Any]:
     }
 
 
-def _columns(rows: list[dict[str, Any]], changes: int) -> dict[str, Any]:
-    """The rows as one array per column, for PostgreSQL's unnest."""
-    values: dict[str, Any] = {name: [row[name] for row in rows] for name in _ENTRY_COLUMNS}
-    values["changes"] = changes
-    return values
+def _iso(value: dt.datetime) -> str:
+    if value.tzinfo is None:
+        raise ValueError("naive datetime: the register works in UTC")
+    return value.isoformat()
 
 
 def _entry(row: Any) -> StoredEntry:
