@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -209,3 +210,50 @@ def test_every_numeric_setting_must_be_finite(
 
     assert message.startswith(variable)
     assert message.endswith(f"got {value!r}")
+
+
+def test_workers_default_to_one_and_auto_means_one_per_usable_core(
+    required: dict[str, str],
+) -> None:
+    assert Config.from_env(required).workers == 1
+    assert Config.from_env(required | {"NLR_WORKERS": "3"}).workers == 3
+
+    automatic = Config.from_env(required | {"NLR_WORKERS": "AUTO"}).workers
+
+    assert automatic == len(os.sched_getaffinity(0))
+
+
+@pytest.mark.parametrize(
+    ("value", "complaint"),
+    [
+        ("0", "NLR_WORKERS must be at least 1, got '0'"),
+        ("1.5", "NLR_WORKERS must be a whole number, got '1.5'"),
+        ("many", "NLR_WORKERS must be a whole number, got 'many'"),
+    ],
+)
+def test_workers_must_be_a_positive_whole_number_or_auto(
+    required: dict[str, str], value: str, complaint: str
+) -> None:
+    assert config_error(required | {"NLR_WORKERS": value}) == complaint
+
+
+def test_several_workers_need_a_fixed_port(required: dict[str, str]) -> None:
+    message = config_error(required | {"NLR_WORKERS": "2", "NLR_LISTEN_ADDRESS": "127.0.0.1:0"})
+
+    assert message == "NLR_WORKERS: several workers need a fixed port in NLR_LISTEN_ADDRESS"
+    assert Config.from_env(required | {"NLR_LISTEN_ADDRESS": "127.0.0.1:0"}).workers == 1
+
+
+def test_redis_is_off_by_default_and_must_be_a_redis_url(required: dict[str, str]) -> None:
+    assert (Config.from_env(required).redis_url, Config.from_env(required).redis_prefix) == (
+        "",
+        "nlr:",
+    )
+    config = Config.from_env(
+        required | {"NLR_REDIS_URL": "redis://cache:6379/2", "NLR_REDIS_PREFIX": "nlr-prod:"}
+    )
+    assert (config.redis_url, config.redis_prefix) == ("redis://cache:6379/2", "nlr-prod:")
+
+    message = config_error(required | {"NLR_REDIS_URL": "http://user:s3cret@cache"})
+
+    assert message == "NLR_REDIS_URL must be a redis://, rediss:// or unix:// URL"

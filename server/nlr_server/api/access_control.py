@@ -13,7 +13,7 @@ from typing import Any, TypeVar
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 
-from nlr_server.api.rate_limit import FailureLimiter
+from nlr_server.api.rate_limit import SharedFailureLimiter
 from nlr_server.domain.errors import (
     InvalidArgument,
     InvalidValue,
@@ -30,6 +30,7 @@ T = TypeVar("T")
 
 LIBRARY_NUMBER_KEY = "nlr-library-number"
 LIBRARY_CODE_KEY = "nlr-library-code"
+_ATTEMPTS_EXCEEDED = "LIBRARY_CODE_ATTEMPTS_EXCEEDED"
 
 
 class _TtlCache:
@@ -65,7 +66,7 @@ class AccessControl:
         executor: Executor,
         *,
         cache_seconds: float,
-        code_failures: FailureLimiter,
+        code_failures: SharedFailureLimiter,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._uow = unit_of_work
@@ -101,19 +102,22 @@ class AccessControl:
         if library is None:
             library = await self._run(access.find_vendors_library, self._uow, caller.vendor, number)
             self._libraries.put((caller.vendor.id, number), library)
-        failures_key = (caller.vendor.id, number)
-        self._code_failures.check(failures_key, reason="LIBRARY_CODE_ATTEMPTS_EXCEEDED")
+        failures_key = f"library-code:{caller.vendor.id}:{number}"
         remembered = (number, library.code_verifier)
         code_mac = hmac.digest(self._cache_key, code.encode(), "sha256")
         if self._verified_codes.get(remembered) == code_mac:
-            self._code_failures.succeed(failures_key)
+            # Known good: the shared count is not asked (api/rate_limit.py), only what this
+            # worker knows of it.
+            if not self._code_failures.passes_locally(failures_key, reason=_ATTEMPTS_EXCEEDED):
+                await self._code_failures.succeed(failures_key)
             return number
+        await self._code_failures.check(failures_key, reason=_ATTEMPTS_EXCEEDED)
         if not await self._verify_once((remembered, code_mac), library, code):
-            self._code_failures.fail(failures_key)
+            await self._code_failures.fail(failures_key)
             raise PermissionDenied(
                 "the library's authorization code is wrong", reason="LIBRARY_CODE_INVALID"
             )
-        self._code_failures.succeed(failures_key)
+        await self._code_failures.succeed(failures_key)
         self._verified_codes.put(remembered, code_mac)
         return number
 

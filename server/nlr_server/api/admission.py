@@ -16,7 +16,7 @@ import grpc
 
 from nlr_server.api.access_control import AccessControl
 from nlr_server.api.call_context import CallContext
-from nlr_server.api.rate_limit import CallRateLimiter
+from nlr_server.api.rate_limit import SharedCallRateLimiter
 from nlr_server.domain import errors
 from nlr_server.domain.vendor import may_call
 
@@ -35,7 +35,7 @@ class VendorOnly:
     vendor's rate (Authenticate)."""
 
     access: AccessControl
-    rate_limiter: CallRateLimiter
+    rate_limiter: SharedCallRateLimiter
 
     async def admit(self, call: CallContext, context: Context) -> None:
         certificates = list(context.auth_context().get("x509_pem_cert") or ())
@@ -49,7 +49,7 @@ class VendorOnly:
                 f"a {call.caller.role.value} certificate may not call {call.service}",
                 reason="ROLE_NOT_ALLOWED",
             )
-        self.rate_limiter.take(call.caller.vendor.id)
+        await self.rate_limiter.take(f"vendor:{call.caller.vendor.id}")
 
 
 @dataclass(frozen=True)

@@ -30,7 +30,7 @@ from nlr_server.api.health import watch_database
 from nlr_server.api.interceptor import RegisterInterceptor
 from nlr_server.api.notice_delivery import deliver_notices
 from nlr_server.api.password_pool import PasswordPool
-from nlr_server.api.rate_limit import CallRateLimiter, FailureLimiter
+from nlr_server.api.rate_limit import LimitState, SharedCallRateLimiter, SharedFailureLimiter
 from nlr_server.api.registry_servicer import BorrowerRegistryServicer
 from nlr_server.api.services import Services
 from nlr_server.crypto.keyring import Keyring, KeyringError
@@ -48,6 +48,8 @@ from nlr_server.store.audit_repository import AuditLog
 from nlr_server.store.database import create_store_engine, ping
 from nlr_server.store.erasure import DeletionVacuum, WalTruncation, eraser_for
 from nlr_server.store.errors import describe
+from nlr_server.store.limit_state import SqlLimitState
+from nlr_server.store.redis_limit_state import RedisLimitState
 from nlr_server.store.unit_of_work import SqlUnitOfWorkFactory
 from nlr_server.usecases.maintenance import run_maintenance
 
@@ -71,10 +73,16 @@ class StartupError(Exception):
 
 
 class RegisterServer:
-    """One running register: a grpc.aio server over mutual TLS on one database."""
+    """One running register: a grpc.aio server over mutual TLS on one database.
 
-    def __init__(self, config: Config) -> None:
+    ``worker``: its number among the worker processes of one deployment (ops/workers.py), or
+    None for a server on its own. The jobs that need running once per deployment (maintenance,
+    deletion notices) run in worker 0 alone; the others are each process's own.
+    """
+
+    def __init__(self, config: Config, *, worker: int | None = None) -> None:
         self.config = config
+        self.worker = worker
         self.port = 0
         self._server: grpc.aio.Server | None = None
         self._worker_prefix = f"nlr-db-{id(self):x}"
@@ -91,6 +99,7 @@ class RegisterServer:
         self._loop_audit_log: AuditLog | None = None
         self._write_lock: threading.RLock | None = None
         self._feed_hub: FeedHub | None = None
+        self._limit_state: LimitState | None = None
         self._engine = create_store_engine(config.database_url, pool_size=config.db_pool_size)
         self._eraser = eraser_for(self._engine, vacuum_seconds=config.deletion_vacuum_seconds)
 
@@ -124,6 +133,7 @@ class RegisterServer:
             append_on_loop=self._loop_audit_log.try_append if self._loop_audit_log else None,
         )
         self._audit.start()
+        self._limit_state = await self._shared_limits()
         server = grpc.aio.server(
             interceptors=[self._interceptor(services, self._audit)],
             # grpc shares ports by default: a second server on a served address would start
@@ -151,15 +161,20 @@ class RegisterServer:
                 )
             ),
             asyncio.create_task(_watch_keyring(self._keyring, config.keyring_reload_seconds)),
-            asyncio.create_task(
-                _maintain(
-                    services,
-                    config.maintenance_interval_seconds,
-                    dt.timedelta(days=config.feed_retention_days),
-                )
-            ),
         ]
-        self._tasks.append(asyncio.create_task(_deliver_notices(config, services)))
+        if self.worker in (None, 0):
+            # Safe to run in several servers at once, but one per deployment is enough.
+            self._tasks.append(
+                asyncio.create_task(
+                    _maintain(
+                        services,
+                        config.maintenance_interval_seconds,
+                        dt.timedelta(days=config.feed_retention_days),
+                    )
+                )
+            )
+            self._tasks.append(asyncio.create_task(_deliver_notices(config, services)))
+        # Each process erases after its own deletions (the eraser knows only of those).
         if isinstance(self._eraser, DeletionVacuum):
             self._tasks.append(
                 asyncio.create_task(
@@ -224,18 +239,43 @@ class RegisterServer:
             ),
         )
 
+    async def _shared_limits(self) -> LimitState:
+        """Where the limits shared by every worker and server keep their state: Redis when
+        NLR_REDIS_URL names one, else the register's database."""
+        config = self.config
+        if not config.redis_url:
+            engine = create_store_engine(config.database_url, pool_size=2)
+            # Its threads are counted with the store workers' when the server stops.
+            return SqlLimitState(
+                engine, self._write_lock, thread_name_prefix=f"{self._worker_prefix}-limits"
+            )
+        limits = RedisLimitState(config.redis_url, config.redis_prefix)
+        try:
+            await limits.ping()
+        except Exception as error:
+            await limits.close()
+            await self.stop(0)
+            raise StartupError(
+                f"NLR_REDIS_URL: Redis does not answer ({type(error).__name__})"
+            ) from error
+        return limits
+
     def _interceptor(self, services: Services, audit: AuditWriter) -> RegisterInterceptor:
         config = self.config
+        assert self._limit_state is not None
         access = AccessControl(
             services.unit_of_work,
             self._executor,
             cache_seconds=config.access_cache_seconds,
-            code_failures=FailureLimiter(
-                config.library_code_failures, config.library_code_window_seconds
+            code_failures=SharedFailureLimiter(
+                self._limit_state, config.library_code_failures, config.library_code_window_seconds
             ),
         )
         vendor = VendorOnly(
-            access, CallRateLimiter(config.vendor_rate_limit, config.vendor_rate_burst)
+            access,
+            SharedCallRateLimiter(
+                self._limit_state, config.vendor_rate_limit, config.vendor_rate_burst
+            ),
         )
         admissions = AdmissionTable(
             strategies={REGISTRY_SERVICE: VendorAndLibrary(vendor), AUTH_SERVICE: vendor},
@@ -264,6 +304,9 @@ class RegisterServer:
                 await asyncio.wait_for(self._audit.stop(), timeout=AUDIT_FLUSH_ON_STOP_SECONDS)
             except TimeoutError:
                 log.error("stopped without writing %d audit events", self._audit.backlog)
+        if self._limit_state is not None:
+            await self._limit_state.close()
+            self._limit_state = None
         for audit_log in (self._audit_log, self._loop_audit_log):
             if audit_log is not None:
                 audit_log.close()

@@ -36,6 +36,13 @@ SETTINGS: tuple[Setting, ...] = (
         "processes of one deployment; otherwise a server refuses an address already served",
     ),
     Setting(
+        "NLR_WORKERS",
+        "1",
+        "server processes on the one address (sharing it with SO_REUSEPORT) under a parent that "
+        "restarts a worker that dies and drains them all on SIGTERM; `auto`: one per CPU core "
+        "(see [Running on every core](#running-on-every-core))",
+    ),
+    Setting(
         "NLR_DATABASE_URL",
         "sqlite:///nlr.db",
         "SQLAlchemy URL: `sqlite:///path.db` or `postgresql+psycopg://user@host/db`",
@@ -72,6 +79,17 @@ SETTINGS: tuple[Setting, ...] = (
     ),
     Setting(
         "NLR_LIBRARY_CODE_WINDOW_SECONDS", "900", "the window the failed library codes count in"
+    ),
+    Setting(
+        "NLR_REDIS_URL",
+        "",
+        "Redis that keeps the limits every worker and server shares (vendor call rate, wrong "
+        "library codes), e.g. `redis://127.0.0.1:6379/0`; empty: they are kept in the database",
+    ),
+    Setting(
+        "NLR_REDIS_PREFIX",
+        "nlr:",
+        "what the register's keys in Redis begin with, so that several registers can share one",
     ),
     Setting(
         "NLR_AUDIT_RETRY_SECONDS",
@@ -211,8 +229,11 @@ class Config:
     feed_heartbeat_seconds: float
     feed_stream_buffer: int
     log_level: str
-    # A default, so that a Config built by hand (the tests' harness) may leave it out.
+    # Defaults, so that a Config built by hand (the tests' harness) may leave them out.
     shared_port: bool = False
+    workers: int = 1
+    redis_url: str = ""
+    redis_prefix: str = "nlr:"
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Config:
@@ -264,6 +285,9 @@ class Config:
             feed_stream_buffer=env.whole("NLR_FEED_STREAM_BUFFER", minimum=1),
             log_level=env.choice("NLR_LOG_LEVEL", ("DEBUG", "INFO", "WARNING", "ERROR")),
             shared_port=env.flag("NLR_SHARED_PORT"),
+            workers=env.workers("NLR_WORKERS", listen_address=env.raw("NLR_LISTEN_ADDRESS")),
+            redis_url=env.redis_url("NLR_REDIS_URL"),
+            redis_prefix=env.raw("NLR_REDIS_PREFIX"),
         )
 
 
@@ -339,6 +363,24 @@ class Environment:
         host, sep, port = value.rpartition(":")
         if not sep or not host or not port.isdigit() or not 0 <= int(port) <= 65535:
             raise ConfigError(f"{name} must be host:port, e.g. 127.0.0.1:50051, got {value!r}")
+        return value
+
+    def workers(self, name: str, *, listen_address: str) -> int:
+        """A number of processes, or `auto`: one per CPU core this process may run on."""
+        if self.raw(name).lower() == "auto":
+            count = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 0
+            workers = count or os.cpu_count() or 1
+        else:
+            workers = self.whole(name, minimum=1)
+        if workers > 1 and listen_address.endswith(":0"):
+            # Each worker would be given a port of its own.
+            raise ConfigError(f"{name}: several workers need a fixed port in NLR_LISTEN_ADDRESS")
+        return workers
+
+    def redis_url(self, name: str) -> str:
+        value = self.raw(name)
+        if value and not value.startswith(("redis://", "rediss://", "unix://")):
+            raise ConfigError(f"{name} must be a redis://, rediss:// or unix:// URL")
         return value
 
     def database_url(self, name: str) -> str:

@@ -9,6 +9,7 @@ from sqlalchemy import (
     Boolean,
     Date,
     DateTime,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -388,3 +389,31 @@ class ImportRow(Base):
     rejects_offset: Mapped[int] = mapped_column(BigInteger)
     imported: Mapped[int] = mapped_column(BigInteger)
     rejected: Mapped[int] = mapped_column(BigInteger)
+
+
+class LimitBucketRow(Base):
+    """A token bucket that every worker and server leases calls from (api/rate_limit.py): one
+    vendor's call rate. Times are seconds since the epoch, on the leasing server's clock."""
+
+    __tablename__ = "limit_buckets"
+
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    tokens: Mapped[float] = mapped_column(Float)
+    updated_at: Mapped[float] = mapped_column(Float)
+    # The size of the last lease, so that one statement can both take and tell it.
+    granted: Mapped[int] = mapped_column(Integer)
+
+
+class LimitFailureRow(Base):
+    """One failed attempt counted by a shared limit (a wrong library code, by vendor and
+    library), at seconds since the epoch; removed once older than the limit's window."""
+
+    __tablename__ = "limit_failures"
+
+    id: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    )
+    key: Mapped[str] = mapped_column(String(64))
+    failed_at: Mapped[float] = mapped_column(Float, index=True)
+
+    __table_args__ = (Index("ix_limit_failures_key_failed_at", "key", "failed_at"),)
