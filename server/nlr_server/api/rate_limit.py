@@ -11,7 +11,8 @@ Neither adds a round trip to every call; the trade-offs that buys:
   ago, so right after an idle spell a burst may exceed the bucket's by that much per worker
   (49 calls per worker at the default 1,000 a second, against a burst of 2,000). Below 40 calls
   a second a batch is one token and the limit is exact. When the bucket is found empty, the
-  worker refuses locally until its next token is due, without asking again.
+  worker refuses locally until its next token is due, and at least a lease's time, without
+  asking again: a vendor at its rate costs a round trip a lease, not one a call.
 - **Wrong library codes.** The shared count is read before a code that is not known good is
   checked (a slow check anyway), and written when it is wrong; a right code this worker has
   verified before is answered from memory, asking nothing, unless this worker knows the key is
@@ -195,7 +196,10 @@ class SharedCallRateLimiter:
             lease.fallback_until = now + FALLBACK_SECONDS
         else:
             lease.tokens += granted
-            lease.empty_until = now + (1 - left) / self._rate if granted < self.batch else 0.0
+            # A short lease: the vendor is at its rate. Asking again before a lease's worth has
+            # come in would cost a round trip for every call admitted.
+            short = granted < self.batch
+            lease.empty_until = now + max((1 - left) / self._rate, LEASE_SECONDS) if short else 0.0
         finally:
             lease.pending = None
 
