@@ -210,8 +210,11 @@ class RunningServer:
     log: Path
 
 
-def start_register(environment: Environment, children: Children) -> RunningServer:
-    """The real server (``python -m nlr_server``) in a process of its own, on loopback."""
+def start_register(
+    environment: Environment, children: Children, *, workers: int | None = None
+) -> RunningServer:
+    """The real server (``python -m nlr_server``) in a process of its own, on loopback; with
+    ``workers``, NLR_WORKERS of them under a supervising process (the one returned)."""
     target = f"127.0.0.1:{free_port()}"
     settings = {
         "NLR_LISTEN_ADDRESS": target,
@@ -227,13 +230,15 @@ def start_register(environment: Environment, children: Children) -> RunningServe
         "NLR_GRACE_SECONDS": "2",
         "NLR_LOG_LEVEL": "WARNING",
     }
+    if workers is not None:
+        settings["NLR_WORKERS"] = str(workers)
     return _start(
         python_module("nlr_server"),
         _environment_without_nlr_settings() | settings,
         environment,
         children,
         target,
-        "register.log",
+        "register.log" if workers is None else f"register-{workers}-workers.log",
     )
 
 

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import grpc
-from bench.cpu import cpu_seconds, machine_busy_seconds
+from bench.cpu import machine_busy_seconds, tree_cpu_seconds
 from bench.processes import ChildFailed, Children, python_module
 
 
@@ -41,12 +41,18 @@ class LoadSpec:
     warmup_seconds: float = 1.0
     metadata: list[tuple[str, str]] = field(default_factory=list)
     call_timeout_seconds: float = 30.0
-    # The server's pid, to report how much CPU it used during the measured window.
+    # The server's pid, to report how much CPU it (with any worker processes below it) used
+    # during the measured window.
     server_pid: int | None = None
     seed: int = 1
     # Each payload at most once, in order (requests that only work once, such as an update
     # with its etag); callers stop when they run out, counted as EXHAUSTED if still in the window.
     once: bool = False
+    # Several load generators measuring together: each writes ``ready_file`` once its channel
+    # is connected, and all begin (warm-up, then window) at the same wall-clock time
+    # ``start_at`` (time.time()), so their windows coincide and their figures add up.
+    ready_file: str | None = None
+    start_at: float | None = None
 
     def to_json(self) -> str:
         values = asdict(self)
@@ -118,6 +124,10 @@ async def generate(spec: LoadSpec) -> LoadResult:
         await asyncio.wait_for(channel.channel_ready(), timeout=30)
         # No serializers: bytes in, bytes out.
         call: grpc.aio.UnaryUnaryMultiCallable[bytes, bytes] = channel.unary_unary(spec.method)
+        if spec.ready_file is not None:
+            Path(spec.ready_file).touch()
+        if spec.start_at is not None:
+            await asyncio.sleep(max(0.0, spec.start_at - time.time()))
         started = time.perf_counter()
         window_start = started + spec.warmup_seconds
         window_end = window_start + spec.seconds
@@ -184,7 +194,7 @@ async def _cpu_in_window(
 
 
 def _cpu_now(server_pid: int | None) -> tuple[float, float | None, float | None]:
-    server = None if server_pid is None else cpu_seconds(server_pid)
+    server = None if server_pid is None else tree_cpu_seconds(server_pid)
     return time.process_time(), server, machine_busy_seconds()
 
 
@@ -198,12 +208,21 @@ class LoadProcess:
     def __init__(self, children: Children, spec: LoadSpec, spec_file: Path) -> None:
         spec_file.write_text(spec.to_json())
         self._children = children
-        self._deadline = spec.warmup_seconds + spec.seconds + 60
+        waiting = 0.0 if spec.start_at is None else max(0.0, spec.start_at - time.time())
+        self._deadline = waiting + spec.warmup_seconds + spec.seconds + 60
         self._process = children.start(
             python_module("bench.load", str(spec_file)),
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
         )
+
+    @property
+    def pid(self) -> int:
+        return self._process.pid
+
+    def cancel(self) -> None:
+        """Stops it without a result (its connection is not the one wanted)."""
+        self._children.stop(self._process)
 
     def result(self) -> LoadResult:
         try:

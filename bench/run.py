@@ -34,7 +34,7 @@ import psycopg
 _ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(_ROOT), str(_ROOT / "tests")]
 
-from bench import environment, feed, login_timing, population, report  # noqa: E402
+from bench import environment, feed, login_timing, population, report, workers  # noqa: E402
 from bench.cpu import machine_busy_seconds  # noqa: E402
 from bench.empty_server import METHOD as EMPTY_METHOD  # noqa: E402
 from bench.environment import Environment, RunningServer, Unavailable  # noqa: E402
@@ -45,6 +45,7 @@ from bench.pbkdf2_ceiling import Pbkdf2Result  # noqa: E402
 from bench.population import SampleBorrower  # noqa: E402
 from bench.processes import ChildFailed, Children, python_module, tail  # noqa: E402
 from bench.report import Row  # noqa: E402
+from bench.workers import WorkersResult  # noqa: E402
 from google.protobuf import field_mask_pb2  # noqa: E402
 
 from nlr.auth.v1 import authenticate_pb2  # noqa: E402
@@ -84,6 +85,7 @@ ROW_KEYS = (
     "storm",
     "update",
     "memory",
+    "workers",
     "feed",
 )
 # Borrowers the loads ask for (affiliated with the acting library, each with a Feide id).
@@ -247,10 +249,12 @@ class Suite:
             rows.append(self.update_borrower(env, register, empty, _update_cards(cards)))
         if "memory" in wanted:
             rows.append(_memory_row(register, idle_rss, settings.borrowers))
-        # The change feed gets a register of its own on the same database, started after its
-        # bulk entries are written, so no register follows those live.
+        # The workers row and the change feed start registers of their own on the same
+        # database (the feed's after its bulk entries are written, so none follows those live).
         self.children.stop(register.process)
         self.children.stop(empty.process)
+        if "workers" in wanted:
+            rows.append(self.workers(env, cards))
         if "feed" in wanted:
             feed.prepare(env, cards, settings.feed, progress)
             rows += feed.rows(env, self.children, cards, settings.feed, progress)
@@ -557,6 +561,33 @@ class Suite:
             f"flight, {storm.failed} failed; {_cpu(gets)}",
         )
 
+    def workers(self, env: Environment, cards: list[str]) -> Row:
+        """GetBorrower by card number (the `get` row's requests) against a register of
+        NLR_WORKERS=1, then one of NLR_WORKERS=2, each started for its load alone."""
+        payloads = _get_payloads(cards, seed=7)
+
+        def spec_for(server: RunningServer) -> LoadSpec:
+            return self.load_spec(
+                env,
+                server,
+                GET_BORROWER,
+                payloads,
+                "ils",
+                UNARY_CONCURRENCY,
+                metadata=environment.LIBRARY_METADATA,
+            )
+
+        results = []
+        for count in (1, 2):
+            progress(
+                f"measuring GetBorrower against NLR_WORKERS={count} ({workers.LOAD_PROCESSES} "
+                f"load generators, {UNARY_CONCURRENCY} in flight in all)"
+            )
+            result = workers.measure(env, self.children, count, spec_for, progress)
+            _show_workers(result)
+            results.append(result)
+        return _workers_row(*results)
+
     def measure(
         self,
         label: str,
@@ -591,8 +622,26 @@ class Suite:
         metadata: list[tuple[str, str]],
         once: bool = False,
     ) -> LoadProcess:
+        spec = self.load_spec(
+            env, server, method, payloads, role, concurrency, metadata=metadata, once=once
+        )
+        self._specs += 1
+        return LoadProcess(self.children, spec, self.directory / f"load-{self._specs}.json")
+
+    def load_spec(
+        self,
+        env: Environment,
+        server: RunningServer,
+        method: str,
+        payloads: list[bytes],
+        role: str,
+        concurrency: int,
+        *,
+        metadata: list[tuple[str, str]],
+        once: bool = False,
+    ) -> LoadSpec:
         cert, key = env.client_certificate(role)
-        spec = LoadSpec(
+        return LoadSpec(
             target=server.target,
             method=method,
             payloads=payloads,
@@ -606,8 +655,6 @@ class Suite:
             server_pid=server.process.pid,
             once=once,
         )
-        self._specs += 1
-        return LoadProcess(self.children, spec, self.directory / f"load-{self._specs}.json")
 
     def pbkdf2_ceiling(self) -> Pbkdf2Result:
         progress(f"measuring raw PBKDF2 on {CORES} processes")
@@ -720,6 +767,62 @@ def _ratio_row(
     )
 
 
+def _workers_row(one: WorkersResult, two: WorkersResult) -> Row:
+    """N=2 against N=1: the scaling, each one's server CPU per call, and how far two workers
+    could go at all on this machine, where the load generators share its cores."""
+    ceiling = workers.ratio_ceiling(one, CORES, two.workers)
+    ratio = two.requests_per_second / one.requests_per_second if one.requests_per_second else 0.0
+    failures = {
+        code: one.failures.get(code, 0) + two.failures.get(code, 0)
+        for code in one.failures | two.failures
+    }
+    spread = []
+    for result in (one, two):
+        held = "+".join(str(count) for count in result.connections)
+        again = f", load generators started {result.attempts} times" if result.attempts > 1 else ""
+        uneven = "" if result.even else " ⚠ uneven"
+        late = "" if result.aligned else " ⚠ windows not aligned"
+        spread.append(f"N={result.workers} {held}{uneven}{late}{again}")
+    busy = (
+        "?"
+        if one.server_cpu is None or one.client_cpu is None
+        else f"{one.server_cpu + one.client_cpu:.2f}"
+    )
+    reach = "?" if ceiling is None else f"{ceiling:.2f}"
+    notes = (
+        f"{_disturbed(one.other_cpu, two.other_cpu)}"
+        f"value: NLR_WORKERS=2 (a supervisor and 2 workers), ceiling: NLR_WORKERS=1, each a "
+        f"register of its own on the database, with the get row's requests from "
+        f"{workers.LOAD_PROCESSES} load-generator processes ({UNARY_CONCURRENCY} in flight in "
+        f"all), one channel (TCP connection) each, their windows together, their calls summed; "
+        f"connections per worker: {', '.join(spread)}; server CPU per call: every process of "
+        f"the register (supervisor and workers); p50 / p99 of the slower load generator: N=1 "
+        f"{_ms(one.p50_ms)} / {_ms(one.p99_ms)}, N=2 {_ms(two.p50_ms)} / {_ms(two.p99_ms)}; "
+        f"CPU cores at N=1 / N=2: server {_cores(one.server_cpu)} / {_cores(two.server_cpu)}, "
+        f"load generators {_cores(one.client_cpu)} / {_cores(two.client_cpu)}, other "
+        f"{_cores(one.other_cpu)} / {_cores(two.other_cpu)}; on this {CORES}-core machine the "
+        f"load generators share the cores with the workers, so {two.workers:.1f} is out of "
+        f"reach: at N=1 the register and the load generators kept {busy} cores busy, so with "
+        f"every core busy at the same CPU per call N=2 reaches at most {CORES} / {busy} = "
+        f"{reach}, less what other processes take (on PostgreSQL the database's among them); "
+        f"with the load generators on cores of their own: {two.workers:.1f}"
+    )
+    if failures:
+        notes = f"{sum(failures.values())} calls failed {failures}; {notes}"
+    return Row(
+        "GetBorrower by card number, NLR_WORKERS=2 against 1",
+        two.requests_per_second,
+        "req/s",
+        one.requests_per_second,
+        ratio,
+        f"— (none in §9; at most {reach} here)",
+        False if failures else None,
+        notes,
+        two.server_cpu_per_call_us,
+        one.server_cpu_per_call_us,
+    )
+
+
 def _memory_row(register: RunningServer, idle_rss: int | None, borrowers: int) -> Row:
     """The register's peak RSS after every load above, per size (flat: the same at any size)."""
     peak = environment.peak_rss_bytes(register.process.pid)
@@ -774,6 +877,18 @@ def _show(label: str, result: LoadResult) -> None:
     progress(
         f"  {label}: {result.requests_per_second:,.1f}/s, {_latencies(result)}; "
         f"{_cpu(result)}{failed}"
+    )
+
+
+def _show_workers(result: WorkersResult) -> None:
+    held = "+".join(str(count) for count in result.connections)
+    failed = f", {result.failed} failed {result.failures}" if result.failed else ""
+    per_call = result.server_cpu_per_call_us
+    progress(
+        f"  NLR_WORKERS={result.workers}: {result.requests_per_second:,.1f}/s, connections per "
+        f"worker {held}, server CPU {_cores(result.server_cpu)} cores "
+        f"({'?' if per_call is None else f'{per_call:,.0f}'} µs/call), load generators "
+        f"{_cores(result.client_cpu)}, other {_cores(result.other_cpu)}{failed}"
     )
 
 
