@@ -145,6 +145,8 @@ class _CountingPgConnection(psycopg.Connection[Any]):
 
 
 def _counting_connect(dialect: Dialect, _record: Any, cargs: Any, cparams: Any) -> Any:
+    if dialect.is_async:
+        return None  # the reads' and logins' engine (api/services.py): connected as usual
     if dialect.name == "sqlite":
         return sqlite3.connect(*cargs, factory=_CountingSqliteConnection, **cparams)
     return _CountingPgConnection.connect(*cargs, cursor_factory=_CountingPgCursor, **cparams)

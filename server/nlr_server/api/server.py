@@ -17,6 +17,7 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from nlr.auth.v1 import authenticate_pb2, authenticate_pb2_grpc
 from nlr.registry.v1 import registry_service_pb2, registry_service_pb2_grpc
@@ -94,6 +95,8 @@ class RegisterServer:
         self._passwords: PasswordPool | None = None
         self._loop_reads: SqlUnitOfWorkFactory | None = None
         self._loop_writes: SqlUnitOfWorkFactory | None = None
+        self._greenlets: SqlUnitOfWorkFactory | None = None
+        self._async_engine: AsyncEngine | None = None
         self._audit: AuditWriter | None = None
         self._audit_log: AuditLog | None = None
         self._loop_audit_log: AuditLog | None = None
@@ -205,6 +208,8 @@ class RegisterServer:
         self._write_lock = unit_of_work.write_lock
         self._loop_reads = unit_of_work.for_loop_reads()
         self._loop_writes = unit_of_work.for_loop_writes()
+        greenlets = unit_of_work.for_greenlets()
+        self._greenlets, self._async_engine = greenlets if greenlets else (None, None)
         self._feed_hub = FeedHub(
             poll_seconds=config.feed_poll_seconds, watcher_capacity=config.feed_stream_buffer
         )
@@ -214,6 +219,9 @@ class RegisterServer:
             self._eraser.start()
         else:
             self._eraser.deleted()  # a first round at start: a previous run may have stopped early
+        if self._greenlets is not None:
+            self._greenlets.on_feed = self._feed_hub.committed
+            self._greenlets.on_erase = self._eraser.deleted
         if self._loop_writes is not None:
             self._loop_writes.on_feed = self._feed_hub.committed
             if isinstance(self._eraser, WalTruncation):
@@ -224,6 +232,7 @@ class RegisterServer:
             unit_of_work=unit_of_work,
             loop_reads=self._loop_reads,
             loop_writes=self._loop_writes,
+            greenlets=self._greenlets,
             guardian_age=config.guardian_age,
             identity_lifetime=dt.timedelta(days=config.identity_lifetime_days),
             executor=self._executor,
@@ -319,6 +328,8 @@ class RegisterServer:
         for loop_store in (self._loop_reads, self._loop_writes):
             if loop_store is not None:
                 loop_store.engine.dispose()
+        if self._async_engine is not None:
+            await self._async_engine.dispose()
         if isinstance(self._eraser, WalTruncation):
             self._eraser.stop()
         self._engine.dispose()

@@ -10,6 +10,8 @@ from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
+from sqlalchemy.util import greenlet_spawn
+
 from nlr_server.api.borrower_codec import BorrowerDecoder
 from nlr_server.api.call_context import current_call
 from nlr_server.api.feed_hub import FeedHub
@@ -45,6 +47,9 @@ class Services:
     # For short writes on the event loop (embedded store only), when no other writer is at
     # work: its own single connection, which never waits.
     loop_writes: UnitOfWorkFactory | None = None
+    # PostgreSQL: units of work on its asyncio driver, for reads and short writes run in a
+    # greenlet on the event loop (no hand-off to a worker; each round trip yields the loop).
+    greenlets: UnitOfWorkFactory | None = None
     # Live delivery of the change feed to WatchChanges streams.
     feed_hub: FeedHub = field(default_factory=lambda: FeedHub(poll_seconds=0.5))
     feed_heartbeat_seconds: float = 15.0
@@ -93,6 +98,11 @@ class Services:
         nothing, so trying again is safe. The dead connection invalidates the pool's others."""
         if self.loop_reads is not None:
             return use_case(self.loop_reads, *args)
+        if self.greenlets is not None:
+            try:
+                return await greenlet_spawn(use_case, self.greenlets, *args)
+            except ConnectionLost:
+                return await greenlet_spawn(use_case, self.greenlets, *args)
         try:
             return await self.run(use_case, *args)
         except ConnectionLost:

@@ -10,13 +10,32 @@ from typing import Any
 from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.engine import Dialect, make_url
 from sqlalchemy.exc import DisconnectionError, OperationalError
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import QueuePool
 
+from nlr_server.store.errors import describe
 from nlr_server.usecases.ports import WriterBusy
 
 # The driver's own log lines are its text, which may quote what it was sending; the register
 # logs database failures itself, by class and SQLSTATE (store/errors.py).
 logging.getLogger("psycopg").setLevel(logging.CRITICAL)
+
+
+class _ByClassOnly(logging.Filter):
+    """The pool logs a failed reset (the rollback of a connection handed back) with its
+    traceback, whose chained exceptions quote statements: it is logged by class alone."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.exc_info and record.exc_info[1] is not None:
+            record.msg = f"{record.msg}: {describe(record.exc_info[1])}"
+            record.exc_info = None
+            record.exc_text = None
+        return True
+
+
+# A filter applies to its own logger only, not to its children's records.
+for _pool in ("QueuePool", "AsyncAdaptedQueuePool"):
+    logging.getLogger(f"sqlalchemy.pool.impl.{_pool}").addFilter(_ByClassOnly())
 
 # Execution options: a reading connection (BEGIN, not BEGIN IMMEDIATE, on SQLite), and one
 # that may not wait for another writer.
@@ -68,7 +87,7 @@ def create_store_engine(url: str, *, pool_size: int = 8, wait_for_writers: bool 
             pool_recycle=POSTGRES_RECYCLE_SECONDS,
             hide_parameters=True,
         )
-        event.listen(engine, "checkout", _drop_if_closed)
+        _drop_closed_connections(engine)
         return engine
     raise ValueError(f"unsupported database backend {parsed.get_backend_name()!r}")
 
@@ -89,19 +108,52 @@ def _configure_sqlite(dbapi_connection: Any, _record: Any, *, wait_for_writers: 
     cursor.close()
 
 
-def _drop_if_closed(dbapi_connection: Any, _record: Any, _proxy: Any) -> None:
+def create_async_store_engine(url: str, *, pool_size: int = 8) -> AsyncEngine:
+    """PostgreSQL on its asyncio driver, with the settings of create_store_engine. Units of
+    work use its ``sync_engine`` from code run by ``greenlet_spawn`` on the event loop: each
+    round trip then yields to the loop instead of blocking it or needing a thread."""
+    engine = create_async_engine(
+        url,
+        pool_size=pool_size,
+        max_overflow=4,
+        pool_recycle=POSTGRES_RECYCLE_SECONDS,
+        hide_parameters=True,
+    )
+    _drop_closed_connections(engine.sync_engine)
+    return engine
+
+
+_FRESH = "nlr_fresh"
+
+
+def _drop_closed_connections(engine: Engine) -> None:
+    event.listen(engine, "connect", _mark_fresh)
+    event.listen(engine, "checkout", _drop_if_closed)
+
+
+def _mark_fresh(_dbapi_connection: Any, record: Any) -> None:
+    record.info[_FRESH] = True
+
+
+def _drop_if_closed(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
     """Refuses a pooled connection the server has closed, so the pool connects afresh.
 
     An idle connection has nothing to read: the server sends nothing unasked (the register
     uses no LISTEN). A server that ends a session (a restart, pg_terminate_backend, an idle
     timeout) sends its FATAL error and closes the socket, which makes it readable. Polling the
     socket with a zero timeout is one system call, not a round trip.
+
+    A connection just made is lent unchecked: the pool makes a second one at most, never
+    fails a checkout for a connection that died as it was made (its first statement fails).
     """
-    if dbapi_connection.closed:
+    if record.info.pop(_FRESH, False):
+        return
+    driver = record.driver_connection  # the driver's own (under the asyncio one's adapter)
+    if driver.closed:
         raise DisconnectionError("the connection is closed")
     poll = select.poll()  # not select(): a busy server's descriptors may pass FD_SETSIZE
     try:
-        poll.register(dbapi_connection.fileno(), select.POLLIN)
+        poll.register(driver.fileno(), select.POLLIN)
         events = poll.poll(0)
     except Exception as error:  # the driver's "connection is lost", or a closed descriptor
         raise DisconnectionError("the connection's socket is gone") from error

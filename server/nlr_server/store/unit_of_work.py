@@ -8,6 +8,7 @@ from collections.abc import Callable
 from types import TracebackType
 
 from sqlalchemy import Connection, Engine
+from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.exc import StaleDataError
 
@@ -16,7 +17,7 @@ from nlr_server.domain.errors import EtagMismatch
 from nlr_server.store.audit_repository import SqlAuditRepository
 from nlr_server.store.borrower_repository import SqlBorrowerRepository
 from nlr_server.store.credential_repository import SqlCredentialRepository
-from nlr_server.store.database import READ_ONLY, create_store_engine
+from nlr_server.store.database import READ_ONLY, create_async_store_engine, create_store_engine
 from nlr_server.store.erasure import erasure_requested
 from nlr_server.store.errors import as_register_error
 from nlr_server.store.feed_repository import SqlFeedRepository
@@ -191,6 +192,16 @@ class SqlUnitOfWorkFactory:
             return None
         engine = create_store_engine(self.engine.url.render_as_string(False), pool_size=1)
         return SqlUnitOfWorkFactory(engine, self._sealer)
+
+    def for_greenlets(self) -> tuple[SqlUnitOfWorkFactory, AsyncEngine] | None:
+        """Units of work for use cases run in a greenlet on the event loop (greenlet_spawn),
+        on PostgreSQL's asyncio driver; None on an embedded store, whose reads and short
+        writes run on the loop itself (for_loop_reads, for_loop_writes). The asyncio engine
+        is returned to be disposed of."""
+        if self.engine.dialect.name != "postgresql":
+            return None
+        engine = create_async_store_engine(self.engine.url.render_as_string(False))
+        return SqlUnitOfWorkFactory(engine.sync_engine, self._sealer), engine
 
     def for_loop_writes(self) -> SqlUnitOfWorkFactory | None:
         """Units of work for short writes run on the event loop itself, on a connection of
