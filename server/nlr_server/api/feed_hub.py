@@ -63,6 +63,8 @@ class FeedHub:
         self._task: asyncio.Task[None] | None = None
         # Every entry up to here has been handed to the watchers that were subscribed.
         self.position = 0
+        # The last sequence a commit in this process appended (told by ``committed``).
+        self._committed = 0
 
     async def start(self, read: Read) -> None:
         """Follows the feed from its current head; ``read`` runs a read use case (it passes
@@ -84,6 +86,8 @@ class FeedHub:
 
     def committed(self, last_sequence: int) -> None:
         """Called from any thread after a commit that appended to the feed."""
+        if last_sequence > self._committed:
+            self._committed = last_sequence
         if self._loop is not None and last_sequence > self.position:
             self._loop.call_soon_threadsafe(self._wake.set)
 
@@ -119,6 +123,12 @@ class FeedHub:
             # stream that subscribes meanwhile may replay only up to an earlier head, so then
             # the batch is read again rather than handed on without its entries.
             watched = set(self._watchers)
+            if not watched and self._committed > self.position:
+                # Nobody to deliver to, and this process's own commit says where the head is
+                # at least: no read (one a commit, on a busy server). Other servers' entries
+                # are read when a stream subscribes.
+                self.position = self._committed
+                return
             if not watched:
                 head, _ = await self._read(_head)
                 if self._watchers:
