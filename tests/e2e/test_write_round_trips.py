@@ -144,9 +144,46 @@ class _CountingPgConnection(psycopg.Connection[Any]):
         super().rollback()
 
 
+def _pg_begins_async(connection: psycopg.AsyncConnection[Any]) -> None:
+    if (
+        not connection.autocommit
+        and connection.info.transaction_status == pq.TransactionStatus.IDLE
+    ):
+        _sent("BEGIN")
+
+
+class _CountingAsyncPgCursor(psycopg.AsyncCursor[Any]):
+    async def execute(self, query: Any, params: Any = None, **options: Any) -> Any:
+        _pg_begins_async(self.connection)
+        _sent(query)
+        return await super().execute(query, params, **options)
+
+    async def executemany(self, query: Any, params_seq: Any, **options: Any) -> None:
+        _pg_begins_async(self.connection)
+        _sent(query)
+        await super().executemany(query, params_seq, **options)
+
+
+class _CountingAsyncPgConnection(psycopg.AsyncConnection[Any]):
+    async def commit(self) -> None:
+        if self.info.transaction_status != pq.TransactionStatus.IDLE:
+            _sent("COMMIT")
+        await super().commit()
+
+    async def rollback(self) -> None:
+        if self.info.transaction_status != pq.TransactionStatus.IDLE:
+            _sent("ROLLBACK")
+        await super().rollback()
+
+
 def _counting_connect(dialect: Dialect, _record: Any, cargs: Any, cparams: Any) -> Any:
     if dialect.is_async:
-        return None  # the reads' and logins' engine (api/services.py): connected as usual
+        # PostgreSQL's asyncio engine (api/services.py): the same counting, on its driver's
+        # connection under SQLAlchemy's adapter.
+        cparams["async_creator_fn"] = functools.partial(
+            _CountingAsyncPgConnection.connect, cursor_factory=_CountingAsyncPgCursor
+        )
+        return None
     if dialect.name == "sqlite":
         return sqlite3.connect(*cargs, factory=_CountingSqliteConnection, **cparams)
     return _CountingPgConnection.connect(*cargs, cursor_factory=_CountingPgCursor, **cparams)

@@ -208,7 +208,7 @@ class RegisterServer:
         self._write_lock = unit_of_work.write_lock
         self._loop_reads = unit_of_work.for_loop_reads()
         self._loop_writes = unit_of_work.for_loop_writes()
-        greenlets = unit_of_work.for_greenlets()
+        greenlets = unit_of_work.for_greenlets(config.db_pool_size)
         self._greenlets, self._async_engine = greenlets if greenlets else (None, None)
         self._feed_hub = FeedHub(
             poll_seconds=config.feed_poll_seconds, watcher_capacity=config.feed_stream_buffer

@@ -61,8 +61,16 @@ class Services:
 
     async def write(self, use_case: Callable[..., T], *args: Any) -> T:
         """Runs a use case that changes the register and commits the call's audit event with
-        the change (``Acting``, domain/audit.py), so the interceptor writes none of its own."""
-        result = await self.run(use_case, *args)
+        the change (``Acting``, domain/audit.py), so the interceptor writes none of its own.
+
+        On PostgreSQL it runs in a greenlet on the loop, as reads do: a change waits for its
+        row locks and round trips without holding a thread, and nothing in a change blocks (a
+        new password is hashed before, by the password pool; an erasure only asks for the
+        next vacuum). On SQLite it runs on a worker, where it may wait for the writer lock."""
+        if self.greenlets is not None:
+            result = await greenlet_spawn(use_case, self.greenlets, *args)
+        else:
+            result = await self.run(use_case, *args)
         current_call().audited = True
         return result
 

@@ -193,14 +193,16 @@ class SqlUnitOfWorkFactory:
         engine = create_store_engine(self.engine.url.render_as_string(False), pool_size=1)
         return SqlUnitOfWorkFactory(engine, self._sealer)
 
-    def for_greenlets(self) -> tuple[SqlUnitOfWorkFactory, AsyncEngine] | None:
+    def for_greenlets(self, pool_size: int) -> tuple[SqlUnitOfWorkFactory, AsyncEngine] | None:
         """Units of work for use cases run in a greenlet on the event loop (greenlet_spawn),
         on PostgreSQL's asyncio driver; None on an embedded store, whose reads and short
         writes run on the loop itself (for_loop_reads, for_loop_writes). The asyncio engine
         is returned to be disposed of."""
         if self.engine.dialect.name != "postgresql":
             return None
-        engine = create_async_store_engine(self.engine.url.render_as_string(False))
+        engine = create_async_store_engine(
+            self.engine.url.render_as_string(False), pool_size=pool_size
+        )
         return SqlUnitOfWorkFactory(engine.sync_engine, self._sealer), engine
 
     def for_loop_writes(self) -> SqlUnitOfWorkFactory | None:
