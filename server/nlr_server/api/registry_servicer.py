@@ -271,7 +271,7 @@ class BorrowerRegistryServicer(registry_service_pb2_grpc.BorrowerRegistryService
     ) -> pb.ListAffiliatedBorrowersResponse:
         limit = change_feed.page_size(request.page_size)
         cursor, after_id = decode_page_token(request.page_token)
-        page = await self._services.read(
+        page = await self._services.read_pages(
             change_feed.list_affiliated_borrowers, acting_library(), after_id, cursor, limit
         )
         return pb.ListAffiliatedBorrowersResponse(
@@ -286,7 +286,7 @@ class BorrowerRegistryServicer(registry_service_pb2_grpc.BorrowerRegistryService
         self, request: pb.ListChangesRequest, context: Context
     ) -> pb.ListChangesResponse:
         limit = change_feed.page_size(request.page_size)
-        page = await self._services.read(
+        page = await self._services.read_pages(
             change_feed.list_changes, acting_library(), request.after, limit
         )
         return pb.ListChangesResponse(
@@ -310,7 +310,7 @@ class BorrowerRegistryServicer(registry_service_pb2_grpc.BorrowerRegistryService
                 # Replay: everything up to the head, which is at or past where the hub stood
                 # when this stream subscribed, so replay and live delivery leave no gap.
                 while True:
-                    page = await self._services.read(
+                    page = await self._services.read_pages(
                         change_feed.list_changes, library, position, change_feed.MAX_PAGE_SIZE
                     )
                     for change in page.changes:

@@ -116,6 +116,17 @@ class Services:
         except ConnectionLost:
             return await self.run(use_case, *args)
 
+    async def read_pages(self, use_case: Callable[..., T], *args: Any) -> T:
+        """As read, for a read of a whole page (up to a thousand changes or borrowers with
+        their records): on PostgreSQL on a worker, as decoding its rows takes long enough to
+        hold up every other call if it ran on the event loop."""
+        if self.greenlets is None:
+            return await self.read(use_case, *args)
+        try:
+            return await self.run(use_case, *args)
+        except ConnectionLost:
+            return await self.run(use_case, *args)
+
 
 def now() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
