@@ -60,8 +60,10 @@ SETTINGS: tuple[Setting, ...] = (
     Setting(
         "NLR_DB_POOL_SIZE",
         "8",
-        "database connections (and worker threads) per server; on SQLite two more, for the "
-        "reads and PIN logins run on the event loop itself",
+        "database connections (and worker threads) per server process; on SQLite two more, for "
+        "the reads and PIN logins run on the event loop itself; on PostgreSQL as many more "
+        "again, on its asyncio driver, for the reads, PIN logins and changes run on the event "
+        "loop",
     ),
     Setting("NLR_HEALTH_INTERVAL_SECONDS", "2", "how often the health check pings the database"),
     Setting(
