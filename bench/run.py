@@ -528,22 +528,26 @@ class Suite:
             f"storm ({PASSWORD_CONCURRENCY} in flight)"
         )
         passwords_load = self.start_load(
-            env,
-            register,
-            VERIFY_PASSWORD,
-            _password_payloads(passwords),
-            "auth",
-            PASSWORD_CONCURRENCY,
-            metadata=[],
+            self.load_spec(
+                env,
+                register,
+                VERIFY_PASSWORD,
+                _password_payloads(passwords),
+                "auth",
+                PASSWORD_CONCURRENCY,
+                metadata=[],
+            )
         )
         gets_load = self.start_load(
-            env,
-            register,
-            GET_BORROWER,
-            _get_payloads(cards, seed=11),
-            "ils",
-            STORM_GET_CONCURRENCY,
-            metadata=environment.LIBRARY_METADATA,
+            self.load_spec(
+                env,
+                register,
+                GET_BORROWER,
+                _get_payloads(cards, seed=11),
+                "ils",
+                STORM_GET_CONCURRENCY,
+                metadata=environment.LIBRARY_METADATA,
+            )
         )
         gets = gets_load.result()
         storm = passwords_load.result()
@@ -604,27 +608,16 @@ class Suite:
         metadata = environment.LIBRARY_METADATA if role == "ils" else []
         progress(f"measuring {label} ({concurrency} in flight)")
         load = self.start_load(
-            env, server, method, payloads, role, concurrency, metadata=metadata, once=once
+            self.load_spec(
+                env, server, method, payloads, role, concurrency, metadata=metadata, once=once
+            )
         )
         result = load.result()
         _show(label, result)
         return result
 
-    def start_load(
-        self,
-        env: Environment,
-        server: RunningServer,
-        method: str,
-        payloads: list[bytes],
-        role: str,
-        concurrency: int,
-        *,
-        metadata: list[tuple[str, str]],
-        once: bool = False,
-    ) -> LoadProcess:
-        spec = self.load_spec(
-            env, server, method, payloads, role, concurrency, metadata=metadata, once=once
-        )
+    def start_load(self, spec: LoadSpec) -> LoadProcess:
+        """A load-generator process of its own for ``spec`` (made by load_spec)."""
         self._specs += 1
         return LoadProcess(self.children, spec, self.directory / f"load-{self._specs}.json")
 
