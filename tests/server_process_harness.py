@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import os
 import socket
+import sqlite3
 import subprocess
 import sys
 import time
@@ -13,8 +14,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import grpc
+import psycopg
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
+from sqlalchemy.engine import make_url
 
 from nlr_server.ops.dev_pki import DevPkiPaths
 from register_harness import client_channel
@@ -109,3 +112,26 @@ def wait_until_serving(server: ServerProcess, pki: DevPkiPaths) -> None:
                 return
         time.sleep(0.1)
     pytest.fail(f"nlr-server did not serve within {START_DEADLINE}s:\n{server.log}")
+
+
+@contextlib.contextmanager
+def borrowers_write_locked(database_url: str) -> Iterator[None]:
+    """Holds the lock a CreateBorrower needs, so that the call waits in flight until released."""
+    url = make_url(database_url)
+    if url.get_backend_name() == "sqlite":
+        assert url.database is not None
+        lock_holder = sqlite3.connect(url.database, isolation_level=None, timeout=10)
+        try:
+            lock_holder.execute("BEGIN IMMEDIATE")
+            yield
+            lock_holder.execute("ROLLBACK")
+        finally:
+            lock_holder.close()
+        return
+    conninfo = url.set(drivername="postgresql").render_as_string(hide_password=False)
+    with psycopg.connect(conninfo, connect_timeout=10) as connection:
+        connection.execute("LOCK TABLE borrowers IN ACCESS EXCLUSIVE MODE")
+        try:
+            yield
+        finally:
+            connection.rollback()

@@ -2,17 +2,13 @@
 
 from __future__ import annotations
 
-import contextlib
 import signal
-import sqlite3
 import subprocess
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import TypeAlias
 
 import grpc
-import psycopg
 import pytest
 from grpc_health.v1 import health_pb2
 from sqlalchemy.engine import make_url
@@ -32,6 +28,7 @@ from server_process_harness import (
     NLR_SERVER,
     START_DEADLINE,
     ServerProcess,
+    borrowers_write_locked,
     health_status,
     running_server,
     server_environment,
@@ -64,29 +61,6 @@ def wait_for_log(server: ServerProcess, text: str) -> None:
         if time.monotonic() > deadline:
             pytest.fail(f"nlr-server did not log {text!r} within {START_DEADLINE}s:\n{server.log}")
         time.sleep(0.1)
-
-
-@contextlib.contextmanager
-def borrowers_write_locked(database_url: str) -> Iterator[None]:
-    """Holds the lock a CreateBorrower needs, so that the call waits in flight until released."""
-    url = make_url(database_url)
-    if url.get_backend_name() == "sqlite":
-        assert url.database is not None
-        lock_holder = sqlite3.connect(url.database, isolation_level=None, timeout=10)
-        try:
-            lock_holder.execute("BEGIN IMMEDIATE")
-            yield
-            lock_holder.execute("ROLLBACK")
-        finally:
-            lock_holder.close()
-        return
-    conninfo = url.set(drivername="postgresql").render_as_string(hide_password=False)
-    with psycopg.connect(conninfo, connect_timeout=10) as connection:
-        connection.execute("LOCK TABLE borrowers IN ACCESS EXCLUSIVE MODE")
-        try:
-            yield
-        finally:
-            connection.rollback()
 
 
 # grpc.Future is generic only in the type stubs.

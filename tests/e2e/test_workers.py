@@ -12,18 +12,15 @@ import contextlib
 import os
 import re
 import signal
-import sqlite3
 import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import grpc
-import psycopg
 import pytest
 import redis
 from grpc_health.v1 import health_pb2, health_pb2_grpc
-from sqlalchemy.engine import make_url
 
 from nlr.registry.v1 import registry_service_pb2 as pb
 from nlr.registry.v1 import registry_service_pb2_grpc
@@ -43,6 +40,7 @@ from server_process_harness import (
     EXIT_DEADLINE,
     START_DEADLINE,
     ServerProcess,
+    borrowers_write_locked,
     running_server,
     server_environment,
 )
@@ -305,29 +303,6 @@ def test_with_redis_the_limits_are_kept_there_and_hold_across_workers(
 
 
 # --- a worker killed, and SIGTERM ---
-
-
-@contextlib.contextmanager
-def borrowers_write_locked(database_url: str) -> Iterator[None]:
-    """Holds the lock a CreateBorrower needs, so that the call waits in flight until released."""
-    url = make_url(database_url)
-    if url.get_backend_name() == "sqlite":
-        assert url.database is not None
-        holder = sqlite3.connect(url.database, isolation_level=None, timeout=10)
-        try:
-            holder.execute("BEGIN IMMEDIATE")
-            yield
-            holder.execute("ROLLBACK")
-        finally:
-            holder.close()
-        return
-    conninfo = url.set(drivername="postgresql").render_as_string(hide_password=False)
-    with psycopg.connect(conninfo, connect_timeout=10) as connection:
-        connection.execute("LOCK TABLE borrowers IN ACCESS EXCLUSIVE MODE")
-        try:
-            yield
-        finally:
-            connection.rollback()
 
 
 def test_a_worker_killed_is_replaced_while_the_other_serves_and_sigterm_drains_both(
