@@ -54,7 +54,9 @@ its card number and national id are free is decided when its batch is written.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
+import functools
 import json
 import re
 from collections.abc import Collection
@@ -126,10 +128,11 @@ class ImportContext:
     # Fixed when the import first started: the fallback creation time and the "today" of the
     # date rules, so a resumed import decides every line as the first run would have.
     import_time: dt.datetime
+    # The import time's date in Norway (worked out once: every line needs it several times).
+    today: dt.date = dataclasses.field(init=False)
 
-    @property
-    def today(self) -> dt.date:
-        return self.import_time.astimezone(NORWEGIAN_TIME).date()
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "today", self.import_time.astimezone(NORWEGIAN_TIME).date())
 
 
 @dataclass(frozen=True, slots=True)
@@ -222,7 +225,7 @@ def _borrower(
         legacy: _optional(reasons, fields, legacy, PhoneNumber.parse)
         for legacy in ("tlf_mobil", "tlf_hjemme", "tlf_jobb")
     }
-    home = _required(reasons, fields, "hjemmebibliotek", LibraryNumber.parse)
+    home = _required(reasons, fields, "hjemmebibliotek", _library_number)
     if home is not None and home.value not in context.libraries:
         reasons.add("hjemmebibliotek", "no such library in the register")
     affiliations = _affiliations(reasons, affiliated, home, context.libraries)
@@ -259,15 +262,27 @@ def _borrower(
         home_library=home,
         # The export has no times of its own for them.
         affiliations=tuple(
-            Affiliation(LibraryNumber(number), created_at) for number in affiliations
+            Affiliation(_library_number(number), created_at) for number in affiliations
         ),
         # The legacy register's creators and changers are libraries.
-        created_by=Actor.library(created_by),
+        created_by=_library_actor(created_by),
         created_at=created_at,
-        last_changed_by=Actor.library(changed_by),
+        last_changed_by=_library_actor(changed_by),
         last_changed_at=changed_at,
     )
     return ImportedBorrower(line, borrower, sealer.seal(national_id.value))
+
+
+# A few hundred libraries fill millions of lines: each spelling is parsed once (a rejected
+# one again each time, as the cache keeps no exceptions), and each library's actor made once.
+@functools.lru_cache(maxsize=4096)
+def _library_number(raw: str) -> LibraryNumber:
+    return LibraryNumber.parse(raw)
+
+
+@functools.lru_cache(maxsize=4096)
+def _library_actor(number: LibraryNumber) -> Actor:
+    return Actor.library(number)
 
 
 def _required(reasons: _Reasons, fields: dict[str, str], name: str, parse: Any) -> Any:
@@ -376,7 +391,7 @@ def _affiliations(
             continue
         if not item.strip():
             continue
-        number = reasons.check(f"tilknyttede[{index}]", LibraryNumber.parse, item)
+        number = reasons.check(f"tilknyttede[{index}]", _library_number, item)
         if number is None:
             continue
         if number.value not in libraries:
@@ -405,7 +420,7 @@ def _time(raw: str, import_time: dt.datetime) -> dt.datetime | None:
 
 def _library(raw: str, libraries: Collection[str]) -> LibraryNumber | None:
     try:
-        number = LibraryNumber.parse(raw)
+        number = _library_number(raw)
     except InvalidValue:
         return None
     return number if number.value in libraries else None

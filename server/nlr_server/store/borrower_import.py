@@ -11,15 +11,25 @@ interrupted and resumed import gives every borrower the same id as an uninterrup
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Collection, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, fields
 from typing import Any, NamedTuple
 
-from sqlalchemy import Column, Connection, Table, func, insert, select, text, update
+from sqlalchemy import (
+    Column,
+    Connection,
+    LargeBinary,
+    Table,
+    func,
+    insert,
+    select,
+    text,
+    update,
+)
+from sqlalchemy.engine import URL, Dialect
 
 from nlr_server.crypto.national_id_sealer import SealedNationalId
 from nlr_server.domain.borrower import Borrower
-from nlr_server.domain.card_number import CardNumber
 from nlr_server.domain.card_reservation import CardNumberReservation
 from nlr_server.domain.library_number import LibraryNumber
 from nlr_server.store import record_columns
@@ -43,6 +53,8 @@ _IMPORTS = table_of(ImportRow)
 _LIBRARIES = table_of(LibraryRow)
 # Values per IN list: well under every driver's limit on bound parameters.
 _CHUNK = 1000
+# SQLite's page cache on the connection of a bulk load, in KiB (the default is 2 MiB).
+_BULK_CACHE_KIB = 256 * 1024
 
 
 @dataclass
@@ -97,6 +109,14 @@ def library_numbers(connection: Connection) -> frozenset[str]:
     return frozenset(connection.execute(select(_LIBRARIES.c.library_number)).scalars())
 
 
+def prepare_bulk_writes(connection: Connection) -> None:
+    """SQLite: a page cache that holds the indexes a bulk load writes all over (the blind
+    index and the card numbers come in no order), instead of reading and spilling their pages
+    again for every batch. For the connection's life; setting it again changes nothing."""
+    if connection.dialect.name == "sqlite":
+        connection.exec_driver_sql(f"PRAGMA cache_size=-{_BULK_CACHE_KIB}")
+
+
 def next_borrower_id(connection: Connection) -> int:
     """One more than the highest borrower id, with the borrowers table locked against other
     writers until the transaction ends (SQLite's BEGIN IMMEDIATE already holds the lock)."""
@@ -138,14 +158,17 @@ def existing_cards(
     """The card numbers among ``card_numbers`` the register has ever issued."""
     found: dict[str, ExistingCard] = {}
     for chunk in _chunks(sorted(card_numbers)):
-        for row in connection.execute(
-            select(
-                _CARD_NUMBERS.c.card_number,
-                _CARD_NUMBERS.c.borrower_id,
-                _CARD_NUMBERS.c.retired_at,
-            ).where(_CARD_NUMBERS.c.card_number.in_(chunk))
+        statement = _select_in(
+            connection.dialect,
+            _CARD_NUMBERS,
+            "card_number, borrower_id, retired_at IS NOT NULL",
+            "card_number",
+            len(chunk),
+        )
+        for card_number, borrower_id, retired in connection.exec_driver_sql(
+            statement, tuple(chunk)
         ):
-            found[row.card_number] = ExistingCard(row.borrower_id, row.retired_at is not None)
+            found[card_number] = ExistingCard(borrower_id, bool(retired))
     return found
 
 
@@ -153,42 +176,91 @@ def existing_national_ids(connection: Connection, indexes: Collection[bytes]) ->
     """The borrower id of each blind index among ``indexes`` that is registered."""
     found: dict[bytes, int] = {}
     for chunk in _chunks(sorted(indexes)):
-        for row in connection.execute(
-            select(_BORROWERS.c.national_id_index, _BORROWERS.c.id).where(
-                _BORROWERS.c.national_id_index.in_(chunk)
-            )
-        ):
-            found[bytes(row.national_id_index)] = row.id
+        statement = _select_in(
+            connection.dialect, _BORROWERS, "national_id_index, id", "national_id_index", len(chunk)
+        )
+        for index, borrower_id in connection.exec_driver_sql(statement, tuple(chunk)):
+            found[bytes(index)] = borrower_id
     return found
 
 
+# The borrowers columns of a new record's row (record_columns.new_row), in the table's order:
+# all but the id, given by insert_borrowers, and what only the credentials repository writes.
+_NOT_IN_NEW_ROW = frozenset({"id", "pin_verifier", "pin_key_version", "password_verifier"})
+BORROWER_COLUMNS: tuple[str, ...] = tuple(
+    column.name for column in _BORROWERS.columns if column.name not in _NOT_IN_NEW_ROW
+)
+_CARD_COLUMNS = ("card_number", "borrower_id", "retired_at")
+_AFFILIATION_COLUMNS = ("borrower_id", "library_number", "affiliated_at")
+
+
 class NewBorrower(NamedTuple):
-    """A new borrower's rows for the bulk insert: the borrowers row without its id, made by
-    record_columns.new_row as the repository makes one, and the affiliations (library number,
-    since). Made where the line was parsed, in a worker process: a tuple of plain values
-    unpickles in the writing process several times faster than the domain record would."""
+    """A new borrower's rows for the bulk insert, as the driver takes them (ImportRows): the
+    borrowers row without its id, in BORROWER_COLUMNS order, and the affiliations (library
+    number, since). Made where the line was parsed, in a worker process: plain values unpickle
+    in the writing process several times faster than the domain record would, and leave that
+    process, which every line passes through, nothing to do per value."""
 
-    row: dict[str, Any]
-    affiliations: tuple[tuple[str, dt.datetime], ...]
+    values: tuple[Any, ...]
+    card_number: str
+    national_id_index: bytes
+    home_library: str
+    affiliations: tuple[tuple[str, Any], ...]
 
-    @classmethod
-    def of(cls, borrower: Borrower, national_id: SealedNationalId) -> NewBorrower:
-        return cls(
-            record_columns.new_row(borrower, national_id),
-            tuple((a.library_number.value, a.affiliated_at) for a in borrower.affiliations),
+
+_Bind = Callable[[Any], Any]
+
+
+class ImportRows:
+    """Makes the NewBorrower of a record for the database of ``drivername`` (a URL's, such as
+    ``sqlite`` or ``postgresql+psycopg``): the row record_columns.new_row makes, each value
+    bound as a Core insert would bind it on SQLite; on PostgreSQL COPY adapts the values
+    itself. Needs no connection, so that worker processes can make the rows."""
+
+    def __init__(self, drivername: str) -> None:
+        dialect = URL.create(drivername).get_dialect()()
+        self.dialect_name: str = dialect.name
+        columns = [_BORROWERS.c[name] for name in BORROWER_COLUMNS]
+        self._binds: list[tuple[int, _Bind]] = []
+        self._affiliated_at: _Bind | None = None
+        if dialect.name != "postgresql":
+            self._binds = [
+                (position, bind)
+                for position, column in enumerate(columns)
+                if (bind := _bind(column, dialect)) is not None
+            ]
+            self._affiliated_at = _bind(_AFFILIATIONS.c.affiliated_at, dialect)
+
+    def new_borrower(self, borrower: Borrower, national_id: SealedNationalId) -> NewBorrower:
+        row = record_columns.new_row(borrower, national_id)
+        if len(row) != len(BORROWER_COLUMNS):
+            raise KeyError(f"new_row gives {sorted(row)}, not {sorted(BORROWER_COLUMNS)}")
+        values = [row[name] for name in BORROWER_COLUMNS]
+        for position, bind in self._binds:
+            if values[position] is not None:
+                values[position] = bind(values[position])
+        since = self._affiliated_at
+        return NewBorrower(
+            tuple(values),
+            row["card_number"],
+            row["national_id_index"],
+            row["home_library"],
+            tuple(
+                (
+                    a.library_number.value,
+                    a.affiliated_at if since is None else since(a.affiliated_at),
+                )
+                for a in borrower.affiliations
+            ),
         )
 
-    @property
-    def card_number(self) -> CardNumber:
-        return CardNumber(self.row["card_number"])
 
-    @property
-    def national_id_index(self) -> bytes:
-        return bytes(self.row["national_id_index"])
-
-    @property
-    def home_library(self) -> LibraryNumber:
-        return LibraryNumber(self.row["home_library"])
+def _bind(column: Column[Any], dialect: Dialect) -> _Bind | None:
+    # The driver takes bytes as they are (SQLAlchemy's Binary wrapper is for other drivers).
+    if isinstance(column.type, LargeBinary):
+        return None
+    bind: _Bind | None = column.type.dialect_impl(dialect).bind_processor(dialect)
+    return bind
 
 
 def insert_borrowers(
@@ -198,25 +270,23 @@ def insert_borrowers(
     numbers and affiliations."""
     if not borrowers:
         return
-    rows = [{**b.row, "id": i} for i, b in enumerate(borrowers, first_id)]
-    cards = [
-        {"card_number": row["card_number"], "borrower_id": row["id"], "retired_at": None}
-        for row in rows
-    ]
+    ids = range(first_id, first_id + len(borrowers))
+    rows = [(i, *b.values) for i, b in zip(ids, borrowers, strict=True)]
+    cards = [(b.card_number, i, None) for i, b in zip(ids, borrowers, strict=True)]
     links = [
-        {"borrower_id": row["id"], "library_number": number, "affiliated_at": since}
-        for row, borrower in zip(rows, borrowers, strict=True)
-        for number, since in borrower.affiliations
+        (i, number, since)
+        for i, b in zip(ids, borrowers, strict=True)
+        for number, since in b.affiliations
     ]
     write = _copy if connection.dialect.name == "postgresql" else _executemany
-    write(connection, _BORROWERS, rows)
-    write(connection, _CARD_NUMBERS, cards)
-    write(connection, _AFFILIATIONS, links)
+    write(connection, _BORROWERS, ("id", *BORROWER_COLUMNS), rows)
+    write(connection, _CARD_NUMBERS, _CARD_COLUMNS, cards)
+    write(connection, _AFFILIATIONS, _AFFILIATION_COLUMNS, links)
     if connection.dialect.name == "postgresql":
         # Ids were given explicitly: the sequence must not hand them out again.
         connection.execute(
             text("SELECT setval(pg_get_serial_sequence('borrowers', 'id'), :highest)"),
-            {"highest": rows[-1]["id"]},
+            {"highest": ids[-1]},
         )
 
 
@@ -228,58 +298,60 @@ def update_statistics(connection: Connection) -> None:
         connection.execute(text("ANALYZE borrowers, card_numbers, affiliations"))
 
 
-def _executemany(connection: Connection, table: Table, rows: Sequence[dict[str, Any]]) -> None:
-    """The driver's executemany with each column's own bind processing (the same values a Core
-    insert would send), without Core's per-row parameter handling, which costs more than the
-    insert itself on SQLite."""
+def _executemany(
+    connection: Connection, table: Table, names: Sequence[str], rows: Sequence[tuple[Any, ...]]
+) -> None:
+    """The driver's executemany of rows already bound (ImportRows): Core's per-row parameter
+    handling costs more than the insert itself on SQLite."""
     if not rows:
         return
     dialect = connection.dialect
     assert dialect.paramstyle == "qmark", "written for SQLite's driver"
-    columns = _columns(table, rows[0])
-    processors = [column.type.dialect_impl(dialect).bind_processor(dialect) for column in columns]
+    quote = dialect.identifier_preparer.quote
     statement = (
-        f"INSERT INTO {dialect.identifier_preparer.quote(table.name)} "
-        f"({', '.join(dialect.identifier_preparer.quote(c.name) for c in columns)}) "
-        f"VALUES ({', '.join('?' for _ in columns)})"
+        f"INSERT INTO {quote(table.name)} "
+        f"({', '.join(quote(column.name) for column in _columns(table, names))}) "
+        f"VALUES ({', '.join('?' for _ in names)})"
     )
-    names = [column.name for column in columns]
-    converted = [
-        tuple(
-            value if process is None or value is None else process(value)
-            for value, process in zip((row[name] for name in names), processors, strict=True)
-        )
-        for row in rows
-    ]
-    connection.exec_driver_sql(statement, converted)
+    connection.exec_driver_sql(statement, rows)
 
 
-def _copy(connection: Connection, table: Table, rows: Sequence[dict[str, Any]]) -> None:
+def _copy(
+    connection: Connection, table: Table, names: Sequence[str], rows: Sequence[tuple[Any, ...]]
+) -> None:
     """PostgreSQL's COPY, in the connection's transaction: several times the rate of an
     executemany (psycopg adapts each value as it would bind it)."""
     if not rows:
         return
-    columns = [column.name for column in _columns(table, rows[0])]
     quote = connection.dialect.identifier_preparer.quote
-    statement = (
-        f"COPY {quote(table.name)} ({', '.join(quote(name) for name in columns)}) FROM STDIN"
-    )
+    columns = ", ".join(quote(column.name) for column in _columns(table, names))
+    statement = f"COPY {quote(table.name)} ({columns}) FROM STDIN"
     driver = connection.connection.driver_connection
     assert driver is not None
     with driver.cursor() as cursor, cursor.copy(statement) as copy:
         for row in rows:
-            copy.write_row([row[name] for name in columns])
+            copy.write_row(row)
 
 
-def _columns(table: Table, row: dict[str, Any]) -> list[Column[Any]]:
-    """The table's columns that ``row`` gives values for. Neither writer applies Core's
+def _columns(table: Table, names: Sequence[str]) -> list[Column[Any]]:
+    """The table's columns of ``names``, in that order. Neither writer applies Core's
     Python-side defaults, so leaving out a column with a default or without NULL is an error
     rather than a silent NULL."""
-    columns = [column for column in table.columns if column.name in row]
     for column in table.columns:
-        if column.name not in row and (column.default is not None or not column.nullable):
+        if column.name not in names and (column.default is not None or not column.nullable):
             raise KeyError(f"no value for {table.name}.{column.name}")
-    return columns
+    return [table.c[name] for name in names]
+
+
+def _select_in(dialect: Dialect, table: Table, columns: str, key: str, count: int) -> str:
+    """``SELECT columns FROM table WHERE key IN (count placeholders)`` for the driver: the
+    expanding IN of a Core select costs more per value than the lookup itself."""
+    placeholder = "?" if dialect.paramstyle == "qmark" else "%s"
+    quote = dialect.identifier_preparer.quote
+    return (
+        f"SELECT {columns} FROM {quote(table.name)} "
+        f"WHERE {quote(key)} IN ({', '.join([placeholder] * count)})"
+    )
 
 
 def _chunks(values: Sequence[Any]) -> list[Sequence[Any]]:
