@@ -31,4 +31,4 @@ class BlindIndex:
 
     def compute(self, value: str) -> bytes:
         _, key = self._keyring.active_key(KeyPurpose.NATIONAL_ID_INDEX)
-        return hmac.new(key, _DOMAIN + value.encode("utf-8"), hashlib.sha256).digest()
+        return hmac.digest(key, _DOMAIN + value.encode("utf-8"), hashlib.sha256)

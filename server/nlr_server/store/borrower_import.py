@@ -223,6 +223,8 @@ class ImportRows:
         columns = [_BORROWERS.c[name] for name in BORROWER_COLUMNS]
         self._binds: list[tuple[int, _Bind]] = []
         self._affiliated_at: _Bind | None = None
+        self._last_since: dt.datetime | None = None
+        self._last_bound: Any = None
         if dialect.name != "postgresql":
             self._binds = [
                 (position, bind)
@@ -239,20 +241,25 @@ class ImportRows:
         for position, bind in self._binds:
             if values[position] is not None:
                 values[position] = bind(values[position])
-        since = self._affiliated_at
         return NewBorrower(
             tuple(values),
             row["card_number"],
             row["national_id_index"],
             row["home_library"],
             tuple(
-                (
-                    a.library_number.value,
-                    a.affiliated_at if since is None else since(a.affiliated_at),
-                )
+                (a.library_number.value, self._since(a.affiliated_at))
                 for a in borrower.affiliations
             ),
         )
+
+    def _since(self, affiliated_at: dt.datetime) -> Any:
+        # A borrower's affiliations mostly share one time (an import's all do): bound once.
+        if self._affiliated_at is None:
+            return affiliated_at
+        if affiliated_at is not self._last_since:
+            self._last_since = affiliated_at
+            self._last_bound = self._affiliated_at(affiliated_at)
+        return self._last_bound
 
 
 def _bind(column: Column[Any], dialect: Dialect) -> _Bind | None:
