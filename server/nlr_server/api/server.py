@@ -331,7 +331,7 @@ class RegisterServer:
                 loop_store.dispose()
         if self._async_engine is not None:
             if self._greenlets is not None:
-                await greenlet_spawn(self._greenlets.close_kept)
+                await greenlet_spawn(self._greenlets.close_readings)
             await self._async_engine.dispose()
         if isinstance(self._eraser, WalTruncation):
             self._eraser.stop()

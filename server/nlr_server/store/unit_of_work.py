@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 from sqlalchemy.orm.exc import StaleDataError
 
 from nlr_server.crypto.national_id_sealer import NationalIdSealer
-from nlr_server.domain.errors import EtagMismatch
+from nlr_server.domain.errors import EtagMismatch, RegisterError
 from nlr_server.store.audit_repository import SqlAuditRepository
 from nlr_server.store.borrower_repository import SqlBorrowerRepository
 from nlr_server.store.credential_repository import SqlCredentialRepository
@@ -54,7 +54,7 @@ class SqlUnitOfWork:
         wait: bool = True,
         on_erase: ErasureListener | None = None,
         connection: Connection | None = None,
-        reuse: ReusableUnits | None = None,
+        reuse: ReusableReadings | None = None,
     ) -> None:
         self._write_lock = write_lock
         self._on_erase = on_erase
@@ -64,16 +64,14 @@ class SqlUnitOfWork:
         # A reading unit of work takes its connection at once and reads through the driver
         # (store/prepared.py) without the session's transaction machinery; the session, for
         # the other reads, shares the connection and so the snapshot. A reusable one (see
-        # ReusableUnits), reading or writing, is given a connection it keeps; a writing one's
-        # session begins and ends its transactions on it.
+        # ReusableReadings) is given a connection it keeps.
         self._reuse = reuse
-        self._read_only = read_only
         self._connection = connection or (_connect(bind) if read_only else None)
         self._session = Session(
             bind=self._connection or bind, expire_on_commit=False, autoflush=False
         )
         self._on_feed = on_feed
-        self._driver = DriverConnection(self._session, self._connection if read_only else None)
+        self._driver = DriverConnection(self._session, self._connection)
         # Nothing changes in a reading unit of work, so what one repository read with a
         # borrower can answer another's question about them (store/full_record.py).
         prefetched = self._prefetched = Prefetched() if read_only else None
@@ -91,8 +89,6 @@ class SqlUnitOfWork:
     def __enter__(self) -> SqlUnitOfWork:
         if self._write_lock is not None:
             if not self._write_lock.acquire(blocking=self._wait):
-                if self._reuse is not None:
-                    self._reuse.give_back(self)  # untouched: no __exit__ follows
                 raise WriterBusy("another unit of work in this process is writing")
             self._locked = True
         return self
@@ -107,21 +103,19 @@ class SqlUnitOfWork:
         self._driver.forget()
         failed_rollback: Exception | None = None
         if self._reuse is not None:
-            # Rolled back, a unit of work is kept for the next, whatever failed in it (a
-            # borrower not found, most often). One whose connection was lost or whose rollback
-            # failed is dropped, with those kept, and the next connects afresh.
-            try:
-                self._end_transaction()
-            except Exception as rollback_error:
-                failed_rollback = rollback_error
-                self._reuse.failed(self)
-            else:
-                if self.usable:
-                    self._reuse.give_back(self)
-                else:
+            # A read refused by the register (a borrower not found, most often) leaves the
+            # connection as it was: it is kept for the next read. One that failed in the
+            # database is dropped, with those kept, and the next read connects afresh.
+            if exc is None or isinstance(exc, RegisterError):
+                try:
+                    self._end_reading()
+                except Exception as rollback_error:
+                    failed_rollback = rollback_error
                     self._reuse.failed(self)
-            finally:
-                self._release_lock()
+                else:
+                    self._reuse.give_back(self)
+            else:
+                self._reuse.failed(self)
         else:
             try:
                 self._session.rollback()
@@ -131,7 +125,10 @@ class SqlUnitOfWork:
             finally:
                 self._session.close()
                 self._drop()
-                self._release_lock()
+                if self._locked:
+                    assert self._write_lock is not None
+                    self._locked = False
+                    self._write_lock.release()
         if isinstance(exc, StaleDataError):
             raise EtagMismatch("the borrower changed since it was read; read it again") from None
         failure = exc or failed_rollback
@@ -148,15 +145,9 @@ class SqlUnitOfWork:
             # Once this transaction's locks are released: erasing waits for other writers.
             self._on_erase()
 
-    def _release_lock(self) -> None:
-        if self._locked:
-            assert self._write_lock is not None
-            self._locked = False
-            self._write_lock.release()
-
     @property
     def usable(self) -> bool:
-        """Whether a kept unit of work's connection is still good to use."""
+        """Whether a kept reading unit of work's connection is still good to read on."""
         connection = self._connection
         if connection is None or connection.closed or connection.invalidated:
             return False
@@ -167,24 +158,19 @@ class SqlUnitOfWork:
             with contextlib.suppress(Exception):
                 self._connection.close()  # back to the pool, which rolls the reading back
 
-    def _end_transaction(self) -> None:
-        """Ends a reusable unit of work's transaction, leaving the connection, the session and
-        the repositories ready for the next: what was read is forgotten, as it may change, and
-        what was queued and not committed is dropped."""
+    def _end_reading(self) -> None:
+        """Ends a reusable reading unit of work's transaction, leaving the connection and the
+        session ready for the next: what the session read is forgotten, as it may change."""
         session = self._session
         if session.in_transaction():
             session.rollback()
         if session.identity_map:
             session.expunge_all()
-        erasure_requested(session)  # a mark left by a deletion that did not commit
-        self.feed.discard()
         assert self._connection is not None
-        if self._read_only and self._connection.dialect.name == "sqlite":
-            # A read the driver began (store/prepared.py); PostgreSQL reads, in autocommit,
-            # begin none.
-            driver = self._connection.connection.dbapi_connection
-            if driver.in_transaction:  # type: ignore[union-attr]
-                driver.rollback()  # type: ignore[union-attr]
+        driver = self._connection.connection.dbapi_connection
+        # A read the driver began (store/prepared.py; PostgreSQL reads in autocommit begin none).
+        if self._connection.dialect.name == "sqlite" and driver.in_transaction:  # type: ignore[union-attr]
+            driver.rollback()  # type: ignore[union-attr]
         if self._prefetched is not None:
             self._prefetched.clear()
 
@@ -199,25 +185,22 @@ class SqlUnitOfWork:
             self._on_feed(last_sequence)
 
 
-class ReusableUnits:
-    """Units of work used again and again: their connections, sessions and repositories are
-    made once, as making them took longer than a lookup by index. On an embedded store, for
-    reads and short writes on the event loop (for_loop_reads, for_loop_writes), which run one
-    at a time; on PostgreSQL, for reads and writes in greenlets on the loop (for_greenlets),
-    which overlap, so up to ``keep`` are kept between uses, each holding a connection of the
-    engine's pool.
+class ReusableReadings:
+    """Reading units of work used again and again: their connections, sessions and
+    repositories are made once, as making them took longer than a lookup by index. On an
+    embedded store, for reads on the event loop (for_loop_reads), which run one at a time; on
+    PostgreSQL, for reads in greenlets on the loop (for_greenlets), which overlap, so up to
+    ``keep`` are kept between reads, each holding a connection of the engine's pool.
 
-    One whose connection was lost is dropped with it, and so are those kept: a lost connection
-    most often means the database restarted. One kept whose connection the server closed
-    meanwhile is dropped when next taken, as the pool checks at checkout."""
+    One whose read failed in the database is dropped with its connection, and so are those
+    kept: a lost connection most often means the database restarted. One kept whose connection
+    the server closed meanwhile is dropped when next taken, as the pool checks at checkout."""
 
-    def __init__(
-        self, make: Callable[[ReusableUnits], SqlUnitOfWork], *, keep: int, overlap: bool
-    ) -> None:
-        """``make`` makes a unit of work on a connection of its own. ``overlap=False``: uses
-        never overlap (on the loop), so one asked for while another is lent is a unit of work
-        nested in another, a mistake."""
-        self._make = make
+    def __init__(self, bind: Engine, sealer: NationalIdSealer, *, keep: int, overlap: bool) -> None:
+        """``overlap=False``: reads never overlap (on the loop), so one asked for while
+        another is lent is a read nested in another, a mistake."""
+        self._bind = bind
+        self._sealer = sealer
         self._keep = keep
         self._overlap = overlap
         self._idle: list[SqlUnitOfWork] = []
@@ -225,7 +208,7 @@ class ReusableUnits:
 
     def take(self) -> SqlUnitOfWork:
         if self._lent and not self._overlap:
-            raise RuntimeError("a unit of work is in use: those on the loop do not nest")
+            raise RuntimeError("a reading unit of work is in use: reads on the loop do not nest")
         unit = self._take()
         self._lent += 1
         return unit
@@ -236,7 +219,13 @@ class ReusableUnits:
             if unit.usable:
                 return unit
             unit._drop()
-        return self._make(self)
+        return SqlUnitOfWork(
+            self._bind,
+            self._sealer,
+            read_only=True,
+            connection=_connect(self._bind),
+            reuse=self,
+        )
 
     def give_back(self, unit: SqlUnitOfWork) -> None:
         self._lent -= 1
@@ -301,9 +290,8 @@ class SqlUnitOfWorkFactory:
         if write_lock is None and engine.dialect.name == "sqlite":
             write_lock = threading.RLock()
         self._write_lock = write_lock
-        # Set by for_loop_reads, for_loop_writes and for_greenlets: the units of work reused.
-        self._reading: ReusableUnits | None = None
-        self._writing: ReusableUnits | None = None
+        # Set by for_loop_reads and for_greenlets: the reading units of work reused.
+        self._reusable: ReusableReadings | None = None
 
     @property
     def write_lock(self) -> threading.RLock | None:
@@ -318,7 +306,9 @@ class SqlUnitOfWorkFactory:
             return None
         engine = create_store_engine(self.engine.url.render_as_string(False), pool_size=1)
         factory = SqlUnitOfWorkFactory(engine, self._sealer)
-        factory._reading = ReusableUnits(factory._make_reading, keep=1, overlap=False)
+        factory._reusable = ReusableReadings(
+            factory._read_only, self._sealer, keep=1, overlap=False
+        )
         return factory
 
     def for_greenlets(self, pool_size: int) -> tuple[SqlUnitOfWorkFactory, AsyncEngine] | None:
@@ -332,12 +322,9 @@ class SqlUnitOfWorkFactory:
             self.engine.url.render_as_string(False), pool_size=pool_size
         )
         factory = SqlUnitOfWorkFactory(engine.sync_engine, self._sealer)
-        # Idle units of work keep half the pool at most, so a call finds connections free.
-        factory._reading = ReusableUnits(
-            factory._make_reading, keep=max(1, pool_size // 4), overlap=True
-        )
-        factory._writing = ReusableUnits(
-            factory._make_writing, keep=max(1, pool_size // 4), overlap=True
+        # Half the pool at most is kept by idle readers, so writers find connections free.
+        factory._reusable = ReusableReadings(
+            factory._read_only, self._sealer, keep=max(1, pool_size // 2), overlap=True
         )
         return factory, engine
 
@@ -351,52 +338,24 @@ class SqlUnitOfWorkFactory:
         engine = create_store_engine(
             self.engine.url.render_as_string(False), pool_size=1, wait_for_writers=False
         )
-        factory = SqlUnitOfWorkFactory(
-            engine, self._sealer, write_lock=self._write_lock, wait=False
-        )
-        factory._writing = ReusableUnits(factory._make_writing, keep=1, overlap=False)
-        return factory
+        return SqlUnitOfWorkFactory(engine, self._sealer, write_lock=self._write_lock, wait=False)
 
-    def close_kept(self) -> None:
-        """Closes the units of work kept for reuse (on an asyncio engine: from a greenlet,
-        greenlet_spawn, as closing a connection returns it to the pool)."""
-        for kept in (self._reading, self._writing):
-            if kept is not None:
-                kept.close()
-
-    def _make_reading(self, reuse: ReusableUnits) -> SqlUnitOfWork:
-        return SqlUnitOfWork(
-            self._read_only,
-            self._sealer,
-            read_only=True,
-            connection=_connect(self._read_only),
-            reuse=reuse,
-        )
-
-    def _make_writing(self, reuse: ReusableUnits) -> SqlUnitOfWork:
-        return SqlUnitOfWork(
-            self.engine,
-            self._sealer,
-            self.on_feed,
-            self._write_lock,
-            wait=self._wait,
-            on_erase=self.on_erase,
-            connection=_connect(self.engine),
-            reuse=reuse,
-        )
+    def close_readings(self) -> None:
+        """Closes the reading units of work kept for reuse (on an asyncio engine: from a
+        greenlet, greenlet_spawn, as closing a connection returns it to the pool)."""
+        if self._reusable is not None:
+            self._reusable.close()
 
     def dispose(self) -> None:
         """Closes the engine's connections, those kept for reuse as well."""
-        self.close_kept()
+        self.close_readings()
         self.engine.dispose()
 
     def __call__(self, *, read_only: bool = False) -> SqlUnitOfWork:
         if read_only:
-            if self._reading is not None:
-                return self._reading.take()
+            if self._reusable is not None:
+                return self._reusable.take()
             return SqlUnitOfWork(self._read_only, self._sealer, read_only=True)
-        if self._writing is not None:
-            return self._writing.take()
         return SqlUnitOfWork(
             self.engine,
             self._sealer,

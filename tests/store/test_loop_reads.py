@@ -1,9 +1,8 @@
-"""Units of work are reused with their connections and sessions (store/unit_of_work.py,
-ReusableUnits): on SQLite one each for reads and short writes on the event loop; on
-PostgreSQL several, for reads and writes in greenlets. Reused, they must still behave as fresh
-ones: each read sees what was committed before it (it leaves no snapshot open behind it), a
-read or write is not spoilt by the one that failed before it, and one whose connection was
-lost, or closed by the server while kept, connects afresh."""
+"""Reads reuse their units of work, connections and sessions (store/unit_of_work.py,
+ReusableReadings): on SQLite one, for reads on the event loop; on PostgreSQL several, for reads
+in greenlets. Reused, they must still behave as fresh ones: each read sees what was committed
+before it (it leaves no snapshot open behind it), is not spoilt by the failed read before it,
+and one whose connection was lost, or closed by the server while kept, connects afresh."""
 
 from __future__ import annotations
 
@@ -57,35 +56,6 @@ def test_a_read_that_found_nothing_leaves_the_next_read_working(registry: Regist
             pb.GetBorrowerRequest(card_number="N000000802"), metadata=registry.metadata
         )
         assert found.borrower.card_number == "N000000802"
-
-
-def test_a_refused_write_leaves_nothing_behind_for_the_next_write(registry: Registry) -> None:
-    created = create(registry, new_borrower("N000000807"))
-    before = registry.stub.ListChanges(
-        pb.ListChangesRequest(after=0, page_size=1000), metadata=registry.metadata
-    ).cursor
-
-    def update(etag: str, email: str) -> None:
-        registry.stub.UpdateBorrower(
-            pb.UpdateBorrowerRequest(
-                borrower=borrower_pb2.Borrower(card_number="N000000807", etag=etag, email=email),
-                update_mask=FieldMask(paths=["email"]),
-            ),
-            metadata=registry.metadata,
-        )
-
-    with pytest.raises(grpc.RpcError) as stale:
-        update('"999"', "refused@example.no")
-    assert stale.value.code() is grpc.StatusCode.ABORTED
-    update(created.etag, "taken@example.no")
-    changes = registry.stub.ListChanges(
-        pb.ListChangesRequest(after=before, page_size=1000), metadata=registry.metadata
-    ).changes
-    assert [change.borrower.email for change in changes] == ["taken@example.no"]
-    read = registry.stub.GetBorrower(
-        pb.GetBorrowerRequest(card_number="N000000807"), metadata=registry.metadata
-    )
-    assert read.borrower.email == "taken@example.no"
 
 
 def test_reads_go_on_after_the_server_closed_the_kept_connections(
