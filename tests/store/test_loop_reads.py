@@ -1,19 +1,15 @@
-"""Reads reuse their units of work, connections and sessions (store/unit_of_work.py,
-ReusableReadings): on SQLite one, for reads on the event loop; on PostgreSQL several, for reads
-in greenlets. Reused, they must still behave as fresh ones: each read sees what was committed
-before it (it leaves no snapshot open behind it), is not spoilt by the failed read before it,
-and one whose connection was lost, or closed by the server while kept, connects afresh."""
+"""Reads on the event loop of an embedded store reuse one unit of work, connection and session
+(store/unit_of_work.py, ReusableReading). Reused, they must still behave as fresh ones: each
+read sees what was committed before it (it leaves no snapshot open behind it), is not spoilt
+by the failed read before it, and a read whose connection was lost connects afresh."""
 
 from __future__ import annotations
 
 import sqlite3
-import time
 
 import grpc
-import psycopg
 import pytest
 from google.protobuf.field_mask_pb2 import FieldMask
-from sqlalchemy.engine import make_url
 
 from nlr.registry.v1 import borrower_pb2
 from nlr.registry.v1 import registry_service_pb2 as pb
@@ -25,67 +21,41 @@ from nlr_server.store.unit_of_work import SqlUnitOfWorkFactory
 from register_harness import Registry, ServerThread, create, new_borrower
 
 
-def test_each_reused_read_sees_the_change_committed_before_it(registry: Registry) -> None:
-    created = create(registry, new_borrower("N000000801"))
+def test_each_read_on_the_loop_sees_the_change_committed_before_it(
+    sqlite_registry: Registry,
+) -> None:
+    created = create(sqlite_registry, new_borrower("N000000801"))
     get = pb.GetBorrowerRequest(card_number="N000000801")
     for email in ("first@example.no", "second@example.no"):
-        current = registry.stub.GetBorrower(get, metadata=registry.metadata)
-        registry.stub.UpdateBorrower(
+        current = sqlite_registry.stub.GetBorrower(get, metadata=sqlite_registry.metadata)
+        sqlite_registry.stub.UpdateBorrower(
             pb.UpdateBorrowerRequest(
                 borrower=borrower_pb2.Borrower(
                     card_number="N000000801", etag=current.borrower.etag, email=email
                 ),
                 update_mask=FieldMask(paths=["email"]),
             ),
-            metadata=registry.metadata,
+            metadata=sqlite_registry.metadata,
         )
-        read = registry.stub.GetBorrower(get, metadata=registry.metadata)
+        read = sqlite_registry.stub.GetBorrower(get, metadata=sqlite_registry.metadata)
         assert read.borrower.email == email
     assert read.borrower.etag != created.etag
 
 
-def test_a_read_that_found_nothing_leaves_the_next_read_working(registry: Registry) -> None:
-    create(registry, new_borrower("N000000802"))
+def test_a_read_that_found_nothing_leaves_the_next_read_working(
+    sqlite_registry: Registry,
+) -> None:
+    create(sqlite_registry, new_borrower("N000000802"))
     for _ in range(3):
         with pytest.raises(grpc.RpcError) as missing:
-            registry.stub.GetBorrower(
-                pb.GetBorrowerRequest(card_number="N000000899"), metadata=registry.metadata
+            sqlite_registry.stub.GetBorrower(
+                pb.GetBorrowerRequest(card_number="N000000899"), metadata=sqlite_registry.metadata
             )
         assert missing.value.code() is grpc.StatusCode.NOT_FOUND
-        found = registry.stub.GetBorrower(
-            pb.GetBorrowerRequest(card_number="N000000802"), metadata=registry.metadata
+        found = sqlite_registry.stub.GetBorrower(
+            pb.GetBorrowerRequest(card_number="N000000802"), metadata=sqlite_registry.metadata
         )
         assert found.borrower.card_number == "N000000802"
-
-
-def test_reads_go_on_after_the_server_closed_the_kept_connections(
-    registry: Registry, server: ServerThread
-) -> None:
-    url = make_url(server.config.database_url)
-    if url.get_backend_name() != "postgresql":
-        pytest.skip("PostgreSQL only: an embedded store has no server to close connections")
-    create(registry, new_borrower("N000000806"))
-    get = pb.GetBorrowerRequest(card_number="N000000806")
-    for _ in range(4):
-        registry.stub.GetBorrower(get, metadata=registry.metadata)
-    admin = url.set(drivername="postgresql").render_as_string(False)
-    with psycopg.connect(admin, autocommit=True) as connection:
-        ended = connection.execute(
-            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
-            " WHERE datname = current_database() AND pid <> pg_backend_pid()"
-        ).fetchall()
-        assert ended, "a control: the server held connections"
-        deadline = time.monotonic() + 5
-        while connection.execute(
-            "SELECT count(*) FROM pg_stat_activity"
-            " WHERE datname = current_database() AND pid <> pg_backend_pid()"
-        ).fetchone() != (0,):
-            assert time.monotonic() < deadline, "the backends did not end"
-            time.sleep(0.01)
-    time.sleep(0.2)
-    for _ in range(4):
-        found = registry.stub.GetBorrower(get, metadata=registry.metadata)
-        assert found.borrower.card_number == "N000000806"
 
 
 def test_the_reused_reading_unit_of_work_connects_afresh_after_losing_its_connection(

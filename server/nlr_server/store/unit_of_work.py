@@ -13,16 +13,11 @@ from sqlalchemy.orm import Session
 from sqlalchemy.orm.exc import StaleDataError
 
 from nlr_server.crypto.national_id_sealer import NationalIdSealer
-from nlr_server.domain.errors import EtagMismatch, RegisterError
+from nlr_server.domain.errors import EtagMismatch
 from nlr_server.store.audit_repository import SqlAuditRepository
 from nlr_server.store.borrower_repository import SqlBorrowerRepository
 from nlr_server.store.credential_repository import SqlCredentialRepository
-from nlr_server.store.database import (
-    READ_ONLY,
-    create_async_store_engine,
-    create_store_engine,
-    server_closed,
-)
+from nlr_server.store.database import READ_ONLY, create_async_store_engine, create_store_engine
 from nlr_server.store.erasure import erasure_requested
 from nlr_server.store.errors import as_register_error
 from nlr_server.store.feed_repository import SqlFeedRepository
@@ -54,7 +49,6 @@ class SqlUnitOfWork:
         wait: bool = True,
         on_erase: ErasureListener | None = None,
         connection: Connection | None = None,
-        reuse: ReusableReadings | None = None,
     ) -> None:
         self._write_lock = write_lock
         self._on_erase = on_erase
@@ -64,8 +58,9 @@ class SqlUnitOfWork:
         # A reading unit of work takes its connection at once and reads through the driver
         # (store/prepared.py) without the session's transaction machinery; the session, for
         # the other reads, shares the connection and so the snapshot. A reusable one (see
-        # ReusableReadings) is given a connection it keeps.
-        self._reuse = reuse
+        # ReusableReading) is given a connection it keeps.
+        self._reused = connection is not None
+        self._entered = False
         self._connection = connection or (_connect(bind) if read_only else None)
         self._session = Session(
             bind=self._connection or bind, expire_on_commit=False, autoflush=False
@@ -87,6 +82,9 @@ class SqlUnitOfWork:
         self.identities = SqlIdentityRepository(self._session, self._driver, prefetched)
 
     def __enter__(self) -> SqlUnitOfWork:
+        if self._entered:
+            raise RuntimeError("a reusable reading unit of work is in use: reads do not nest")
+        self._entered = self._reused
         if self._write_lock is not None:
             if not self._write_lock.acquire(blocking=self._wait):
                 raise WriterBusy("another unit of work in this process is writing")
@@ -102,20 +100,14 @@ class SqlUnitOfWork:
         # Anything not committed explicitly is rolled back: a failed request changes nothing.
         self._driver.forget()
         failed_rollback: Exception | None = None
-        if self._reuse is not None:
-            # A read refused by the register (a borrower not found, most often) leaves the
-            # connection as it was: it is kept for the next read. One that failed in the
-            # database is dropped, with those kept, and the next read connects afresh.
-            if exc is None or isinstance(exc, RegisterError):
-                try:
-                    self._end_reading()
-                except Exception as rollback_error:
-                    failed_rollback = rollback_error
-                    self._reuse.failed(self)
-                else:
-                    self._reuse.give_back(self)
-            else:
-                self._reuse.failed(self)
+        if self._reused:
+            # A read that failed (a borrower not found, most often) leaves the connection as
+            # it was; one whose rollback fails is dropped and the next read connects afresh.
+            try:
+                self._end_reading()
+            except Exception as rollback_error:
+                failed_rollback = rollback_error
+                self._drop()
         else:
             try:
                 self._session.rollback()
@@ -129,6 +121,7 @@ class SqlUnitOfWork:
                     assert self._write_lock is not None
                     self._locked = False
                     self._write_lock.release()
+        self._entered = False
         if isinstance(exc, StaleDataError):
             raise EtagMismatch("the borrower changed since it was read; read it again") from None
         failure = exc or failed_rollback
@@ -146,12 +139,10 @@ class SqlUnitOfWork:
             self._on_erase()
 
     @property
-    def usable(self) -> bool:
-        """Whether a kept reading unit of work's connection is still good to read on."""
+    def closed(self) -> bool:
+        """A reusable reading unit of work that failed has let its connection go."""
         connection = self._connection
-        if connection is None or connection.closed or connection.invalidated:
-            return False
-        return not server_closed(connection.connection.driver_connection)
+        return connection is not None and (connection.closed or connection.invalidated)
 
     def _drop(self) -> None:
         if self._connection is not None:
@@ -168,9 +159,8 @@ class SqlUnitOfWork:
             session.expunge_all()
         assert self._connection is not None
         driver = self._connection.connection.dbapi_connection
-        # A read the driver began (store/prepared.py; PostgreSQL reads in autocommit begin none).
-        if self._connection.dialect.name == "sqlite" and driver.in_transaction:  # type: ignore[union-attr]
-            driver.rollback()  # type: ignore[union-attr]
+        if driver is not None and driver.in_transaction:
+            driver.rollback()  # a read the driver began (store/prepared.py)
         if self._prefetched is not None:
             self._prefetched.clear()
 
@@ -185,65 +175,29 @@ class SqlUnitOfWork:
             self._on_feed(last_sequence)
 
 
-class ReusableReadings:
-    """Reading units of work used again and again: their connections, sessions and
-    repositories are made once, as making them took longer than a lookup by index. On an
-    embedded store, for reads on the event loop (for_loop_reads), which run one at a time; on
-    PostgreSQL, for reads in greenlets on the loop (for_greenlets), which overlap, so up to
-    ``keep`` are kept between reads, each holding a connection of the engine's pool.
+class ReusableReading:
+    """One reading unit of work used again and again, for reads on the event loop of an
+    embedded store (for_loop_reads): its connection, session and repositories are made once,
+    as making them took longer than a lookup by index. Reads on the loop run one at a time
+    and never nest. One that failed is dropped with its connection, and a new one is made."""
 
-    One whose read failed in the database is dropped with its connection, and so are those
-    kept: a lost connection most often means the database restarted. One kept whose connection
-    the server closed meanwhile is dropped when next taken, as the pool checks at checkout."""
-
-    def __init__(self, bind: Engine, sealer: NationalIdSealer, *, keep: int, overlap: bool) -> None:
-        """``overlap=False``: reads never overlap (on the loop), so one asked for while
-        another is lent is a read nested in another, a mistake."""
+    def __init__(self, bind: Engine, sealer: NationalIdSealer) -> None:
         self._bind = bind
         self._sealer = sealer
-        self._keep = keep
-        self._overlap = overlap
-        self._idle: list[SqlUnitOfWork] = []
-        self._lent = 0
+        self._current: SqlUnitOfWork | None = None
 
     def take(self) -> SqlUnitOfWork:
-        if self._lent and not self._overlap:
-            raise RuntimeError("a reading unit of work is in use: reads on the loop do not nest")
-        unit = self._take()
-        self._lent += 1
-        return unit
-
-    def _take(self) -> SqlUnitOfWork:
-        while self._idle:
-            unit = self._idle.pop()
-            if unit.usable:
-                return unit
-            unit._drop()
-        return SqlUnitOfWork(
-            self._bind,
-            self._sealer,
-            read_only=True,
-            connection=_connect(self._bind),
-            reuse=self,
-        )
-
-    def give_back(self, unit: SqlUnitOfWork) -> None:
-        self._lent -= 1
-        if len(self._idle) < self._keep:
-            self._idle.append(unit)
-        else:
-            unit._drop()
-
-    def failed(self, unit: SqlUnitOfWork) -> None:
-        self._lent -= 1
-        unit._drop()
-        self.close()
+        current = self._current
+        if current is None or current.closed:
+            current = self._current = SqlUnitOfWork(
+                self._bind, self._sealer, read_only=True, connection=_connect(self._bind)
+            )
+        return current
 
     def close(self) -> None:
-        """Drops every kept unit of work and its connection."""
-        idle, self._idle = self._idle, []
-        for unit in idle:
-            unit._drop()
+        if self._current is not None:
+            self._current._drop()
+            self._current = None
 
 
 def _connect(bind: Engine) -> Connection:
@@ -290,8 +244,8 @@ class SqlUnitOfWorkFactory:
         if write_lock is None and engine.dialect.name == "sqlite":
             write_lock = threading.RLock()
         self._write_lock = write_lock
-        # Set by for_loop_reads and for_greenlets: the reading units of work reused.
-        self._reusable: ReusableReadings | None = None
+        # Set by for_loop_reads: the one reading unit of work the event loop reuses.
+        self._reusable: ReusableReading | None = None
 
     @property
     def write_lock(self) -> threading.RLock | None:
@@ -306,9 +260,7 @@ class SqlUnitOfWorkFactory:
             return None
         engine = create_store_engine(self.engine.url.render_as_string(False), pool_size=1)
         factory = SqlUnitOfWorkFactory(engine, self._sealer)
-        factory._reusable = ReusableReadings(
-            factory._read_only, self._sealer, keep=1, overlap=False
-        )
+        factory._reusable = ReusableReading(factory._read_only, self._sealer)
         return factory
 
     def for_greenlets(self, pool_size: int) -> tuple[SqlUnitOfWorkFactory, AsyncEngine] | None:
@@ -321,12 +273,7 @@ class SqlUnitOfWorkFactory:
         engine = create_async_store_engine(
             self.engine.url.render_as_string(False), pool_size=pool_size
         )
-        factory = SqlUnitOfWorkFactory(engine.sync_engine, self._sealer)
-        # Half the pool at most is kept by idle readers, so writers find connections free.
-        factory._reusable = ReusableReadings(
-            factory._read_only, self._sealer, keep=max(1, pool_size // 2), overlap=True
-        )
-        return factory, engine
+        return SqlUnitOfWorkFactory(engine.sync_engine, self._sealer), engine
 
     def for_loop_writes(self) -> SqlUnitOfWorkFactory | None:
         """Units of work for short writes run on the event loop itself, on a connection of
@@ -340,15 +287,10 @@ class SqlUnitOfWorkFactory:
         )
         return SqlUnitOfWorkFactory(engine, self._sealer, write_lock=self._write_lock, wait=False)
 
-    def close_readings(self) -> None:
-        """Closes the reading units of work kept for reuse (on an asyncio engine: from a
-        greenlet, greenlet_spawn, as closing a connection returns it to the pool)."""
+    def dispose(self) -> None:
+        """Closes the engine's connections, the reusable reading one's as well."""
         if self._reusable is not None:
             self._reusable.close()
-
-    def dispose(self) -> None:
-        """Closes the engine's connections, those kept for reuse as well."""
-        self.close_readings()
         self.engine.dispose()
 
     def __call__(self, *, read_only: bool = False) -> SqlUnitOfWork:
