@@ -48,7 +48,6 @@ class SqlUnitOfWork:
         read_only: bool = False,
         wait: bool = True,
         on_erase: ErasureListener | None = None,
-        connection: Connection | None = None,
     ) -> None:
         self._write_lock = write_lock
         self._on_erase = on_erase
@@ -57,11 +56,8 @@ class SqlUnitOfWork:
         self._locked = False
         # A reading unit of work takes its connection at once and reads through the driver
         # (store/prepared.py) without the session's transaction machinery; the session, for
-        # the other reads, shares the connection and so the snapshot. A reusable one (see
-        # ReusableReading) is given a connection it keeps.
-        self._reused = connection is not None
-        self._entered = False
-        self._connection = connection or (_connect(bind) if read_only else None)
+        # the other reads, shares the connection and so the snapshot.
+        self._connection = _connect(bind) if read_only else None
         self._session = Session(
             bind=self._connection or bind, expire_on_commit=False, autoflush=False
         )
@@ -69,7 +65,7 @@ class SqlUnitOfWork:
         self._driver = DriverConnection(self._session, self._connection)
         # Nothing changes in a reading unit of work, so what one repository read with a
         # borrower can answer another's question about them (store/full_record.py).
-        prefetched = self._prefetched = Prefetched() if read_only else None
+        prefetched = Prefetched() if read_only else None
         self.feed = SqlFeedRepository(self._session, self._driver)
         self.borrowers = SqlBorrowerRepository(self._session, sealer, self._driver, prefetched)
         self.libraries = SqlLibraryRepository(self._session)
@@ -82,9 +78,6 @@ class SqlUnitOfWork:
         self.identities = SqlIdentityRepository(self._session, self._driver, prefetched)
 
     def __enter__(self) -> SqlUnitOfWork:
-        if self._entered:
-            raise RuntimeError("a reusable reading unit of work is in use: reads do not nest")
-        self._entered = self._reused
         if self._write_lock is not None:
             if not self._write_lock.acquire(blocking=self._wait):
                 raise WriterBusy("another unit of work in this process is writing")
@@ -100,28 +93,20 @@ class SqlUnitOfWork:
         # Anything not committed explicitly is rolled back: a failed request changes nothing.
         self._driver.forget()
         failed_rollback: Exception | None = None
-        if self._reused:
-            # A read that failed (a borrower not found, most often) leaves the connection as
-            # it was; one whose rollback fails is dropped and the next read connects afresh.
-            try:
-                self._end_reading()
-            except Exception as rollback_error:
-                failed_rollback = rollback_error
-                self._drop()
-        else:
-            try:
-                self._session.rollback()
-            except Exception as rollback_error:
-                # The connection is gone (that is likely why the work failed): nothing to undo.
-                failed_rollback = rollback_error
-            finally:
-                self._session.close()
-                self._drop()
-                if self._locked:
-                    assert self._write_lock is not None
-                    self._locked = False
-                    self._write_lock.release()
-        self._entered = False
+        try:
+            self._session.rollback()
+        except Exception as rollback_error:
+            # The connection is gone (that is likely why the work failed): nothing to undo.
+            failed_rollback = rollback_error
+        finally:
+            self._session.close()
+            if self._connection is not None:
+                with contextlib.suppress(Exception):
+                    self._connection.close()  # back to the pool, which rolls the reading back
+            if self._locked:
+                assert self._write_lock is not None
+                self._locked = False
+                self._write_lock.release()
         if isinstance(exc, StaleDataError):
             raise EtagMismatch("the borrower changed since it was read; read it again") from None
         failure = exc or failed_rollback
@@ -138,32 +123,6 @@ class SqlUnitOfWork:
             # Once this transaction's locks are released: erasing waits for other writers.
             self._on_erase()
 
-    @property
-    def closed(self) -> bool:
-        """A reusable reading unit of work that failed has let its connection go."""
-        connection = self._connection
-        return connection is not None and (connection.closed or connection.invalidated)
-
-    def _drop(self) -> None:
-        if self._connection is not None:
-            with contextlib.suppress(Exception):
-                self._connection.close()  # back to the pool, which rolls the reading back
-
-    def _end_reading(self) -> None:
-        """Ends a reusable reading unit of work's transaction, leaving the connection and the
-        session ready for the next: what the session read is forgotten, as it may change."""
-        session = self._session
-        if session.in_transaction():
-            session.rollback()
-        if session.identity_map:
-            session.expunge_all()
-        assert self._connection is not None
-        driver = self._connection.connection.dbapi_connection
-        if driver is not None and driver.in_transaction:
-            driver.rollback()  # a read the driver began (store/prepared.py)
-        if self._prefetched is not None:
-            self._prefetched.clear()
-
     def commit(self) -> None:
         # The change feed's entries are numbered last, so the feed's lock is held only for
         # the end of the transaction.
@@ -173,31 +132,6 @@ class SqlUnitOfWork:
         self._erase_pending = erasure_requested(self._session)
         if last_sequence and self._on_feed is not None:
             self._on_feed(last_sequence)
-
-
-class ReusableReading:
-    """One reading unit of work used again and again, for reads on the event loop of an
-    embedded store (for_loop_reads): its connection, session and repositories are made once,
-    as making them took longer than a lookup by index. Reads on the loop run one at a time
-    and never nest. One that failed is dropped with its connection, and a new one is made."""
-
-    def __init__(self, bind: Engine, sealer: NationalIdSealer) -> None:
-        self._bind = bind
-        self._sealer = sealer
-        self._current: SqlUnitOfWork | None = None
-
-    def take(self) -> SqlUnitOfWork:
-        current = self._current
-        if current is None or current.closed:
-            current = self._current = SqlUnitOfWork(
-                self._bind, self._sealer, read_only=True, connection=_connect(self._bind)
-            )
-        return current
-
-    def close(self) -> None:
-        if self._current is not None:
-            self._current._drop()
-            self._current = None
 
 
 def _connect(bind: Engine) -> Connection:
@@ -244,8 +178,6 @@ class SqlUnitOfWorkFactory:
         if write_lock is None and engine.dialect.name == "sqlite":
             write_lock = threading.RLock()
         self._write_lock = write_lock
-        # Set by for_loop_reads: the one reading unit of work the event loop reuses.
-        self._reusable: ReusableReading | None = None
 
     @property
     def write_lock(self) -> threading.RLock | None:
@@ -259,9 +191,7 @@ class SqlUnitOfWorkFactory:
         if self.engine.dialect.name != "sqlite":
             return None
         engine = create_store_engine(self.engine.url.render_as_string(False), pool_size=1)
-        factory = SqlUnitOfWorkFactory(engine, self._sealer)
-        factory._reusable = ReusableReading(factory._read_only, self._sealer)
-        return factory
+        return SqlUnitOfWorkFactory(engine, self._sealer)
 
     def for_greenlets(self, pool_size: int) -> tuple[SqlUnitOfWorkFactory, AsyncEngine] | None:
         """Units of work for use cases run in a greenlet on the event loop (greenlet_spawn),
@@ -287,16 +217,8 @@ class SqlUnitOfWorkFactory:
         )
         return SqlUnitOfWorkFactory(engine, self._sealer, write_lock=self._write_lock, wait=False)
 
-    def dispose(self) -> None:
-        """Closes the engine's connections, the reusable reading one's as well."""
-        if self._reusable is not None:
-            self._reusable.close()
-        self.engine.dispose()
-
     def __call__(self, *, read_only: bool = False) -> SqlUnitOfWork:
         if read_only:
-            if self._reusable is not None:
-                return self._reusable.take()
             return SqlUnitOfWork(self._read_only, self._sealer, read_only=True)
         return SqlUnitOfWork(
             self.engine,
