@@ -327,7 +327,7 @@ class RegisterServer:
             self._passwords.shutdown()
         for loop_store in (self._loop_reads, self._loop_writes):
             if loop_store is not None:
-                loop_store.engine.dispose()
+                loop_store.dispose()
         if self._async_engine is not None:
             await self._async_engine.dispose()
         if isinstance(self._eraser, WalTruncation):

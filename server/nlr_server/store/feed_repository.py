@@ -58,6 +58,10 @@ class SqlFeedRepository:
         if entries:
             self._pending.append((entries, at))
 
+    def discard(self) -> None:
+        """Forgets the changes queued in a unit of work that did not commit."""
+        self._pending.clear()
+
     def flush(self) -> int:
         """Numbers and writes the queued changes; returns the last sequence, 0 if none.
 

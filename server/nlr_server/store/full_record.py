@@ -45,6 +45,10 @@ class Prefetched:
     links: dict[int, GuardianLinks] = field(default_factory=dict)
     identities: dict[int, tuple[Identity, ...]] = field(default_factory=dict)
 
+    def clear(self) -> None:
+        self.links.clear()
+        self.identities.clear()
+
 
 def _json_list(dialect: str, *values: ColumnElement[Any]) -> ColumnElement[Any]:
     if dialect == "postgresql":

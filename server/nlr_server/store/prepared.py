@@ -9,17 +9,19 @@ same as through SQLAlchemy (a timestamp is a UTC datetime on both stores).
 
 from __future__ import annotations
 
+import datetime as dt
 from collections import namedtuple
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, Select
+from sqlalchemy import Connection, Date, DateTime, Select
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.dml import UpdateBase
 
 from nlr_server.store.database import begin_read
+from nlr_server.store.models import UtcDateTime
 
 Processor = Callable[[Any], Any]
 
@@ -180,7 +182,7 @@ def _compile(statement: Select[Any] | UpdateBase, dialect: Dialect) -> _Compiled
     results = tuple(
         (index, process)
         for index, column in enumerate(compiled._result_columns)
-        if (process := column[3]._cached_result_processor(dialect, None)) is not None
+        if (process := _result_processor(column[3], dialect)) is not None
     )
     prepared = _Compiled(
         sql=compiled.string,
@@ -191,3 +193,27 @@ def _compile(statement: Select[Any] | UpdateBase, dialect: Dialect) -> _Compiled
         make_row=namedtuple("Row", names),
     )
     return prepared
+
+
+def _result_processor(type_: Any, dialect: Dialect) -> Processor | None:
+    """How a column's value is read: as SQLAlchemy reads it, except SQLite's dates and
+    timestamps, which SQLAlchemy stores as ISO 8601 text and parses with a regular expression;
+    ``fromisoformat`` reads the same text in a fraction of the time."""
+    if dialect.name == "sqlite":
+        if isinstance(type_, UtcDateTime):
+            return _utc_timestamp
+        if isinstance(type_, Date) and not isinstance(type_, DateTime):
+            return _date
+    process: Processor | None = type_._cached_result_processor(dialect, None)
+    return process
+
+
+def _utc_timestamp(text: str | None) -> dt.datetime | None:
+    if text is None:
+        return None
+    value = dt.datetime.fromisoformat(text)
+    return value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value.astimezone(dt.UTC)
+
+
+def _date(text: str | None) -> dt.date | None:
+    return None if text is None else dt.date.fromisoformat(text)
