@@ -17,11 +17,7 @@ from nlr_server.domain.errors import EtagMismatch
 from nlr_server.store.audit_repository import SqlAuditRepository
 from nlr_server.store.borrower_repository import SqlBorrowerRepository
 from nlr_server.store.credential_repository import SqlCredentialRepository
-from nlr_server.store.database import (
-    READ_ONLY,
-    create_async_store_engine,
-    create_store_engine,
-)
+from nlr_server.store.database import READ_ONLY, create_async_store_engine, create_store_engine
 from nlr_server.store.erasure import erasure_requested
 from nlr_server.store.errors import as_register_error
 from nlr_server.store.feed_repository import SqlFeedRepository
@@ -108,7 +104,7 @@ class SqlUnitOfWork:
         if self._reuse is not None:
             # Rolled back, a unit of work is kept for the next, whatever failed in it (a
             # borrower not found, most often). One whose connection was lost or whose rollback
-            # failed is dropped, with those kept, and the next connects afresh.
+            # failed is dropped, and the next connects afresh.
             try:
                 self._end_transaction()
             except Exception as rollback_error:
@@ -202,8 +198,8 @@ class ReusableUnits:
     loop run one at a time, so one is kept; one asked for while it is lent is a unit of work
     nested in another, a mistake. One whose connection was lost is dropped with it.
 
-    (PostgreSQL's units of work in greenlets are not reused: tried, a 1,000-stream WatchChanges
-    benchmark at 100,000 borrowers failed to get every stream a change in one run of two.)"""
+    (PostgreSQL's units of work in greenlets, which overlap, are not reused: tried, one run
+    measured more server CPU per PIN login with them, which is not yet understood.)"""
 
     def __init__(self, make: Callable[[ReusableUnits], SqlUnitOfWork]) -> None:
         """``make`` makes a unit of work on a connection of its own."""
@@ -329,22 +325,18 @@ class SqlUnitOfWorkFactory:
         factory._writing = ReusableUnits(factory._make_writing)
         return factory
 
-    def close_kept(self) -> None:
-        """Closes the units of work kept for reuse."""
-        for kept in (self._reading, self._writing):
-            if kept is not None:
-                kept.close()
-
-    def _make_reading(self, reuse: ReusableUnits) -> SqlUnitOfWork:
+    def _make_reading(self, reuse: ReusableUnits | None = None) -> SqlUnitOfWork:
+        """A reading unit of work; a reused one is given the connection it keeps."""
         return SqlUnitOfWork(
             self._read_only,
             self._sealer,
             read_only=True,
-            connection=_connect(self._read_only),
+            connection=_connect(self._read_only) if reuse is not None else None,
             reuse=reuse,
         )
 
-    def _make_writing(self, reuse: ReusableUnits) -> SqlUnitOfWork:
+    def _make_writing(self, reuse: ReusableUnits | None = None) -> SqlUnitOfWork:
+        """A writing unit of work; a reused one is given the connection it keeps."""
         return SqlUnitOfWork(
             self.engine,
             self._sealer,
@@ -352,27 +344,19 @@ class SqlUnitOfWorkFactory:
             self._write_lock,
             wait=self._wait,
             on_erase=self.on_erase,
-            connection=_connect(self.engine),
+            connection=_connect(self.engine) if reuse is not None else None,
             reuse=reuse,
         )
 
     def dispose(self) -> None:
         """Closes the engine's connections, those kept for reuse as well."""
-        self.close_kept()
+        for kept in (self._reading, self._writing):
+            if kept is not None:
+                kept.close()
         self.engine.dispose()
 
     def __call__(self, *, read_only: bool = False) -> SqlUnitOfWork:
-        if read_only:
-            if self._reading is not None:
-                return self._reading.take()
-            return SqlUnitOfWork(self._read_only, self._sealer, read_only=True)
-        if self._writing is not None:
-            return self._writing.take()
-        return SqlUnitOfWork(
-            self.engine,
-            self._sealer,
-            self.on_feed,
-            self._write_lock,
-            wait=self._wait,
-            on_erase=self.on_erase,
-        )
+        kept = self._reading if read_only else self._writing
+        if kept is not None:
+            return kept.take()
+        return self._make_reading() if read_only else self._make_writing()
