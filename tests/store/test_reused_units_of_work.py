@@ -1,21 +1,25 @@
 """Units of work are reused with their connections and sessions (store/unit_of_work.py,
-ReusableUnits): on SQLite one each for reads and short writes on the event loop. Reused, they
-must still behave as fresh ones: each read sees what was committed before it (it leaves no
-snapshot open behind it), a read or write is not spoilt by the one that failed before it, and
-one whose connection was lost connects afresh. The first three run on PostgreSQL too, whose
-pooled connections must survive the same; and there, reads go on after the server closed every
+ReusableUnits): on SQLite one each for reads and short writes on the event loop, on PostgreSQL
+up to half the pool for reads in greenlets, which overlap. Reused, they must still behave as
+fresh ones: each read sees what was committed before it (it leaves no snapshot open behind it),
+a read or write is not spoilt by the one that failed before it, overlapping reads each answer
+with their own borrower, and one whose connection was lost connects afresh. The tests through
+the server run on both stores; on PostgreSQL, reads go on after the server closed every
 connection the register held."""
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import grpc
 import psycopg
 import pytest
 from google.protobuf.field_mask_pb2 import FieldMask
 from sqlalchemy.engine import make_url
+from sqlalchemy.util import greenlet_spawn
 
 from nlr.registry.v1 import borrower_pb2
 from nlr.registry.v1 import registry_service_pb2 as pb
@@ -87,6 +91,67 @@ def test_a_refused_write_leaves_nothing_behind_for_the_next_write(registry: Regi
         pb.GetBorrowerRequest(card_number="N000000807"), metadata=registry.metadata
     )
     assert read.borrower.email == "taken@example.no"
+
+
+def test_overlapping_reads_each_answer_with_their_own_borrower(registry: Registry) -> None:
+    cards = [f"N0000009{index:02d}" for index in range(24)]
+    for index, card in enumerate(cards):
+        create(registry, new_borrower(card, email=f"reader{index}@example.no"))
+
+    def read(card: str) -> tuple[str, str]:
+        found = registry.stub.GetBorrower(
+            pb.GetBorrowerRequest(card_number=card), metadata=registry.metadata
+        )
+        return found.borrower.card_number, found.borrower.email
+
+    # 16 at a time, so reads overlap and more units of work are lent than are kept; every
+    # card read many times, so kept ones serve many borrowers in turn.
+    with ThreadPoolExecutor(16) as pool:
+        answers = list(pool.map(read, cards * 8))
+    assert answers == [
+        (card, f"reader{index}@example.no") for _ in range(8) for index, card in enumerate(cards)
+    ]
+
+
+def test_postgresql_reads_in_greenlets_are_never_lent_twice_and_keep_half_the_pool(
+    server: ServerThread, keyring: Keyring
+) -> None:
+    if make_url(server.config.database_url).get_backend_name() != "postgresql":
+        pytest.skip("PostgreSQL only: SQLite's reads on the loop never overlap")
+    factory = SqlUnitOfWorkFactory(
+        create_store_engine(server.config.database_url), NationalIdSealer(keyring)
+    )
+    made = factory.for_greenlets(pool_size=4)
+    assert made is not None
+    greenlets, engine = made
+    card = CardNumber.parse("N000000808")
+
+    def overlapping() -> None:
+        units = [greenlets(read_only=True) for _ in range(3)]
+        for unit in units:
+            unit.__enter__()
+            assert unit.borrowers.get_by_card_number(card) is None
+        assert len({id(unit) for unit in units}) == 3, "each overlapping read has its own"
+        for unit in units:
+            unit.__exit__(None, None, None)
+        # Two kept (half the pool), so the next three are two of those and a new one.
+        again = [greenlets(read_only=True) for _ in range(3)]
+        assert len({id(u) for u in again} & {id(u) for u in units}) == 2
+        for unit in again:
+            unit.__enter__()
+            unit.__exit__(None, None, None)
+        greenlets.close_kept()
+
+    async def run() -> None:
+        try:
+            await greenlet_spawn(overlapping)
+        finally:
+            await engine.dispose()
+
+    try:
+        asyncio.run(run())
+    finally:
+        factory.dispose()
 
 
 def test_reads_go_on_after_the_server_closed_the_pooled_connections(

@@ -18,6 +18,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.util import greenlet_spawn
 
 from nlr.auth.v1 import authenticate_pb2, authenticate_pb2_grpc
 from nlr.registry.v1 import registry_service_pb2, registry_service_pb2_grpc
@@ -329,6 +330,8 @@ class RegisterServer:
             if loop_store is not None:
                 loop_store.dispose()
         if self._async_engine is not None:
+            if self._greenlets is not None:
+                await greenlet_spawn(self._greenlets.close_kept)
             await self._async_engine.dispose()
         if isinstance(self._eraser, WalTruncation):
             self._eraser.stop()

@@ -148,17 +148,25 @@ def _drop_if_closed(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
     """
     if record.info.pop(_FRESH, False):
         return
-    driver = record.driver_connection  # the driver's own (under the asyncio one's adapter)
+    # The driver's own (under the asyncio one's adapter).
+    if server_closed(record.driver_connection):
+        raise DisconnectionError("the server closed the connection")
+
+
+def server_closed(driver: Any) -> bool:
+    """Whether a PostgreSQL driver connection is closed, or its server has closed it (its
+    socket readable or gone); False for SQLite's, which has no server to lose."""
+    if not hasattr(driver, "fileno"):
+        return False
     if driver.closed:
-        raise DisconnectionError("the connection is closed")
+        return True
     poll = select.poll()  # not select(): a busy server's descriptors may pass FD_SETSIZE
     try:
         poll.register(driver.fileno(), select.POLLIN)
         events = poll.poll(0)
-    except Exception as error:  # the driver's "connection is lost", or a closed descriptor
-        raise DisconnectionError("the connection's socket is gone") from error
-    if events:
-        raise DisconnectionError("the server closed the connection")
+    except Exception:  # the driver's "connection is lost", or a closed descriptor
+        return True
+    return bool(events)
 
 
 def _begin_immediate(connection: Any) -> None:

@@ -17,7 +17,12 @@ from nlr_server.domain.errors import EtagMismatch
 from nlr_server.store.audit_repository import SqlAuditRepository
 from nlr_server.store.borrower_repository import SqlBorrowerRepository
 from nlr_server.store.credential_repository import SqlCredentialRepository
-from nlr_server.store.database import READ_ONLY, create_async_store_engine, create_store_engine
+from nlr_server.store.database import (
+    READ_ONLY,
+    create_async_store_engine,
+    create_store_engine,
+    server_closed,
+)
 from nlr_server.store.erasure import erasure_requested
 from nlr_server.store.errors import as_register_error
 from nlr_server.store.feed_repository import SqlFeedRepository
@@ -153,7 +158,9 @@ class SqlUnitOfWork:
     def usable(self) -> bool:
         """Whether a kept unit of work's connection is still good to use."""
         connection = self._connection
-        return not (connection is None or connection.closed or connection.invalidated)
+        if connection is None or connection.closed or connection.invalidated:
+            return False
+        return not server_closed(connection.connection.driver_connection)
 
     def _drop(self) -> None:
         if self._connection is not None:
@@ -172,8 +179,9 @@ class SqlUnitOfWork:
         erasure_requested(session)  # a mark left by a deletion that did not commit
         self.feed.discard()
         assert self._connection is not None
-        if self._read_only:
-            # A read the driver began (store/prepared.py).
+        if self._read_only and self._connection.dialect.name == "sqlite":
+            # A read the driver began (store/prepared.py; PostgreSQL reads in autocommit
+            # begin none).
             driver = self._connection.connection.dbapi_connection
             if driver.in_transaction:  # type: ignore[union-attr]
                 driver.rollback()  # type: ignore[union-attr]
@@ -192,44 +200,60 @@ class SqlUnitOfWork:
 
 
 class ReusableUnits:
-    """Units of work used again and again, for reads and short writes on the event loop of an
-    embedded store (for_loop_reads, for_loop_writes): their connections, sessions and
-    repositories are made once, as making them took longer than a lookup by index. Uses on the
-    loop run one at a time, so one is kept; one asked for while it is lent is a unit of work
-    nested in another, a mistake. One whose connection was lost is dropped with it.
+    """Units of work used again and again: their connections, sessions and repositories are
+    made once, as making them took longer than a lookup by index. On an embedded store, for
+    reads and short writes on the event loop (for_loop_reads, for_loop_writes), which run one
+    at a time, so one is kept and one asked for while it is lent is a unit of work nested in
+    another, a mistake. On PostgreSQL, for reads in greenlets on the loop (for_greenlets),
+    which overlap: up to ``keep`` are kept, each holding a connection of the pool.
 
-    (PostgreSQL's units of work in greenlets, which overlap, are not reused: tried, one run
-    measured more server CPU per PIN login with them, which is not yet understood.)"""
+    One whose connection was lost is dropped with it, and with it those kept on PostgreSQL (a
+    lost connection most often means the database restarted); one kept whose connection the
+    server closed meanwhile is dropped when next taken, as the pool checks at checkout."""
 
-    def __init__(self, make: Callable[[ReusableUnits], SqlUnitOfWork]) -> None:
+    def __init__(
+        self,
+        make: Callable[[ReusableUnits], SqlUnitOfWork],
+        *,
+        keep: int = 1,
+        overlap: bool = False,
+    ) -> None:
         """``make`` makes a unit of work on a connection of its own."""
         self._make = make
-        self._idle: SqlUnitOfWork | None = None
-        self._lent = False
+        self._keep = keep
+        self._overlap = overlap
+        self._idle: list[SqlUnitOfWork] = []
+        self._lent = 0
 
     def take(self) -> SqlUnitOfWork:
-        if self._lent:
+        if self._lent and not self._overlap:
             raise RuntimeError("a unit of work is in use: those on the loop do not nest")
-        unit, self._idle = self._idle, None
-        if unit is None or not unit.usable:
-            if unit is not None:
-                unit._drop()
+        unit = self._idle.pop() if self._idle else None
+        while unit is not None and not unit.usable:
+            unit._drop()
+            unit = self._idle.pop() if self._idle else None
+        if unit is None:
             unit = self._make(self)
-        self._lent = True
+        self._lent += 1
         return unit
 
     def give_back(self, unit: SqlUnitOfWork) -> None:
-        self._lent = False
-        self._idle = unit
+        self._lent -= 1
+        if len(self._idle) < self._keep:
+            self._idle.append(unit)
+        else:
+            unit._drop()
 
     def failed(self, unit: SqlUnitOfWork) -> None:
-        self._lent = False
+        self._lent -= 1
         unit._drop()
+        if self._overlap:
+            self.close()
 
     def close(self) -> None:
-        """Drops the kept unit of work and its connection."""
-        unit, self._idle = self._idle, None
-        if unit is not None:
+        """Drops the kept units of work and their connections."""
+        idle, self._idle = self._idle, []
+        for unit in idle:
             unit._drop()
 
 
@@ -307,7 +331,12 @@ class SqlUnitOfWorkFactory:
         engine = create_async_store_engine(
             self.engine.url.render_as_string(False), pool_size=pool_size
         )
-        return SqlUnitOfWorkFactory(engine.sync_engine, self._sealer), engine
+        factory = SqlUnitOfWorkFactory(engine.sync_engine, self._sealer)
+        # Half the pool at most is kept by idle readers, so writers find connections free.
+        factory._reading = ReusableUnits(
+            factory._make_reading, keep=max(1, pool_size // 2), overlap=True
+        )
+        return factory, engine
 
     def for_loop_writes(self) -> SqlUnitOfWorkFactory | None:
         """Units of work for short writes run on the event loop itself, on a connection of
@@ -348,11 +377,16 @@ class SqlUnitOfWorkFactory:
             reuse=reuse,
         )
 
-    def dispose(self) -> None:
-        """Closes the engine's connections, those kept for reuse as well."""
+    def close_kept(self) -> None:
+        """Closes the units of work kept for reuse (on an asyncio engine's: in a greenlet,
+        greenlet_spawn, as closing one gives its connection back to the pool)."""
         for kept in (self._reading, self._writing):
             if kept is not None:
                 kept.close()
+
+    def dispose(self) -> None:
+        """Closes the engine's connections, those kept for reuse as well."""
+        self.close_kept()
         self.engine.dispose()
 
     def __call__(self, *, read_only: bool = False) -> SqlUnitOfWork:
