@@ -261,6 +261,27 @@ def start_empty_server(environment: Environment, children: Children) -> RunningS
     )
 
 
+def start_floor_server(environment: Environment, children: Children) -> RunningServer:
+    """The floor (bench/floor_server.py) on the register's database, same certificates."""
+    target = f"127.0.0.1:{free_port()}"
+    command = python_module(
+        "bench.floor_server",
+        "--listen",
+        target,
+        "--cert",
+        str(environment.pki.server_cert),
+        "--key",
+        str(environment.pki.server_key),
+        "--client-ca",
+        str(environment.pki.ca_cert),
+        "--database",
+        environment.database_url,
+    )
+    return _start(
+        command, _environment_without_nlr_settings(), environment, children, target, "floor.log"
+    )
+
+
 def _start(
     command: list[str],
     variables: dict[str, str],

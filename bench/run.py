@@ -78,6 +78,7 @@ STORES = ("sqlite", "postgresql")
 # database size are always measured, as every other row needs the register they fill.
 ROW_KEYS = (
     "get",
+    "floor",
     "get_by",
     "verify_pin",
     "login_timing",
@@ -232,6 +233,9 @@ class Suite:
         wanted = settings.rows
         if "get" in wanted:
             rows.append(self.get_borrower(env, register, empty, cards))
+        if "floor" in wanted:
+            get_row = rows[-1] if "get" in wanted else None
+            rows.append(self.floor(env, empty, cards, get_row))
         if "get_by" in wanted:
             rows += [
                 self.get_borrower_by(env, register, empty, sample, "national id"),
@@ -356,6 +360,32 @@ class Suite:
         ceiling = self.measure("ceiling for GetBorrower", env, empty, EMPTY_METHOD, payloads)
         target = self.measure("GetBorrower", env, register, GET_BORROWER, payloads)
         return _ratio_row("GetBorrower by card number", target, ceiling, minimum=0.60)
+
+    def floor(
+        self, env: Environment, empty: RunningServer, cards: list[str], get_row: Row | None
+    ) -> Row:
+        """GetBorrower on the floor server (bench/floor_server.py): the stack's least, against
+        the same ceiling, so the register's own cost shows as the distance from it."""
+        floor_server = environment.start_floor_server(env, self.children)
+        try:
+            payloads = _get_payloads(cards, seed=7)
+            ceiling = self.measure("ceiling for the floor", env, empty, EMPTY_METHOD, payloads)
+            target = self.measure(
+                "the GetBorrower floor", env, floor_server, GET_BORROWER, payloads
+            )
+        finally:
+            self.children.stop(floor_server.process)
+        register = ""
+        if get_row is not None and get_row.value and target.requests_per_second > 0:
+            share = get_row.value / target.requests_per_second
+            register = f"the register's GetBorrower above: {share:.2f} of this floor's req/s; "
+        return _ratio_row(
+            "GetBorrower floor: TLS, one statement, one audit row (bench/floor_server.py)",
+            target,
+            ceiling,
+            minimum=None,
+            ceiling_note=f"{register}no access checks, view, decryption or limits",
+        )
 
     def get_borrower_by(
         self,
