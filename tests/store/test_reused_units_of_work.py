@@ -113,7 +113,7 @@ def test_overlapping_reads_each_answer_with_their_own_borrower(registry: Registr
     ]
 
 
-def test_postgresql_reads_in_greenlets_are_never_lent_twice_and_keep_half_the_pool(
+def test_reads_in_greenlets_are_never_lent_twice_and_keep_half_the_pool(
     server: ServerThread, keyring: Keyring
 ) -> None:
     if make_url(server.config.database_url).get_backend_name() != "postgresql":
