@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import signal
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -30,15 +31,26 @@ def _handler() -> grpc.GenericRpcHandler:
 
 
 async def serve(listen: str, cert: Path, key: Path, client_ca: Path) -> None:
+    await serve_until_stopped((_handler(),), listen, cert, key, client_ca)
+
+
+async def serve_until_stopped(
+    handlers: Sequence[grpc.GenericRpcHandler],
+    listen: str,
+    cert: Path,
+    key: Path,
+    client_ca: Path,
+) -> None:
+    """Serves ``handlers`` with the register's mutual TLS until SIGTERM or SIGINT."""
     server = grpc.aio.server()
-    server.add_generic_rpc_handlers((_handler(),))
+    server.add_generic_rpc_handlers(tuple(handlers))
     credentials = grpc.ssl_server_credentials(
         [(key.read_bytes(), cert.read_bytes())],
         root_certificates=client_ca.read_bytes(),
         require_client_auth=True,
     )
     if server.add_secure_port(listen, credentials) == 0:
-        raise SystemExit(f"empty_server: cannot listen on {listen}")
+        raise SystemExit(f"cannot listen on {listen}")
     await server.start()
     stopping = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -48,15 +60,25 @@ async def serve(listen: str, cert: Path, key: Path, client_ca: Path) -> None:
     await server.stop(0.5)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
+def arguments(description: str | None) -> argparse.ArgumentParser:
+    """The options every bench server takes: where to listen and its TLS files."""
+    parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--listen", required=True, help="host:port, loopback only")
     parser.add_argument("--cert", type=Path, required=True, help="server certificate (PEM)")
     parser.add_argument("--key", type=Path, required=True, help="server private key (PEM)")
     parser.add_argument("--client-ca", type=Path, required=True, help="client CA (PEM)")
+    return parser
+
+
+def parse(parser: argparse.ArgumentParser) -> argparse.Namespace:
     args = parser.parse_args()
     if not args.listen.startswith("127.0.0.1:"):
         parser.error("--listen must be on 127.0.0.1")
+    return args
+
+
+def main() -> None:
+    args = parse(arguments(__doc__))
     asyncio.run(serve(args.listen, args.cert, args.key, args.client_ca))
 
 

@@ -244,28 +244,31 @@ def start_register(
 
 def start_empty_server(environment: Environment, children: Children) -> RunningServer:
     """The ceiling (bench/empty_server.py) with the same certificate files."""
-    target = f"127.0.0.1:{free_port()}"
-    command = python_module(
-        "bench.empty_server",
-        "--listen",
-        target,
-        "--cert",
-        str(environment.pki.server_cert),
-        "--key",
-        str(environment.pki.server_key),
-        "--client-ca",
-        str(environment.pki.ca_cert),
-    )
-    return _start(
-        command, _environment_without_nlr_settings(), environment, children, target, "empty.log"
-    )
+    return _start_bench_server("bench.empty_server", [], environment, children, "empty.log")
 
 
 def start_floor_server(environment: Environment, children: Children) -> RunningServer:
     """The floor (bench/floor_server.py) on the register's database, same certificates."""
+    return _start_bench_server(
+        "bench.floor_server",
+        ["--database", environment.database_url],
+        environment,
+        children,
+        "floor.log",
+    )
+
+
+def _start_bench_server(
+    module: str,
+    arguments: list[str],
+    environment: Environment,
+    children: Children,
+    log_name: str,
+) -> RunningServer:
+    """One of the bench's own servers, on a free port with the register's certificate files."""
     target = f"127.0.0.1:{free_port()}"
     command = python_module(
-        "bench.floor_server",
+        module,
         "--listen",
         target,
         "--cert",
@@ -274,11 +277,10 @@ def start_floor_server(environment: Environment, children: Children) -> RunningS
         str(environment.pki.server_key),
         "--client-ca",
         str(environment.pki.ca_cert),
-        "--database",
-        environment.database_url,
+        *arguments,
     )
     return _start(
-        command, _environment_without_nlr_settings(), environment, children, target, "floor.log"
+        command, _environment_without_nlr_settings(), environment, children, target, log_name
     )
 
 

@@ -15,10 +15,8 @@ register's begin.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import datetime as dt
-import signal
 import sqlite3
 from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
@@ -26,6 +24,7 @@ from typing import Any
 
 import grpc
 import psycopg
+from bench.empty_server import arguments, parse, serve_until_stopped
 from sqlalchemy.engine import make_url
 
 from nlr.registry.v1 import borrower_pb2
@@ -185,35 +184,16 @@ async def serve(listen: str, cert: Path, key: Path, client_ca: Path, database: s
     read, append = await store(database)
     audit = GroupCommit(append)
     committing = asyncio.create_task(audit.run())
-    server = grpc.aio.server()
-    server.add_generic_rpc_handlers((_handler(read, audit),))
-    credentials = grpc.ssl_server_credentials(
-        [(key.read_bytes(), cert.read_bytes())],
-        root_certificates=client_ca.read_bytes(),
-        require_client_auth=True,
-    )
-    if server.add_secure_port(listen, credentials) == 0:
-        raise SystemExit(f"floor_server: cannot listen on {listen}")
-    await server.start()
-    stopping = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(signum, stopping.set)
-    await stopping.wait()
-    await server.stop(0.5)
-    committing.cancel()
+    try:
+        await serve_until_stopped((_handler(read, audit),), listen, cert, key, client_ca)
+    finally:
+        committing.cancel()
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--listen", required=True, help="host:port, loopback only")
-    parser.add_argument("--cert", type=Path, required=True, help="server certificate (PEM)")
-    parser.add_argument("--key", type=Path, required=True, help="server private key (PEM)")
-    parser.add_argument("--client-ca", type=Path, required=True, help="client CA (PEM)")
+    parser = arguments(__doc__)
     parser.add_argument("--database", required=True, help="the register's database URL")
-    args = parser.parse_args()
-    if not args.listen.startswith("127.0.0.1:"):
-        parser.error("--listen must be on 127.0.0.1")
+    args = parse(parser)
     asyncio.run(serve(args.listen, args.cert, args.key, args.client_ca, args.database))
 
 
