@@ -195,6 +195,8 @@ def _raw_row(index: int, home: str, now: dt.datetime) -> dict[str, object]:
         "sex": "female",
         "address_protected": False,
         "email_should_be_checked": False,
+        "registered_address_should_be_checked": False,
+        "temporary_address_should_be_checked": False,
         "home_library": home,
         "created_by_kind": "library",
         "created_by": home,

@@ -177,6 +177,19 @@ def test_a_borrower_may_change_how_to_reach_them_and_their_own_choices() -> None
     assert reaching_and_choices <= BORROWER_FIELDS
 
 
+def test_the_primary_contact_phone_is_the_borrowers_like_the_other_phones_but_no_check_is() -> None:
+    phones = {"mobile_phone", "home_phone", "work_phone", "primary_contact_phone"}
+    assert phones <= BORROWER_FIELDS
+    checks = {
+        "email_should_be_checked",
+        "registered_address_should_be_checked",
+        "temporary_address_should_be_checked",
+    }
+    assert checks & BORROWER_FIELDS == set()
+    assert checks & POPULATION_REGISTER_FIELDS == set()
+    require_may_change_fields(Actor.library(OSLO), frozenset(checks | phones))
+
+
 def test_a_borrower_may_not_change_who_they_are() -> None:
     fields = frozenset({"email", "given_name", "birth_date", "national_id"})
     with pytest.raises(PermissionDenied) as refused:
@@ -243,6 +256,7 @@ def test_the_basic_view_holds_no_contact_data() -> None:
     assert personal.mobile_phone is None
     assert personal.home_phone is None
     assert personal.work_phone is None
+    assert personal.primary_contact_phone is None
     assert personal.registered_address is None
     assert personal.temporary_address is None
     assert personal.preferred_contact_method is None
@@ -277,6 +291,57 @@ def test_the_full_view_of_a_protected_address_holds_neither_address() -> None:
     assert full.links == borrower.links
     assert full.identities == borrower.identities
     assert full.address_protected is True
+
+
+CHECKED = {
+    "primary_contact_phone": PhoneNumber("+4722334457"),
+    "registered_address_should_be_checked": True,
+    "temporary_address_should_be_checked": True,
+    "email_should_be_checked": True,
+}
+
+
+def _checks(personal: PersonalData) -> dict[str, object]:
+    return {name: getattr(personal, name) for name in CHECKED}
+
+
+def test_the_full_view_shows_the_primary_contact_phone_and_every_check() -> None:
+    borrower = _borrower(OSLO, personal=_personal(**CHECKED))
+    full = disclosed(borrower, BorrowerView.FULL, TODAY)
+    assert full is borrower
+    assert _checks(full.personal) == CHECKED
+
+
+def test_a_protected_address_withholds_both_address_checks_and_nothing_else() -> None:
+    borrower = _borrower(OSLO, personal=_personal(**CHECKED), address_protected=True)
+    full = disclosed(borrower, BorrowerView.FULL, TODAY)
+    assert _checks(full.personal) == {
+        "primary_contact_phone": PhoneNumber("+4722334457"),
+        "registered_address_should_be_checked": False,
+        "temporary_address_should_be_checked": False,
+        "email_should_be_checked": True,
+    }
+    # Withheld in the view only: the record keeps them.
+    assert _checks(borrower.personal) == CHECKED
+
+
+def test_a_temporary_address_past_its_last_day_takes_its_check_along() -> None:
+    expired = TemporaryAddress(HYTTA, TODAY - dt.timedelta(days=1))
+    borrower = _borrower(OSLO, personal=_personal(temporary_address=expired, **CHECKED))
+    full = disclosed(borrower, BorrowerView.FULL, TODAY)
+    assert full.personal.temporary_address is None
+    assert _checks(full.personal) == {**CHECKED, "temporary_address_should_be_checked": False}
+
+
+def test_the_basic_view_holds_neither_the_primary_contact_phone_nor_any_check() -> None:
+    borrower = _borrower(OSLO, personal=_personal(**CHECKED))
+    basic = disclosed(borrower, BorrowerView.BASIC, TODAY)
+    assert _checks(basic.personal) == {
+        "primary_contact_phone": None,
+        "registered_address_should_be_checked": False,
+        "temporary_address_should_be_checked": False,
+        "email_should_be_checked": False,
+    }
 
 
 def test_the_basic_view_of_a_protected_address_holds_no_address_either() -> None:

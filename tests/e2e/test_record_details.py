@@ -1,5 +1,6 @@
-"""The rest of the record end to end: temporary address, contact preferences, language, card
-expiry, consent time and the population-register check, on create, update and in each view."""
+"""The rest of the record end to end: temporary address, contact preferences, the primary
+contact's phone, the "should be checked" flags, language, card expiry, consent time and the
+population-register check, on create, update and in each view."""
 
 from __future__ import annotations
 
@@ -63,6 +64,9 @@ def detailed_borrower(card_number: str, **fields: object) -> borrower_pb2.Borrow
         preferred_language="NN",
         card_expiry_date=NEXT_YEAR,
         consent_time=consent_time(),
+        primary_contact_phone="22 33 44 57",
+        registered_address_should_be_checked=True,
+        temporary_address_should_be_checked=True,
     )
     values.update(fields)
     return new_borrower(card_number, **values)
@@ -96,6 +100,9 @@ def test_every_detail_is_stored_and_in_the_full_view(registry: Registry) -> None
         assert borrower.primary_phone == borrower_pb2.PHONE_KIND_HOME
         assert borrower.home_phone == "+4722334455"
         assert borrower.email_should_be_checked
+        assert borrower.primary_contact_phone == "+4722334457"
+        assert borrower.registered_address_should_be_checked is True
+        assert borrower.temporary_address_should_be_checked is True
         assert borrower.preferred_contact_method == borrower_pb2.CONTACT_METHOD_SMS
         assert borrower.preferred_language == "nn"
         assert borrower.card_expiry_date == NEXT_YEAR
@@ -186,6 +193,229 @@ def test_each_detail_can_be_changed_and_cleared(registry: Registry) -> None:
     assert cleared.home_phone == "+4722334455", "fields outside the mask stay"
 
 
+# The fields of the legacy register's last columns: each one's value as sent, as served, and
+# as served once cleared.
+CONTACT_AND_CHECKS: dict[str, tuple[object, object, object]] = {
+    "primary_contact_phone": ("22 33 44 57", "+4722334457", ""),
+    "registered_address_should_be_checked": (True, True, False),
+    "temporary_address_should_be_checked": (True, True, False),
+}
+
+
+def served(borrower: borrower_pb2.Borrower) -> dict[str, object]:
+    return {name: getattr(borrower, name) for name in CONTACT_AND_CHECKS}
+
+
+def unversioned(borrower: borrower_pb2.Borrower) -> borrower_pb2.Borrower:
+    """The borrower without what every change moves on: the etag and the update time."""
+    copy = borrower_pb2.Borrower()
+    copy.CopyFrom(borrower)
+    copy.ClearField("etag")
+    copy.ClearField("update_time")
+    return copy
+
+
+def test_the_primary_contact_phone_and_both_address_checks_are_stored_and_in_the_full_view(
+    registry: Registry,
+) -> None:
+    created = create(
+        registry,
+        new_borrower(
+            "N000007015",
+            work_phone="22 33 44 56",
+            primary_phone=borrower_pb2.PHONE_KIND_WORK,
+            temporary_address=temporary_address(),
+            primary_contact_phone="+47 22 33 44 57",
+            registered_address_should_be_checked=True,
+            temporary_address_should_be_checked=True,
+        ),
+    )
+    plain = create(registry, new_borrower("N000007016", temporary_address=temporary_address()))
+    # Each flag alone: neither is the other's.
+    registered_only = create(
+        registry,
+        new_borrower(
+            "N000007021",
+            temporary_address=temporary_address(),
+            registered_address_should_be_checked=True,
+        ),
+    )
+    temporary_only = create(
+        registry,
+        new_borrower(
+            "N000007022",
+            temporary_address=temporary_address(),
+            temporary_address_should_be_checked=True,
+        ),
+    )
+
+    for borrower in (created, get(registry, card_number="N000007015")):
+        assert borrower.view == borrower_pb2.BORROWER_VIEW_FULL
+        assert served(borrower) == {
+            "primary_contact_phone": "+4722334457",
+            "registered_address_should_be_checked": True,
+            "temporary_address_should_be_checked": True,
+        }
+        # The fourth phone is its own field: the three others and the choice among them stay.
+        assert (borrower.mobile_phone, borrower.home_phone, borrower.work_phone) == (
+            "+4791234567",
+            "",
+            "+4722334456",
+        )
+        assert borrower.primary_phone == borrower_pb2.PHONE_KIND_WORK
+        assert borrower.email_should_be_checked is False
+    for borrower in (plain, get(registry, card_number="N000007016")):
+        assert served(borrower) == {
+            "primary_contact_phone": "",
+            "registered_address_should_be_checked": False,
+            "temporary_address_should_be_checked": False,
+        }
+    for borrower in (registered_only, get(registry, card_number="N000007021")):
+        assert served(borrower) == {
+            "primary_contact_phone": "",
+            "registered_address_should_be_checked": True,
+            "temporary_address_should_be_checked": False,
+        }
+    for borrower in (temporary_only, get(registry, card_number="N000007022")):
+        assert served(borrower) == {
+            "primary_contact_phone": "",
+            "registered_address_should_be_checked": False,
+            "temporary_address_should_be_checked": True,
+        }
+
+
+@pytest.mark.parametrize("path", list(CONTACT_AND_CHECKS))
+def test_update_sets_and_clears_each_of_them_alone(registry: Registry, path: str) -> None:
+    created = create(registry, new_borrower("N000007017", temporary_address=temporary_address()))
+    sent, shown, cleared_value = CONTACT_AND_CHECKS[path]
+
+    changed = update(
+        registry,
+        borrower_pb2.Borrower(card_number="N000007017", etag=created.etag, **{path: sent}),  # type: ignore[arg-type]
+        path,
+    )
+
+    expected = unversioned(created)
+    setattr(expected, path, shown)
+    assert unversioned(changed) == expected, f"only {path} changes"
+    assert changed.etag != created.etag
+    assert get(registry, card_number="N000007017") == changed
+
+    # Every one of them set, then the one path cleared: the other two stay.
+    every = update(
+        registry,
+        borrower_pb2.Borrower(
+            card_number="N000007017",
+            etag=changed.etag,
+            **{name: values[0] for name, values in CONTACT_AND_CHECKS.items()},  # type: ignore[arg-type]
+        ),
+        *CONTACT_AND_CHECKS,
+    )
+    assert served(every) == {name: values[1] for name, values in CONTACT_AND_CHECKS.items()}
+
+    cleared = update(
+        registry, borrower_pb2.Borrower(card_number="N000007017", etag=every.etag), path
+    )
+
+    expected = unversioned(every)
+    setattr(expected, path, cleared_value)
+    assert unversioned(cleared) == expected, f"only {path} is cleared"
+    assert getattr(cleared, path) == cleared_value
+    assert get(registry, card_number="N000007017") == cleared
+
+
+def test_a_bad_primary_contact_phone_refuses_the_whole_update(registry: Registry) -> None:
+    created = create(registry, detailed_borrower("N000007018"))
+
+    with pytest.raises(grpc.RpcError) as raised:
+        update(
+            registry,
+            borrower_pb2.Borrower(
+                card_number="N000007018",
+                etag=created.etag,
+                primary_contact_phone="not a phone",
+                registered_address_should_be_checked=False,
+                work_phone="22 33 44 56",
+            ),
+            "primary_contact_phone",
+            "registered_address_should_be_checked",
+            "work_phone",
+        )
+
+    assert raised.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert set(error_details(raised.value)[1]) == {"borrower.primary_contact_phone"}
+    unchanged = get(registry, card_number="N000007018")
+    assert unchanged == created
+    assert (unchanged.primary_contact_phone, unchanged.work_phone) == ("+4722334457", "")
+    assert unchanged.registered_address_should_be_checked is True
+
+
+def test_a_library_not_affiliated_sees_none_of_them(registry: Registry) -> None:
+    create(registry, detailed_borrower("N000007019"))
+    full = get(registry, card_number="N000007019")
+    assert served(full) == {name: values[1] for name, values in CONTACT_AND_CHECKS.items()}
+
+    basic = get(registry.as_library(BERGEN), card_number="N000007019")
+
+    assert basic.view == borrower_pb2.BORROWER_VIEW_BASIC
+    assert served(basic) == {
+        "primary_contact_phone": "",
+        "registered_address_should_be_checked": False,
+        "temporary_address_should_be_checked": False,
+    }
+    assert {f.name for f, _ in basic.ListFields()} == {
+        "card_number",
+        "given_name",
+        "family_name",
+        "birth_year",
+        "card_valid",
+        "view",
+    }
+
+
+def test_a_protected_address_withholds_both_address_checks(
+    registry: Registry, server: ServerThread, keyring_path: Path
+) -> None:
+    created = create(registry, detailed_borrower("N000007020"))
+    assert (
+        created.registered_address_should_be_checked,
+        created.temporary_address_should_be_checked,
+    ) == (True, True)
+    admin = Admin(
+        admin_environment(
+            NLR_DATABASE_URL=server.config.database_url, NLR_KEYRING=str(keyring_path)
+        )
+    )
+
+    admin("borrowers", "protect-address", "N000007020")
+
+    protected = get(registry, card_number="N000007020")
+    assert protected.address_protected
+    assert protected.view == borrower_pb2.BORROWER_VIEW_FULL
+    assert served(protected) == {
+        "primary_contact_phone": "+4722334457",
+        "registered_address_should_be_checked": False,
+        "temporary_address_should_be_checked": False,
+    }
+    assert protected.email_should_be_checked is True, "only the address flags are withheld"
+    # An update of something else answers with the same view.
+    changed = update(
+        registry,
+        borrower_pb2.Borrower(
+            card_number="N000007020", etag=protected.etag, preferred_language="se"
+        ),
+        "preferred_language",
+    )
+    assert served(changed) == served(protected)
+
+    admin("borrowers", "unprotect-address", "N000007020")
+
+    # Withheld, not lost: the flags are served again with the addresses.
+    again = get(registry, card_number="N000007020")
+    assert not again.address_protected
+    assert served(again) == {name: values[1] for name, values in CONTACT_AND_CHECKS.items()}
+
+
 BAD_DETAILS: list[tuple[dict[str, object], set[str]]] = [
     (
         {"temporary_address": temporary_address(valid_until="2020-01-01")},
@@ -210,6 +440,12 @@ BAD_DETAILS: list[tuple[dict[str, object], set[str]]] = [
     (
         {"temporary_address": borrower_pb2.TemporaryAddress(valid_until=NEXT_YEAR)},
         {"borrower.temporary_address.address"},
+    ),
+    ({"primary_contact_phone": "abc"}, {"borrower.primary_contact_phone"}),
+    ({"primary_contact_phone": "+47 1"}, {"borrower.primary_contact_phone"}),
+    (
+        {"primary_contact_phone": "12", "work_phone": "x"},
+        {"borrower.primary_contact_phone", "borrower.work_phone"},
     ),
     ({"primary_phone": 9}, {"borrower.primary_phone"}),
     ({"primary_phone": borrower_pb2.PHONE_KIND_WORK}, {"borrower.primary_phone"}),
@@ -292,7 +528,9 @@ def test_an_expired_temporary_address_is_no_longer_served(
     registry: Registry, server: ServerThread
 ) -> None:
     create(registry, detailed_borrower("N000007009"))
-    assert get(registry, card_number="N000007009").HasField("temporary_address")  # control
+    control = get(registry, card_number="N000007009")
+    assert control.HasField("temporary_address")
+    assert control.temporary_address_should_be_checked is True
 
     yesterday = TODAY - dt.timedelta(days=1)
     execute(
@@ -302,7 +540,10 @@ def test_an_expired_temporary_address_is_no_longer_served(
         card="N000007009",
     )
 
-    assert not get(registry, card_number="N000007009").HasField("temporary_address")
+    expired = get(registry, card_number="N000007009")
+    assert not expired.HasField("temporary_address")
+    assert expired.temporary_address_should_be_checked is False, "withheld with its address"
+    assert expired.registered_address_should_be_checked is True
 
 
 def test_card_past_its_expiry_date_is_not_valid_in_any_view(registry: Registry) -> None:
@@ -388,13 +629,14 @@ def test_maintenance_clears_temporary_addresses_past_their_last_day(
         with engine.connect() as connection:
             rows = connection.execute(
                 text(
-                    "SELECT card_number, temporary_city, temporary_address_line1"
+                    "SELECT card_number, temporary_city, temporary_address_line1,"
+                    " temporary_address_should_be_checked, registered_address_should_be_checked"
                     " FROM borrowers ORDER BY card_number"
                 )
             ).all()
     finally:
         engine.dispose()
-    assert [tuple(row) for row in rows] == [
-        ("N000007013", None, None),
-        ("N000007014", "Trondheim", "Studentbyen 4"),
+    assert [(row[0], row[1], row[2], bool(row[3]), bool(row[4])) for row in rows] == [
+        ("N000007013", None, None, False, True),
+        ("N000007014", "Trondheim", "Studentbyen 4", True, True),
     ]

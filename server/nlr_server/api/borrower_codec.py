@@ -58,7 +58,7 @@ _VIEW_TO_PROTO = {
     BorrowerView.BASIC: borrower_pb2.BORROWER_VIEW_BASIC,
     BorrowerView.FULL: borrower_pb2.BORROWER_VIEW_FULL,
 }
-_PHONES = ("mobile_phone", "home_phone", "work_phone")
+_PHONES = ("mobile_phone", "home_phone", "work_phone", "primary_contact_phone")
 _ACTOR_KIND_TO_PROTO: dict[ActorKind, borrower_pb2.ActorKind.ValueType] = {
     ActorKind.LIBRARY: borrower_pb2.ACTOR_KIND_LIBRARY,
     ActorKind.BORROWER: borrower_pb2.ACTOR_KIND_BORROWER,
@@ -111,7 +111,7 @@ class BorrowerDecoder:
         sex = _sex(violations, message.sex)
         address = _address(violations, message)
         email = check_optional(violations, "borrower.email", message.email, EmailAddress.parse)
-        mobile, home, work = _phones(violations, message, frozenset(_PHONES))
+        mobile, home, work, contact = _phones(violations, message, frozenset(_PHONES))
         security_level = _security_level(violations, message.security_level)
         details = decode_details(violations, message, DETAIL_FIELDS, self._clock())
         violations.raise_if_any()
@@ -126,6 +126,7 @@ class BorrowerDecoder:
             home_phone=home,
             work_phone=work,
             security_level=security_level,
+            primary_contact_phone=contact,
             **details,
         )
         personal.check_consistency(violations)
@@ -169,7 +170,7 @@ class BorrowerDecoder:
         sex = _sex(violations, message.sex)
         address = _address(violations, message) if "registered_address" in fields else None
         email = check_optional(violations, "borrower.email", message.email, EmailAddress.parse)
-        mobile, home, work = _phones(violations, message, fields)
+        mobile, home, work, contact = _phones(violations, message, fields)
         security_level = _security_level(violations, message.security_level)
         details = decode_details(violations, message, fields, self._clock())
         violations.raise_if_any()
@@ -185,6 +186,7 @@ class BorrowerDecoder:
             home_phone=home,
             work_phone=work,
             security_level=security_level,
+            primary_contact_phone=contact,
             **details,
         )
         return patch, national_id
@@ -355,14 +357,14 @@ def _parse_date(raw: str) -> dt.date:
 
 def _phones(
     violations: Violations, message: borrower_pb2.Borrower, fields: frozenset[str]
-) -> tuple[PhoneNumber | None, PhoneNumber | None, PhoneNumber | None]:
-    mobile, home, work = (
+) -> tuple[PhoneNumber | None, PhoneNumber | None, PhoneNumber | None, PhoneNumber | None]:
+    mobile, home, work, contact = (
         check_optional(violations, f"borrower.{f}", getattr(message, f), PhoneNumber.parse)
         if f in fields
         else None
         for f in _PHONES
     )
-    return mobile, home, work
+    return mobile, home, work, contact
 
 
 def _security_level(violations: Violations, value: int) -> SecurityLevel:

@@ -1,5 +1,6 @@
 """The borrower's details beyond name, identity and registered contact data, proto ↔ domain:
-temporary address, contact preferences, language, card expiry and consent."""
+temporary address, contact preferences, the "should be checked" flags, language, card expiry
+and consent."""
 
 from __future__ import annotations
 
@@ -22,6 +23,8 @@ DETAIL_FIELDS = frozenset(
     {
         "temporary_address",
         "email_should_be_checked",
+        "registered_address_should_be_checked",
+        "temporary_address_should_be_checked",
         "primary_phone",
         "preferred_contact_method",
         "preferred_language",
@@ -68,6 +71,12 @@ def decode_details(
         values["temporary_address"] = _temporary_address(violations, message, now.date())
     if "email_should_be_checked" in fields:
         values["email_should_be_checked"] = message.email_should_be_checked
+    if "registered_address_should_be_checked" in fields:
+        values["registered_address_should_be_checked"] = (
+            message.registered_address_should_be_checked
+        )
+    if "temporary_address_should_be_checked" in fields:
+        values["temporary_address_should_be_checked"] = message.temporary_address_should_be_checked
     if "primary_phone" in fields:
         values["primary_phone"] = _enum(
             violations, "borrower.primary_phone", message.primary_phone, _PHONE_KIND_FROM_PROTO
@@ -107,6 +116,8 @@ def encode_details(message: borrower_pb2.Borrower, borrower: Borrower) -> None:
         message.temporary_address.address.CopyFrom(encode_address(temporary.address))
         message.temporary_address.valid_until = temporary.valid_until.isoformat()
     message.email_should_be_checked = personal.email_should_be_checked
+    message.registered_address_should_be_checked = personal.registered_address_should_be_checked
+    message.temporary_address_should_be_checked = personal.temporary_address_should_be_checked
     if personal.primary_phone is not None:
         message.primary_phone = _PHONE_KIND_TO_PROTO[personal.primary_phone]
     if personal.preferred_contact_method is not None:

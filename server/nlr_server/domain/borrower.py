@@ -68,6 +68,9 @@ class PersonalData:
     preferred_language: LanguageCode | None = None
     card_expiry_date: dt.date | None = None
     consent_time: dt.datetime | None = None
+    primary_contact_phone: PhoneNumber | None = None
+    registered_address_should_be_checked: bool = False
+    temporary_address_should_be_checked: bool = False
 
     def check_consistency(
         self,
@@ -153,6 +156,9 @@ class PersonalDataPatch:
     preferred_language: LanguageCode | None = None
     card_expiry_date: dt.date | None = None
     consent_time: dt.datetime | None = None
+    primary_contact_phone: PhoneNumber | None = None
+    registered_address_should_be_checked: bool = False
+    temporary_address_should_be_checked: bool = False
 
     def apply(self, personal: PersonalData) -> PersonalData:
         name = PersonName(

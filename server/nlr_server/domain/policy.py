@@ -33,6 +33,7 @@ BORROWER_FIELDS: frozenset[str] = frozenset(
         "mobile_phone",
         "home_phone",
         "work_phone",
+        "primary_contact_phone",
         "primary_phone",
         "temporary_address",
         "preferred_contact_method",

@@ -27,7 +27,8 @@ def disclosed(borrower: Borrower, view: BorrowerView, today: dt.date) -> Borrowe
     The basic view keeps the card, the name, the birth date (of which only the year is
     shown) and the card's expiry (of which only whether the card is valid is shown). A
     protected address never leaves the register, whichever view, and a temporary address past
-    its last day is no longer the borrower's.
+    its last day is no longer the borrower's. Each address's "should be checked" flag goes
+    with its address: withheld (false) whenever the address is.
     """
     personal = borrower.personal
     if view is BorrowerView.BASIC:
@@ -52,5 +53,15 @@ def disclosed(borrower: Borrower, view: BorrowerView, today: dt.date) -> Borrowe
         return borrower
     return replace(
         borrower,
-        personal=replace(personal, registered_address=registered, temporary_address=temporary),
+        personal=replace(
+            personal,
+            registered_address=registered,
+            temporary_address=temporary,
+            registered_address_should_be_checked=(
+                not protected and personal.registered_address_should_be_checked
+            ),
+            temporary_address_should_be_checked=(
+                temporary is not None and personal.temporary_address_should_be_checked
+            ),
+        ),
     )

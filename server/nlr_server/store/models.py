@@ -168,6 +168,7 @@ class BorrowerRow(Base):
     postal_code: Mapped[str | None] = mapped_column(String(10))
     city: Mapped[str | None] = mapped_column(String(60))
     country_code: Mapped[str | None] = mapped_column(String(2))
+    registered_address_should_be_checked: Mapped[bool] = mapped_column(Boolean, default=False)
     # Adressebeskyttelse: the address is never given to any library.
     address_protected: Mapped[bool] = mapped_column(Boolean, default=False)
     temporary_address_line1: Mapped[str | None] = mapped_column(String(100))
@@ -178,11 +179,15 @@ class BorrowerRow(Base):
     temporary_country_code: Mapped[str | None] = mapped_column(String(2))
     # Indexed: maintenance clears temporary addresses whose last day has passed.
     temporary_address_valid_until: Mapped[dt.date | None] = mapped_column(Date, index=True)
+    temporary_address_should_be_checked: Mapped[bool] = mapped_column(Boolean, default=False)
     email: Mapped[str | None] = mapped_column(String(254))
     email_should_be_checked: Mapped[bool] = mapped_column(Boolean, default=False)
     mobile_phone: Mapped[str | None] = mapped_column(String(20))
     home_phone: Mapped[str | None] = mapped_column(String(20))
     work_phone: Mapped[str | None] = mapped_column(String(20))
+    # A fourth phone, the primary contact's (legacy prim_kontakt); primary_phone below names
+    # which of mobile, home and work to call first.
+    primary_contact_phone: Mapped[str | None] = mapped_column(String(20))
     primary_phone: Mapped[str | None] = mapped_column(String(8))
     preferred_contact_method: Mapped[str | None] = mapped_column(String(8))
     preferred_language: Mapped[str | None] = mapped_column(String(3))

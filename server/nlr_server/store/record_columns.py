@@ -35,9 +35,11 @@ RECORD_COLUMNS: list[Column[Any]] = [
     if column.name not in ("national_id_ciphertext", "national_id_index")
 ]
 _NO_LINES: tuple[None, ...] = (None, None, None)
-# The columns of a record without a temporary address (maintenance clears expired ones in SQL).
-NO_TEMPORARY_ADDRESS: Mapping[str, None] = {
-    column.name: None for column in _BORROWERS.c if column.name.startswith("temporary_")
+# The columns of a record without a temporary address (maintenance clears expired ones in SQL),
+# and without its "should be checked" flag, which goes with it.
+NO_TEMPORARY_ADDRESS: Mapping[str, bool | None] = {
+    **{column.name: None for column in _BORROWERS.c if column.name.startswith("temporary_")},
+    "temporary_address_should_be_checked": False,
 }
 
 
@@ -75,6 +77,7 @@ CHANGED_COLUMNS: tuple[str, ...] = (
     "postal_code",
     "city",
     "country_code",
+    "registered_address_should_be_checked",
     "temporary_address_line1",
     "temporary_address_line2",
     "temporary_address_line3",
@@ -82,11 +85,13 @@ CHANGED_COLUMNS: tuple[str, ...] = (
     "temporary_city",
     "temporary_country_code",
     "temporary_address_valid_until",
+    "temporary_address_should_be_checked",
     "email",
     "email_should_be_checked",
     "mobile_phone",
     "home_phone",
     "work_phone",
+    "primary_contact_phone",
     "primary_phone",
     "preferred_contact_method",
     "preferred_language",
@@ -113,11 +118,12 @@ def changed_columns(borrower: Borrower) -> dict[str, Any]:
     temporary_lines = (
         _NO_LINES if temporary_address is None else (*temporary_address.lines, *_NO_LINES)
     )
-    email, mobile, home, work = (
+    email, mobile, home, work, contact = (
         personal.email,
         personal.mobile_phone,
         personal.home_phone,
         personal.work_phone,
+        personal.primary_contact_phone,
     )
     primary, method, language = (
         personal.primary_phone,
@@ -136,6 +142,7 @@ def changed_columns(borrower: Borrower) -> dict[str, Any]:
         "postal_code": address.postal_code if address is not None else None,
         "city": address.city if address is not None else None,
         "country_code": address.country_code if address is not None else None,
+        "registered_address_should_be_checked": personal.registered_address_should_be_checked,
         "temporary_address_line1": temporary_lines[0],
         "temporary_address_line2": temporary_lines[1],
         "temporary_address_line3": temporary_lines[2],
@@ -147,11 +154,13 @@ def changed_columns(borrower: Borrower) -> dict[str, Any]:
             temporary_address.country_code if temporary_address is not None else None
         ),
         "temporary_address_valid_until": temporary.valid_until if temporary is not None else None,
+        "temporary_address_should_be_checked": personal.temporary_address_should_be_checked,
         "email": email.value if email is not None else None,
         "email_should_be_checked": personal.email_should_be_checked,
         "mobile_phone": mobile.value if mobile is not None else None,
         "home_phone": home.value if home is not None else None,
         "work_phone": work.value if work is not None else None,
+        "primary_contact_phone": contact.value if contact is not None else None,
         "primary_phone": primary.value if primary is not None else None,
         "preferred_contact_method": method.value if method is not None else None,
         "preferred_language": language.value if language is not None else None,
@@ -215,6 +224,11 @@ def borrower_of(row: Any, affiliations: list[tuple[str, dt.datetime]]) -> Borrow
         ),
         card_expiry_date=row.card_expiry_date,
         consent_time=row.consent_time,
+        primary_contact_phone=(
+            PhoneNumber(row.primary_contact_phone) if row.primary_contact_phone else None
+        ),
+        registered_address_should_be_checked=bool(row.registered_address_should_be_checked),
+        temporary_address_should_be_checked=bool(row.temporary_address_should_be_checked),
     )
     return Borrower(
         id=row.id,

@@ -294,6 +294,9 @@ class Borrower(_message.Message):
     IDENTITIES_FIELD_NUMBER: _builtins.int
     CREATED_BY_KIND_FIELD_NUMBER: _builtins.int
     LAST_CHANGED_BY_KIND_FIELD_NUMBER: _builtins.int
+    PRIMARY_CONTACT_PHONE_FIELD_NUMBER: _builtins.int
+    REGISTERED_ADDRESS_SHOULD_BE_CHECKED_FIELD_NUMBER: _builtins.int
+    TEMPORARY_ADDRESS_SHOULD_BE_CHECKED_FIELD_NUMBER: _builtins.int
     card_number: _builtins.str
     """Card number (lånernummer): "N" followed by 9 digits, e.g. "N000123456". Set by the library
     on CreateBorrower; never changes afterwards and is never reused, even after deletion.
@@ -397,6 +400,22 @@ class Borrower(_message.Message):
     """Who last changed the record; a library's number is in last_changed_by. Output only. Full
     view only.
     """
+    primary_contact_phone: _builtins.str
+    """The primary contact's phone (the legacy register's prim_kontakt): a fourth number beside
+    mobile_phone, home_phone and work_phone, same rules: E.164 form ("+4791234567"), input may
+    be national ("912 34 567"). Not to be confused with primary_phone, which names which of
+    mobile, home and work to call first. Full view only; empty when the borrower has none.
+    """
+    registered_address_should_be_checked: _builtins.bool
+    """The registered address should be checked with the borrower (e.g. a letter to it came
+    back). Full view only; withheld (false) like registered_address when the address is
+    protected.
+    """
+    temporary_address_should_be_checked: _builtins.bool
+    """The temporary address should be checked with the borrower. Full view only; withheld
+    (false) like temporary_address when the address is protected or once valid_until has
+    passed.
+    """
     @_builtins.property
     def registered_address(self) -> Global___Address:
         """Registered postal address. Full view only."""
@@ -493,10 +512,13 @@ class Borrower(_message.Message):
         identities: _abc.Iterable[Global___Identity] | None = ...,
         created_by_kind: Global___ActorKind.ValueType = ...,
         last_changed_by_kind: Global___ActorKind.ValueType = ...,
+        primary_contact_phone: _builtins.str = ...,
+        registered_address_should_be_checked: _builtins.bool = ...,
+        temporary_address_should_be_checked: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["consent_time", b"consent_time", "create_time", b"create_time", "population_register_check_time", b"population_register_check_time", "registered_address", b"registered_address", "temporary_address", b"temporary_address", "update_time", b"update_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["address_protected", b"address_protected", "affiliations", b"affiliations", "birth_date", b"birth_date", "birth_year", b"birth_year", "card_expiry_date", b"card_expiry_date", "card_number", b"card_number", "card_valid", b"card_valid", "consent_time", b"consent_time", "create_time", b"create_time", "created_by", b"created_by", "created_by_kind", b"created_by_kind", "email", b"email", "email_should_be_checked", b"email_should_be_checked", "etag", b"etag", "family_name", b"family_name", "given_name", b"given_name", "guardians", b"guardians", "has_password", b"has_password", "has_pin", b"has_pin", "home_library", b"home_library", "home_phone", b"home_phone", "identities", b"identities", "last_active_on", b"last_active_on", "last_changed_by", b"last_changed_by", "last_changed_by_kind", b"last_changed_by_kind", "mobile_phone", b"mobile_phone", "national_id", b"national_id", "population_register_check_time", b"population_register_check_time", "preferred_contact_method", b"preferred_contact_method", "preferred_language", b"preferred_language", "previous_card_number", b"previous_card_number", "primary_phone", b"primary_phone", "registered_address", b"registered_address", "security_level", b"security_level", "sex", b"sex", "temporary_address", b"temporary_address", "update_time", b"update_time", "view", b"view", "wards", b"wards", "work_phone", b"work_phone"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["address_protected", b"address_protected", "affiliations", b"affiliations", "birth_date", b"birth_date", "birth_year", b"birth_year", "card_expiry_date", b"card_expiry_date", "card_number", b"card_number", "card_valid", b"card_valid", "consent_time", b"consent_time", "create_time", b"create_time", "created_by", b"created_by", "created_by_kind", b"created_by_kind", "email", b"email", "email_should_be_checked", b"email_should_be_checked", "etag", b"etag", "family_name", b"family_name", "given_name", b"given_name", "guardians", b"guardians", "has_password", b"has_password", "has_pin", b"has_pin", "home_library", b"home_library", "home_phone", b"home_phone", "identities", b"identities", "last_active_on", b"last_active_on", "last_changed_by", b"last_changed_by", "last_changed_by_kind", b"last_changed_by_kind", "mobile_phone", b"mobile_phone", "national_id", b"national_id", "population_register_check_time", b"population_register_check_time", "preferred_contact_method", b"preferred_contact_method", "preferred_language", b"preferred_language", "previous_card_number", b"previous_card_number", "primary_contact_phone", b"primary_contact_phone", "primary_phone", b"primary_phone", "registered_address", b"registered_address", "registered_address_should_be_checked", b"registered_address_should_be_checked", "security_level", b"security_level", "sex", b"sex", "temporary_address", b"temporary_address", "temporary_address_should_be_checked", b"temporary_address_should_be_checked", "update_time", b"update_time", "view", b"view", "wards", b"wards", "work_phone", b"work_phone"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -81,8 +81,10 @@ class CreateBorrowerRequest(_message.Message):
     @_builtins.property
     def borrower(self) -> _borrower_pb2.Borrower:
         """The new borrower. Required: card_number, given_name, family_name, national_id (and
-        birth_date for a DUF number). Optional: sex, registered_address, temporary_address, email,
-        email_should_be_checked, phones, primary_phone, preferred_contact_method,
+        birth_date for a DUF number). Optional: sex, registered_address,
+        registered_address_should_be_checked, temporary_address,
+        temporary_address_should_be_checked, email, email_should_be_checked, phones (mobile_phone,
+        home_phone, work_phone, primary_contact_phone), primary_phone, preferred_contact_method,
         preferred_language, card_expiry_date, consent_time, security_level. Output-only fields are
         ignored.
         """
@@ -200,10 +202,11 @@ class UpdateBorrowerRequest(_message.Message):
     @_builtins.property
     def update_mask(self) -> _field_mask_pb2.FieldMask:
         """Which fields to change. Allowed paths: given_name, family_name, national_id, birth_date,
-        sex, registered_address, temporary_address, email, email_should_be_checked, mobile_phone,
-        home_phone, work_phone, primary_phone, preferred_contact_method, preferred_language,
-        card_expiry_date, consent_time, security_level. A path whose new value is empty clears that
-        field (name and national id cannot be cleared).
+        sex, registered_address, registered_address_should_be_checked, temporary_address,
+        temporary_address_should_be_checked, email, email_should_be_checked, mobile_phone,
+        home_phone, work_phone, primary_contact_phone, primary_phone, preferred_contact_method,
+        preferred_language, card_expiry_date, consent_time, security_level. A path whose new value
+        is empty clears that field (name and national id cannot be cleared).
         """
 
     def __init__(
