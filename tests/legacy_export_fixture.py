@@ -62,7 +62,7 @@ def legacy_record(serial: int, libraries: Sequence[str]) -> dict[str, Any]:
             m_postnr="3580",
             m_sted="Geilo",
             m_land="",
-            gyldig_til=until.strftime("%d.%m.%Y") if serial % 8 else until.isoformat(),
+            m_gyldig_til=until.strftime("%d.%m.%Y") if serial % 8 else until.isoformat(),
         )
     return record
 

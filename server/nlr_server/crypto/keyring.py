@@ -6,14 +6,12 @@ import base64
 import binascii
 import enum
 import json
-import os
 import secrets
-import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from nlr_server.crypto.private_file import write_private_file
+from nlr_server.crypto.private_file import PrivateFileError, read_private_file, write_private_file
 
 KEYRING_FORMAT = "nlr-keyring/1"
 KEY_LENGTH = 32
@@ -85,26 +83,12 @@ class Keyring:
     def load(cls, path: Path) -> Keyring:
         """Read and check the keyring at ``path``."""
         try:
-            status = os.stat(path)
-        except FileNotFoundError:
-            raise KeyringError(f"keyring file {path} not found: {_INIT_HINT}") from None
-        except OSError as error:
-            raise KeyringError(
-                f"cannot read keyring file {path}: {error.strerror or error}"
-            ) from None
-        if not stat.S_ISREG(status.st_mode):
-            raise KeyringError(f"keyring path {path} is not a regular file: {_INIT_HINT}")
-        if status.st_mode & (stat.S_IRWXG | stat.S_IRWXO):
-            raise KeyringError(
-                f"keyring file {path} is accessible to group or others "
-                f"(mode {stat.S_IMODE(status.st_mode):04o}): run `chmod 600 {path}`"
-            )
+            content = read_private_file(path, "keyring")
+        except PrivateFileError as error:
+            hint = "" if "accessible to group" in str(error) else f": {_INIT_HINT}"
+            raise KeyringError(f"{error}{hint}") from None
         try:
-            text = path.read_text(encoding="utf-8")
-        except OSError as error:
-            raise KeyringError(
-                f"cannot read keyring file {path}: {error.strerror or error}"
-            ) from None
+            text = content.decode("utf-8")
         except UnicodeDecodeError:
             raise KeyringError(f"keyring file {path} is not UTF-8 text") from None
         try:

@@ -5,9 +5,41 @@ from __future__ import annotations
 import contextlib
 import os
 import secrets
+import stat
 from pathlib import Path
 
 PRIVATE_FILE_MODE = 0o600
+
+
+class PrivateFileError(Exception):
+    """A secret's file cannot be used: missing, not a regular file, readable by others or
+    unreadable. The message names the file and what to do, never its content."""
+
+
+def read_private_file(path: Path, what: str) -> bytes:
+    """The content of ``path``, a file holding ``what`` (e.g. "keyring"), refused when its group
+    or others have any access to it."""
+    try:
+        status = os.stat(path)
+    except FileNotFoundError:
+        raise PrivateFileError(f"{what} file {path} not found") from None
+    except OSError as error:
+        raise PrivateFileError(
+            f"cannot read {what} file {path}: {error.strerror or error}"
+        ) from None
+    if not stat.S_ISREG(status.st_mode):
+        raise PrivateFileError(f"{what} path {path} is not a regular file")
+    if status.st_mode & (stat.S_IRWXG | stat.S_IRWXO):
+        raise PrivateFileError(
+            f"{what} file {path} is accessible to group or others "
+            f"(mode {stat.S_IMODE(status.st_mode):04o}): run `chmod 600 {path}`"
+        )
+    try:
+        return path.read_bytes()
+    except OSError as error:
+        raise PrivateFileError(
+            f"cannot read {what} file {path}: {error.strerror or error}"
+        ) from None
 
 
 def write_file_atomically(path: Path, data: bytes, *, mode: int, overwrite: bool = True) -> None:

@@ -29,6 +29,7 @@ from sqlalchemy import (
 from sqlalchemy.engine import URL, Dialect
 
 from nlr_server.crypto.national_id_sealer import SealedNationalId
+from nlr_server.crypto.pin_verifier import PinVerifier
 from nlr_server.domain.borrower import Borrower
 from nlr_server.domain.card_reservation import CardNumberReservation
 from nlr_server.domain.library_number import LibraryNumber
@@ -184,11 +185,14 @@ def existing_national_ids(connection: Connection, indexes: Collection[bytes]) ->
     return found
 
 
-# The borrowers columns of a new record's row (record_columns.new_row), in the table's order:
-# all but the id, given by insert_borrowers, and what only the credentials repository writes.
-_NOT_IN_NEW_ROW = frozenset({"id", "pin_verifier", "pin_key_version", "password_verifier"})
-BORROWER_COLUMNS: tuple[str, ...] = tuple(
-    column.name for column in _BORROWERS.columns if column.name not in _NOT_IN_NEW_ROW
+# The borrowers columns of a new record's row (record_columns.new_row), in the table's order,
+# and its PIN verifier (a legacy PIN carried over): all but the id, given by insert_borrowers,
+# and the password, which no import carries.
+_PIN_COLUMNS = ("pin_verifier", "pin_key_version")
+_NOT_IN_NEW_ROW = frozenset({"id", "password_verifier", *_PIN_COLUMNS})
+BORROWER_COLUMNS: tuple[str, ...] = (
+    *(column.name for column in _BORROWERS.columns if column.name not in _NOT_IN_NEW_ROW),
+    *_PIN_COLUMNS,
 )
 _CARD_COLUMNS = ("card_number", "borrower_id", "retired_at")
 _AFFILIATION_COLUMNS = ("borrower_id", "library_number", "affiliated_at")
@@ -233,8 +237,15 @@ class ImportRows:
             ]
             self._affiliated_at = _bind(_AFFILIATIONS.c.affiliated_at, dialect)
 
-    def new_borrower(self, borrower: Borrower, national_id: SealedNationalId) -> NewBorrower:
+    def new_borrower(
+        self, borrower: Borrower, national_id: SealedNationalId, pin_verifier: str | None = None
+    ) -> NewBorrower:
+        """The rows of ``borrower``, with the verifier of their PIN when they have one."""
         row = record_columns.new_row(borrower, national_id)
+        row["pin_verifier"] = pin_verifier
+        row["pin_key_version"] = (
+            PinVerifier.key_version(pin_verifier) if pin_verifier is not None else None
+        )
         if len(row) != len(BORROWER_COLUMNS):
             raise KeyError(f"new_row gives {sorted(row)}, not {sorted(BORROWER_COLUMNS)}")
         values = [row[name] for name in BORROWER_COLUMNS]

@@ -1,16 +1,19 @@
-"""`nlr-admin import`: bulk import of borrowers from the legacy register's JSON Lines export.
+"""`nlr-admin import`: bulk import of borrowers from the legacy register's records.
 
-The line format is in ``nlr_server.ops.legacy_export``. Lines are validated in worker processes
-and written in batches, one transaction each, together with the import's progress (the
-``imports`` table, keyed by the file's SHA-256): run the same command again after an
-interruption and it continues after the last committed batch, deciding every line as an
-uninterrupted run would (the import time is fixed at the first start). Each valid line is then
+A file is JSON Lines (one record per line) or the legacy register's SOAP XML (one or more
+envelopes; every ``Laaner`` item is a record, ops/legacy_soap.py), told apart by its first
+character. The record's fields are in ``nlr_server.ops.legacy_export``. Records are validated
+in worker processes (with ``--legacy-pin-key-file``, each ``pin`` decrypted there and kept only
+as a PIN verifier) and written in batches, one transaction each, together with the import's
+progress (the ``imports`` table, keyed by the file's SHA-256): run the same command again after
+an interruption and it continues after the last committed batch, deciding every record as an
+uninterrupted run would (the import time is fixed at the first start). Each valid record is then
 held to CreateBorrower's rules in its batch's transaction: its card number neither in use, nor
 retired, nor inside another library's reservation (usecases/reservations.py; the home library
-may use its own), and its national id not registered. Rejected lines go to the reject file with
-their line number and reason and never stop the import. No change-feed entries
-are written: the import is the initial load, and library systems do a full sync
-(ListAffiliatedBorrowers) after it.
+may use its own), and its national id not registered. Rejected records go to the reject file with
+their line or item number and reason, as do notices of values an imported record was imported
+without; neither stops the import. No change-feed entries are written: the import is the
+initial load, and library systems do a full sync (ListAffiliatedBorrowers) after it.
 """
 
 from __future__ import annotations
@@ -33,7 +36,9 @@ from typing import IO, Any, NamedTuple
 from sqlalchemy import Engine
 
 from nlr_server.crypto.keyring import Keyring
+from nlr_server.crypto.legacy_pin import LegacyKeyError, LegacyPins
 from nlr_server.crypto.national_id_sealer import NationalIdSealer
+from nlr_server.crypto.pin_verifier import PinVerifier
 from nlr_server.domain.audit import Acting
 from nlr_server.domain.card_number import CardNumber
 from nlr_server.domain.library_number import LibraryNumber
@@ -49,7 +54,15 @@ from nlr_server.ops.admin import (
     store,
     timestamp,
 )
-from nlr_server.ops.legacy_export import ImportContext, RejectedLine, parse_line
+from nlr_server.ops.legacy_export import (
+    ImportContext,
+    ImportedBorrower,
+    PinOutcome,
+    RejectedRecord,
+    json_fields,
+    parse_record,
+)
+from nlr_server.ops.legacy_soap import ItemError, declared_encoding, item_fields, soap_items
 from nlr_server.store import borrower_import
 from nlr_server.store.audit_repository import append_events
 from nlr_server.store.borrower_import import ImportProgress
@@ -61,25 +74,35 @@ _CHUNK_LINES = 500
 _PROGRESS_INTERVAL = 0.5
 
 
+_JSON_LINES = "jsonl"
+_SOAP = "soap"
+
+
 class _Valid(NamedTuple):
-    """A valid line, as the rows the store will insert for it."""
+    """A valid record, as the rows the store will insert for it, with what it was imported
+    without (notices) and what the summary counts of it."""
 
     line: int
     rows: borrower_import.NewBorrower
+    notices: tuple[str, ...]
+    facts: tuple[str, bool, bool]  # (PinOutcome value, has_feide, has_password)
 
 
-# A chunk as a worker process sends it back: its valid lines as (line, the fields of their
-# NewBorrower), and its rejected lines. Plain tuples: every line passes through this process,
-# and they unpickle here several times faster than named tuples would.
-_ChunkResult = tuple[list[tuple[int, tuple[Any, ...]]], list[RejectedLine]]
+# A chunk as a worker process sends it back: its valid records as (number, the fields of their
+# NewBorrower, notices, facts), and its rejected ones. Plain tuples: every record passes
+# through this process, and they unpickle here several times faster than named tuples would.
+_ChunkResult = tuple[
+    list[tuple[int, tuple[Any, ...], tuple[str, ...], tuple[str, bool, bool]]],
+    list[RejectedRecord],
+]
 
 
 @dataclass
 class _Validated:
-    """A batch's lines validated: the valid ones in line order, and the rejected ones."""
+    """A batch's records validated: the valid ones in order, and the rejected ones."""
 
     valid: list[_Valid]
-    rejected: list[RejectedLine]
+    rejected: list[RejectedRecord]
     lines_done: int
     offset: int
 
@@ -89,20 +112,31 @@ def add_commands(commands: Commands) -> None:
         commands,
         "import",
         _import,
-        "import borrowers from a JSON Lines export of the legacy register",
-        "One borrower per line with the legacy field names (see the README). Valid lines are "
-        "imported with the same validation, encryption and conflict rules as CreateBorrower "
-        "(a card number in use, retired or reserved by another library than the home library, "
-        "or a registered national id, is refused); the others go to the reject file with "
-        "their line number and reason. Run the same command again "
-        "after an interruption: it resumes after the last committed batch.",
+        "import borrowers from the legacy register's records (JSON Lines or its SOAP XML)",
+        "One borrower per JSON line or per SOAP Laaner item, with the legacy field names (see "
+        "the README). Valid records are imported with the same validation, encryption and "
+        "conflict rules as CreateBorrower (a card number in use, retired or reserved by another "
+        "library than the home library, or a registered national id, is refused); the others "
+        "go to the reject file with their line or item number and reason, as do notices of "
+        "values a record was imported without. Run the same command again after an "
+        "interruption: it resumes after the last committed batch.",
     )
-    command.add_argument("file", type=Path, metavar="FILE", help="the JSON Lines export")
+    command.add_argument(
+        "file", type=Path, metavar="FILE", help="the JSON Lines export or the SOAP XML answers"
+    )
     command.add_argument(
         "--rejects",
         type=Path,
         metavar="PATH",
-        help="where rejected lines go (default: FILE.rejects.jsonl next to FILE)",
+        help="where rejected records and notices go (default: FILE.rejects.jsonl next to FILE)",
+    )
+    command.add_argument(
+        "--legacy-pin-key-file",
+        type=Path,
+        metavar="PATH",
+        help="the legacy register's shared PIN key (16 bytes, raw or as 32 hex digits; "
+        "owner-only file): every pin is decrypted and kept as the register's own PIN verifier. "
+        "Without it PINs are skipped",
     )
     command.add_argument(
         "--allow-synthetic-ids",
@@ -136,13 +170,33 @@ class _Summary:
     rejected: int = 0
     skipped: int = 0
     lines: int = 0
+    file_format: str = _JSON_LINES
+    # Of this run's imported records:
+    with_notices: int = 0
+    pins: collections.Counter[str] = field(default_factory=collections.Counter)
+    feide: int = 0
+    passwords: int = 0
+
+    def count(self, valid: _Valid) -> None:
+        pin, feide, password = valid.facts
+        self.pins[pin] += 1
+        self.feide += feide
+        self.passwords += password
+        self.with_notices += bool(valid.notices)
 
     def as_json(self, progress: ImportProgress, rejects: Path, elapsed: float) -> dict[str, Any]:
         return {
             "file_sha256": progress.file_sha256,
+            "format": self.file_format,
             "imported": self.imported,
             "rejected": self.rejected,
             "skipped": self.skipped,
+            "imported_with_notices": self.with_notices,
+            "pins_carried_over": self.pins[PinOutcome.CARRIED.value],
+            "pins_skipped_without_key": self.pins[PinOutcome.SKIPPED.value],
+            "pins_not_decrypted": self.pins[PinOutcome.LEFT_OUT.value],
+            "feide_flagged": self.feide,
+            "passwords_not_carried_over": self.passwords,
             "total_imported": progress.imported,
             "total_rejected": progress.rejected,
             "rejects_file": str(rejects),
@@ -159,10 +213,19 @@ def _import(args: argparse.Namespace) -> None:
         raise AdminError(f"no such file {str(path)!r}")
     if args.batch_size < 1 or args.workers < 1:
         raise AdminError("--batch-size and --workers must be at least 1")
+    key_path: Path | None = args.legacy_pin_key_file
+    if key_path is not None:
+        try:
+            # Checked here, so a bad key stops the import before it starts; each worker reads
+            # the file itself, and the key never leaves the process that decrypts with it.
+            LegacyPins.load(key_path)
+        except LegacyKeyError as error:
+            raise AdminError(str(error)) from None
     env = environment()
     allow_synthetic = args.allow_synthetic_ids or env.flag("NLR_ALLOW_SYNTHETIC_IDS")
     rejects_path: Path = args.rejects or path.with_name(path.name + ".rejects.jsonl")
     started = time.monotonic()
+    file_format, encoding = _file_format(path)
     digest = _sha256(path)
     with store() as unit_of_work:
         engine = unit_of_work.engine
@@ -179,14 +242,36 @@ def _import(args: argparse.Namespace) -> None:
                 )
                 borrower_import.start_progress(connection, progress)
             libraries = borrower_import.library_numbers(connection)
-        summary = _Summary(skipped=progress.lines_done)
+        summary = _Summary(skipped=progress.lines_done, file_format=file_format)
         if progress.finished_at is None:
-            context = ImportContext(libraries, allow_synthetic, progress.started_at)
-            keyring_path = env.path("NLR_KEYRING")
+            setup = _WorkerSetup(
+                ImportContext(libraries, allow_synthetic, progress.started_at),
+                env.path("NLR_KEYRING"),
+                engine.url.drivername,
+                key_path,
+                file_format,
+                encoding,
+            )
             with _rejects_file(rejects_path, progress.rejects_offset) as rejects:
-                _run(engine, path, rejects, progress, context, keyring_path, summary, args)
+                _run(engine, path, rejects, progress, setup, summary, args)
     elapsed = time.monotonic() - started
     _report(args, summary, progress, rejects_path, elapsed)
+
+
+def _file_format(path: Path) -> tuple[str, str | None]:
+    """JSON Lines or SOAP XML, by the file's first character other than white space (and the
+    XML's declared encoding)."""
+    with path.open("rb") as source:
+        head = source.read(4096)
+    first = head.lstrip(b"\xef\xbb\xbf \t\r\n")[:1]
+    if first == b"<":
+        return _SOAP, declared_encoding(head)
+    if first in (b"{", b""):
+        return _JSON_LINES, None
+    raise AdminError(
+        f"{str(path)!r} is neither JSON Lines (a record per line, starting with {{) nor the "
+        "legacy register's SOAP XML (starting with <)"
+    )
 
 
 def _run(
@@ -194,8 +279,7 @@ def _run(
     path: Path,
     rejects: IO[bytes],
     progress: ImportProgress,
-    context: ImportContext,
-    keyring_path: Path,
+    setup: _WorkerSetup,
     summary: _Summary,
     args: argparse.Namespace,
 ) -> None:
@@ -205,26 +289,40 @@ def _run(
         progress.lines_done,
         enabled=not args.no_progress,
     )
-    batches = _batches(path, progress.input_offset, progress.lines_done, progress.batch_size)
     analyzed_at = 0
     acting = operator("import")
-    setup = _WorkerSetup(context, keyring_path, engine.url.drivername)
-    for validated in _validated(batches, setup, args.workers):
-        imported, rejected = _commit_batch(engine, rejects, progress, validated, acting)
-        summary.imported += imported
-        summary.rejected += rejected
-        summary.lines += imported + rejected
-        # Each time the register has doubled (from one batch on): a handful of times in all.
-        if summary.imported >= 2 * max(analyzed_at, progress.batch_size // 2):
-            with engine.begin() as connection:
-                borrower_import.update_statistics(connection)
-            analyzed_at = summary.imported
-        bar.show(validated.offset, progress)
+    with path.open("rb") as source:
+        records = (
+            soap_items(source, progress.input_offset, progress.lines_done)
+            if setup.file_format == _SOAP
+            else _json_lines(source, progress.input_offset, progress.lines_done)
+        )
+        batches = _batches(records, progress.lines_done, progress.input_offset, progress.batch_size)
+        for validated in _validated(batches, setup, args.workers):
+            accepted, rejected = _commit_batch(
+                engine, rejects, progress, validated, acting, _number_key(setup.file_format)
+            )
+            summary.imported += len(accepted)
+            summary.rejected += rejected
+            summary.lines += len(accepted) + rejected
+            for valid in accepted:
+                summary.count(valid)
+            # Each time the register has doubled (from one batch on): a handful of times in all.
+            if summary.imported >= 2 * max(analyzed_at, progress.batch_size // 2):
+                with engine.begin() as connection:
+                    borrower_import.update_statistics(connection)
+                analyzed_at = summary.imported
+            bar.show(validated.offset, progress)
     with engine.begin() as connection:
         progress.finished_at = now()
         borrower_import.save_progress(connection, progress)
         borrower_import.update_statistics(connection)
     bar.done(progress)
+
+
+def _number_key(file_format: str) -> str:
+    """What the reject file calls a record's number: its line, or its SOAP item."""
+    return "item" if file_format == _SOAP else "line"
 
 
 @dataclass(frozen=True)
@@ -234,71 +332,117 @@ class _Batch:
     offset: int
 
 
-def _batches(path: Path, offset: int, lines_done: int, batch_size: int) -> Iterator[_Batch]:
-    """The file's lines after ``offset`` in batches of ``batch_size`` (blank lines count as
-    lines but carry nothing), each in chunks for the workers."""
-    with path.open("rb") as source:
-        source.seek(offset)
-        chunks: list[list[tuple[int, bytes]]] = []
-        chunk: list[tuple[int, bytes]] = []
-        in_batch = 0
-        for raw in source:
-            lines_done += 1
-            offset += len(raw)
-            in_batch += 1
-            if raw.strip():
-                chunk.append((lines_done, raw))
-                if len(chunk) >= _CHUNK_LINES:
-                    chunks.append(chunk)
-                    chunk = []
-            if in_batch == batch_size:
-                yield _Batch([*chunks, chunk] if chunk else chunks, lines_done, offset)
-                chunks, chunk, in_batch = [], [], 0
-        if in_batch:
+def _json_lines(source: IO[bytes], offset: int, number: int) -> Iterator[tuple[int, bytes, int]]:
+    """Each line after byte ``offset``: (its number, counting on from ``number``, its bytes,
+    the offset after it)."""
+    source.seek(offset)
+    for raw in source:
+        number += 1
+        offset += len(raw)
+        yield number, raw, offset
+
+
+def _batches(
+    records: Iterator[tuple[int, bytes, int]], lines_done: int, offset: int, batch_size: int
+) -> Iterator[_Batch]:
+    """The records in batches of ``batch_size`` (blank lines count as lines but carry
+    nothing), each in chunks for the workers."""
+    chunks: list[list[tuple[int, bytes]]] = []
+    chunk: list[tuple[int, bytes]] = []
+    in_batch = 0
+    for lines_done, raw, offset in records:
+        in_batch += 1
+        if raw.strip():
+            chunk.append((lines_done, raw))
+            if len(chunk) >= _CHUNK_LINES:
+                chunks.append(chunk)
+                chunk = []
+        if in_batch == batch_size:
             yield _Batch([*chunks, chunk] if chunk else chunks, lines_done, offset)
+            chunks, chunk, in_batch = [], [], 0
+    if in_batch:
+        yield _Batch([*chunks, chunk] if chunk else chunks, lines_done, offset)
 
 
 @dataclass(frozen=True)
 class _WorkerSetup:
-    """What a process that validates lines needs: picklable, for the worker processes."""
+    """What a process that validates records needs: picklable, for the worker processes."""
 
     context: ImportContext
     keyring_path: Path
     # The database's (its URL's driver name): the rows are made for it.
     drivername: str
+    # The legacy PIN key's file (never the key: each worker reads it), or None.
+    legacy_pin_key_file: Path | None
+    file_format: str
+    # The SOAP XML's declared encoding (None: UTF-8).
+    encoding: str | None
 
 
-# Set in each worker process by _start_worker.
-_worker_context: ImportContext | None = None
-_worker_sealer: NationalIdSealer | None = None
-_worker_rows: borrower_import.ImportRows | None = None
+@dataclass(frozen=True)
+class _Worker:
+    """Set in each worker process by _start_worker."""
+
+    setup: _WorkerSetup
+    sealer: NationalIdSealer
+    pin_verifier: PinVerifier
+    pins: LegacyPins | None
+    rows: borrower_import.ImportRows
+
+
+_worker: _Worker | None = None
 
 
 def _start_worker(setup: _WorkerSetup) -> None:
-    global _worker_context, _worker_sealer, _worker_rows
-    _worker_context = setup.context
-    _worker_sealer = NationalIdSealer(Keyring.load(setup.keyring_path))
-    _worker_rows = borrower_import.ImportRows(setup.drivername)
+    global _worker
+    keyring = Keyring.load(setup.keyring_path)
+    key_file = setup.legacy_pin_key_file
+    _worker = _Worker(
+        setup,
+        NationalIdSealer(keyring),
+        PinVerifier(keyring),
+        LegacyPins.load(key_file) if key_file is not None else None,
+        borrower_import.ImportRows(setup.drivername),
+    )
 
 
 def _validate_chunk(chunk: list[tuple[int, bytes]]) -> _ChunkResult:
-    context, sealer, rows = _worker_context, _worker_sealer, _worker_rows
-    assert context is not None and sealer is not None and rows is not None
-    valid: list[tuple[int, tuple[Any, ...]]] = []
-    rejected: list[RejectedLine] = []
-    for line, raw in chunk:
-        result = parse_line(line, raw, context, sealer)
-        if isinstance(result, RejectedLine):
+    worker = _worker
+    assert worker is not None
+    valid: list[tuple[int, tuple[Any, ...], tuple[str, ...], tuple[str, bool, bool]]] = []
+    rejected: list[RejectedRecord] = []
+    for number, raw in chunk:
+        result = _parse(number, raw, worker)
+        if isinstance(result, RejectedRecord):
             rejected.append(result)
-        else:
-            valid.append((line, tuple(rows.new_borrower(result.borrower, result.national_id))))
+            continue
+        verifier = worker.pin_verifier.make(result.pin.value) if result.pin is not None else None
+        rows = worker.rows.new_borrower(result.borrower, result.national_id, verifier)
+        facts = (result.pin_outcome.value, result.has_feide, result.has_password)
+        valid.append((number, tuple(rows), result.notices, facts))
     return valid, rejected
+
+
+def _parse(number: int, raw: bytes, worker: _Worker) -> ImportedBorrower | RejectedRecord:
+    setup = worker.setup
+    if setup.file_format == _SOAP:
+        try:
+            fields: Any = item_fields(raw, setup.encoding)
+        except ItemError as error:
+            return RejectedRecord(number, str(error))
+        affiliated = None
+    else:
+        parsed = json_fields(raw)
+        if isinstance(parsed, str):
+            return RejectedRecord(number, parsed)
+        fields, affiliated = parsed
+    return parse_record(number, fields, affiliated, setup.context, worker.sealer, worker.pins)
 
 
 def _validated(
     batches: Iterator[_Batch], setup: _WorkerSetup, workers: int
 ) -> Iterator[_Validated]:
-    """Each batch's lines validated, in order; with workers, the next batches are validated
+    """Each batch's records validated, in order; with workers, the next batches are validated
     while one is written."""
     if workers == 1:
         _start_worker(setup)
@@ -329,7 +473,11 @@ def _collect(batch: _Batch, results: list[AsyncResult[_ChunkResult]]) -> _Valida
 def _gather(batch: _Batch, chunks: list[_ChunkResult]) -> _Validated:
     make = borrower_import.NewBorrower._make
     return _Validated(
-        [_Valid(line, make(fields)) for valid, _ in chunks for line, fields in valid],
+        [
+            _Valid(number, make(fields), notices, facts)
+            for valid, _ in chunks
+            for number, fields, notices, facts in valid
+        ],
         [rejected for _, refused in chunks for rejected in refused],
         batch.lines_done,
         batch.offset,
@@ -342,9 +490,10 @@ def _commit_batch(
     progress: ImportProgress,
     validated: _Validated,
     acting: Acting,
-) -> tuple[int, int]:
+    number_key: str,
+) -> tuple[list[_Valid], int]:
     """Writes one batch and its progress in one transaction, with an audit event naming the
-    operator; returns (imported, rejected)."""
+    operator; returns the records imported and how many were rejected."""
     with engine.begin() as connection:
         borrower_import.prepare_bulk_writes(connection)
         first_id = borrower_import.next_borrower_id(connection)
@@ -357,24 +506,32 @@ def _commit_batch(
             ),
             reserved=ReservedRanges(borrower_import.reservations(connection)),
             first_borrower_id=progress.first_borrower_id,
+            soap=number_key == "item",
         )
-        accepted: list[borrower_import.NewBorrower] = []
+        accepted: list[_Valid] = []
+        entries = []
         for candidate in valid:
             reason = taken.conflict(candidate)
             if reason is not None:
-                refused.append(RejectedLine(candidate.line, reason))
+                refused.append(RejectedRecord(candidate.line, reason))
                 continue
             taken.add(candidate)
-            accepted.append(candidate.rows)
-        refused.sort(key=lambda r: r.line)
-        for rejected in refused:
-            line = {"line": rejected.line, "reason": rejected.reason}
+            accepted.append(candidate)
+            entries += [
+                RejectedRecord(candidate.line, notice, True) for notice in candidate.notices
+            ]
+        entries += refused
+        entries.sort(key=lambda r: r.number)
+        for entry in entries:
+            line: dict[str, Any] = {number_key: entry.number, "reason": entry.reason}
+            if entry.imported:
+                line["imported"] = True
             rejects.write(json.dumps(line, ensure_ascii=False).encode() + b"\n")
         # On disk before the batch commits: a resumed import cuts the file back to the
         # length its last commit recorded, so no reject is ever lost or written twice.
         rejects.flush()
         os.fsync(rejects.fileno())
-        borrower_import.insert_borrowers(connection, first_id, accepted)
+        borrower_import.insert_borrowers(connection, first_id, [a.rows for a in accepted])
         progress.lines_done = validated.lines_done
         progress.input_offset = validated.offset
         progress.rejects_offset = rejects.tell()
@@ -382,26 +539,29 @@ def _commit_batch(
         progress.rejected += len(refused)
         borrower_import.save_progress(connection, progress)
         append_events(connection, [acting.event(now())])
-    return len(accepted), len(refused)
+    return accepted, len(refused)
 
 
 @dataclass
 class _Taken:
-    """What a batch's valid lines are checked against: the register as the batch's transaction
-    sees it, and the lines of the batch accepted so far."""
+    """What a batch's valid records are checked against: the register as the batch's
+    transaction sees it, and the records of the batch accepted so far."""
 
     cards: dict[str, borrower_import.ExistingCard]
     holders: dict[bytes, int]
     reserved: ReservedRanges
     # The import's own borrowers have ids from here on.
     first_borrower_id: int
+    # The legacy SOAP XML: its records are items, its national id is fnr_hash.
+    soap: bool = False
     batch_cards: dict[str, int] = field(default_factory=dict)
     batch_ids: dict[bytes, int] = field(default_factory=dict)
 
     def conflict(self, valid: _Valid) -> str | None:
-        """Why a valid line cannot be imported, by CreateBorrower's rules and in its order: its
+        """Why a valid record cannot be imported, by CreateBorrower's rules and in its order: its
         card number is taken, retired or another library's reservation, or its national id is
-        registered (a duplicate of an earlier line of the file says so)."""
+        registered (a duplicate of an earlier record of the file says so)."""
+        record, fnr = ("item", "fnr_hash") if self.soap else ("line", "fnr")
         rows = valid.rows
         card_number = rows.card_number
         card = self.cards.get(card_number)
@@ -409,10 +569,10 @@ class _Taken:
             if card.retired:
                 return "lnr: card number is retired and can never be used again"
             if card.borrower_id is not None and card.borrower_id >= self.first_borrower_id:
-                return "lnr: card number duplicates an earlier line of the file"
+                return f"lnr: card number duplicates an earlier {record} of the file"
             return "lnr: card number is already registered"
         if card_number in self.batch_cards:
-            return f"lnr: card number duplicates line {self.batch_cards[card_number]}"
+            return f"lnr: card number duplicates {record} {self.batch_cards[card_number]}"
         if self.reserved.reserved_for_another(
             CardNumber(card_number), LibraryNumber(rows.home_library)
         ):
@@ -421,10 +581,10 @@ class _Taken:
         holder = self.holders.get(index)
         if holder is not None:
             if holder >= self.first_borrower_id:
-                return "fnr: national id duplicates an earlier line of the file"
-            return "fnr: national id is already registered"
+                return f"{fnr}: national id duplicates an earlier {record} of the file"
+            return f"{fnr}: national id is already registered"
         if index in self.batch_ids:
-            return f"fnr: national id duplicates line {self.batch_ids[index]}"
+            return f"{fnr}: national id duplicates {record} {self.batch_ids[index]}"
         return None
 
     def add(self, valid: _Valid) -> None:
@@ -515,8 +675,35 @@ def _report(
         f" (see {rejects}), skipped {summary.skipped:,} already imported;"
         f" {_duration(elapsed)} elapsed, {result['lines_per_second']:,} lines/s"
     )
+    if summary.lines:
+        _report_carried_over(summary, result)
     if summary.skipped and summary.lines:
         print(
             f"in all: imported {progress.imported:,}, rejected {progress.rejected:,}"
             " (this run resumed an interrupted import)"
+        )
+
+
+def _report_carried_over(summary: _Summary, result: dict[str, Any]) -> None:
+    """What of this run's imported records did not come over whole."""
+    if summary.with_notices:
+        print(
+            f"imported with notices: {summary.with_notices:,} (each value left out is in the "
+            "reject file, marked imported)"
+        )
+    pins = (
+        f"PINs: {result['pins_carried_over']:,} carried over, "
+        f"{result['pins_not_decrypted']:,} not decrypted (in the reject file)"
+    )
+    if result["pins_skipped_without_key"]:
+        pins += (
+            f", {result['pins_skipped_without_key']:,} skipped: no --legacy-pin-key-file"
+            " (those borrowers must set a new PIN)"
+        )
+    print(pins)
+    if summary.feide or summary.passwords:
+        print(
+            f"not carried over: {summary.feide:,} Feide flags (feide 1; the Feide id is not in "
+            f"the record: add it with AddIdentity), {summary.passwords:,} legacy passwords "
+            "(passord; its format is not public: those borrowers set a new one)"
         )
