@@ -54,6 +54,15 @@ def temporary_address(
     )
 
 
+def _admin(server: ServerThread, keyring_path: Path) -> Admin:
+    """`nlr-admin` on the server's database, as its operator."""
+    return Admin(
+        admin_environment(
+            NLR_DATABASE_URL=server.config.database_url, NLR_KEYRING=str(keyring_path)
+        )
+    )
+
+
 def detailed_borrower(card_number: str, **fields: object) -> borrower_pb2.Borrower:
     values: dict[str, object] = dict(
         home_phone="22 33 44 55",
@@ -381,11 +390,7 @@ def test_a_protected_address_withholds_both_address_checks(
         created.registered_address_should_be_checked,
         created.temporary_address_should_be_checked,
     ) == (True, True)
-    admin = Admin(
-        admin_environment(
-            NLR_DATABASE_URL=server.config.database_url, NLR_KEYRING=str(keyring_path)
-        )
-    )
+    admin = _admin(server, keyring_path)
 
     admin("borrowers", "protect-address", "N000007020")
 
@@ -568,11 +573,7 @@ def test_a_protected_address_hides_the_temporary_address_too(
     registry: Registry, server: ServerThread, keyring_path: Path
 ) -> None:
     create(registry, detailed_borrower("N000007011"))
-    admin = Admin(
-        admin_environment(
-            NLR_DATABASE_URL=server.config.database_url, NLR_KEYRING=str(keyring_path)
-        )
-    )
+    admin = _admin(server, keyring_path)
 
     admin("borrowers", "protect-address", "N000007011")
 
@@ -614,11 +615,7 @@ def test_maintenance_clears_temporary_addresses_past_their_last_day(
         day=TODAY - dt.timedelta(days=1),
         card="N000007013",
     )
-    admin = Admin(
-        admin_environment(
-            NLR_DATABASE_URL=server.config.database_url, NLR_KEYRING=str(keyring_path)
-        )
-    )
+    admin = _admin(server, keyring_path)
 
     report = admin.json("maintenance")
 
