@@ -37,6 +37,8 @@ class LegacyPins:
         if len(key) != LEGACY_KEY_BYTES:
             raise LegacyKeyError(f"the legacy key must be {LEGACY_KEY_BYTES} bytes")
         self._cipher = Cipher(algorithms.AES(key), modes.ECB())
+        # ECB keeps no state between blocks: one decryptor serves every PIN of an import.
+        self._decryptor = self._cipher.decryptor()
 
     @classmethod
     def load(cls, path: Path) -> LegacyPins:
@@ -56,13 +58,12 @@ class LegacyPins:
             ciphertext = binascii.unhexlify(hex_text)
         except (binascii.Error, ValueError):
             raise InvalidValue("is not a legacy encrypted PIN (32 hex digits)") from None
-        decryptor = self._cipher.decryptor()
-        unpadder = padding.PKCS7(_BLOCK_BITS).unpadder()
-        try:
-            padded = decryptor.update(ciphertext) + decryptor.finalize()
-            plain = unpadder.update(padded) + unpadder.finalize()
-        except ValueError:
-            raise InvalidValue("does not decrypt under the legacy key (bad padding)") from None
+        padded = self._decryptor.update(ciphertext)
+        pad = padded[-1] if padded else 0
+        # PKCS#5 (PKCS#7 for AES's 16-byte block): n bytes of value n, 1 <= n <= 16.
+        if not 1 <= pad <= _BLOCK_BITS // 8 or padded[-pad:] != bytes([pad]) * pad:
+            raise InvalidValue("does not decrypt under the legacy key (bad padding)")
+        plain = padded[:-pad]
         try:
             text = plain.decode("ascii")
         except UnicodeDecodeError:
