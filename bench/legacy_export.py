@@ -1,14 +1,28 @@
-"""Synthetic exports of the legacy register: JSON Lines with the legacy field names, any size.
+"""Synthetic exports of the legacy register: its real record (``Laaner``), any size, as the
+legacy server's SOAP answers or as JSON Lines with the legacy field names.
 
-``python -m bench.legacy_export --count N --out FILE [--libraries-csv FILE]`` streams N borrowers
-(``-`` for stdout) and, optionally, the CSV of their libraries that ``nlr-admin libraries
-import`` accepts. Every record is a pure function of its index and the count, so the benchmark
-can rebuild any borrower's card number and national id without reading the file back.
+``python -m bench.legacy_export --count N --out FILE [--format soap|jsonl] [--libraries-csv
+FILE]`` streams N borrowers (``-`` for stdout), writes the PINs' legacy key next to FILE
+(``FILE.pin-key``, mode 0600, for ``nlr-admin import --legacy-pin-key-file``) and, optionally,
+the CSV of their libraries that ``nlr-admin libraries import`` accepts. Every record is a pure
+function of its index, the count and the seed (with the day it is made on anchoring its dates),
+so the benchmark can rebuild any borrower's card number, national id and PIN without reading
+the file back.
+
+The records are what the legacy register held (server/nlr_server/ops/legacy_export.py): every
+Laaner field, each a string; ``fnr_hash`` the plain national id, ``kjonn`` F or M, ``gyldig_til``
+the card's expiry, ``m_gyldig_til`` the temporary address's last day, the "should be checked"
+flags ``0``, ``1`` or empty, empty dates as ``""`` or ``0000-00-00``, ``pin`` the hex of
+AES-128-ECB of the PIN under a key derived from the seed (bench_pin_key: public, synthetic),
+``passord`` empty. JSON Lines add ``tilknyttede``, the borrower's libraries; the SOAP record has
+no such field, so there each borrower is affiliated with the home library only. Every record is
+valid: it imports with no reject and no notice.
 
 Only synthetic national ids (month + 80) are made, each one unique, as are the card numbers.
 Names, streets and the spread of borrowers over a few hundred libraries are Norwegian-looking;
 postal codes and places are real pairs, phone numbers valid Norwegian ones, e-mail addresses on
-the reserved example.* domains.
+the reserved example.* domains. The SOAP writer uses string templates, not an XML library: it
+writes millions of records.
 """
 
 from __future__ import annotations
@@ -16,7 +30,10 @@ from __future__ import annotations
 import argparse
 import csv
 import datetime as dt
+import hashlib
 import json
+import operator
+import os
 import sys
 import time
 from bisect import bisect_right
@@ -25,6 +42,10 @@ from dataclasses import dataclass
 from itertools import accumulate
 from pathlib import Path
 from typing import IO, Any
+from xml.sax.saxutils import escape
+
+from nlr_server.crypto.legacy_pin import LEGACY_KEY_BYTES, LegacyPins
+from nlr_server.ops.legacy_export import LEGACY_FIELDS
 
 # Birth dates are spread evenly over these days; each day has a few hundred synthetic ids, so
 # counts up to about ten million stay unique.
@@ -583,13 +604,28 @@ class Generator:
         self._first_created = dt.datetime(2008, 1, 1, 8, 0)
         self._last_changed = dt.datetime.combine(today, dt.time())
         self._created_span = int((self._last_changed - self._first_created).total_seconds())
+        self.pin_key = bench_pin_key(seed)
+        self._legacy_pins = LegacyPins(self.pin_key)
+        # ECB makes a PIN's ciphertext the same every time: 10,000 PINs, each encrypted once.
+        self._encrypted: dict[str, str] = {}
+
+    def pin(self, index: int) -> str | None:
+        """The ``index``-th borrower's PIN (4 digits), or None: nine in ten have one."""
+        h4 = _mix(_mix(_mix(_mix(index ^ (self.seed << 40)))))
+        return _pin(h4, _mix(h4))
 
     def record(self, index: int) -> dict[str, Any]:
-        """The ``index``-th borrower as one line of the legacy export (before JSON)."""
+        """The ``index``-th borrower as the legacy register's ``Laaner``: every field, a string,
+        in the Laaner's order, and ``tilknyttede`` (a list, JSON Lines only) last."""
         h = _mix(index ^ (self.seed << 40))
         h2 = _mix(h)
         h3 = _mix(h2)
+        # h4 and h5 are the fields the legacy record has beyond the project's earlier export,
+        # so the earlier fields of each borrower stay what they were.
+        h4 = _mix(h3)
+        h5 = _mix(h4)
         born = birth_date(index, self.count)
+        age = (self.today - born).days // 365
         female = h & 1 == 1
         given_names = _FEMALE_NAMES if female else _MALE_NAMES
         given = given_names[(h >> 1) % len(given_names)]
@@ -598,32 +634,26 @@ class Generator:
         family = _FAMILY_NAMES[(h >> 20) % len(_FAMILY_NAMES)]
         home: LegacyLibrary = self._home.pick(h2)
         municipality = home.municipality_number
-        record: dict[str, Any] = {
-            "lnr": card_number(index),
-            "fnr": national_id(index, self.count),
-            "navn": f"{family}, {given}",
-            "kjonn": "K" if female else "M",
-            "fdato": born.isoformat(),
-        }
-        foreign = (h2 >> 20) % 200 == 0
-        if foreign:
-            line1, postal, place, country = _FOREIGN_ADDRESSES[(h2 >> 28) % 3]
-            record |= {
-                "p_adresse1": line1,
-                "p_adresse2": "",
-                "p_postnr": postal,
-                "p_sted": place,
-                "p_land": country,
-            }
+        # One in ten countries is written in lower case, as the legacy register let it be.
+        lower_country = (h4 >> 10) % 10 == 0
+        if (h2 >> 20) % 200 == 0:  # abroad
+            p_line1, postal, place, country = _FOREIGN_ADDRESSES[(h2 >> 28) % 3]
+            p_line2 = ""
         else:
             postal, place = self._places[municipality][(h2 >> 28) % len(self._places[municipality])]
-            record |= {
-                "p_adresse1": self._street(h3),
-                "p_adresse2": _SECOND_LINES[(h3 >> 16) % 5] if (h3 >> 12) % 8 == 0 else "",
-                "p_postnr": postal,
-                "p_sted": place,
-                "p_land": "NO",
-            }
+            p_line1 = self._street(h3)
+            p_line2 = _SECOND_LINES[(h3 >> 16) % 5] if (h3 >> 12) % 8 == 0 else ""
+            country = "NO"
+        record: dict[str, Any] = {
+            "lnr": card_number(index),
+            "navn": f"{family}, {given}",
+            "p_adresse1": p_line1,
+            "p_adresse2": p_line2,
+            "p_postnr": postal,
+            "p_sted": place,
+            "p_land": country.lower() if lower_country else country,
+            "p_sjekk": _check_flag(h4),
+        }
         if (h3 >> 20) % 20 == 0:  # one in twenty has a temporary address (students, cabins)
             other = self._home.pick(h3 >> 24).municipality_number
             m_postal, m_place = self._places[other][0]
@@ -632,20 +662,31 @@ class Generator:
                 "m_adresse2": "",
                 "m_postnr": m_postal,
                 "m_sted": m_place,
-                "m_land": "NO",
-                "gyldig_til": (self.today + dt.timedelta(days=1 + (h3 >> 32) % 365)).isoformat(),
+                "m_land": "no" if (h4 >> 14) % 10 == 0 else "NO",
+                "m_sjekk": _check_flag(h4 >> 5),
+                "m_gyldig_til": (self.today + dt.timedelta(days=1 + (h3 >> 32) % 365)).isoformat(),
             }
-        age = (self.today - born).days // 365
+        else:
+            record |= {
+                "m_adresse1": "",
+                "m_adresse2": "",
+                "m_postnr": "",
+                "m_sted": "",
+                "m_land": "",
+                "m_sjekk": "" if (h4 >> 5) % 20 < 2 else "0",
+                "m_gyldig_til": "0000-00-00" if (h4 >> 18) % 2 else "",
+            }
+        mobile = _mobile(h2 >> 36) if age >= 10 and (h2 >> 34) % 20 < 17 else ""
+        home_phone = _landline(h3 >> 40) if (h3 >> 36) % 7 == 0 else ""
         ascii_name = f"{given.split()[0]}.{family}".lower().translate(_ASCII)
-        record["epost"] = (
+        email = (
             f"{ascii_name}{index % 1000}@{_EMAIL_DOMAINS[(h >> 40) % 3]}"
             if age >= 13 and (h >> 44) % 10 < 8
             else ""
         )
-        record["tlf_mobil"] = _mobile(h2 >> 36) if age >= 10 and (h2 >> 34) % 20 < 17 else ""
-        record["tlf_hjemme"] = _landline(h3 >> 40) if (h3 >> 36) % 7 == 0 else ""
-        record["tlf_jobb"] = _landline(h >> 50) if 20 <= age < 67 and (h >> 46) % 10 == 0 else ""
-        record["hjemmebibliotek"] = home.number
+        primary = ""
+        if (h4 >> 19) % 4 == 0:  # one in four names a primary contact phone
+            primary = mobile or home_phone or _landline(h5 >> 8)
         affiliated = [home.number]
         extra = (h3 >> 48) % 10
         if extra >= 6:  # four in ten have been to another branch, or another town's library
@@ -653,18 +694,66 @@ class Generator:
             affiliated.append(branches[(h3 >> 52) % len(branches)])
         if extra >= 8:
             affiliated.append(self._home.pick(h3 >> 8).number)
-        record["tilknyttede"] = list(dict.fromkeys(affiliated))
+        affiliated = list(dict.fromkeys(affiliated))
         created = self._first_created + dt.timedelta(seconds=(h >> 8) % self._created_span)
         changed = created + dt.timedelta(
             seconds=(h2 >> 8) % max(1, int((self._last_changed - created).total_seconds()))
         )
+        pin = _pin(h4, h5)
+        feide = "0"
+        if (h4 >> 21) % 20 == 0:
+            feide = ""
+        elif 6 <= age < 30 and (h4 >> 56) % 3 == 0:  # pupils and students log in with Feide
+            feide = "1"
         record |= {
-            "opprettet": created.isoformat(timespec="seconds"),
+            "tlf_hjemme": home_phone,
+            "tlf_jobb": _landline(h >> 50) if 20 <= age < 67 and (h >> 46) % 10 == 0 else "",
+            "tlf_mobil": mobile,
+            "epost": email,
+            "epost_sjekk": _check_flag(h4 >> 32) if email else ("" if (h4 >> 32) % 20 < 2 else "0"),
+            "prim_kontakt": primary,
+            "hjemmebibliotek": home.number,
+            "fdato": born.isoformat(),
+            "fnr_hash": national_id(index, self.count),
+            "kjonn": "F" if female else "M",
+            "pin": "" if pin is None else self._encrypted_pin(pin),
+            "passord": "",
+            "feide": feide,
+            # One in ten was created on a day only (the register's oldest records).
+            "opprettet": created.date().isoformat()
+            if (h4 >> 37) % 10 == 0
+            else created.isoformat(timespec="seconds"),
             "opprettet_av": home.number,
             "sist_endret": changed.isoformat(timespec="seconds"),
-            "sist_endret_av": record["tilknyttede"][-1],
+            "sist_endret_av": affiliated[-1],
+            "gyldig_til": self._card_expiry(h4, h5),
+            "folkeregsjekk_dato": self._register_check(h4, h5, created.date()),
+            "tilknyttede": affiliated,
         }
         return record
+
+    def _encrypted_pin(self, pin: str) -> str:
+        encrypted = self._encrypted.get(pin)
+        if encrypted is None:
+            encrypted = self._encrypted[pin] = self._legacy_pins.encrypt(pin)
+        return encrypted
+
+    def _card_expiry(self, h4: int, h5: int) -> str:
+        """Three in ten cards have a last valid day: nine in ten of those ahead, one behind."""
+        if (h4 >> 41) % 10 >= 3:
+            return "0000-00-00" if (h4 >> 45) % 2 else ""
+        if (h4 >> 46) % 10 == 0:
+            return (self.today - dt.timedelta(days=1 + (h5 >> 20) % 730)).isoformat()
+        return (self.today + dt.timedelta(days=1 + (h5 >> 30) % 1826)).isoformat()
+
+    def _register_check(self, h4: int, h5: int, created: dt.date) -> str:
+        """One in five was checked against the population register, on a day between their
+        creation and yesterday; the rest have the legacy empty date (some an empty string)."""
+        bits = (h4 >> 50) % 20
+        if bits < 4:
+            span = max(1, (self.today - dt.timedelta(days=1) - created).days)
+            return (created + dt.timedelta(days=(h5 >> 40) % span)).isoformat()
+        return "" if bits == 4 else "0000-00-00"
 
     def _street(self, bits: int) -> str:
         street = _STREETS[bits % len(_STREETS)]
@@ -677,10 +766,44 @@ class Generator:
         for index in range(start, self.count if stop is None else stop):
             yield dumps(self.record(index)) + "\n"
 
+    def soap_items(self, start: int = 0, stop: int | None = None) -> Iterator[str]:
+        """The records as the legacy server's SOAP ``item`` elements (see soap_item)."""
+        for index in range(start, self.count if stop is None else stop):
+            yield soap_item(self.record(index))
+
 
 _ASCII = str.maketrans(
     {"æ": "ae", "ø": "o", "å": "a", "á": "a", "ä": "a", "ö": "o", "é": "e", " ": ""}
 )
+
+
+def _pin(h4: int, h5: int) -> str | None:
+    return None if (h4 >> 26) % 10 == 0 else f"{h5 % 10_000:04d}"
+
+
+def _check_flag(bits: int) -> str:
+    """A "should be checked" flag as the legacy register held it: mostly "0", one in twenty
+    "1", one in ten empty."""
+    value = bits % 20
+    return "1" if value == 0 else "" if value < 3 else "0"
+
+
+def bench_pin_key(seed: int) -> bytes:
+    """The legacy PIN key of the synthetic exports of ``seed``: 16 bytes derived from the seed,
+    public and for benchmarks only (the legacy register's real key is a secret)."""
+    return hashlib.sha256(f"nlr bench: synthetic legacy PIN key, seed {seed}".encode()).digest()[
+        :LEGACY_KEY_BYTES
+    ]
+
+
+def write_pin_key(path: Path, key: bytes) -> None:
+    """``key`` as 32 hex digits in an owner-only file (mode 0600), as `nlr-admin import
+    --legacy-pin-key-file` takes it."""
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    # An existing file keeps its mode through O_CREAT: make it owner-only as well.
+    os.fchmod(descriptor, 0o600)
+    with os.fdopen(descriptor, "w", encoding="ascii") as stream:
+        stream.write(key.hex() + "\n")
 
 
 def _mobile(bits: int) -> str:
@@ -696,16 +819,128 @@ def _landline(bits: int) -> str:
     return f"{prefix}{(bits >> 8) % 1_000_000:06d}"
 
 
-def write_export(generator: Generator, stream: IO[str], chunk: int = 10_000) -> None:
-    """Streams the whole export to ``stream``, ``chunk`` lines per write."""
+# The legacy server's SOAP answer (SOAP 1.1 RPC/encoded, as tests/legacy_soap_fixture.py shows
+# it) in its wire form: an XML declaration, then the envelope on one line without indentation.
+_ENVELOPE_START = (
+    '<?xml version="1.0" encoding="UTF-8"?>\n'
+    '<SOAP-ENV:Envelope xmlns:SOAP-ENV="http://schemas.xmlsoap.org/soap/envelope/" '
+    'xmlns:ns1="http://lanekortet.no" xmlns:xsd="http://www.w3.org/2001/XMLSchema" '
+    'xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance" '
+    'xmlns:SOAP-ENC="http://schemas.xmlsoap.org/soap/encoding/" '
+    'SOAP-ENV:encodingStyle="http://schemas.xmlsoap.org/soap/encoding/">'
+    '<SOAP-ENV:Body><ns1:soekEndretResponse><return xsi:type="ns1:Resultat">'
+    '<status xsi:type="xsd:boolean">true</status><melding xsi:type="xsd:string">OK</melding>'
+    '<antall_treff xsi:type="xsd:int">{total}</antall_treff>'
+    '<antall_poster_returnert xsi:type="xsd:int">{count}</antall_poster_returnert>'
+    '<neste_indeks xsi:type="xsd:int">{next}</neste_indeks>'
+    '<respons_poster SOAP-ENC:arrayType="ns1:Laaner[{count}]" xsi:type="ns1:LaanerListe">'
+)
+_ENVELOPE_END = (
+    '</respons_poster><server_tid xsi:type="xsd:string">{time}</server_tid></return>'
+    "</ns1:soekEndretResponse></SOAP-ENV:Body></SOAP-ENV:Envelope>\n"
+)
+_ITEM_START = '<item xsi:type="ns1:Laaner">'
+_ITEM_END = "</item>"
+# Per field of the Laaner, in its order: (its start tag, its end tag, its empty element).
+_SOAP_FIELDS = tuple(
+    (field, f'<{field} xsi:type="xsd:string">', f"</{field}>", f'<{field} xsi:type="xsd:string"/>')
+    for field in LEGACY_FIELDS
+)
+_LAANER_VALUES = operator.itemgetter(*LEGACY_FIELDS)
+SOAP_ITEMS_PER_ENVELOPE = 1000
+
+
+def soap_item(record: dict[str, Any]) -> str:
+    """One record as the legacy server's ``item``: every Laaner field in its order, each an
+    element with ``xsi:type="xsd:string"``, an empty one an empty element (``tilknyttede`` is
+    not a Laaner field and is left out)."""
+    values = _LAANER_VALUES(record)
+    joined = "".join(values)
+    if "&" in joined or "<" in joined or ">" in joined:
+        values = [escape(value) for value in values]
+    return (
+        _ITEM_START
+        + "".join(
+            [
+                start + value + end if value else empty
+                for (_, start, end, empty), value in zip(_SOAP_FIELDS, values, strict=True)
+            ]
+        )
+        + _ITEM_END
+    )
+
+
+EXPORT_FORMATS = ("soap", "jsonl")
+
+
+def write_export(generator: Generator, stream: IO[str], chunk: int = 10_000) -> int:
+    """Streams the whole export as JSON Lines to ``stream``, ``chunk`` lines per write;
+    returns how many of its records have a PIN."""
+    dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+    pins = 0
     for start in range(0, generator.count, chunk):
-        stream.write("".join(generator.lines(start, min(generator.count, start + chunk))))
+        lines = []
+        for index in range(start, min(generator.count, start + chunk)):
+            record = generator.record(index)
+            pins += record["pin"] != ""
+            lines.append(dumps(record) + "\n")
+        stream.write("".join(lines))
+    return pins
+
+
+def write_soap_export(
+    generator: Generator, stream: IO[str], items_per_envelope: int = SOAP_ITEMS_PER_ENVELOPE
+) -> int:
+    """Streams the whole export to ``stream`` as the legacy server's SOAP answers, one after
+    the other, each of ``items_per_envelope`` items (the last one the rest); returns how many
+    of its records have a PIN."""
+    server_time = f"{generator.today.isoformat()}T00:00:00"
+    pins = 0
+    for start in range(0, generator.count, items_per_envelope):
+        stop = min(generator.count, start + items_per_envelope)
+        items = []
+        for index in range(start, stop):
+            record = generator.record(index)
+            pins += record["pin"] != ""
+            items.append(soap_item(record))
+        stream.write(
+            _ENVELOPE_START.format(
+                total=generator.count,
+                count=stop - start,
+                next=stop + 1 if stop < generator.count else 0,
+            )
+            + "".join(items)
+            + _ENVELOPE_END.format(time=server_time)
+        )
+    return pins
+
+
+def write(generator: Generator, stream: IO[str], file_format: str) -> int:
+    """The whole export in ``file_format`` (soap or jsonl); returns how many of its records
+    have a PIN."""
+    if file_format == "soap":
+        return write_soap_export(generator, stream)
+    if file_format == "jsonl":
+        return write_export(generator, stream)
+    raise ValueError(f"export format must be one of {', '.join(EXPORT_FORMATS)}")
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--count", type=int, required=True, help="how many borrowers")
-    parser.add_argument("--out", required=True, help="the JSON Lines file to write, - for stdout")
+    parser.add_argument("--out", required=True, help="the file to write, - for stdout")
+    parser.add_argument(
+        "--format",
+        choices=EXPORT_FORMATS,
+        default="jsonl",
+        help="the legacy server's SOAP answers (1,000 items each) or JSON Lines (default)",
+    )
+    parser.add_argument(
+        "--pin-key-file",
+        type=Path,
+        help="where the PINs' legacy key goes, for nlr-admin import --legacy-pin-key-file "
+        "(default: OUT.pin-key next to OUT; not written for stdout unless given)",
+    )
     parser.add_argument(
         "--libraries-csv", type=Path, help="also write the libraries as a CSV for nlr-admin"
     )
@@ -723,16 +958,22 @@ def main(argv: list[str] | None = None) -> None:
     if args.libraries_csv is not None:
         with args.libraries_csv.open("w", encoding="utf-8", newline="") as stream:
             write_libraries_csv(stream, args.vendor)
+    key_file: Path | None = args.pin_key_file
+    if key_file is None and args.out != "-":
+        key_file = Path(f"{args.out}.pin-key")
+    if key_file is not None:
+        write_pin_key(key_file, generator.pin_key)
     started = time.monotonic()
     if args.out == "-":
-        write_export(generator, sys.stdout)
+        write(generator, sys.stdout, args.format)
     else:
         with open(args.out, "w", encoding="utf-8", buffering=1 << 20) as stream:
-            write_export(generator, stream)
+            pins = write(generator, stream, args.format)
         elapsed = time.monotonic() - started
         print(
-            f"wrote {args.count:,} borrowers to {args.out} in {elapsed:.1f} s "
-            f"({args.count / elapsed:,.0f}/s); {len(generator.libraries)} libraries",
+            f"wrote {args.count:,} borrowers ({pins:,} with a PIN) as {args.format} to "
+            f"{args.out} in {elapsed:.1f} s ({args.count / elapsed:,.0f}/s); "
+            f"{len(generator.libraries)} libraries; PIN key in {key_file}",
             file=sys.stderr,
         )
 

@@ -74,8 +74,9 @@ MAX_GET_PAYLOADS = 20_000
 # are unset (the server CI and `make test` use).
 DEFAULT_POSTGRES_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 STORES = ("sqlite", "postgresql")
-# The rows BENCH_ROWS may name (comma-separated) to measure only those; the import and the
-# database size are always measured, as every other row needs the register they fill.
+# The rows BENCH_ROWS may name (comma-separated) to measure only those; the import (with its
+# PIN decryption's cost) and the database size are always measured, as every other row needs
+# the register they fill.
 ROW_KEYS = (
     "get",
     "floor",
@@ -96,6 +97,9 @@ UPDATE_RATE_CAP = 2500
 # DESIGN.md §9: 5 million borrowers imported in at most 10 minutes on SQLite.
 NATIONAL_SCALE = 5_000_000
 IMPORT_TARGET_PER_SECOND = NATIONAL_SCALE / 600
+# BENCH_IMPORT_FORMAT: the export the import reads, the legacy server's SOAP answers (default)
+# or JSON Lines.
+IMPORT_FORMAT_NAMES = {"soap": "SOAP", "jsonl": "JSON Lines"}
 
 
 @dataclass(frozen=True)
@@ -112,6 +116,8 @@ class Settings:
     feed: FeedSettings
     # The rows to measure (BENCH_ROWS; all of ROW_KEYS by default).
     rows: tuple[str, ...] = ROW_KEYS
+    # The export's format (BENCH_IMPORT_FORMAT): soap or jsonl.
+    import_format: str = "soap"
 
     @property
     def partial(self) -> bool:
@@ -134,7 +140,18 @@ class Settings:
                 seconds=seconds,
             ),
             rows=_rows(),
+            import_format=_import_format(),
         )
+
+
+def _import_format() -> str:
+    choice = os.environ.get("BENCH_IMPORT_FORMAT", "").strip().lower() or "soap"
+    if choice not in population.IMPORT_FORMATS:
+        sys.exit(
+            f"bench: BENCH_IMPORT_FORMAT must be {' or '.join(population.IMPORT_FORMATS)}, "
+            f"got {choice!r}"
+        )
+    return choice
 
 
 def _rows() -> tuple[str, ...]:
@@ -209,6 +226,7 @@ class Suite:
         population.register_libraries(env, generator)
         empty_bytes = population.database_bytes(env.database_url)
         rows = [self.populate(env, generator)]
+        rows.append(self.pin_cost(env, generator))
         rows.append(self.database_size(env, generator, empty_bytes))
         sample = population.prepare_sample(env, generator, SAMPLE_BORROWERS)
         cards = [borrower.card_number for borrower in sample]
@@ -265,16 +283,19 @@ class Suite:
         return env.store, rows
 
     def populate(self, env: Environment, generator: Generator) -> Row:
-        """Puts the export's borrowers in the register by ``nlr-admin import``, timed against a
-        raw insert of as many minimal rows."""
+        """Puts the export's borrowers in the register by ``nlr-admin import`` (of the SOAP
+        answers or JSON Lines, with the legacy PIN key), timed against a raw insert of as many
+        minimal rows."""
         name = "Import (nlr-admin import)"
         count = generator.count
+        file_format = self.settings.import_format
+        format_name = IMPORT_FORMAT_NAMES[file_format]
         target = f"≥ {IMPORT_TARGET_PER_SECOND:,.0f}/s" if env.store == "sqlite" else "—"
-        progress(f"writing a legacy export of {count:,} borrowers")
+        progress(f"writing a legacy export of {count:,} borrowers ({format_name})")
         started = time.perf_counter()
-        export = population.export_file(env, generator)
+        export = population.export_file(env, generator, file_format)
         written = time.perf_counter() - started
-        export_size = export.stat().st_size
+        export_size = export.path.stat().st_size
         progress(f"  {export_size / 1e6:,.1f} MB in {written:.1f} s; measuring the raw insert")
         ceiling_seconds = self.raw_insert(generator)
         progress(f"importing {count:,} borrowers with nlr-admin import")
@@ -287,24 +308,83 @@ class Suite:
             else f"5 M at this rate: {NATIONAL_SCALE / rate / 60:,.0f} min (estimate, not "
             "measured at 5 M)"
         )
+        summary = result.summary or {}
+        carried = int(summary.get("pins_carried_over", 0))
         notes = (
-            f"{result.borrowers:,} of {count:,} lines imported in {result.seconds:.1f} s "
-            f"(export {export_size / count:,.0f} bytes/borrower, {len(generator.libraries)} "
-            f"libraries); {at_scale}; ceiling: plain executemany of minimal rows (borrower, "
-            f"card number, affiliation) for {count:,} borrowers, {ceiling_seconds:.1f} s"
+            f"{result.borrowers:,} of {count:,} records imported in {result.seconds:.1f} s from "
+            f"the {format_name} export ({export_size / count:,.0f} bytes/borrower, "
+            f"{len(generator.libraries)} libraries); PINs carried over: {carried:,} of the "
+            f"export's {export.pins:,} (--legacy-pin-key-file); {at_scale}; ceiling: plain "
+            f"executemany of minimal rows (borrower, card number, affiliation) for {count:,} "
+            f"borrowers, {ceiling_seconds:.1f} s; CPU cores during the import: the command "
+            f"with its workers {_cores(result.import_cores)} (of {CORES}), other "
+            f"{_cores(result.other_cores)}"
         )
+        notes = _disturbed(result.other_cores) + notes
+        problems = _import_problems(result, export)
         if result.exit_status != 0 or result.borrowers != count:
-            notes = (
-                f"⚠ exit status {result.exit_status}, {count - result.borrowers:,} lines not "
-                f"imported: {tail(result.log, 3)}; {notes}"
+            problems.insert(
+                0,
+                f"⚠ exit status {result.exit_status}, {count - result.borrowers:,} records not "
+                f"imported: {tail(result.log, 3)}",
             )
+        if problems:
+            notes = f"{'; '.join(problems)}; {notes}"
+            progress(f"  {'; '.join(problems)}")
         passed: bool | None = None
         if env.store == "sqlite":
-            passed = rate >= IMPORT_TARGET_PER_SECOND and result.borrowers == count
+            passed = rate >= IMPORT_TARGET_PER_SECOND and not problems
         else:
             notes += "; §9's import target is for SQLite"
+            if problems:
+                passed = False
         ceiling = count / ceiling_seconds
         return Row(name, rate, "borrowers/s", ceiling, rate / ceiling, target, passed, notes)
+
+    def pin_cost(self, env: Environment, generator: Generator) -> Row:
+        """The legacy PIN decryption (and the verifier made of it) per record, against the
+        whole validation of the same records, in this process (population.pin_cost)."""
+        file_format = self.settings.import_format
+        progress("measuring the PIN decryption's share of the import's validation")
+        busy_before, own_before, wall_before = (
+            machine_busy_seconds(),
+            time.process_time(),
+            time.monotonic(),
+        )
+        cost = population.pin_cost(env, generator, file_format)
+        busy_after, own_after = machine_busy_seconds(), time.process_time()
+        other = None
+        if busy_before is not None and busy_after is not None:
+            wall = max(time.monotonic() - wall_before, 1e-9)
+            other = max(0.0, (busy_after - busy_before - (own_after - own_before)) / wall)
+        per_pin = cost.pin_us * cost.records / cost.with_pin if cost.with_pin else 0.0
+        progress(
+            f"  PINs {cost.pin_us:.1f} µs/record of the validation's {cost.validation_us:.1f}: "
+            f"{cost.share:.3f}"
+        )
+        minutes = NATIONAL_SCALE / 1e6 / 60
+        notes = (
+            f"{_disturbed(other)}in the benchmark process, the fastest of "
+            f"{population.PIN_COST_REPEATS} rounds over {cost.records:,} records of the export "
+            f"spread evenly, {cost.with_pin:,} with a PIN; value: LegacyPins.decrypt + "
+            f"PinVerifier.make per record ({per_pin:.1f} µs per PIN); ceiling: the whole "
+            f"validation a worker of the import does per record (the "
+            f"{'SOAP item' if file_format == 'soap' else 'JSON line'} parsed, parse_record with "
+            f"its PIN and the national id's sealing, the verifier, the rows); ratio: the PINs' "
+            f"share of it; at 5 M, "
+            f"{cost.pin_us * minutes:.1f} of {cost.validation_us * minutes:.1f} CPU-minutes of "
+            f"validation (spread over the import's workers; not the import's wall time)"
+        )
+        return Row(
+            "Import: legacy PIN decryption, share of the validation",
+            cost.pin_us,
+            "µs/record",
+            cost.validation_us,
+            cost.share,
+            "— (none in §9)",
+            None,
+            notes,
+        )
 
     def raw_insert(self, generator: Generator) -> float:
         if self.scratch_url is None:
@@ -702,9 +782,45 @@ class Suite:
         return result
 
 
+def _import_problems(result: population.ImportResult, export: population.Export) -> list[str]:
+    """What the import's summary shows went wrong with the generated records (each ⚠): every
+    record must import, with no notice, and every PIN must come over."""
+    summary = result.summary
+    if summary is None:
+        return ["⚠ no summary from nlr-admin import --json"]
+    problems = []
+    rejected = int(summary.get("rejected", 0))
+    with_notices = int(summary.get("imported_with_notices", 0))
+    if rejected or with_notices:
+        first = _first_reasons(Path(str(summary.get("rejects_file", ""))))
+        problems.append(
+            f"⚠ {rejected:,} records rejected, {with_notices:,} imported with notices "
+            f"(first in the reject file: {first})"
+        )
+    carried = int(summary.get("pins_carried_over", 0))
+    if carried != export.pins:
+        problems.append(
+            f"⚠ {carried:,} PINs carried over of {export.pins:,} (not decrypted: "
+            f"{summary.get('pins_not_decrypted')}, skipped: "
+            f"{summary.get('pins_skipped_without_key')})"
+        )
+    return problems
+
+
+def _first_reasons(rejects: Path, count: int = 3) -> str:
+    """The first reasons of the reject file (which never quote a value)."""
+    try:
+        with rejects.open(encoding="utf-8") as stream:
+            lines = [line.strip() for _, line in zip(range(count), stream, strict=False)]
+    except OSError:
+        return "unreadable"
+    return " | ".join(lines) or "empty"
+
+
 def _update_cards(cards: list[str]) -> list[str]:
-    """The borrowers UpdateBorrower goes round: those without a PIN, unless too few are left
-    for a borrower's next update to wait until its last one is answered."""
+    """The borrowers UpdateBorrower goes round: those not given a PIN by SetPin (most have
+    one from the import), unless too few are left for a borrower's next update to wait until
+    its last one is answered."""
     rest = cards[PIN_BORROWERS:]
     return rest if len(rest) >= 1000 else cards
 
