@@ -9,11 +9,12 @@ The work is split so that millions of records stream through in parallel:
 
 - ``soap_items`` (the reading process) finds each ``<item ...>...</item>`` in the byte stream by
   its tags, in blocks of a MiB, never holding more than a block and one item: a few µs per
-  item. It yields each item's bytes, its number (1, 2, ... across all envelopes) and the byte
-  offset after it, where a resumed import starts reading again.
-- ``item_fields`` (a worker process) parses one item with expat and returns its fields. Each
-  item is parsed on its own, so one that is not well-formed rejects only itself. Prefixes are
-  ignored (``ns1:lnr`` is ``lnr``), as the items are parsed without their envelope.
+  item. It yields each item's number (1, 2, ... across all envelopes) and where it is: the byte
+  offset of its start, and the offset after it, where a resumed import starts reading again.
+- ``item_fields`` (a worker process, which reads the item from the file at its offset) parses
+  one item with expat and returns its fields. Each item is parsed on its own, so one that is
+  not well-formed rejects only itself. Prefixes are ignored (``ns1:lnr`` is ``lnr``), as the
+  items are parsed without their envelope.
 
 Parsing the whole envelope in the reading process (ElementTree's iterparse) costs some 40 µs per
 item on one core, a third of a 5-million-record import's time budget; split, that parse runs in
@@ -31,7 +32,6 @@ _BLOCK = 1 << 20
 _ITEM_START = re.compile(rb"<item[\s/>]")
 _ITEM_END = re.compile(rb"</item\s*>")
 _DECLARED_ENCODING = re.compile(rb"""<\?xml[^>]*?encoding\s*=\s*["']([A-Za-z0-9._-]+)["']""")
-_XSI_TYPE = "type"
 _LAANER = "Laaner"
 
 
@@ -41,10 +41,11 @@ def declared_encoding(head: bytes) -> str | None:
     return match.group(1).decode("ascii") if match else None
 
 
-def soap_items(source: IO[bytes], offset: int, number: int) -> Iterator[tuple[int, bytes, int]]:
+def soap_items(source: IO[bytes], offset: int, number: int) -> Iterator[tuple[int, int, int]]:
     """Each ``item`` element after byte ``offset`` of ``source``: (its number, counting on from
-    ``number``, its bytes, the offset after it). An item the file ends inside is yielded as it
-    is (and fails to parse)."""
+    ``number``, the offset of its first byte, the offset after it). An item the file ends
+    inside runs to the end of the file (and fails to parse). Only offsets: a worker reads the
+    item's bytes from the file itself, so they never pass through this process's pipes."""
     source.seek(offset)
     buffer = b""
     base = offset  # the file offset of buffer[0]
@@ -55,13 +56,13 @@ def soap_items(source: IO[bytes], offset: int, number: int) -> Iterator[tuple[in
         end = _item_end(buffer, start.start()) if start is not None else None
         if start is not None and end is not None:
             number += 1
-            yield number, buffer[start.start() : end], base + end
+            yield number, base + start.start(), base + end
             position = end
             continue
         if at_end:
             if start is not None:
                 number += 1
-                yield number, buffer[start.start() :], base + len(buffer)
+                yield number, base + start.start(), base + len(buffer)
             return
         # Keep what may still be (the start of) an item; drop what was read past.
         keep = start.start() if start is not None else max(position, len(buffer) - 16)

@@ -249,6 +249,7 @@ def _import(args: argparse.Namespace) -> None:
                 env.path("NLR_KEYRING"),
                 engine.url.drivername,
                 key_path,
+                path,
                 file_format,
                 encoding,
             )
@@ -292,11 +293,12 @@ def _run(
     analyzed_at = 0
     acting = operator("import")
     with path.open("rb") as source:
-        records = (
-            soap_items(source, progress.input_offset, progress.lines_done)
-            if setup.file_format == _SOAP
-            else _json_lines(source, progress.input_offset, progress.lines_done)
-        )
+        records: Iterator[tuple[int, _Payload, int]]
+        if setup.file_format == _SOAP:
+            spans = soap_items(source, progress.input_offset, progress.lines_done)
+            records = ((number, (start, end - start), end) for number, start, end in spans)
+        else:
+            records = _json_lines(source, progress.input_offset, progress.lines_done)
         batches = _batches(records, progress.lines_done, progress.input_offset, progress.batch_size)
         for validated in _validated(batches, setup, args.workers):
             accepted, rejected = _commit_batch(
@@ -325,9 +327,14 @@ def _number_key(file_format: str) -> str:
     return "item" if file_format == _SOAP else "line"
 
 
+# What a worker is given of a record: a JSON line's bytes, or where a SOAP item is in the file
+# (offset, length), which the worker reads itself.
+_Payload = bytes | tuple[int, int]
+
+
 @dataclass(frozen=True)
 class _Batch:
-    chunks: list[list[tuple[int, bytes]]]
+    chunks: list[list[tuple[int, _Payload]]]
     lines_done: int
     offset: int
 
@@ -343,17 +350,17 @@ def _json_lines(source: IO[bytes], offset: int, number: int) -> Iterator[tuple[i
 
 
 def _batches(
-    records: Iterator[tuple[int, bytes, int]], lines_done: int, offset: int, batch_size: int
+    records: Iterator[tuple[int, _Payload, int]], lines_done: int, offset: int, batch_size: int
 ) -> Iterator[_Batch]:
     """The records in batches of ``batch_size`` (blank lines count as lines but carry
     nothing), each in chunks for the workers."""
-    chunks: list[list[tuple[int, bytes]]] = []
-    chunk: list[tuple[int, bytes]] = []
+    chunks: list[list[tuple[int, _Payload]]] = []
+    chunk: list[tuple[int, _Payload]] = []
     in_batch = 0
-    for lines_done, raw, offset in records:
+    for lines_done, payload, offset in records:
         in_batch += 1
-        if raw.strip():
-            chunk.append((lines_done, raw))
+        if not isinstance(payload, bytes) or payload.strip():
+            chunk.append((lines_done, payload))
             if len(chunk) >= _CHUNK_LINES:
                 chunks.append(chunk)
                 chunk = []
@@ -374,6 +381,8 @@ class _WorkerSetup:
     drivername: str
     # The legacy PIN key's file (never the key: each worker reads it), or None.
     legacy_pin_key_file: Path | None
+    # The file imported (a worker reads each SOAP item from it), and its format.
+    path: Path
     file_format: str
     # The SOAP XML's declared encoding (None: UTF-8).
     encoding: str | None
@@ -388,6 +397,8 @@ class _Worker:
     pin_verifier: PinVerifier
     pins: LegacyPins | None
     rows: borrower_import.ImportRows
+    # The imported file, open for reading SOAP items at their offsets.
+    source: int
 
 
 _worker: _Worker | None = None
@@ -403,16 +414,17 @@ def _start_worker(setup: _WorkerSetup) -> None:
         PinVerifier(keyring),
         LegacyPins.load(key_file) if key_file is not None else None,
         borrower_import.ImportRows(setup.drivername),
+        os.open(setup.path, os.O_RDONLY),
     )
 
 
-def _validate_chunk(chunk: list[tuple[int, bytes]]) -> _ChunkResult:
+def _validate_chunk(chunk: list[tuple[int, _Payload]]) -> _ChunkResult:
     worker = _worker
     assert worker is not None
     valid: list[tuple[int, tuple[Any, ...], tuple[str, ...], tuple[str, bool, bool]]] = []
     rejected: list[RejectedRecord] = []
-    for number, raw in chunk:
-        result = _parse(number, raw, worker)
+    for number, payload in chunk:
+        result = _parse(number, payload, worker)
         if isinstance(result, RejectedRecord):
             rejected.append(result)
             continue
@@ -423,16 +435,17 @@ def _validate_chunk(chunk: list[tuple[int, bytes]]) -> _ChunkResult:
     return valid, rejected
 
 
-def _parse(number: int, raw: bytes, worker: _Worker) -> ImportedBorrower | RejectedRecord:
+def _parse(number: int, payload: _Payload, worker: _Worker) -> ImportedBorrower | RejectedRecord:
     setup = worker.setup
-    if setup.file_format == _SOAP:
+    if not isinstance(payload, bytes):
+        start, length = payload
         try:
-            fields: Any = item_fields(raw, setup.encoding)
+            fields: Any = item_fields(os.pread(worker.source, length, start), setup.encoding)
         except ItemError as error:
             return RejectedRecord(number, str(error))
         affiliated = None
     else:
-        parsed = json_fields(raw)
+        parsed = json_fields(payload)
         if isinstance(parsed, str):
             return RejectedRecord(number, parsed)
         fields, affiliated = parsed
