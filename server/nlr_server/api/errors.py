@@ -46,7 +46,7 @@ def to_status(error: errors.RegisterError) -> status_pb2.Status:
     code = status_code(error)
     details: list[any_pb2.Any] = []
     message = str(error) or code.name
-    metadata: dict[str, str] = {}
+    metadata: dict[str, str] = dict(getattr(error, "metadata", {}))
     if isinstance(error, errors.InvalidArgument):
         shown = error.violations[:MAX_VIOLATIONS]
         if len(error.violations) > len(shown):

@@ -193,6 +193,9 @@ class Borrower:
     has_password: bool = False
     last_active_on: dt.date | None = None
     population_register_checked_at: dt.datetime | None = None
+    # Found in the population register when last checked: it owns their name, sex and
+    # registered address (domain/policy.py).
+    in_population_register: bool = False
     id: int | None = field(default=None, compare=False)
 
     @classmethod

@@ -10,10 +10,18 @@ class RegisterError(Exception):
 
     reason: str = "REGISTER_ERROR"
 
-    def __init__(self, message: str = "", *, reason: str | None = None) -> None:
+    def __init__(
+        self,
+        message: str = "",
+        *,
+        reason: str | None = None,
+        metadata: dict[str, str] | None = None,
+    ) -> None:
         super().__init__(message)
         if reason is not None:
             self.reason = reason
+        # Facts a client branches on besides the reason (ErrorInfo.metadata), e.g. the fields.
+        self.metadata: dict[str, str] = dict(metadata or {})
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,8 @@ The use cases ask here, once per borrower they act on; nothing else decides.
 - A borrower sees and changes only their own record, and of it only what is theirs to keep
   true: how to reach them, their own choices, not who they are.
 - The population register owns who the person is: name, sex, birth date, registered address.
-  While the register does not yet follow it, a library may still correct them too.
+  For a borrower found in it, a library may not change their name, sex or registered address
+  (the population register keeps them true); for the others (DUF numbers, not found) it may.
 - An operator and the register's own tasks act on any record.
 - A borrower's security level is raised by whoever may change the record, and lowered only by
   the borrower (or an operator).
@@ -25,6 +26,11 @@ from nlr_server.domain.views import BorrowerView
 # Who a person is, as the population register says.
 POPULATION_REGISTER_FIELDS: frozenset[str] = frozenset(
     {"given_name", "family_name", "national_id", "birth_date", "sex", "registered_address"}
+)
+# What the population register keeps true for a borrower found in it, so that no library
+# changes it (the birth date follows the national id, which only an update names).
+FOLLOWED_FIELDS: frozenset[str] = frozenset(
+    {"given_name", "family_name", "sex", "registered_address"}
 )
 # What a borrower keeps true themself.
 BORROWER_FIELDS: frozenset[str] = frozenset(
@@ -95,4 +101,18 @@ def require_may_change_fields(actor: Actor, fields: frozenset[str]) -> None:
         raise PermissionDenied(
             f"not the {actor.kind.value}'s to change: {', '.join(not_owned)}",
             reason="FIELD_NOT_OWNED",
+        )
+
+
+def require_not_followed(actor: Actor, borrower: Borrower, fields: frozenset[str]) -> None:
+    """Refuses a library's change of what the population register keeps true for a borrower
+    found in it, naming the fields (ErrorInfo metadata ``fields``)."""
+    if actor.kind is not ActorKind.LIBRARY or not borrower.in_population_register:
+        return
+    followed = sorted(fields & FOLLOWED_FIELDS)
+    if followed:
+        raise PermissionDenied(
+            f"kept by the population register for this borrower: {', '.join(followed)}",
+            reason="OWNED_BY_POPULATION_REGISTER",
+            metadata={"fields": ",".join(followed)},
         )

@@ -133,6 +133,34 @@ SETTINGS: tuple[Setting, ...] = (
         "and temporary addresses)",
     ),
     Setting(
+        "NLR_FREG_URL",
+        "",
+        "base URL of Folkeregisteret's API (the part before `/folkeregisteret/...`); empty: "
+        "the register does not follow the population register",
+    ),
+    Setting(
+        "NLR_FREG_POLL_SECONDS",
+        "60",
+        "how long the population register sync waits for new events once it has read them all",
+    ),
+    Setting(
+        "NLR_MASKINPORTEN_URL",
+        "",
+        "Maskinporten's issuer, e.g. `https://maskinporten.no/` (tokens from `{issuer}token`)",
+    ),
+    Setting("NLR_MASKINPORTEN_CLIENT_ID", "", "the register's client id at Maskinporten"),
+    Setting(
+        "NLR_MASKINPORTEN_KEY",
+        "",
+        "PEM file of the client's RSA key (owner-only), which signs the token grants (RS256)",
+    ),
+    Setting("NLR_MASKINPORTEN_KID", "", "the id (`kid`) under which Maskinporten has that key"),
+    Setting(
+        "NLR_MASKINPORTEN_SCOPE",
+        "folkeregister:deling/offentligmedhjemmel",
+        "the scope asked for",
+    ),
+    Setting(
         "NLR_SMTP_HOST",
         "",
         "mail server for deletion notices to borrowers; empty: notices are queued but not sent",
@@ -236,6 +264,13 @@ class Config:
     workers: int = 1
     redis_url: str = ""
     redis_prefix: str = "nlr:"
+    freg_url: str = ""
+    freg_poll_seconds: float = 60.0
+    maskinporten_url: str = ""
+    maskinporten_client_id: str = ""
+    maskinporten_key: str = ""
+    maskinporten_kid: str = ""
+    maskinporten_scope: str = "folkeregister:deling/offentligmedhjemmel"
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Config:
@@ -290,6 +325,13 @@ class Config:
             workers=env.workers("NLR_WORKERS", listen_address=env.raw("NLR_LISTEN_ADDRESS")),
             redis_url=env.redis_url("NLR_REDIS_URL"),
             redis_prefix=env.raw("NLR_REDIS_PREFIX"),
+            freg_url=env.raw("NLR_FREG_URL"),
+            freg_poll_seconds=env.number("NLR_FREG_POLL_SECONDS", minimum=0.1),
+            maskinporten_url=env.raw("NLR_MASKINPORTEN_URL"),
+            maskinporten_client_id=env.raw("NLR_MASKINPORTEN_CLIENT_ID"),
+            maskinporten_key=env.raw("NLR_MASKINPORTEN_KEY"),
+            maskinporten_kid=env.raw("NLR_MASKINPORTEN_KID"),
+            maskinporten_scope=env.raw("NLR_MASKINPORTEN_SCOPE"),
         )
 
 

@@ -132,6 +132,20 @@ class SqlBorrowerRepository:
     def get_by_national_id(self, national_id: NationalId) -> Borrower | None:
         return self._load(_BY_NATIONAL_ID, {"key": self._sealer.index(national_id.value)})
 
+    def registered_national_ids(self, national_ids: Collection[str]) -> set[str]:
+        """Those of ``national_ids`` that belong to a borrower (by the blind index)."""
+        by_index = {self._sealer.index(value): value for value in national_ids}
+        found: set[str] = set()
+        keys = list(by_index)
+        for start in range(0, len(keys), 1000):
+            rows = self._session.execute(
+                select(BorrowerRow.national_id_index).where(
+                    BorrowerRow.national_id_index.in_(keys[start : start + 1000])
+                )
+            ).scalars()
+            found.update(by_index[bytes(index)] for index in rows)
+        return found
+
     def get_by_identity(self, identity: IdentityValue, now: dt.datetime) -> Borrower | None:
         """The borrower with this other identity, unless its deletion time has come."""
         return self._load(
@@ -308,6 +322,8 @@ class SqlBorrowerRepository:
         if row.card_number != borrower.card_number.value:
             self._replace_card(row, borrower.card_number, borrower.last_changed_at)
         _write(row, borrower)
+        row.population_register_checked_at = borrower.population_register_checked_at
+        row.in_population_register = borrower.in_population_register
         self._session.flush()
         return record_columns.borrower_of(row, _orm_affiliations(row))
 

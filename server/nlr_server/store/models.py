@@ -194,6 +194,9 @@ class BorrowerRow(Base):
     card_expiry_date: Mapped[dt.date | None] = mapped_column(Date)
     consent_time: Mapped[dt.datetime | None] = mapped_column(UtcDateTime())
     population_register_checked_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime())
+    # Found in the population register when last checked: it then owns name, sex and the
+    # registered address (domain/policy.py).
+    in_population_register: Mapped[bool] = mapped_column(Boolean, default=False)
     home_library: Mapped[str] = mapped_column(ForeignKey("libraries.library_number"))
     # Who created the record and who last changed it (domain/actor.py): the kind, and the
     # library number, card number, operator or task by kind. Not a key to libraries: most
@@ -394,6 +397,24 @@ class ImportRow(Base):
     rejects_offset: Mapped[int] = mapped_column(BigInteger)
     imported: Mapped[int] = mapped_column(BigInteger)
     rejected: Mapped[int] = mapped_column(BigInteger)
+
+
+class PopulationSyncRow(Base):
+    """The population register sync's place in Folkeregisteret's event feed (one row, id 1):
+    the next sequence number to read, the last page's ETag, the lease of the one worker that
+    reads (on any server), and what it did last."""
+
+    __tablename__ = "population_sync"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    next_sequence: Mapped[int] = mapped_column(BigInteger)
+    etag: Mapped[str | None] = mapped_column(String(200))
+    lease_owner: Mapped[str | None] = mapped_column(String(100))
+    lease_until: Mapped[dt.datetime | None] = mapped_column(UtcDateTime())
+    events_read: Mapped[int] = mapped_column(BigInteger, default=0)
+    events_applied: Mapped[int] = mapped_column(BigInteger, default=0)
+    last_run_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime())
+    last_error: Mapped[str | None] = mapped_column(String(500))
 
 
 class LimitBucketRow(Base):

@@ -57,6 +57,7 @@ def new_row(borrower: Borrower, national_id: SealedNationalId) -> dict[str, Any]
         address_protected=borrower.address_protected,
         last_active_on=borrower.last_active_on,
         population_register_checked_at=borrower.population_register_checked_at,
+        in_population_register=borrower.in_population_register,
         created_by_kind=borrower.created_by.kind.value,
         created_by=borrower.created_by.id,
         created_at=borrower.created_at,
@@ -249,6 +250,7 @@ def borrower_of(row: Any, affiliations: list[tuple[str, dt.datetime]]) -> Borrow
         has_password=row.password_verifier is not None,
         last_active_on=row.last_active_on,
         population_register_checked_at=row.population_register_checked_at,
+        in_population_register=bool(row.in_population_register),
     )
 
 

@@ -31,6 +31,7 @@ from nlr_server.store.guardian_repository import SqlGuardianRepository
 from nlr_server.store.identity_repository import SqlIdentityRepository
 from nlr_server.store.library_repository import SqlLibraryRepository
 from nlr_server.store.notice_repository import SqlNoticeRepository
+from nlr_server.store.population_sync_repository import SqlPopulationSyncRepository
 from nlr_server.store.prepared import DriverConnection
 from nlr_server.store.reservation_repository import SqlReservationRepository
 from nlr_server.store.vendor_repository import SqlVendorRepository
@@ -86,6 +87,7 @@ class SqlUnitOfWork:
         self.reservations = SqlReservationRepository(self._session)
         self.guardians = SqlGuardianRepository(self._session, self._driver, prefetched)
         self.notices = SqlNoticeRepository(self._session)
+        self.population = SqlPopulationSyncRepository(self._session)
         self.identities = SqlIdentityRepository(self._session, self._driver, prefetched)
 
     def __enter__(self) -> SqlUnitOfWork:

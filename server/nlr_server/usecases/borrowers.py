@@ -99,6 +99,7 @@ def update_borrower(
 
     def change(uow: UnitOfWork, borrower: Borrower) -> Borrower:
         _require_current(borrower, etag)
+        policy.require_not_followed(acting.actor, borrower, patch.fields)
         if national_id is not None:
             holder = uow.borrowers.get_by_national_id(national_id)
             if holder is not None and holder.card_number != borrower.card_number:

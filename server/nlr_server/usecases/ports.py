@@ -23,6 +23,7 @@ from nlr_server.domain.library import Library
 from nlr_server.domain.library_number import LibraryNumber
 from nlr_server.domain.lockout import LoginAttempts, LoginSubject
 from nlr_server.domain.national_id import NationalId
+from nlr_server.domain.population import PopulationPerson
 from nlr_server.domain.vendor import Vendor, VendorCertificate
 
 
@@ -62,6 +63,11 @@ class BorrowerRepository(Protocol):
     def with_expired_temporary_address(self, today: dt.date) -> list[int]: ...
 
     def get_by_national_id(self, national_id: NationalId) -> Borrower | None: ...
+
+    def registered_national_ids(self, national_ids: Collection[str]) -> set[str]:
+        """Those of ``national_ids`` (as the population register writes them) that belong to
+        a borrower, found by the blind index."""
+        ...
 
     def get_by_identity(self, identity: IdentityValue, now: dt.datetime) -> Borrower | None:
         """The borrower with this other identity, unless its deletion time has come."""
@@ -224,6 +230,74 @@ class NoticeRepository(Protocol):
         ...
 
 
+@dataclass(frozen=True, slots=True)
+class PopulationEvent:
+    """One entry of the population register's event feed."""
+
+    sequence: int
+    national_id: str
+    kind: str  # hendelsetype, e.g. endringINavn
+
+
+@dataclass(frozen=True, slots=True)
+class PopulationEvents:
+    """A page of the feed, and the tag that says it has not changed since."""
+
+    events: tuple[PopulationEvent, ...]
+    etag: str | None
+
+
+class PopulationSource(Protocol):
+    """The population register, as the sync reads it (population/ adapts Folkeregisteret)."""
+
+    def events(self, sequence: int, etag: str | None) -> PopulationEvents | None:
+        """The events from ``sequence`` on (a page); None if unchanged since ``etag``."""
+        ...
+
+    def persons(self, national_ids: Sequence[str]) -> dict[str, PopulationPerson | None]:
+        """Each person as the register holds them now (None: not found there)."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class PopulationSyncState:
+    """Where the population register sync is in Folkeregisteret's event feed."""
+
+    next_sequence: int
+    etag: str | None
+    lease_owner: str | None
+    lease_until: dt.datetime | None
+    events_read: int
+    events_applied: int
+    last_run_at: dt.datetime | None
+    last_error: str | None
+
+
+class PopulationSyncRepository(Protocol):
+    """The sync's place in the feed and the lease of the one worker that reads it."""
+
+    def state(self) -> PopulationSyncState: ...
+
+    def claim(
+        self, owner: str, now: dt.datetime, until: dt.datetime
+    ) -> PopulationSyncState | None: ...
+
+    def advance(
+        self,
+        owner: str,
+        read_at: int,
+        next_sequence: int,
+        etag: str | None,
+        read: int,
+        applied: int,
+        now: dt.datetime,
+    ) -> bool: ...
+
+    def record_error(self, owner: str, error: str, now: dt.datetime) -> None: ...
+
+    def release(self, owner: str) -> None: ...
+
+
 class FeedRepository(Protocol):
     def record(self, entries: list[FeedEntry], at: dt.datetime) -> None:
         """Appends one change's entries when the unit of work commits."""
@@ -271,6 +345,9 @@ class UnitOfWork(Protocol):
 
     @property
     def identities(self) -> IdentityRepository: ...
+
+    @property
+    def population(self) -> PopulationSyncRepository: ...
 
     def __enter__(self) -> UnitOfWork: ...
 

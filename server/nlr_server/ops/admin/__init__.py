@@ -215,6 +215,7 @@ def build_parser() -> argparse.ArgumentParser:
         keys,
         libraries,
         maintenance,
+        population,
         schema,
         vendors,
     )
@@ -235,6 +236,7 @@ def build_parser() -> argparse.ArgumentParser:
         imports,
         audit,
         maintenance,
+        population,
         dev_setup,
     ):
         module.add_commands(commands)

@@ -1,0 +1,149 @@
+"""`nlr-admin population`: follow the population register (Folkeregisteret) by hand, and see
+where the sync stands."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import socket
+import time
+from typing import Any
+
+from nlr_server.ops.admin import (
+    AdminError,
+    Commands,
+    add_command,
+    add_group,
+    add_json_option,
+    environment,
+    now,
+    print_json,
+    store,
+    timestamp,
+)
+from nlr_server.ops.config import ConfigError, Environment
+from nlr_server.population.folkeregisteret import (
+    FolkeregisteretClient,
+    FolkeregisteretError,
+    RetryLater,
+)
+from nlr_server.population.maskinporten import (
+    MaskinportenError,
+    MaskinportenSettings,
+    MaskinportenTokens,
+)
+from nlr_server.population.source import FolkeregisteretSource
+from nlr_server.usecases.population import sync_page
+
+
+def add_commands(commands: Commands) -> None:
+    group = add_group(commands, "population", "follow the population register (Folkeregisteret)")
+    sync = add_command(
+        group,
+        "sync",
+        _sync,
+        "read Folkeregisteret's feed from where the sync stands and apply what changed",
+        "For the register's borrowers: name, sex and registered address (NLR_FREG_URL and "
+        "NLR_MASKINPORTEN_*). Reads page after page until every event is read, then, unless "
+        "--once, waits NLR_FREG_POLL_SECONDS and reads on. One sync reads at a time, on any "
+        "server.",
+    )
+    sync.add_argument("--once", action="store_true", help="stop once every event is read")
+    add_json_option(sync)
+    status = add_command(
+        group,
+        "status",
+        _status,
+        "where the population register sync stands in the feed",
+        "The next sequence number, what was read and applied, when it last ran, what stopped "
+        "it, and who holds the lease.",
+    )
+    add_json_option(status)
+
+
+_MASKINPORTEN = (
+    "NLR_MASKINPORTEN_URL",
+    "NLR_MASKINPORTEN_CLIENT_ID",
+    "NLR_MASKINPORTEN_KEY",
+    "NLR_MASKINPORTEN_KID",
+)
+
+
+def population_source(env: Environment) -> FolkeregisteretSource:
+    """Folkeregisteret as the settings name it; ConfigError naming what is missing."""
+    url = env.raw("NLR_FREG_URL")
+    if not url:
+        raise ConfigError("NLR_FREG_URL is not set: the population register is not followed")
+    missing = [name for name in _MASKINPORTEN if not env.raw(name)]
+    if missing:
+        raise ConfigError(f"{', '.join(missing)} not set: needed with NLR_FREG_URL")
+    tokens = MaskinportenTokens(
+        MaskinportenSettings(
+            issuer=env.raw("NLR_MASKINPORTEN_URL"),
+            client_id=env.raw("NLR_MASKINPORTEN_CLIENT_ID"),
+            key_file=env.path("NLR_MASKINPORTEN_KEY"),
+            key_id=env.raw("NLR_MASKINPORTEN_KID"),
+            scope=env.raw("NLR_MASKINPORTEN_SCOPE"),
+        )
+    )
+    return FolkeregisteretSource(FolkeregisteretClient(url, tokens))
+
+
+def _sync(args: argparse.Namespace) -> None:
+    env = environment()
+    try:
+        source = population_source(env)
+        poll = env.number("NLR_FREG_POLL_SECONDS", minimum=0.1)
+    except (ConfigError, MaskinportenError) as error:
+        raise AdminError(str(error)) from None
+    owner = f"nlr-admin@{socket.gethostname()}:{os.getpid()}"
+    read = applied = 0
+    with store() as unit_of_work:
+        while True:
+            try:
+                result = sync_page(unit_of_work, source, owner, now())
+            except RetryLater as wait:
+                time.sleep(wait.seconds)
+                continue
+            except (FolkeregisteretError, MaskinportenError) as error:
+                with unit_of_work() as uow:
+                    uow.population.record_error(owner, str(error), now())
+                    uow.commit()
+                raise AdminError(str(error)) from None
+            read += result.read
+            applied += result.applied
+            if not result.leased:
+                raise AdminError("another sync holds the lease: try again when it has stopped")
+            if result.caught_up:
+                if args.once:
+                    break
+                time.sleep(poll)
+        with unit_of_work() as uow:
+            uow.population.release(owner)
+            state = uow.population.state()
+            uow.commit()
+    if args.json:
+        print_json({"read": read, "applied": applied, "next_sequence": state.next_sequence})
+        return
+    print(
+        f"read {read:,} events, applied {applied:,}; next sequence number {state.next_sequence:,}"
+    )
+
+
+def _status(args: argparse.Namespace) -> None:
+    with store() as unit_of_work, unit_of_work(read_only=True) as uow:
+        state = uow.population.state()
+    result: dict[str, Any] = {
+        "next_sequence": state.next_sequence,
+        "events_read": state.events_read,
+        "events_applied": state.events_applied,
+        "last_run_at": timestamp(state.last_run_at),
+        "last_error": state.last_error,
+        "lease_owner": state.lease_owner,
+        "lease_until": timestamp(state.lease_until),
+    }
+    if args.json:
+        print_json(result)
+        return
+    for name, value in result.items():
+        print(f"{name}: {value if value is not None else '-'}")

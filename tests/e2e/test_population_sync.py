@@ -1,0 +1,222 @@
+"""The population register followed: Folkeregisteret's events for the register's borrowers
+change their name, sex and registered address, through `nlr-admin population sync`, against a
+local fake of Folkeregisteret and Maskinporten; then libraries may no longer change them."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import grpc
+import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+from google.protobuf.field_mask_pb2 import FieldMask
+
+from admin_runner import Admin, admin_environment
+from feed_harness import read_feed
+from nlr.registry.v1 import borrower_pb2
+from nlr.registry.v1 import registry_service_pb2 as pb
+from population_fake import CLIENT_ID, KEY_ID, PopulationRegisterFake
+from register_harness import (
+    Registry,
+    ServerThread,
+    create,
+    error_details,
+    get,
+    national_id,
+    new_borrower,
+)
+
+CARD = "N000009001"
+OTHER = "N000009002"
+
+
+@pytest.fixture(scope="module")
+def client_key() -> rsa.RSAPrivateKey:
+    return rsa.generate_private_key(public_exponent=65537, key_size=2048)
+
+
+@pytest.fixture
+def fake(client_key: rsa.RSAPrivateKey) -> Iterator[PopulationRegisterFake]:
+    with PopulationRegisterFake({KEY_ID: client_key.public_key()}) as running:
+        yield running
+
+
+@pytest.fixture
+def admin(
+    fake: PopulationRegisterFake,
+    server: ServerThread,
+    keyring_path: Path,
+    tmp_path: Path,
+    client_key: rsa.RSAPrivateKey,
+) -> Admin:
+    key_file = tmp_path / "maskinporten.pem"
+    key_file.write_bytes(
+        client_key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    key_file.chmod(0o600)
+    return Admin(
+        admin_environment(
+            NLR_DATABASE_URL=server.config.database_url,
+            NLR_KEYRING=str(keyring_path),
+            NLR_FREG_URL=fake.url,
+            NLR_MASKINPORTEN_URL=fake.state.issuer,
+            NLR_MASKINPORTEN_CLIENT_ID=CLIENT_ID,
+            NLR_MASKINPORTEN_KEY=str(key_file),
+            NLR_MASKINPORTEN_KID=KEY_ID,
+        )
+    )
+
+
+def _entry(**fields: Any) -> dict[str, Any]:
+    return {"erGjeldende": True, "kilde": "KILDE_DSF", **fields}
+
+
+def _person(number: str) -> dict[str, Any]:
+    return {
+        "identifikasjonsnummer": [_entry(foedselsEllerDNummer=number)],
+        "navn": [_entry(fornavn="Kari", mellomnavn="Marie", etternavn="Berg")],
+        "kjoenn": [_entry(kjoenn="kvinne")],
+        "bostedsadresse": [
+            _entry(
+                vegadresse={
+                    "adressenavn": "Fjordgata",
+                    "adressenummer": {"husnummer": "7"},
+                    "poststed": {"poststedsnavn": "TRONDHEIM", "postnummer": "7010"},
+                }
+            )
+        ],
+        "status": [_entry(status="bosatt")],
+    }
+
+
+def test_the_events_of_the_registers_borrowers_change_them_once_and_then_they_are_its_own(
+    fake: PopulationRegisterFake, admin: Admin, registry: Registry
+) -> None:
+    number = national_id()
+    created = create(registry, new_borrower(CARD, national_id=number))
+    untouched = create(registry, new_borrower(OTHER))
+    _, cursor = read_feed(registry)
+    fake.state.persons[number] = _person(number)
+    fake.state.page_size = 2
+    fake.state.add_event(number, "endringINavn")
+    fake.state.add_event("01017099999", "endringINavn")  # not a borrower of the register
+    fake.state.add_event(number, "endringIBostedsadresse")
+
+    summary = admin.json("population", "sync", "--once")
+
+    # Both events of the borrower applied (one per page of two); the second changed nothing.
+    assert summary == {"read": 3, "applied": 2, "next_sequence": 4}
+    borrower = get(registry, card_number=CARD)
+    assert (borrower.given_name, borrower.family_name) == ("Kari Marie", "Berg")
+    assert borrower.sex == borrower_pb2.SEX_FEMALE
+    address = borrower.registered_address
+    assert (list(address.lines), address.postal_code, address.city) == (
+        ["Fjordgata 7"],
+        "7010",
+        "TRONDHEIM",
+    )
+    assert borrower.last_changed_by_kind == borrower_pb2.ACTOR_KIND_POPULATION_REGISTER
+    assert borrower.last_changed_by == ""
+    assert borrower.HasField("population_register_check_time")
+    assert borrower.email == created.email  # what is not the population register's stays
+    assert get(registry, card_number=OTHER) == untouched
+    # Only the register's own borrower was looked up, in bulk, once a page.
+    looked_up = [path.split("?")[0] for _, path, _ in fake.state.requests if "personer" in path]
+    assert [path.rpartition("/")[2] for path in looked_up] == ["bulkoppslag", "bulkoppslag"]
+    # The library following the feed learns of it, once.
+    changes, _ = read_feed(registry, cursor)
+    assert [(c.kind, c.borrower.card_number, c.borrower.family_name) for c in changes] == [
+        (pb.CHANGE_KIND_UPDATED, CARD, "Berg")
+    ]
+
+    # Run again: nothing new to read (the next page is empty, then unchanged: 304).
+    assert admin.json("population", "sync", "--once")["read"] == 0
+    assert admin.json("population", "sync", "--once")["read"] == 0
+    assert fake.state.requests[-1][2].get("If-None-Match")
+    assert get(registry, card_number=CARD).etag == borrower.etag
+    status = admin.json("population", "status")
+    assert (status["next_sequence"], status["events_read"], status["events_applied"]) == (4, 3, 2)
+    assert status["lease_owner"] is None and status["last_error"] is None
+
+
+def test_a_library_may_not_change_what_the_population_register_keeps_true(
+    fake: PopulationRegisterFake, admin: Admin, registry: Registry
+) -> None:
+    number = national_id()
+    create(registry, new_borrower(CARD, national_id=number))
+    fake.state.persons[number] = _person(number)
+    fake.state.add_event(number, "personErOppdatert")
+    admin("population", "sync", "--once")
+    found = get(registry, card_number=CARD)
+
+    for path, value in (
+        ("family_name", {"family_name": "Hansen"}),
+        ("given_name", {"given_name": "Ola"}),
+        ("sex", {"sex": borrower_pb2.SEX_MALE}),
+        (
+            "registered_address",
+            {
+                "registered_address": borrower_pb2.Address(
+                    lines=["Annen gate 1"], postal_code="0155", city="Oslo"
+                )
+            },
+        ),
+    ):
+        with pytest.raises(grpc.RpcError) as refused:
+            registry.stub.UpdateBorrower(
+                pb.UpdateBorrowerRequest(
+                    borrower=borrower_pb2.Borrower(card_number=CARD, etag=found.etag, **value),
+                    update_mask=FieldMask(paths=[path, "email"]),
+                ),
+                metadata=registry.metadata,
+            )
+        assert refused.value.code() == grpc.StatusCode.PERMISSION_DENIED
+        reason, _ = error_details(refused.value)
+        assert reason == "OWNED_BY_POPULATION_REGISTER"
+        assert path in (refused.value.details() or "")
+    assert get(registry, card_number=CARD) == found
+
+    changed = registry.stub.UpdateBorrower(
+        pb.UpdateBorrowerRequest(
+            borrower=borrower_pb2.Borrower(
+                card_number=CARD, etag=found.etag, email="ny@example.no"
+            ),
+            update_mask=FieldMask(paths=["email"]),
+        ),
+        metadata=registry.metadata,
+    ).borrower
+    assert changed.email == "ny@example.no"
+    # A borrower the population register has not found stays the libraries' to correct.
+    create(registry, new_borrower(OTHER))
+    other = get(registry, card_number=OTHER)
+    renamed = registry.stub.UpdateBorrower(
+        pb.UpdateBorrowerRequest(
+            borrower=borrower_pb2.Borrower(card_number=OTHER, etag=other.etag, family_name="Lie"),
+            update_mask=FieldMask(paths=["family_name"]),
+        ),
+        metadata=registry.metadata,
+    ).borrower
+    assert renamed.family_name == "Lie"
+
+
+def test_without_its_settings_the_sync_says_what_is_missing(
+    server: ServerThread, keyring_path: Path
+) -> None:
+    admin = Admin(
+        admin_environment(
+            NLR_DATABASE_URL=server.config.database_url,
+            NLR_KEYRING=str(keyring_path),
+            NLR_FREG_URL="http://127.0.0.1:9",
+        )
+    )
+
+    message = admin.error("population", "sync", "--once", expect=2)
+
+    assert "NLR_MASKINPORTEN_URL" in message and "needed with NLR_FREG_URL" in message
