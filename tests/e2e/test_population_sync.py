@@ -4,6 +4,7 @@ local fake of Folkeregisteret and Maskinporten; then libraries may no longer cha
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,7 @@ from admin_runner import Admin, admin_environment
 from feed_harness import read_feed
 from nlr.registry.v1 import borrower_pb2
 from nlr.registry.v1 import registry_service_pb2 as pb
+from nlr_server.ops.dev_pki import DevPkiPaths
 from population_fake import CLIENT_ID, KEY_ID, PopulationRegisterFake
 from register_harness import (
     Registry,
@@ -25,6 +27,7 @@ from register_harness import (
     create,
     error_details,
     get,
+    make_config,
     national_id,
     new_borrower,
 )
@@ -45,31 +48,39 @@ def fake(client_key: rsa.RSAPrivateKey) -> Iterator[PopulationRegisterFake]:
 
 
 @pytest.fixture
-def admin(
-    fake: PopulationRegisterFake,
-    server: ServerThread,
-    keyring_path: Path,
-    tmp_path: Path,
-    client_key: rsa.RSAPrivateKey,
-) -> Admin:
-    key_file = tmp_path / "maskinporten.pem"
-    key_file.write_bytes(
+def key_file(tmp_path: Path, client_key: rsa.RSAPrivateKey) -> Path:
+    path = tmp_path / "maskinporten.pem"
+    path.write_bytes(
         client_key.private_bytes(
             serialization.Encoding.PEM,
             serialization.PrivateFormat.PKCS8,
             serialization.NoEncryption(),
         )
     )
-    key_file.chmod(0o600)
+    path.chmod(0o600)
+    return path
+
+
+def _settings(fake: PopulationRegisterFake, key_file: Path) -> dict[str, str]:
+    """The NLR_FREG_* and NLR_MASKINPORTEN_* settings for the fake."""
+    return {
+        "NLR_FREG_URL": fake.url,
+        "NLR_MASKINPORTEN_URL": fake.state.issuer,
+        "NLR_MASKINPORTEN_CLIENT_ID": CLIENT_ID,
+        "NLR_MASKINPORTEN_KEY": str(key_file),
+        "NLR_MASKINPORTEN_KID": KEY_ID,
+    }
+
+
+@pytest.fixture
+def admin(
+    fake: PopulationRegisterFake, server: ServerThread, keyring_path: Path, key_file: Path
+) -> Admin:
     return Admin(
         admin_environment(
             NLR_DATABASE_URL=server.config.database_url,
             NLR_KEYRING=str(keyring_path),
-            NLR_FREG_URL=fake.url,
-            NLR_MASKINPORTEN_URL=fake.state.issuer,
-            NLR_MASKINPORTEN_CLIENT_ID=CLIENT_ID,
-            NLR_MASKINPORTEN_KEY=str(key_file),
-            NLR_MASKINPORTEN_KID=KEY_ID,
+            **_settings(fake, key_file),
         )
     )
 
@@ -220,3 +231,49 @@ def test_without_its_settings_the_sync_says_what_is_missing(
     message = admin.error("population", "sync", "--once", expect=2)
 
     assert "NLR_MASKINPORTEN_URL" in message and "needed with NLR_FREG_URL" in message
+
+
+def test_two_servers_follow_the_population_register_and_apply_each_event_once(
+    fake: PopulationRegisterFake,
+    admin: Admin,
+    registry: Registry,
+    prepared_database: str,
+    pki: DevPkiPaths,
+    keyring_path: Path,
+    key_file: Path,
+) -> None:
+    numbers = [national_id() for _ in range(3)]
+    for index, number in enumerate(numbers):
+        create(registry, new_borrower(f"N00000910{index}", national_id=number))
+        fake.state.persons[number] = _person(number)
+    _, cursor = read_feed(registry)
+    fake.state.page_size = 2
+    for number in [*numbers, *numbers]:
+        fake.state.add_event(number, "endringINavn")
+    settings = {
+        name.removeprefix("NLR_").lower(): value
+        for name, value in _settings(fake, key_file).items()
+    }
+    followers = [
+        ServerThread(
+            make_config(pki, keyring_path, prepared_database, freg_poll_seconds=0.05, **settings)
+        ).start()
+        for _ in range(2)
+    ]
+    try:
+        deadline = time.monotonic() + 20
+        while admin.json("population", "status")["events_read"] < 6:
+            assert time.monotonic() < deadline, "the servers did not read the feed"
+            time.sleep(0.05)
+        time.sleep(0.3)  # long enough for a second reading, were there one
+    finally:
+        for follower in followers:
+            follower.stop()
+
+    status = admin.json("population", "status")
+    assert (status["next_sequence"], status["events_read"], status["events_applied"]) == (7, 6, 6)
+    changes, _ = read_feed(registry, cursor)
+    assert sorted(c.borrower.card_number for c in changes) == [
+        f"N00000910{index}" for index in range(3)
+    ]
+    assert {c.borrower.family_name for c in changes} == {"Berg"}

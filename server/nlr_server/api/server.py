@@ -32,6 +32,7 @@ from nlr_server.api.health import watch_database
 from nlr_server.api.interceptor import RegisterInterceptor
 from nlr_server.api.notice_delivery import deliver_notices
 from nlr_server.api.password_pool import PasswordPool
+from nlr_server.api.population_sync import follow_population_register
 from nlr_server.api.rate_limit import LimitState, SharedCallRateLimiter, SharedFailureLimiter
 from nlr_server.api.registry_servicer import BorrowerRegistryServicer
 from nlr_server.api.services import Services
@@ -45,6 +46,8 @@ from nlr_server.domain.deletion_notice import DeliveryPolicy
 from nlr_server.domain.lockout import LockoutPolicy
 from nlr_server.mail.smtp_sender import SmtpSender
 from nlr_server.ops.config import Config
+from nlr_server.population.maskinporten import MaskinportenError
+from nlr_server.population.source import folkeregisteret_source, missing_settings
 from nlr_server.store import migrate
 from nlr_server.store.audit_repository import AuditLog
 from nlr_server.store.database import create_store_engine, ping
@@ -54,6 +57,7 @@ from nlr_server.store.limit_state import SqlLimitState
 from nlr_server.store.redis_limit_state import RedisLimitState
 from nlr_server.store.unit_of_work import SqlUnitOfWorkFactory
 from nlr_server.usecases.maintenance import run_maintenance
+from nlr_server.usecases.ports import PopulationSource
 
 log = logging.getLogger(__name__)
 
@@ -111,6 +115,10 @@ class RegisterServer:
         """Starts serving; returns the bound port (useful with port 0)."""
         config = self.config
         self._keyring = _load_keyring(config)
+        # Checked before anything starts: settings that make no source stop the start-up.
+        population = (
+            _population_source(config) if config.freg_url and self.worker in (None, 0) else None
+        )
         await asyncio.to_thread(self._check_database)
         services = self._services(self._keyring)
         assert self._feed_hub is not None
@@ -178,6 +186,14 @@ class RegisterServer:
                 )
             )
             self._tasks.append(asyncio.create_task(_deliver_notices(config, services)))
+            if population is not None:
+                self._tasks.append(
+                    asyncio.create_task(
+                        follow_population_register(
+                            services.unit_of_work, population, config.freg_poll_seconds
+                        )
+                    )
+                )
         # Each process erases after its own deletions (the eraser knows only of those).
         if isinstance(self._eraser, DeletionVacuum):
             self._tasks.append(
@@ -394,6 +410,26 @@ def _load_keyring(config: Config) -> Keyring:
         return Keyring.load(config.keyring)
     except KeyringError as error:
         raise StartupError(f"NLR_KEYRING: {error}") from error
+
+
+def _population_source(config: Config) -> PopulationSource:
+    """Folkeregisteret as NLR_FREG_URL and NLR_MASKINPORTEN_* name it; StartupError if they
+    do not make one."""
+    settings = {
+        "NLR_FREG_URL": config.freg_url,
+        "NLR_MASKINPORTEN_URL": config.maskinporten_url,
+        "NLR_MASKINPORTEN_CLIENT_ID": config.maskinporten_client_id,
+        "NLR_MASKINPORTEN_KEY": config.maskinporten_key,
+        "NLR_MASKINPORTEN_KID": config.maskinporten_kid,
+        "NLR_MASKINPORTEN_SCOPE": config.maskinporten_scope,
+    }
+    missing = missing_settings(settings)
+    if missing:
+        raise StartupError(f"{', '.join(missing)} not set: needed with NLR_FREG_URL")
+    try:
+        return folkeregisteret_source(settings)
+    except MaskinportenError as error:
+        raise StartupError(str(error)) from None
 
 
 def _deliver_notices(config: Config, services: Services) -> Coroutine[Any, Any, None]:

@@ -22,17 +22,14 @@ from nlr_server.ops.admin import (
     timestamp,
 )
 from nlr_server.ops.config import ConfigError, Environment
-from nlr_server.population.folkeregisteret import (
-    FolkeregisteretClient,
-    FolkeregisteretError,
-    RetryLater,
+from nlr_server.population.folkeregisteret import FolkeregisteretError, RetryLater
+from nlr_server.population.maskinporten import MaskinportenError
+from nlr_server.population.source import (
+    MASKINPORTEN_SETTINGS,
+    FolkeregisteretSource,
+    folkeregisteret_source,
+    missing_settings,
 )
-from nlr_server.population.maskinporten import (
-    MaskinportenError,
-    MaskinportenSettings,
-    MaskinportenTokens,
-)
-from nlr_server.population.source import FolkeregisteretSource
 from nlr_server.usecases.population import sync_page
 
 
@@ -61,32 +58,18 @@ def add_commands(commands: Commands) -> None:
     add_json_option(status)
 
 
-_MASKINPORTEN = (
-    "NLR_MASKINPORTEN_URL",
-    "NLR_MASKINPORTEN_CLIENT_ID",
-    "NLR_MASKINPORTEN_KEY",
-    "NLR_MASKINPORTEN_KID",
-)
+_SETTINGS = ("NLR_FREG_URL", *MASKINPORTEN_SETTINGS, "NLR_MASKINPORTEN_SCOPE")
 
 
 def population_source(env: Environment) -> FolkeregisteretSource:
     """Folkeregisteret as the settings name it; ConfigError naming what is missing."""
-    url = env.raw("NLR_FREG_URL")
-    if not url:
+    settings = {name: env.raw(name) for name in _SETTINGS}
+    if not settings["NLR_FREG_URL"]:
         raise ConfigError("NLR_FREG_URL is not set: the population register is not followed")
-    missing = [name for name in _MASKINPORTEN if not env.raw(name)]
+    missing = missing_settings(settings)
     if missing:
         raise ConfigError(f"{', '.join(missing)} not set: needed with NLR_FREG_URL")
-    tokens = MaskinportenTokens(
-        MaskinportenSettings(
-            issuer=env.raw("NLR_MASKINPORTEN_URL"),
-            client_id=env.raw("NLR_MASKINPORTEN_CLIENT_ID"),
-            key_file=env.path("NLR_MASKINPORTEN_KEY"),
-            key_id=env.raw("NLR_MASKINPORTEN_KID"),
-            scope=env.raw("NLR_MASKINPORTEN_SCOPE"),
-        )
-    )
-    return FolkeregisteretSource(FolkeregisteretClient(url, tokens))
+    return folkeregisteret_source(settings)
 
 
 def _sync(args: argparse.Namespace) -> None:
