@@ -19,6 +19,7 @@ from admin_runner import Admin, admin_environment
 from feed_harness import read_feed
 from nlr.registry.v1 import borrower_pb2
 from nlr.registry.v1 import registry_service_pb2 as pb
+from nlr_server.api.server import StartupError
 from nlr_server.ops.dev_pki import DevPkiPaths
 from population_fake import CLIENT_ID, KEY_ID, PopulationRegisterFake
 from register_harness import (
@@ -277,3 +278,25 @@ def test_two_servers_follow_the_population_register_and_apply_each_event_once(
         f"N00000910{index}" for index in range(3)
     ]
     assert {c.borrower.family_name for c in changes} == {"Berg"}
+
+
+def test_a_server_told_to_follow_without_the_means_to_does_not_start(
+    prepared_database: str, pki: DevPkiPaths, keyring_path: Path, key_file: Path
+) -> None:
+    incomplete = make_config(pki, keyring_path, prepared_database, freg_url="http://127.0.0.1:9")
+    with pytest.raises(StartupError, match=r"NLR_MASKINPORTEN_URL, .* not set"):
+        ServerThread(incomplete).start()
+
+    key_file.chmod(0o644)
+    readable = make_config(
+        pki,
+        keyring_path,
+        prepared_database,
+        freg_url="http://127.0.0.1:9",
+        maskinporten_url="http://127.0.0.1:9/",
+        maskinporten_client_id=CLIENT_ID,
+        maskinporten_key=str(key_file),
+        maskinporten_kid=KEY_ID,
+    )
+    with pytest.raises(StartupError, match="accessible to group or others"):
+        ServerThread(readable).start()
