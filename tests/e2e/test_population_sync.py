@@ -4,6 +4,7 @@ local fake of Folkeregisteret and Maskinporten; then libraries may no longer cha
 
 from __future__ import annotations
 
+import datetime as dt
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -31,6 +32,7 @@ from register_harness import (
     make_config,
     national_id,
     new_borrower,
+    sqlite_bytes,
 )
 
 CARD = "N000009001"
@@ -300,3 +302,133 @@ def test_a_server_told_to_follow_without_the_means_to_does_not_start(
     )
     with pytest.raises(StartupError, match="accessible to group or others"):
         ServerThread(readable).start()
+
+
+def _protected(person: dict[str, Any], level: str) -> dict[str, Any]:
+    return {**person, "adressebeskyttelse": [_entry(graderingsnivaa=level)]}
+
+
+def test_a_confidential_address_is_never_served_until_the_population_register_lifts_it(
+    fake: PopulationRegisterFake, admin: Admin, registry: Registry
+) -> None:
+    number = national_id()
+    create(registry, new_borrower(CARD, national_id=number))
+    _, cursor = read_feed(registry)
+    fake.state.persons[number] = _protected(_person(number), "fortrolig")
+    fake.state.add_event(number, "endringIAdressebeskyttelse")
+
+    admin("population", "sync", "--once")
+
+    hidden = get(registry, card_number=CARD)
+    assert hidden.address_protected
+    assert not hidden.HasField("registered_address")
+    changes, cursor = read_feed(registry, cursor)
+    assert [(c.kind, c.borrower.address_protected) for c in changes] == [
+        (pb.CHANGE_KIND_UPDATED, True)
+    ]
+
+    fake.state.persons[number] = _protected(_person(number), "ugradert")
+    fake.state.add_event(number, "endringIAdressebeskyttelse")
+    admin("population", "sync", "--once")
+
+    served = get(registry, card_number=CARD)
+    assert not served.address_protected
+    assert list(served.registered_address.lines) == ["Fjordgata 7"]
+
+
+def test_an_operators_protection_is_not_lifted_by_the_population_register(
+    fake: PopulationRegisterFake, admin: Admin, registry: Registry
+) -> None:
+    number = national_id()
+    create(registry, new_borrower(CARD, national_id=number))
+    admin("borrowers", "protect-address", CARD)
+    fake.state.persons[number] = _person(number)  # ugradert: no protection given
+    fake.state.add_event(number, "endringINavn")
+
+    admin("population", "sync", "--once")
+
+    borrower = get(registry, card_number=CARD)
+    assert borrower.address_protected and borrower.family_name == "Berg"
+
+
+STRICT_LINE = "Qzxyhemmeligveien 41"
+STRICT_TEMPORARY_LINE = "Qzxyhyttestien 9"
+
+
+def test_a_strictly_confidential_address_is_erased_and_no_library_may_write_one(
+    fake: PopulationRegisterFake,
+    admin: Admin,
+    registry: Registry,
+    prepared_database: str,
+    pki: DevPkiPaths,
+    keyring_path: Path,
+    key_file: Path,
+) -> None:
+    number = national_id()
+    create(
+        registry,
+        new_borrower(
+            CARD,
+            national_id=number,
+            registered_address=borrower_pb2.Address(
+                lines=[STRICT_LINE], postal_code="0155", city="Oslo"
+            ),
+            temporary_address=borrower_pb2.TemporaryAddress(
+                address=borrower_pb2.Address(
+                    lines=[STRICT_TEMPORARY_LINE], postal_code="3580", city="Geilo"
+                ),
+                valid_until=(dt.date.today() + dt.timedelta(days=30)).isoformat(),
+            ),
+        ),
+    )
+    person = _protected(_person(number), "strengtFortrolig")
+    person["bostedsadresse"] = [_entry(ukjentBosted={}, adressegradering="strengtFortrolig")]
+    fake.state.persons[number] = person
+    fake.state.add_event(number, "endringIAdressebeskyttelse")
+    settings = {
+        name.removeprefix("NLR_").lower(): value
+        for name, value in _settings(fake, key_file).items()
+    }
+    follower = ServerThread(
+        make_config(pki, keyring_path, prepared_database, freg_poll_seconds=0.05, **settings)
+    ).start()
+    try:
+        deadline = time.monotonic() + 20
+        while admin.json("population", "status")["events_applied"] < 1:
+            assert time.monotonic() < deadline, "the server did not apply the event"
+            time.sleep(0.05)
+        if prepared_database.startswith("sqlite"):
+            # Erased from the file and its write-ahead log (truncated right after the commit).
+            deadline = time.monotonic() + 2
+            while (raw := sqlite_bytes(prepared_database)) and (
+                STRICT_LINE.encode() in raw or STRICT_TEMPORARY_LINE.encode() in raw
+            ):
+                assert time.monotonic() < deadline, "address bytes left on disk"
+                time.sleep(0.05)
+    finally:
+        follower.stop()
+
+    borrower = get(registry, card_number=CARD)
+    assert borrower.address_protected
+    assert not borrower.HasField("registered_address")
+    assert not borrower.HasField("temporary_address")
+    registered = borrower_pb2.Borrower(card_number=CARD, etag=borrower.etag)
+    registered.registered_address.CopyFrom(
+        borrower_pb2.Address(lines=["Ny gate 1"], postal_code="0155", city="Oslo")
+    )
+    temporary = borrower_pb2.Borrower(card_number=CARD, etag=borrower.etag)
+    temporary.temporary_address.CopyFrom(
+        borrower_pb2.TemporaryAddress(
+            address=borrower_pb2.Address(lines=["Hytta"], postal_code="3580", city="Geilo"),
+            valid_until=(dt.date.today() + dt.timedelta(days=5)).isoformat(),
+        )
+    )
+    for path, change in (("registered_address", registered), ("temporary_address", temporary)):
+        with pytest.raises(grpc.RpcError) as refused:
+            registry.stub.UpdateBorrower(
+                pb.UpdateBorrowerRequest(borrower=change, update_mask=FieldMask(paths=[path])),
+                metadata=registry.metadata,
+            )
+        assert refused.value.code() == grpc.StatusCode.PERMISSION_DENIED
+        assert error_details(refused.value)[0] == "ADDRESS_STRICTLY_PROTECTED"
+    assert get(registry, card_number=CARD) == borrower

@@ -7,8 +7,9 @@ from typing import Any
 
 import pytest
 
+from nlr_server.domain.address import AddressProtection
 from nlr_server.domain.borrower import Sex
-from nlr_server.domain.population import AddressProtection, ResidenceKind
+from nlr_server.domain.population import ResidenceKind
 from nlr_server.population.person_document import PersonDocumentError, read_person
 
 NATIONAL_ID = "01017012345"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import enum
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -120,3 +121,13 @@ class TemporaryAddress:
 
     def applies_on(self, day: dt.date) -> bool:
         return day <= self.valid_until
+
+
+class AddressProtection(enum.IntEnum):
+    """Adressebeskyttelse, weakest first: a stronger one never gives way to a weaker one found
+    beside it."""
+
+    NONE = 0  # ugradert
+    CONFIDENTIAL = 1  # fortrolig: the address is never served
+    STRICTLY_CONFIDENTIAL = 2  # strengtFortrolig: no address is available, and every one held
+    # about the person must be deleted

@@ -8,7 +8,7 @@ import enum
 from dataclasses import dataclass, field, replace
 
 from nlr_server.domain.actor import Actor
-from nlr_server.domain.address import Address, TemporaryAddress
+from nlr_server.domain.address import Address, AddressProtection, TemporaryAddress
 from nlr_server.domain.card_number import CardNumber
 from nlr_server.domain.contact import (
     ContactMethod,
@@ -196,6 +196,9 @@ class Borrower:
     # Found in the population register when last checked: it owns their name, sex and
     # registered address (domain/policy.py).
     in_population_register: bool = False
+    # The protection the population register gave the address (an operator's is NONE here,
+    # with address_protected set): strictly confidential keeps every address out of the record.
+    address_protection: AddressProtection = AddressProtection.NONE
     id: int | None = field(default=None, compare=False)
 
     @classmethod

@@ -18,6 +18,7 @@ The use cases ask here, once per borrower they act on; nothing else decides.
 from __future__ import annotations
 
 from nlr_server.domain.actor import Actor, ActorKind
+from nlr_server.domain.address import AddressProtection
 from nlr_server.domain.borrower import UPDATABLE_FIELDS, Borrower
 from nlr_server.domain.credentials import SecurityLevel
 from nlr_server.domain.errors import PermissionDenied
@@ -32,6 +33,8 @@ POPULATION_REGISTER_FIELDS: frozenset[str] = frozenset(
 FOLLOWED_FIELDS: frozenset[str] = frozenset(
     {"given_name", "family_name", "sex", "registered_address"}
 )
+# The record's addresses.
+ADDRESS_FIELDS: frozenset[str] = frozenset({"registered_address", "temporary_address"})
 # What a borrower keeps true themself.
 BORROWER_FIELDS: frozenset[str] = frozenset(
     {
@@ -106,7 +109,21 @@ def require_may_change_fields(actor: Actor, fields: frozenset[str]) -> None:
 
 def require_not_followed(actor: Actor, borrower: Borrower, fields: frozenset[str]) -> None:
     """Refuses a library's change of what the population register keeps true for a borrower
-    found in it, naming the fields (ErrorInfo metadata ``fields``)."""
+    found in it, naming the fields (ErrorInfo metadata ``fields``); and any address for a
+    borrower whose address the population register keeps strictly confidential, from a library
+    or the borrower (an operator may still act)."""
+    addresses = sorted(fields & ADDRESS_FIELDS)
+    if (
+        addresses
+        and borrower.address_protection is AddressProtection.STRICTLY_CONFIDENTIAL
+        and actor.kind in (ActorKind.LIBRARY, ActorKind.BORROWER)
+    ):
+        raise PermissionDenied(
+            "the population register keeps this borrower's address strictly confidential: no "
+            f"address may be kept ({', '.join(addresses)})",
+            reason="ADDRESS_STRICTLY_PROTECTED",
+            metadata={"fields": ",".join(addresses)},
+        )
     if actor.kind is not ActorKind.LIBRARY or not borrower.in_population_register:
         return
     followed = sorted(fields & FOLLOWED_FIELDS)

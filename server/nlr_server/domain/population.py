@@ -12,19 +12,9 @@ import datetime as dt
 import enum
 from dataclasses import dataclass
 
-from nlr_server.domain.address import Address
+from nlr_server.domain.address import Address, AddressProtection
 from nlr_server.domain.borrower import Sex
 from nlr_server.domain.person_name import PersonName
-
-
-class AddressProtection(enum.IntEnum):
-    """Adressebeskyttelse, weakest first: a stronger one never gives way to a weaker one found
-    beside it."""
-
-    NONE = 0  # ugradert
-    CONFIDENTIAL = 1  # fortrolig: the address is never served
-    STRICTLY_CONFIDENTIAL = 2  # strengtFortrolig: no address is available, and every one held
-    # about the person must be deleted
 
 
 class ResidenceKind(enum.StrEnum):

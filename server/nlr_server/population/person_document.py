@@ -16,11 +16,11 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from nlr_server.domain.address import Address
+from nlr_server.domain.address import Address, AddressProtection
 from nlr_server.domain.borrower import Sex
 from nlr_server.domain.errors import InvalidArgument, Violations
 from nlr_server.domain.person_name import PersonName
-from nlr_server.domain.population import AddressProtection, PopulationPerson, ResidenceKind
+from nlr_server.domain.population import PopulationPerson, ResidenceKind
 
 _SEX = {"kvinne": Sex.FEMALE, "mann": Sex.MALE}
 _PROTECTION = {

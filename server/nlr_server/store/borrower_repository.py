@@ -310,7 +310,11 @@ class SqlBorrowerRepository:
             raise EtagMismatch("the borrower changed since it was read; read it again")
         return dataclasses.replace(borrower, version=borrower.version + 1)
 
-    def save(self, borrower: Borrower, *, national_id: NationalId | None = None) -> Borrower:
+    def save(
+        self, borrower: Borrower, *, national_id: NationalId | None = None, erasing: bool = False
+    ) -> Borrower:
+        """Stores the whole record; ``erasing``: what it no longer holds is personal data to
+        erase from disk once the transaction commits (store/erasure.py)."""
         row = self._row(borrower)
         if row.version != borrower.version:
             raise EtagMismatch("the borrower changed since it was read; read it again")
@@ -324,6 +328,10 @@ class SqlBorrowerRepository:
         _write(row, borrower)
         row.population_register_checked_at = borrower.population_register_checked_at
         row.in_population_register = borrower.in_population_register
+        row.address_protected = borrower.address_protected
+        row.address_protection = record_columns.PROTECTION_COLUMN[borrower.address_protection]
+        if erasing:
+            erase_after_commit(self._session)
         self._session.flush()
         return record_columns.borrower_of(row, _orm_affiliations(row))
 

@@ -197,6 +197,9 @@ class BorrowerRow(Base):
     # Found in the population register when last checked: it then owns name, sex and the
     # registered address (domain/policy.py).
     in_population_register: Mapped[bool] = mapped_column(Boolean, default=False)
+    # The address protection the population register gave (fortrolig, strengtFortrolig);
+    # NULL when none did (an operator's protection is address_protected alone).
+    address_protection: Mapped[str | None] = mapped_column(String(24))
     home_library: Mapped[str] = mapped_column(ForeignKey("libraries.library_number"))
     # Who created the record and who last changed it (domain/actor.py): the kind, and the
     # library number, card number, operator or task by kind. Not a key to libraries: most

@@ -11,7 +11,7 @@ from sqlalchemy import Column
 
 from nlr_server.crypto.national_id_sealer import SealedNationalId
 from nlr_server.domain.actor import Actor, ActorKind
-from nlr_server.domain.address import Address, TemporaryAddress
+from nlr_server.domain.address import Address, AddressProtection, TemporaryAddress
 from nlr_server.domain.borrower import Affiliation, Borrower, PersonalData, Sex
 from nlr_server.domain.card_number import CardNumber
 from nlr_server.domain.contact import (
@@ -43,6 +43,17 @@ NO_TEMPORARY_ADDRESS: Mapping[str, bool | None] = {
 }
 
 
+# The population register's address protection as stored (the register's own words).
+PROTECTION_COLUMN: dict[AddressProtection, str | None] = {
+    AddressProtection.NONE: None,
+    AddressProtection.CONFIDENTIAL: "fortrolig",
+    AddressProtection.STRICTLY_CONFIDENTIAL: "strengtFortrolig",
+}
+PROTECTION_OF_COLUMN: dict[str | None, AddressProtection] = {
+    column: protection for protection, column in PROTECTION_COLUMN.items()
+}
+
+
 def new_row(borrower: Borrower, national_id: SealedNationalId) -> dict[str, Any]:
     """The borrowers row of a record not yet stored, without its id. The PIN and password
     verifiers are left out (NULL): only the credentials repository writes them."""
@@ -58,6 +69,7 @@ def new_row(borrower: Borrower, national_id: SealedNationalId) -> dict[str, Any]
         last_active_on=borrower.last_active_on,
         population_register_checked_at=borrower.population_register_checked_at,
         in_population_register=borrower.in_population_register,
+        address_protection=PROTECTION_COLUMN[borrower.address_protection],
         created_by_kind=borrower.created_by.kind.value,
         created_by=borrower.created_by.id,
         created_at=borrower.created_at,
@@ -251,6 +263,7 @@ def borrower_of(row: Any, affiliations: list[tuple[str, dt.datetime]]) -> Borrow
         last_active_on=row.last_active_on,
         population_register_checked_at=row.population_register_checked_at,
         in_population_register=bool(row.in_population_register),
+        address_protection=PROTECTION_OF_COLUMN[row.address_protection],
     )
 
 

@@ -7,8 +7,11 @@ in one transaction that also moves the place on: a page is applied once, in sequ
 applying a person twice changes nothing the second time. Only one worker across all servers
 reads at a time (the lease in the database).
 
-Still to come (issue [5/9]): deaths, address protection, new identity numbers, duplicates and
-emigration act on the record; events that fail are set aside for review.
+Address protection follows too: fortrolig protects the address (it is never served),
+strengtFortrolig also erases every address held and keeps libraries from writing one, and the
+population register lifts only the protection it gave. Still to come (issue [5/9]): deaths, new
+identity numbers, duplicates and emigration act on the record; events that fail are set aside
+for review.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ import datetime as dt
 from dataclasses import dataclass
 
 from nlr_server.domain.actor import Actor
+from nlr_server.domain.address import AddressProtection
 from nlr_server.domain.audit import Acting
 from nlr_server.domain.borrower import PersonalData
 from nlr_server.domain.national_id import NationalId
@@ -83,22 +87,48 @@ def apply_person(
     uow: UnitOfWork, acting: Acting, person: PopulationPerson, now: dt.datetime
 ) -> bool:
     """The borrower with ``person``'s national id made to agree with them: name, sex and
-    registered address (where given), found in the population register, checked now. False if
-    the register has no such borrower."""
+    registered address (where given), address protection, found in the population register,
+    checked now. False if the register has no such borrower."""
     national_id = NationalId.parse(person.national_id, allow_synthetic=True, today=now.date())
     before = uow.borrowers.get_by_national_id(national_id)
     if before is None:
         return False
     personal = _followed(before.personal, person)
+    protection = person.protection
+    protected = before.address_protected
+    if protection is not AddressProtection.NONE:
+        protected = True
+    elif before.address_protection is not AddressProtection.NONE:
+        # The population register lifts the protection it gave (never an operator's).
+        protected = False
+    erasing = False
+    if protection is AddressProtection.STRICTLY_CONFIDENTIAL:
+        # No address is available, and every one held about the person is deleted.
+        erasing = personal.registered_address is not None or personal.temporary_address is not None
+        personal = dataclasses.replace(
+            personal,
+            registered_address=None,
+            temporary_address=None,
+            registered_address_should_be_checked=False,
+            temporary_address_should_be_checked=False,
+        )
     after = dataclasses.replace(
         before,
+        personal=personal,
+        address_protected=protected,
+        address_protection=protection,
         in_population_register=True,
         population_register_checked_at=now,
     )
-    if personal != before.personal:
+    changed = (personal, protected, protection) != (
+        before.personal,
+        before.address_protected,
+        before.address_protection,
+    )
+    if changed:
         after = after.change_personal_data(personal, acting.actor, now)
-    saved = uow.borrowers.save(after)
-    if personal != before.personal:
+    saved = uow.borrowers.save(after, erasing=erasing)
+    if changed:
         change_feed.record(uow, before, saved, now)
     record_audit(uow, acting, now, saved)
     return True

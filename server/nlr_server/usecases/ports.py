@@ -94,7 +94,9 @@ class BorrowerRepository(Protocol):
         """As save, for a change of the personal data, home library and last changer only."""
         ...
 
-    def save(self, borrower: Borrower, *, national_id: NationalId | None = None) -> Borrower:
+    def save(
+        self, borrower: Borrower, *, national_id: NationalId | None = None, erasing: bool = False
+    ) -> Borrower:
         """Stores changes if ``borrower.version`` is still current (else EtagMismatch);
         returns the borrower with its new version."""
         ...
