@@ -126,7 +126,7 @@ def test_the_events_of_the_registers_borrowers_change_them_once_and_then_they_ar
     summary = admin.json("population", "sync", "--once")
 
     # Both events of the borrower applied (one per page of two); the second changed nothing.
-    assert summary == {"read": 3, "applied": 2, "next_sequence": 4}
+    assert summary == {"read": 3, "applied": 2, "deleted_deceased": 0, "next_sequence": 4}
     borrower = get(registry, card_number=CARD)
     assert (borrower.given_name, borrower.family_name) == ("Kari Marie", "Berg")
     assert borrower.sex == borrower_pb2.SEX_FEMALE
@@ -432,3 +432,52 @@ def test_a_strictly_confidential_address_is_erased_and_no_library_may_write_one(
         assert refused.value.code() == grpc.StatusCode.PERMISSION_DENIED
         assert error_details(refused.value)[0] == "ADDRESS_STRICTLY_PROTECTED"
     assert get(registry, card_number=CARD) == borrower
+
+
+def _dead(person: dict[str, Any]) -> dict[str, Any]:
+    return {**person, "doedsfall": {"doedsdato": "2026-11-30"}, "status": [_entry(status="doed")]}
+
+
+def test_a_death_deletes_the_borrower_after_the_grace_period_and_a_reactivation_cancels_it(
+    fake: PopulationRegisterFake, admin: Admin, registry: Registry
+) -> None:
+    number, other_number = national_id(), national_id()
+    create(registry, new_borrower(CARD, national_id=number))
+    create(registry, new_borrower(OTHER, national_id=other_number))
+    fake.state.persons[number] = _dead(_person(number))
+    fake.state.persons[other_number] = _dead(_person(other_number))
+    fake.state.add_event(number, "personErDoed")
+    fake.state.add_event(other_number, "personErDoed")
+
+    assert admin.json("population", "sync", "--once")["deleted_deceased"] == 0
+
+    assert get(registry, card_number=CARD).family_name == "Berg"  # still there, for now
+    assert admin.json("population", "status")["deaths_pending"] == 2
+    # The other death was a mistake: the person is reactivated within the grace period.
+    fake.state.persons[other_number] = _person(other_number)
+    fake.state.add_event(other_number, "personErReaktivert")
+    admin("population", "sync", "--once")
+    assert admin.json("population", "status")["deaths_pending"] == 1
+    _, cursor = read_feed(registry)
+
+    # A third borrower dies, followed with no grace period: deleted in the same run; the first
+    # still waits out the week it was given.
+    third = national_id()
+    create(registry, new_borrower("N000009003", national_id=third))
+    _, cursor = read_feed(registry)
+    fake.state.persons[third] = _dead(_person(third))
+    fake.state.add_event(third, "personErDoed")
+    no_grace = Admin({**admin.env, "NLR_FREG_DEATH_GRACE_DAYS": "0"})
+
+    assert no_grace.json("population", "sync", "--once")["deleted_deceased"] == 1
+
+    with pytest.raises(grpc.RpcError) as gone:
+        get(registry, card_number="N000009003")
+    assert gone.value.code() == grpc.StatusCode.NOT_FOUND
+    assert get(registry, card_number=CARD).card_number == CARD
+    assert get(registry, card_number=OTHER).card_number == OTHER
+    changes, _ = read_feed(registry, cursor)
+    assert [(c.kind, c.tombstone.card_number) for c in changes] == [
+        (pb.CHANGE_KIND_DELETED, "N000009003")
+    ]
+    assert admin.json("population", "status")["deaths_pending"] == 1

@@ -5,6 +5,7 @@ it; the lease in the database lets one read at a time (usecases/population.py)."
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import functools
 import logging
 import os
@@ -13,7 +14,7 @@ import socket
 from nlr_server.api.daemon_thread import on_daemon_thread
 from nlr_server.api.services import now
 from nlr_server.population.folkeregisteret import RetryLater
-from nlr_server.usecases.population import sync_page
+from nlr_server.usecases.population import delete_deceased, sync_page
 from nlr_server.usecases.ports import PopulationSource, UnitOfWorkFactory
 
 log = logging.getLogger(__name__)
@@ -25,7 +26,10 @@ def sync_owner() -> str:
 
 
 async def follow_population_register(
-    unit_of_work: UnitOfWorkFactory, source: PopulationSource, poll_seconds: float
+    unit_of_work: UnitOfWorkFactory,
+    source: PopulationSource,
+    poll_seconds: float,
+    death_grace: dt.timedelta,
 ) -> None:
     """Runs until cancelled. An error is logged by its class only (a message might quote
     personal data), kept as the sync's last error, and the next round tries again."""
@@ -33,7 +37,7 @@ async def follow_population_register(
     while True:
         try:
             result = await on_daemon_thread(
-                functools.partial(sync_page, unit_of_work, source, owner, now()),
+                functools.partial(sync_page, unit_of_work, source, owner, now(), death_grace),
                 "nlr-population",
             )
         except RetryLater as wait:
@@ -50,6 +54,15 @@ async def follow_population_register(
         if result.applied:
             log.info("population register: %d events read, %d applied", result.read, result.applied)
         if result.caught_up:
+            try:
+                deleted = await on_daemon_thread(
+                    functools.partial(delete_deceased, unit_of_work, now()), "nlr-population"
+                )
+            except Exception as error:
+                log.error("deleting the deceased failed: %s", type(error).__name__)
+            else:
+                if deleted:
+                    log.info("population register: %d deceased borrowers deleted", deleted)
             await asyncio.sleep(poll_seconds)
 
 

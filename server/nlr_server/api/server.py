@@ -190,7 +190,10 @@ class RegisterServer:
                 self._tasks.append(
                     asyncio.create_task(
                         follow_population_register(
-                            services.unit_of_work, population, config.freg_poll_seconds
+                            services.unit_of_work,
+                            population,
+                            config.freg_poll_seconds,
+                            dt.timedelta(days=config.freg_death_grace_days),
                         )
                     )
                 )

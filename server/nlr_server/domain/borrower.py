@@ -199,6 +199,9 @@ class Borrower:
     # The protection the population register gave the address (an operator's is NONE here,
     # with address_protected set): strictly confidential keeps every address out of the record.
     address_protection: AddressProtection = AddressProtection.NONE
+    # The population register notified a death: deleted as DECEASED from then on (a grace
+    # period after the notice), unless the person is reactivated before.
+    delete_as_deceased_after: dt.datetime | None = None
     id: int | None = field(default=None, compare=False)
 
     @classmethod

@@ -144,6 +144,12 @@ SETTINGS: tuple[Setting, ...] = (
         "how long the population register sync waits for new events once it has read them all",
     ),
     Setting(
+        "NLR_FREG_DEATH_GRACE_DAYS",
+        "7",
+        "how long after the population register notifies a death the borrower is deleted as "
+        "DECEASED (a reactivation before then cancels it)",
+    ),
+    Setting(
         "NLR_MASKINPORTEN_URL",
         "",
         "Maskinporten's issuer, e.g. `https://maskinporten.no/` (tokens from `{issuer}token`)",
@@ -266,6 +272,7 @@ class Config:
     redis_prefix: str = "nlr:"
     freg_url: str = ""
     freg_poll_seconds: float = 60.0
+    freg_death_grace_days: float = 7.0
     maskinporten_url: str = ""
     maskinporten_client_id: str = ""
     maskinporten_key: str = ""
@@ -327,6 +334,7 @@ class Config:
             redis_prefix=env.raw("NLR_REDIS_PREFIX"),
             freg_url=env.raw("NLR_FREG_URL"),
             freg_poll_seconds=env.number("NLR_FREG_POLL_SECONDS", minimum=0.1),
+            freg_death_grace_days=env.number("NLR_FREG_DEATH_GRACE_DAYS", minimum=0),
             maskinporten_url=env.raw("NLR_MASKINPORTEN_URL"),
             maskinporten_client_id=env.raw("NLR_MASKINPORTEN_CLIENT_ID"),
             maskinporten_key=env.raw("NLR_MASKINPORTEN_KEY"),

@@ -8,7 +8,7 @@ import functools
 from collections.abc import Collection
 from typing import Any
 
-from sqlalchemy import bindparam, delete, exists, insert, select, update
+from sqlalchemy import bindparam, delete, exists, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from nlr_server.crypto.national_id_sealer import NationalIdSealer
@@ -131,6 +131,25 @@ class SqlBorrowerRepository:
 
     def get_by_national_id(self, national_id: NationalId) -> Borrower | None:
         return self._load(_BY_NATIONAL_ID, {"key": self._sealer.index(national_id.value)})
+
+    def deceased_due(self, now: dt.datetime) -> list[CardNumber]:
+        """The borrowers the population register notified dead whose grace period is over."""
+        return [
+            CardNumber(card)
+            for card in self._session.execute(
+                select(BorrowerRow.card_number)
+                .where(BorrowerRow.delete_as_deceased_after <= now)
+                .order_by(BorrowerRow.delete_as_deceased_after)
+            ).scalars()
+        ]
+
+    def deceased_pending(self) -> int:
+        """How many borrowers wait out the grace period after a notified death."""
+        return int(
+            self._session.execute(
+                select(func.count()).where(BorrowerRow.delete_as_deceased_after.is_not(None))
+            ).scalar_one()
+        )
 
     def registered_national_ids(self, national_ids: Collection[str]) -> set[str]:
         """Those of ``national_ids`` that belong to a borrower (by the blind index)."""
@@ -330,6 +349,7 @@ class SqlBorrowerRepository:
         row.in_population_register = borrower.in_population_register
         row.address_protected = borrower.address_protected
         row.address_protection = record_columns.PROTECTION_COLUMN[borrower.address_protection]
+        row.delete_as_deceased_after = borrower.delete_as_deceased_after
         if erasing:
             erase_after_commit(self._session)
         self._session.flush()

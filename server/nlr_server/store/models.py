@@ -200,6 +200,8 @@ class BorrowerRow(Base):
     # The address protection the population register gave (fortrolig, strengtFortrolig);
     # NULL when none did (an operator's protection is address_protected alone).
     address_protection: Mapped[str | None] = mapped_column(String(24))
+    # A death the population register notified: deleted as DECEASED from then on.
+    delete_as_deceased_after: Mapped[dt.datetime | None] = mapped_column(UtcDateTime(), index=True)
     home_library: Mapped[str] = mapped_column(ForeignKey("libraries.library_number"))
     # Who created the record and who last changed it (domain/actor.py): the kind, and the
     # library number, card number, operator or task by kind. Not a key to libraries: most

@@ -9,9 +9,10 @@ reads at a time (the lease in the database).
 
 Address protection follows too: fortrolig protects the address (it is never served),
 strengtFortrolig also erases every address held and keeps libraries from writing one, and the
-population register lifts only the protection it gave. Still to come (issue [5/9]): deaths, new
-identity numbers, duplicates and emigration act on the record; events that fail are set aside
-for review.
+population register lifts only the protection it gave. A death is deleted as DECEASED a grace
+period after it was notified (``delete_deceased``), unless the person is reactivated before.
+Still to come (issue [5/9]): new identity numbers, duplicates and emigration act on the record;
+events that fail are set aside for review.
 """
 
 from __future__ import annotations
@@ -23,15 +24,18 @@ from dataclasses import dataclass
 from nlr_server.domain.actor import Actor
 from nlr_server.domain.address import AddressProtection
 from nlr_server.domain.audit import Acting
-from nlr_server.domain.borrower import PersonalData
+from nlr_server.domain.borrower import DeletionReason, PersonalData
+from nlr_server.domain.errors import NotFound
 from nlr_server.domain.national_id import NationalId
 from nlr_server.domain.population import PopulationPerson, ResidenceKind
 from nlr_server.usecases import change_feed
+from nlr_server.usecases.borrowers import delete_borrower
 from nlr_server.usecases.changes import record_audit
 from nlr_server.usecases.ports import PopulationSource, UnitOfWork, UnitOfWorkFactory
 
 ACTION = "population register sync"
 LEASE = dt.timedelta(minutes=2)
+DEFAULT_DEATH_GRACE = dt.timedelta(days=7)
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,7 +49,11 @@ class PageResult:
 
 
 def sync_page(
-    unit_of_work: UnitOfWorkFactory, source: PopulationSource, owner: str, now: dt.datetime
+    unit_of_work: UnitOfWorkFactory,
+    source: PopulationSource,
+    owner: str,
+    now: dt.datetime,
+    death_grace: dt.timedelta = DEFAULT_DEATH_GRACE,
 ) -> PageResult:
     with unit_of_work() as uow:
         state = uow.population.claim(owner, now, now + LEASE)
@@ -72,7 +80,7 @@ def sync_page(
                 continue
             done.add(event.national_id)
             person = persons.get(event.national_id)
-            if person is not None and apply_person(uow, acting, person, now):
+            if person is not None and apply_person(uow, acting, person, now, death_grace):
                 applied += 1
         if not uow.population.advance(
             owner, state.next_sequence, next_sequence, page.etag, len(page.events), applied, now
@@ -84,10 +92,15 @@ def sync_page(
 
 
 def apply_person(
-    uow: UnitOfWork, acting: Acting, person: PopulationPerson, now: dt.datetime
+    uow: UnitOfWork,
+    acting: Acting,
+    person: PopulationPerson,
+    now: dt.datetime,
+    death_grace: dt.timedelta = DEFAULT_DEATH_GRACE,
 ) -> bool:
     """The borrower with ``person``'s national id made to agree with them: name, sex and
-    registered address (where given), address protection, found in the population register,
+    registered address (where given), address protection, a death (deleted as DECEASED once
+    ``death_grace`` has passed, unless reactivated before), found in the population register,
     checked now. False if the register has no such borrower."""
     national_id = NationalId.parse(person.national_id, allow_synthetic=True, today=now.date())
     before = uow.borrowers.get_by_national_id(national_id)
@@ -112,6 +125,11 @@ def apply_person(
             registered_address_should_be_checked=False,
             temporary_address_should_be_checked=False,
         )
+    delete_after = before.delete_as_deceased_after
+    if person.is_dead and delete_after is None:
+        delete_after = now + death_grace
+    elif not person.is_dead:
+        delete_after = None  # alive (again): a death notified earlier was annulled
     after = dataclasses.replace(
         before,
         personal=personal,
@@ -119,6 +137,7 @@ def apply_person(
         address_protection=protection,
         in_population_register=True,
         population_register_checked_at=now,
+        delete_as_deceased_after=delete_after,
     )
     changed = (personal, protected, protection) != (
         before.personal,
@@ -150,3 +169,19 @@ def _followed(personal: PersonalData, person: PopulationPerson) -> PersonalData:
     elif person.residence is ResidenceKind.UNKNOWN:
         followed = dataclasses.replace(followed, registered_address=None)
     return followed
+
+
+def delete_deceased(unit_of_work: UnitOfWorkFactory, now: dt.datetime) -> int:
+    """Deletes, as DECEASED, the borrowers whose death the population register notified a
+    grace period ago; returns how many."""
+    with unit_of_work(read_only=True) as uow:
+        due = uow.borrowers.deceased_due(now)
+    acting = Acting(Actor.population_register(), ACTION)
+    deleted = 0
+    for card_number in due:
+        try:
+            delete_borrower(unit_of_work, acting, card_number, DeletionReason.DECEASED, None, now)
+        except NotFound:
+            continue  # deleted meanwhile
+        deleted += 1
+    return deleted

@@ -64,6 +64,12 @@ class BorrowerRepository(Protocol):
 
     def get_by_national_id(self, national_id: NationalId) -> Borrower | None: ...
 
+    def deceased_due(self, now: dt.datetime) -> list[CardNumber]:
+        """Those the population register notified dead whose grace period is over."""
+        ...
+
+    def deceased_pending(self) -> int: ...
+
     def registered_national_ids(self, national_ids: Collection[str]) -> set[str]:
         """Those of ``national_ids`` (as the population register writes them) that belong to
         a borrower, found by the blind index."""

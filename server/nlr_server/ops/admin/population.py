@@ -4,6 +4,7 @@ where the sync stands."""
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import os
 import socket
 import time
@@ -30,7 +31,7 @@ from nlr_server.population.source import (
     folkeregisteret_source,
     missing_settings,
 )
-from nlr_server.usecases.population import sync_page
+from nlr_server.usecases.population import delete_deceased, sync_page
 
 
 def add_commands(commands: Commands) -> None:
@@ -77,6 +78,7 @@ def _sync(args: argparse.Namespace) -> None:
     try:
         source = population_source(env)
         poll = env.number("NLR_FREG_POLL_SECONDS", minimum=0.1)
+        grace = dt.timedelta(days=env.number("NLR_FREG_DEATH_GRACE_DAYS", minimum=0))
     except (ConfigError, MaskinportenError) as error:
         raise AdminError(str(error)) from None
     owner = f"nlr-admin@{socket.gethostname()}:{os.getpid()}"
@@ -84,7 +86,7 @@ def _sync(args: argparse.Namespace) -> None:
     with store() as unit_of_work:
         while True:
             try:
-                result = sync_page(unit_of_work, source, owner, now())
+                result = sync_page(unit_of_work, source, owner, now(), grace)
             except RetryLater as wait:
                 time.sleep(wait.seconds)
                 continue
@@ -105,17 +107,27 @@ def _sync(args: argparse.Namespace) -> None:
             uow.population.release(owner)
             state = uow.population.state()
             uow.commit()
+        deleted = delete_deceased(unit_of_work, now())
     if args.json:
-        print_json({"read": read, "applied": applied, "next_sequence": state.next_sequence})
+        print_json(
+            {
+                "read": read,
+                "applied": applied,
+                "deleted_deceased": deleted,
+                "next_sequence": state.next_sequence,
+            }
+        )
         return
     print(
-        f"read {read:,} events, applied {applied:,}; next sequence number {state.next_sequence:,}"
+        f"read {read:,} events, applied {applied:,}, deleted {deleted:,} deceased; "
+        f"next sequence number {state.next_sequence:,}"
     )
 
 
 def _status(args: argparse.Namespace) -> None:
     with store() as unit_of_work, unit_of_work(read_only=True) as uow:
         state = uow.population.state()
+        pending = uow.borrowers.deceased_pending()
     result: dict[str, Any] = {
         "next_sequence": state.next_sequence,
         "events_read": state.events_read,
@@ -124,6 +136,7 @@ def _status(args: argparse.Namespace) -> None:
         "last_error": state.last_error,
         "lease_owner": state.lease_owner,
         "lease_until": timestamp(state.lease_until),
+        "deaths_pending": pending,
     }
     if args.json:
         print_json(result)
