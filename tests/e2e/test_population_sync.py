@@ -481,3 +481,61 @@ def test_a_death_deletes_the_borrower_after_the_grace_period_and_a_reactivation_
         (pb.CHANGE_KIND_DELETED, "N000009003")
     ]
     assert admin.json("population", "status")["deaths_pending"] == 1
+
+
+def _renumbered(person: dict[str, Any], old: str, new: str) -> dict[str, Any]:
+    """The person as the population register gives them after a new identity number."""
+    return {
+        **person,
+        "identifikasjonsnummer": [
+            {**_entry(foedselsEllerDNummer=old), "erGjeldende": False},
+            _entry(foedselsEllerDNummer=new),
+        ],
+    }
+
+
+def test_a_new_identity_number_is_resealed_and_one_of_another_borrower_left_to_an_operator(
+    fake: PopulationRegisterFake, admin: Admin, registry: Registry
+) -> None:
+    d_number_holder, new_number = (
+        national_id(dt.date(1990, 5, 17)),
+        national_id(dt.date(1991, 2, 3)),
+    )
+    create(registry, new_borrower(CARD, national_id=d_number_holder))
+    first, second = national_id(), national_id()
+    create(registry, new_borrower(OTHER, national_id=first))
+    create(registry, new_borrower("N000009003", national_id=second))
+    other_before = get(registry, card_number=OTHER)
+    fake.state.persons[d_number_holder] = _renumbered(
+        _person(d_number_holder), d_number_holder, new_number
+    )
+    # The population register merged two persons who are both borrowers here.
+    fake.state.persons[first] = _renumbered(_person(first), first, second)
+    fake.state.add_event(d_number_holder, "endringIIdentifikasjonsnummer")
+    fake.state.add_event(first, "personErOpphoertSomDublett")
+    # And one it sends in a shape the register cannot read: set aside, the feed goes on.
+    broken = national_id()
+    create(registry, new_borrower("N000009004", national_id=broken))
+    fake.state.persons[broken] = _renumbered(_person(broken), broken, "123")
+    fake.state.add_event(broken, "endringIIdentifikasjonsnummer")
+
+    summary = admin.json("population", "sync", "--once")
+
+    assert (summary["read"], summary["applied"], summary["next_sequence"]) == (3, 1, 4)
+    renumbered = get(registry, national_id=new_number)
+    assert renumbered.card_number == CARD
+    assert renumbered.birth_date == "1991-02-03"  # follows the number
+    with pytest.raises(grpc.RpcError) as old_number:
+        get(registry, national_id=d_number_holder)
+    assert old_number.value.code() == grpc.StatusCode.NOT_FOUND
+    assert get(registry, card_number=OTHER) == other_before  # never merged by the sync
+    reviews = admin.json("population", "review")
+    assert [(r["kind"], r["sequence"], r["card_numbers"]) for r in reviews] == [
+        ("duplicate", 2, [OTHER, "N000009003"]),
+        ("failed", 3, []),
+    ]
+
+    assert "review 1 resolved" in admin("population", "review", "--resolve", "1").stdout
+    assert [r["id"] for r in admin.json("population", "review")] == [2]
+    assert len(admin.json("population", "review", "--all")) == 2
+    assert "no open review 1" in admin.error("population", "review", "--resolve", "1", expect=1)

@@ -422,6 +422,23 @@ class PopulationSyncRow(Base):
     last_error: Mapped[str | None] = mapped_column(String(500))
 
 
+class PopulationReviewRow(Base):
+    """Something the population register sync left to an operator: the event's sequence number,
+    what it was (``duplicate``: two borrowers the population register says are one person;
+    ``failed``: an event that could not be applied) and the card numbers concerned (never a
+    national id)."""
+
+    __tablename__ = "population_reviews"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    sequence: Mapped[int] = mapped_column(BigInteger)
+    kind: Mapped[str] = mapped_column(String(24))
+    card_numbers: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[dt.datetime] = mapped_column(UtcDateTime())
+    resolved_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime())
+    resolved_by: Mapped[str | None] = mapped_column(String(100))
+
+
 class LimitBucketRow(Base):
     """A token bucket that every worker and server leases calls from (api/rate_limit.py): one
     vendor's call rate. Times are seconds since the epoch, on the leasing server's clock."""

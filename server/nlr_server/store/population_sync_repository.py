@@ -10,14 +10,16 @@ overlap after a lease ran out.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import insert, or_, select, update
 from sqlalchemy.orm import Session
 
-from nlr_server.store.models import PopulationSyncRow, table_of
-from nlr_server.usecases.ports import PopulationSyncState
+from nlr_server.store.models import PopulationReviewRow, PopulationSyncRow, table_of
+from nlr_server.usecases.ports import PopulationReview, PopulationSyncState
 
 _SYNC = table_of(PopulationSyncRow)
+_REVIEWS = table_of(PopulationReviewRow)
 _ID = 1
 _ERROR_CHARS = 500
 
@@ -106,3 +108,37 @@ class SqlPopulationSyncRepository:
             .where(_SYNC.c.id == _ID, _SYNC.c.lease_owner == owner)
             .values(lease_owner=None, lease_until=None)
         )
+
+    def add_review(
+        self, sequence: int, kind: str, card_numbers: Sequence[str], now: dt.datetime
+    ) -> None:
+        self._session.execute(
+            insert(_REVIEWS).values(
+                sequence=sequence, kind=kind, card_numbers=",".join(card_numbers), created_at=now
+            )
+        )
+
+    def reviews(self, *, open_only: bool) -> list[PopulationReview]:
+        query = select(_REVIEWS).order_by(_REVIEWS.c.id)
+        if open_only:
+            query = query.where(_REVIEWS.c.resolved_at.is_(None))
+        return [
+            PopulationReview(
+                row.id,
+                row.sequence,
+                row.kind,
+                tuple(row.card_numbers.split(",")) if row.card_numbers else (),
+                row.created_at,
+                row.resolved_at,
+                row.resolved_by,
+            )
+            for row in self._session.execute(query)
+        ]
+
+    def resolve_review(self, review_id: int, by: str, now: dt.datetime) -> bool:
+        resolved = self._session.execute(
+            update(_REVIEWS)
+            .where(_REVIEWS.c.id == review_id, _REVIEWS.c.resolved_at.is_(None))
+            .values(resolved_at=now, resolved_by=by[:100])
+        )
+        return bool(resolved.rowcount == 1)  # type: ignore[attr-defined]

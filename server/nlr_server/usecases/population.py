@@ -11,8 +11,9 @@ Address protection follows too: fortrolig protects the address (it is never serv
 strengtFortrolig also erases every address held and keeps libraries from writing one, and the
 population register lifts only the protection it gave. A death is deleted as DECEASED a grace
 period after it was notified (``delete_deceased``), unless the person is reactivated before.
-Still to come (issue [5/9]): new identity numbers, duplicates and emigration act on the record;
-events that fail are set aside for review.
+A new identity number re-seals and re-indexes the national id; one that is another
+borrower's is set aside for an operator (a duplicate), as is an event that cannot be applied
+(by its sequence number only). Still to come (issue [5/9]): emigration recorded, reconcile.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from nlr_server.domain.actor import Actor
 from nlr_server.domain.address import AddressProtection
 from nlr_server.domain.audit import Acting
 from nlr_server.domain.borrower import DeletionReason, PersonalData
-from nlr_server.domain.errors import NotFound
+from nlr_server.domain.errors import NotFound, RegisterError
 from nlr_server.domain.national_id import NationalId
 from nlr_server.domain.population import PopulationPerson, ResidenceKind
 from nlr_server.usecases import change_feed
@@ -36,6 +37,9 @@ from nlr_server.usecases.ports import PopulationSource, UnitOfWork, UnitOfWorkFa
 ACTION = "population register sync"
 LEASE = dt.timedelta(minutes=2)
 DEFAULT_DEATH_GRACE = dt.timedelta(days=7)
+# What a review is about (nlr-admin population review).
+DUPLICATE = "duplicate"
+FAILED = "failed"
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,8 +84,17 @@ def sync_page(
                 continue
             done.add(event.national_id)
             person = persons.get(event.national_id)
-            if person is not None and apply_person(uow, acting, person, now, death_grace):
-                applied += 1
+            if person is None:
+                continue
+            try:
+                if apply_person(uow, acting, event.national_id, person, now, death_grace):
+                    applied += 1
+            except DuplicateBorrowers as duplicate:
+                # Never merged here: an operator decides (nlr-admin population review).
+                uow.population.add_review(event.sequence, DUPLICATE, duplicate.card_numbers, now)
+            except (RegisterError, ValueError):
+                # Set aside by its sequence number only, and the feed goes on.
+                uow.population.add_review(event.sequence, FAILED, (), now)
         if not uow.population.advance(
             owner, state.next_sequence, next_sequence, page.etag, len(page.events), applied, now
         ):
@@ -91,9 +104,19 @@ def sync_page(
     return PageResult(len(page.events), applied, caught_up=not page.events)
 
 
+class DuplicateBorrowers(Exception):
+    """The population register gave a borrower's person the national id of another borrower:
+    two records of one person, which only an operator may merge."""
+
+    def __init__(self, card_numbers: tuple[str, str]) -> None:
+        super().__init__("two borrowers are one person in the population register")
+        self.card_numbers = card_numbers
+
+
 def apply_person(
     uow: UnitOfWork,
     acting: Acting,
+    number: str,
     person: PopulationPerson,
     now: dt.datetime,
     death_grace: dt.timedelta = DEFAULT_DEATH_GRACE,
@@ -101,12 +124,24 @@ def apply_person(
     """The borrower with ``person``'s national id made to agree with them: name, sex and
     registered address (where given), address protection, a death (deleted as DECEASED once
     ``death_grace`` has passed, unless reactivated before), found in the population register,
-    checked now. False if the register has no such borrower."""
-    national_id = NationalId.parse(person.national_id, allow_synthetic=True, today=now.date())
-    before = uow.borrowers.get_by_national_id(national_id)
+    checked now; and a new identity number (the person's current one is not ``number``, the
+    one the event came with), re-sealed and re-indexed. False if the register has no borrower
+    with ``number``; DuplicateBorrowers if the new number is another borrower's."""
+    today = now.date()
+    before = uow.borrowers.get_by_national_id(
+        NationalId.parse(number, allow_synthetic=True, today=today)
+    )
     if before is None:
         return False
+    new_id = None
+    if person.national_id != number:
+        new_id = NationalId.parse(person.national_id, allow_synthetic=True, today=today)
+        holder = uow.borrowers.get_by_national_id(new_id)
+        if holder is not None and holder.id != before.id:
+            raise DuplicateBorrowers((before.card_number.value, holder.card_number.value))
     personal = _followed(before.personal, person)
+    if new_id is not None and new_id.birth_date is not None:
+        personal = dataclasses.replace(personal, birth_date=new_id.birth_date)
     protection = person.protection
     protected = before.address_protected
     if protection is not AddressProtection.NONE:
@@ -139,14 +174,14 @@ def apply_person(
         population_register_checked_at=now,
         delete_as_deceased_after=delete_after,
     )
-    changed = (personal, protected, protection) != (
+    changed = new_id is not None or (personal, protected, protection) != (
         before.personal,
         before.address_protected,
         before.address_protection,
     )
     if changed:
         after = after.change_personal_data(personal, acting.actor, now)
-    saved = uow.borrowers.save(after, erasing=erasing)
+    saved = uow.borrowers.save(after, national_id=new_id, erasing=erasing)
     if changed:
         change_feed.record(uow, before, saved, now)
     record_audit(uow, acting, now, saved)

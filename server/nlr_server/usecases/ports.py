@@ -281,8 +281,29 @@ class PopulationSyncState:
     last_error: str | None
 
 
+@dataclass(frozen=True, slots=True)
+class PopulationReview:
+    """Something the sync left to an operator (see store/models.py PopulationReviewRow)."""
+
+    id: int
+    sequence: int
+    kind: str
+    card_numbers: tuple[str, ...]
+    created_at: dt.datetime
+    resolved_at: dt.datetime | None = None
+    resolved_by: str | None = None
+
+
 class PopulationSyncRepository(Protocol):
     """The sync's place in the feed and the lease of the one worker that reads it."""
+
+    def add_review(
+        self, sequence: int, kind: str, card_numbers: Sequence[str], now: dt.datetime
+    ) -> None: ...
+
+    def reviews(self, *, open_only: bool) -> list[PopulationReview]: ...
+
+    def resolve_review(self, review_id: int, by: str, now: dt.datetime) -> bool: ...
 
     def state(self) -> PopulationSyncState: ...
 

@@ -13,11 +13,13 @@ from typing import Any
 from nlr_server.ops.admin import (
     AdminError,
     Commands,
+    NotFound,
     add_command,
     add_group,
     add_json_option,
     environment,
     now,
+    operator,
     print_json,
     store,
     timestamp,
@@ -57,6 +59,18 @@ def add_commands(commands: Commands) -> None:
         "it, and who holds the lease.",
     )
     add_json_option(status)
+    review = add_command(
+        group,
+        "review",
+        _review,
+        "what the population register sync left to an operator",
+        "Two borrowers the population register says are one person (never merged by the "
+        "sync), and events it could not apply (by sequence number). --resolve ID marks one "
+        "done, after the operator has acted (e.g. deleted the duplicate record).",
+    )
+    review.add_argument("--all", action="store_true", help="also those already resolved")
+    review.add_argument("--resolve", type=int, metavar="ID", help="mark this review resolved")
+    add_json_option(review)
 
 
 _SETTINGS = ("NLR_FREG_URL", *MASKINPORTEN_SETTINGS, "NLR_MASKINPORTEN_SCOPE")
@@ -143,3 +157,41 @@ def _status(args: argparse.Namespace) -> None:
         return
     for name, value in result.items():
         print(f"{name}: {value if value is not None else '-'}")
+
+
+def _review(args: argparse.Namespace) -> None:
+    acting = operator("population review")
+    with store() as unit_of_work:
+        if args.resolve is not None:
+            with unit_of_work() as uow:
+                if not uow.population.resolve_review(args.resolve, acting.actor.id, now()):
+                    raise NotFound(f"no open review {args.resolve}")
+                uow.audit.append([acting.event(now())])
+                uow.commit()
+            print(f"review {args.resolve} resolved")
+            return
+        with unit_of_work(read_only=True) as uow:
+            reviews = uow.population.reviews(open_only=not args.all)
+    rows: list[dict[str, Any]] = [
+        {
+            "id": review.id,
+            "kind": review.kind,
+            "sequence": review.sequence,
+            "card_numbers": list(review.card_numbers),
+            "created_at": timestamp(review.created_at),
+            "resolved_at": timestamp(review.resolved_at),
+            "resolved_by": review.resolved_by,
+        }
+        for review in reviews
+    ]
+    if args.json:
+        print_json(rows)
+        return
+    if not rows:
+        print("nothing to review")
+    for review in reviews:
+        cards = ", ".join(review.card_numbers) or "-"
+        print(
+            f"{review.id}  {review.kind:9}  event {review.sequence}  cards {cards}  "
+            f"{timestamp(review.created_at)}"
+        )
