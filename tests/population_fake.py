@@ -47,6 +47,8 @@ class FakeState:
     # The next this many API requests are answered 429 with this Retry-After (milliseconds).
     throttle: int = 0
     retry_after_ms: int = 250
+    # Bulk lookups answered before the fake starts failing them (HTTP 500); None: never.
+    bulk_lookups_before_failing: int | None = None
     tokens: set[str] = field(default_factory=set)
     seen_jti: set[str] = field(default_factory=set)
     grants: list[tuple[dict[str, Any], dict[str, Any]]] = field(default_factory=list)
@@ -83,6 +85,11 @@ class _Handler(BaseHTTPRequestHandler):
         elif url.path == API + "personer/bulkoppslag" and self._authorized(url):
             ids = json.loads(body).get("foedselsEllerDNummer", [])
             state = self.server.state
+            if state.bulk_lookups_before_failing is not None:
+                if state.bulk_lookups_before_failing <= 0:
+                    self._answer(500, {"melding": "intern feil"})
+                    return
+                state.bulk_lookups_before_failing -= 1
             lookups = [
                 {"foedselsEllerDNummer": n, "folkeregisterperson": state.persons[n]}
                 if n in state.persons

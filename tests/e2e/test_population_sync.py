@@ -539,3 +539,54 @@ def test_a_new_identity_number_is_resealed_and_one_of_another_borrower_left_to_a
     assert [r["id"] for r in admin.json("population", "review")] == [2]
     assert len(admin.json("population", "review", "--all")) == 2
     assert "no open review 1" in admin.error("population", "review", "--resolve", "1", expect=1)
+
+
+def test_reconcile_looks_every_borrower_up_goes_on_after_an_interruption_and_deletes_no_one(
+    fake: PopulationRegisterFake, admin: Admin, registry: Registry, tmp_path: Path
+) -> None:
+    numbers = [national_id() for _ in range(3)]
+    cards = [f"N00000920{index}" for index in range(3)]
+    for card, number in zip(cards, numbers, strict=True):
+        create(registry, new_borrower(card, national_id=number))
+    for number in numbers[:2]:
+        fake.state.persons[number] = _person(number)
+    fake.state.bulk_lookups_before_failing = 1
+
+    message = admin.error("population", "reconcile", "--batch-size", "1", "--no-progress", expect=2)
+
+    assert "HTTP 500" in message and "run the command again to go on" in message
+    assert get(registry, card_number=cards[0]).family_name == "Berg"
+    assert get(registry, card_number=cards[1]).family_name == "Nordmann"
+    fake.state.bulk_lookups_before_failing = None
+    not_found = tmp_path / "not-found.txt"
+
+    summary = admin.json(
+        "population",
+        "reconcile",
+        "--batch-size",
+        "1",
+        "--not-found",
+        str(not_found),
+        "--no-progress",
+    )
+
+    # The first borrower was done before the interruption: the rest only.
+    assert (summary["looked_up"], summary["found"], summary["not_found"]) == (2, 1, 1)
+    assert not_found.read_text() == f"{cards[2]}\n"
+    assert get(registry, card_number=cards[1]).family_name == "Berg"
+    assert get(registry, card_number=cards[2]).family_name == "Nordmann"  # not found: kept
+    # Found ones are the population register's now; the one not found stays the library's.
+    for card, refused in ((cards[1], True), (cards[2], False)):
+        etag = get(registry, card_number=card).etag
+        request = pb.UpdateBorrowerRequest(
+            borrower=borrower_pb2.Borrower(card_number=card, etag=etag, family_name="Lie"),
+            update_mask=FieldMask(paths=["family_name"]),
+        )
+        if refused:
+            with pytest.raises(grpc.RpcError) as error:
+                registry.stub.UpdateBorrower(request, metadata=registry.metadata)
+            assert error_details(error.value)[0] == "OWNED_BY_POPULATION_REGISTER"
+        else:
+            registry.stub.UpdateBorrower(request, metadata=registry.metadata)
+    # Run again when done: every borrower is looked up anew.
+    assert admin.json("population", "reconcile", "--no-progress")["looked_up"] == 3

@@ -132,6 +132,20 @@ class SqlBorrowerRepository:
     def get_by_national_id(self, national_id: NationalId) -> Borrower | None:
         return self._load(_BY_NATIONAL_ID, {"key": self._sealer.index(national_id.value)})
 
+    def national_ids_after(self, after_id: int, limit: int) -> list[tuple[int, str, str]]:
+        """(id, card number, national id) of up to ``limit`` borrowers after ``after_id``, in id
+        order: the national ids decrypted, for a lookup in the population register only."""
+        rows = self._session.execute(
+            select(BorrowerRow.id, BorrowerRow.card_number, BorrowerRow.national_id_ciphertext)
+            .where(BorrowerRow.id > after_id)
+            .order_by(BorrowerRow.id)
+            .limit(limit)
+        )
+        return [(i, card, self._sealer.open(ciphertext)) for i, card, ciphertext in rows]
+
+    def highest_id(self) -> int:
+        return int(self._session.execute(select(func.max(BorrowerRow.id))).scalar_one() or 0)
+
     def deceased_due(self, now: dt.datetime) -> list[CardNumber]:
         """The borrowers the population register notified dead whose grace period is over."""
         return [

@@ -420,6 +420,8 @@ class PopulationSyncRow(Base):
     events_applied: Mapped[int] = mapped_column(BigInteger, default=0)
     last_run_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime())
     last_error: Mapped[str | None] = mapped_column(String(500))
+    # The last borrower id a reconcile has looked up (None: no reconcile under way).
+    reconciled_through: Mapped[int | None] = mapped_column(BigInteger)
 
 
 class PopulationReviewRow(Base):

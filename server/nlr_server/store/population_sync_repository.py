@@ -142,3 +142,18 @@ class SqlPopulationSyncRepository:
             .values(resolved_at=now, resolved_by=by[:100])
         )
         return bool(resolved.rowcount == 1)  # type: ignore[attr-defined]
+
+    def reconciled_through(self) -> int | None:
+        row = self._session.get(PopulationSyncRow, _ID)
+        return row.reconciled_through if row is not None else None
+
+    def set_reconciled_through(self, borrower_id: int | None) -> None:
+        """Where a reconcile stands (None: done)."""
+        if self._session.get(PopulationSyncRow, _ID) is None:
+            self._session.add(
+                PopulationSyncRow(id=_ID, next_sequence=1, events_read=0, events_applied=0)
+            )
+            self._session.flush()
+        self._session.execute(
+            update(_SYNC).where(_SYNC.c.id == _ID).values(reconciled_through=borrower_id)
+        )

@@ -220,3 +220,59 @@ def delete_deceased(unit_of_work: UnitOfWorkFactory, now: dt.datetime) -> int:
             continue  # deleted meanwhile
         deleted += 1
     return deleted
+
+
+RECONCILE_BATCH = 1000
+
+
+@dataclass(frozen=True, slots=True)
+class ReconcileBatch:
+    """One batch of a reconcile: how far it got, and the borrowers the population register did
+    not find (listed for an operator; never deleted)."""
+
+    through_id: int
+    looked_up: int
+    found: int
+    not_found: tuple[str, ...]
+    done: bool
+
+
+def reconcile_batch(
+    unit_of_work: UnitOfWorkFactory,
+    source: PopulationSource,
+    now: dt.datetime,
+    death_grace: dt.timedelta = DEFAULT_DEATH_GRACE,
+    size: int = RECONCILE_BATCH,
+) -> ReconcileBatch:
+    """Looks up the next ``size`` borrowers (by id, after where the reconcile stands) in the
+    population register in bulk and applies each one found, as an event would; the place moves
+    on in the same transaction, so an interrupted reconcile goes on where it stopped."""
+    with unit_of_work(read_only=True) as uow:
+        after = uow.population.reconciled_through() or 0
+        borrowers = uow.borrowers.national_ids_after(after, size)
+    if not borrowers:
+        with unit_of_work() as uow:
+            uow.population.set_reconciled_through(None)
+            uow.commit()
+        return ReconcileBatch(after, 0, 0, (), done=True)
+    persons = source.persons([number for _, _, number in borrowers])
+    acting = Acting(Actor.population_register(), "population register reconcile")
+    found = 0
+    not_found: list[str] = []
+    with unit_of_work() as uow:
+        for _, card, number in borrowers:
+            person = persons.get(number)
+            if person is None:
+                not_found.append(card)
+                continue
+            try:
+                apply_person(uow, acting, number, person, now, death_grace)
+                found += 1
+            except DuplicateBorrowers as duplicate:
+                uow.population.add_review(0, DUPLICATE, duplicate.card_numbers, now)
+            except (RegisterError, ValueError):
+                uow.population.add_review(0, FAILED, (card,), now)
+        through = borrowers[-1][0]
+        uow.population.set_reconciled_through(through)
+        uow.commit()
+    return ReconcileBatch(through, len(borrowers), found, tuple(not_found), done=False)

@@ -7,7 +7,9 @@ import argparse
 import datetime as dt
 import os
 import socket
+import sys
 import time
+from pathlib import Path
 from typing import Any
 
 from nlr_server.ops.admin import (
@@ -33,7 +35,12 @@ from nlr_server.population.source import (
     folkeregisteret_source,
     missing_settings,
 )
-from nlr_server.usecases.population import delete_deceased, sync_page
+from nlr_server.usecases.population import (
+    RECONCILE_BATCH,
+    delete_deceased,
+    reconcile_batch,
+    sync_page,
+)
 
 
 def add_commands(commands: Commands) -> None:
@@ -59,6 +66,31 @@ def add_commands(commands: Commands) -> None:
         "it, and who holds the lease.",
     )
     add_json_option(status)
+    reconcile = add_command(
+        group,
+        "reconcile",
+        _reconcile,
+        "look every borrower up in the population register and apply what it holds",
+        "In bulk, a thousand at a time, in id order; each one found is applied as an event "
+        "would be (and is then the population register's to keep true). Those not found are "
+        "listed, never deleted. An interrupted reconcile goes on where it stopped when run "
+        "again.",
+    )
+    reconcile.add_argument(
+        "--not-found",
+        type=Path,
+        metavar="PATH",
+        help="write the card numbers not found there, one per line (default: print them)",
+    )
+    reconcile.add_argument(
+        "--batch-size",
+        type=int,
+        default=RECONCILE_BATCH,
+        metavar="N",
+        help=f"borrowers per bulk lookup and transaction (1 to {RECONCILE_BATCH}, the default)",
+    )
+    reconcile.add_argument("--no-progress", action="store_true", help="no progress line")
+    add_json_option(reconcile)
     review = add_command(
         group,
         "review",
@@ -195,3 +227,63 @@ def _review(args: argparse.Namespace) -> None:
             f"{review.id}  {review.kind:9}  event {review.sequence}  cards {cards}  "
             f"{timestamp(review.created_at)}"
         )
+
+
+def _reconcile(args: argparse.Namespace) -> None:
+    if not 1 <= args.batch_size <= RECONCILE_BATCH:
+        raise AdminError(f"--batch-size must be 1 to {RECONCILE_BATCH}")
+    env = environment()
+    try:
+        source = population_source(env)
+        grace = dt.timedelta(days=env.number("NLR_FREG_DEATH_GRACE_DAYS", minimum=0))
+    except (ConfigError, MaskinportenError) as error:
+        raise AdminError(str(error)) from None
+    looked_up = found = 0
+    not_found: list[str] = []
+    started = time.monotonic()
+    with store() as unit_of_work:
+        with unit_of_work(read_only=True) as uow:
+            highest = uow.borrowers.highest_id()
+        while True:
+            try:
+                batch = reconcile_batch(unit_of_work, source, now(), grace, args.batch_size)
+            except RetryLater as wait:
+                time.sleep(wait.seconds)
+                continue
+            except (FolkeregisteretError, MaskinportenError) as error:
+                if looked_up and not args.no_progress:
+                    sys.stderr.write("\n")  # the message on a line of its own
+                raise AdminError(f"{error}; run the command again to go on") from None
+            if batch.done:
+                break
+            looked_up += batch.looked_up
+            found += batch.found
+            not_found += batch.not_found
+            if not args.no_progress:
+                rate = looked_up / max(time.monotonic() - started, 1e-9)
+                share = 100 * batch.through_id / max(highest, 1)
+                sys.stderr.write(
+                    f"\r{share:5.1f} %  looked up {looked_up:,}  found {found:,}  "
+                    f"not found {len(not_found):,}  {rate:,.0f}/s\x1b[K"
+                )
+                sys.stderr.flush()
+    if not args.no_progress:
+        sys.stderr.write("\n")
+    elapsed = time.monotonic() - started
+    if args.not_found is not None:
+        args.not_found.write_text("".join(f"{card}\n" for card in not_found), encoding="utf-8")
+    if args.json:
+        print_json(
+            {
+                "looked_up": looked_up,
+                "found": found,
+                "not_found": len(not_found),
+                "not_found_cards": not_found if args.not_found is None else None,
+                "seconds": round(elapsed, 3),
+            }
+        )
+        return
+    print(f"looked up {looked_up:,}, found {found:,}, not found {len(not_found):,}")
+    if args.not_found is None:
+        for card in not_found:
+            print(card)
