@@ -139,6 +139,7 @@ def test_the_events_of_the_registers_borrowers_change_them_once_and_then_they_ar
     assert borrower.last_changed_by_kind == borrower_pb2.ACTOR_KIND_POPULATION_REGISTER
     assert borrower.last_changed_by == ""
     assert borrower.HasField("population_register_check_time")
+    assert borrower.population_register_status == "bosatt"
     assert borrower.email == created.email  # what is not the population register's stays
     assert get(registry, card_number=OTHER) == untouched
     # Only the register's own borrower was looked up, in bulk, once a page.
@@ -590,3 +591,20 @@ def test_reconcile_looks_every_borrower_up_goes_on_after_an_interruption_and_del
             registry.stub.UpdateBorrower(request, metadata=registry.metadata)
     # Run again when done: every borrower is looked up anew.
     assert admin.json("population", "reconcile", "--no-progress")["looked_up"] == 3
+
+
+def test_an_emigration_is_recorded_and_the_borrower_kept(
+    fake: PopulationRegisterFake, admin: Admin, registry: Registry
+) -> None:
+    number = national_id()
+    create(registry, new_borrower(CARD, national_id=number))
+    assert get(registry, card_number=CARD).population_register_status == ""
+    fake.state.persons[number] = {**_person(number), "status": [_entry(status="utflyttet")]}
+    fake.state.add_event(number, "personErUtflyttet")
+
+    admin("population", "sync", "--once")
+
+    emigrated = get(registry, card_number=CARD)
+    assert emigrated.population_register_status == "utflyttet"
+    assert emigrated.card_valid
+    assert admin.json("population", "status")["deaths_pending"] == 0

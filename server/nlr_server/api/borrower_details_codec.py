@@ -132,6 +132,8 @@ def encode_details(message: borrower_pb2.Borrower, borrower: Borrower) -> None:
         message.population_register_check_time.CopyFrom(
             timestamp(borrower.population_register_checked_at)
         )
+    if borrower.population_register_status is not None:
+        message.population_register_status = borrower.population_register_status
 
 
 def encode_address(address: Address) -> borrower_pb2.Address:

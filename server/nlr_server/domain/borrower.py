@@ -196,6 +196,9 @@ class Borrower:
     # Found in the population register when last checked: it owns their name, sex and
     # registered address (domain/policy.py).
     in_population_register: bool = False
+    # The person's status there when last checked: bosatt, utflyttet (emigrated: recorded, not
+    # acted on), doed, ...; as the population register gave it.
+    population_register_status: str | None = None
     # The protection the population register gave the address (an operator's is NONE here,
     # with address_protected set): strictly confidential keeps every address out of the record.
     address_protection: AddressProtection = AddressProtection.NONE

@@ -45,6 +45,7 @@ def disclosed(borrower: Borrower, view: BorrowerView, today: dt.date) -> Borrowe
             previous_card_number=None,
             last_active_on=None,
             population_register_checked_at=None,
+            population_register_status=None,
         )
     protected = borrower.address_protected
     registered = None if protected else personal.registered_address

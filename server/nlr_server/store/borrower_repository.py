@@ -361,6 +361,7 @@ class SqlBorrowerRepository:
         _write(row, borrower)
         row.population_register_checked_at = borrower.population_register_checked_at
         row.in_population_register = borrower.in_population_register
+        row.population_register_status = borrower.population_register_status
         row.address_protected = borrower.address_protected
         row.address_protection = record_columns.PROTECTION_COLUMN[borrower.address_protection]
         row.delete_as_deceased_after = borrower.delete_as_deceased_after

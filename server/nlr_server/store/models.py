@@ -197,6 +197,8 @@ class BorrowerRow(Base):
     # Found in the population register when last checked: it then owns name, sex and the
     # registered address (domain/policy.py).
     in_population_register: Mapped[bool] = mapped_column(Boolean, default=False)
+    # The person's status there when last checked (bosatt, utflyttet, ...), as it came.
+    population_register_status: Mapped[str | None] = mapped_column(String(32))
     # The address protection the population register gave (fortrolig, strengtFortrolig);
     # NULL when none did (an operator's protection is address_protected alone).
     address_protection: Mapped[str | None] = mapped_column(String(24))

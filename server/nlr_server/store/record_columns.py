@@ -69,6 +69,7 @@ def new_row(borrower: Borrower, national_id: SealedNationalId) -> dict[str, Any]
         last_active_on=borrower.last_active_on,
         population_register_checked_at=borrower.population_register_checked_at,
         in_population_register=borrower.in_population_register,
+        population_register_status=borrower.population_register_status,
         address_protection=PROTECTION_COLUMN[borrower.address_protection],
         delete_as_deceased_after=borrower.delete_as_deceased_after,
         created_by_kind=borrower.created_by.kind.value,
@@ -264,6 +265,7 @@ def borrower_of(row: Any, affiliations: list[tuple[str, dt.datetime]]) -> Borrow
         last_active_on=row.last_active_on,
         population_register_checked_at=row.population_register_checked_at,
         in_population_register=bool(row.in_population_register),
+        population_register_status=row.population_register_status,
         address_protection=PROTECTION_OF_COLUMN[row.address_protection],
         delete_as_deceased_after=row.delete_as_deceased_after,
     )

@@ -172,6 +172,7 @@ def apply_person(
         address_protection=protection,
         in_population_register=True,
         population_register_checked_at=now,
+        population_register_status=(person.status or "")[:32] or None,
         delete_as_deceased_after=delete_after,
     )
     changed = new_id is not None or (personal, protected, protection) != (
