@@ -608,3 +608,33 @@ def test_an_emigration_is_recorded_and_the_borrower_kept(
     assert emigrated.population_register_status == "utflyttet"
     assert emigrated.card_valid
     assert admin.json("population", "status")["deaths_pending"] == 0
+
+
+def test_a_run_stopped_half_way_applies_nothing_and_the_next_applies_each_event_once(
+    fake: PopulationRegisterFake, admin: Admin, registry: Registry
+) -> None:
+    number = national_id()
+    create(registry, new_borrower(CARD, national_id=number))
+    _, cursor = read_feed(registry)
+    fake.state.persons[number] = _person(number)
+    fake.state.add_event(number, "endringIKjoenn")
+    fake.state.add_event(number, "endringIBostedsadresseUtenFlytting")
+    fake.state.bulk_lookups_before_failing = 0  # the page is read, the lookup fails
+
+    message = admin.error("population", "sync", "--once", expect=2)
+
+    assert "HTTP 500" in message
+    status = admin.json("population", "status")
+    assert (status["next_sequence"], status["events_applied"]) == (1, 0)
+    assert status["last_error"] == "Folkeregisteret answered HTTP 500"
+    assert get(registry, card_number=CARD).family_name == "Nordmann"
+    fake.state.bulk_lookups_before_failing = None
+    # Told to wait twice (429, Retry-After in milliseconds): the sync waits and goes on.
+    fake.state.throttle, fake.state.retry_after_ms = 2, 100
+
+    assert admin.json("population", "sync", "--once")["applied"] == 1
+
+    assert get(registry, card_number=CARD).family_name == "Berg"
+    changes, _ = read_feed(registry, cursor)
+    assert [c.kind for c in changes] == [pb.CHANGE_KIND_UPDATED]
+    assert admin.json("population", "status")["last_error"] is None
