@@ -20,9 +20,11 @@ import time
 import urllib.parse
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
 import jwt
+from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 API = "/folkeregisteret/offentlig-med-hjemmel/api/v1/"
@@ -231,3 +233,16 @@ class PopulationRegisterFake:
     def __exit__(self, *exc: object) -> None:
         self._server.shutdown()
         self._server.server_close()
+
+
+def write_client_key(path: Path, key: rsa.RSAPrivateKey) -> Path:
+    """The client's key as Maskinporten's clients keep it: a PEM file only its owner reads."""
+    path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    path.chmod(0o600)
+    return path

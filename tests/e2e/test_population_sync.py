@@ -12,7 +12,6 @@ from typing import Any
 
 import grpc
 import pytest
-from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from google.protobuf.field_mask_pb2 import FieldMask
 
@@ -22,7 +21,7 @@ from nlr.registry.v1 import borrower_pb2
 from nlr.registry.v1 import registry_service_pb2 as pb
 from nlr_server.api.server import StartupError
 from nlr_server.ops.dev_pki import DevPkiPaths
-from population_fake import CLIENT_ID, KEY_ID, PopulationRegisterFake
+from population_fake import CLIENT_ID, KEY_ID, PopulationRegisterFake, write_client_key
 from register_harness import (
     Registry,
     ServerThread,
@@ -52,16 +51,7 @@ def fake(client_key: rsa.RSAPrivateKey) -> Iterator[PopulationRegisterFake]:
 
 @pytest.fixture
 def key_file(tmp_path: Path, client_key: rsa.RSAPrivateKey) -> Path:
-    path = tmp_path / "maskinporten.pem"
-    path.write_bytes(
-        client_key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
-    path.chmod(0o600)
-    return path
+    return write_client_key(tmp_path / "maskinporten.pem", client_key)
 
 
 def _settings(fake: PopulationRegisterFake, key_file: Path) -> dict[str, str]:
@@ -73,6 +63,22 @@ def _settings(fake: PopulationRegisterFake, key_file: Path) -> dict[str, str]:
         "NLR_MASKINPORTEN_KEY": str(key_file),
         "NLR_MASKINPORTEN_KID": KEY_ID,
     }
+
+
+def _follower(
+    fake: PopulationRegisterFake,
+    key_file: Path,
+    pki: DevPkiPaths,
+    keyring_path: Path,
+    database_url: str,
+) -> ServerThread:
+    """A register server on ``database_url`` that follows the fake every 50 ms."""
+    settings = {
+        name.removeprefix("NLR_").lower(): value
+        for name, value in _settings(fake, key_file).items()
+    }
+    config = make_config(pki, keyring_path, database_url, freg_poll_seconds=0.05, **settings)
+    return ServerThread(config).start()
 
 
 @pytest.fixture
@@ -254,16 +260,7 @@ def test_two_servers_follow_the_population_register_and_apply_each_event_once(
     fake.state.page_size = 2
     for number in [*numbers, *numbers]:
         fake.state.add_event(number, "endringINavn")
-    settings = {
-        name.removeprefix("NLR_").lower(): value
-        for name, value in _settings(fake, key_file).items()
-    }
-    followers = [
-        ServerThread(
-            make_config(pki, keyring_path, prepared_database, freg_poll_seconds=0.05, **settings)
-        ).start()
-        for _ in range(2)
-    ]
+    followers = [_follower(fake, key_file, pki, keyring_path, prepared_database) for _ in range(2)]
     try:
         deadline = time.monotonic() + 20
         while admin.json("population", "status")["events_read"] < 6:
@@ -386,13 +383,7 @@ def test_a_strictly_confidential_address_is_erased_and_no_library_may_write_one(
     person["bostedsadresse"] = [_entry(ukjentBosted={}, adressegradering="strengtFortrolig")]
     fake.state.persons[number] = person
     fake.state.add_event(number, "endringIAdressebeskyttelse")
-    settings = {
-        name.removeprefix("NLR_").lower(): value
-        for name, value in _settings(fake, key_file).items()
-    }
-    follower = ServerThread(
-        make_config(pki, keyring_path, prepared_database, freg_poll_seconds=0.05, **settings)
-    ).start()
+    follower = _follower(fake, key_file, pki, keyring_path, prepared_database)
     try:
         deadline = time.monotonic() + 20
         while admin.json("population", "status")["events_applied"] < 1:

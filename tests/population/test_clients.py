@@ -8,7 +8,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from nlr_server.population.folkeregisteret import (
@@ -22,7 +21,7 @@ from nlr_server.population.maskinporten import (
     MaskinportenSettings,
     MaskinportenTokens,
 )
-from population_fake import CLIENT_ID, KEY_ID, SCOPE, PopulationRegisterFake
+from population_fake import CLIENT_ID, KEY_ID, SCOPE, PopulationRegisterFake, write_client_key
 
 PERSON = {
     "identifikasjonsnummer": [{"foedselsEllerDNummer": "01017012345", "erGjeldende": True}],
@@ -37,16 +36,7 @@ def client_key() -> rsa.RSAPrivateKey:
 
 @pytest.fixture
 def key_file(tmp_path: Path, client_key: rsa.RSAPrivateKey) -> Path:
-    path = tmp_path / "maskinporten.pem"
-    path.write_bytes(
-        client_key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
-    path.chmod(0o600)
-    return path
+    return write_client_key(tmp_path / "maskinporten.pem", client_key)
 
 
 @pytest.fixture
