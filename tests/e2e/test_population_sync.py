@@ -21,6 +21,7 @@ from nlr.registry.v1 import borrower_pb2
 from nlr.registry.v1 import registry_service_pb2 as pb
 from nlr_server.api.server import StartupError
 from nlr_server.ops.dev_pki import DevPkiPaths
+from nlr_server.store.database import create_store_engine
 from population_fake import CLIENT_ID, KEY_ID, PopulationRegisterFake, write_client_key
 from register_harness import (
     Registry,
@@ -629,3 +630,60 @@ def test_a_run_stopped_half_way_applies_nothing_and_the_next_applies_each_event_
     changes, _ = read_feed(registry, cursor)
     assert [c.kind for c in changes] == [pb.CHANGE_KIND_UPDATED]
     assert admin.json("population", "status")["last_error"] is None
+
+
+def _poison_updates_of(url: str, card_number: str) -> None:
+    """A trigger that makes the database refuse every update of one borrower: a page holding
+    their event fails as a whole, whatever the register does."""
+    engine = create_store_engine(url)
+    try:
+        with engine.begin() as connection:
+            if engine.dialect.name == "sqlite":
+                connection.exec_driver_sql(
+                    "CREATE TRIGGER poison BEFORE UPDATE ON borrowers "
+                    f"WHEN NEW.card_number = '{card_number}' "
+                    "BEGIN SELECT RAISE(ABORT, 'refused'); END"
+                )
+            else:
+                connection.exec_driver_sql(
+                    "CREATE FUNCTION poison() RETURNS trigger AS $$ BEGIN "
+                    f"IF NEW.card_number = '{card_number}' THEN RAISE EXCEPTION 'refused'; "
+                    "END IF; RETURN NEW; END $$ LANGUAGE plpgsql"
+                )
+                connection.exec_driver_sql(
+                    "CREATE TRIGGER poison BEFORE UPDATE ON borrowers "
+                    "FOR EACH ROW EXECUTE FUNCTION poison()"
+                )
+    finally:
+        engine.dispose()
+
+
+def test_a_page_the_store_refuses_is_tried_a_few_times_then_its_failing_event_set_aside(
+    fake: PopulationRegisterFake, admin: Admin, registry: Registry, prepared_database: str
+) -> None:
+    good, poisoned = national_id(), national_id()
+    create(registry, new_borrower(CARD, national_id=good))
+    create(registry, new_borrower(OTHER, national_id=poisoned))
+    for number in (good, poisoned):
+        fake.state.persons[number] = _person(number)
+    fake.state.add_event(poisoned, "endringINavn")
+    fake.state.add_event(good, "endringINavn")
+    _poison_updates_of(prepared_database, OTHER)
+
+    for _ in range(3):
+        message = admin.error("population", "sync", "--once", expect=2)
+        assert "applying the page failed" in message and "refused" not in message
+        assert get(registry, card_number=CARD).family_name == "Nordmann"  # all or nothing
+    status = admin.json("population", "status")
+    assert status["next_sequence"] == 1
+    # The error by its class only: the database's message could quote a value.
+    assert status["last_error"].isidentifier() and "refused" not in status["last_error"]
+
+    summary = admin.json("population", "sync", "--once")
+
+    assert (summary["read"], summary["applied"], summary["next_sequence"]) == (2, 1, 3)
+    assert get(registry, card_number=CARD).family_name == "Berg"
+    assert get(registry, card_number=OTHER).family_name == "Nordmann"
+    assert [(r["kind"], r["sequence"]) for r in admin.json("population", "review")] == [
+        ("failed", 1)
+    ]

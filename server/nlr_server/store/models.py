@@ -422,6 +422,9 @@ class PopulationSyncRow(Base):
     events_applied: Mapped[int] = mapped_column(BigInteger, default=0)
     last_run_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime())
     last_error: Mapped[str | None] = mapped_column(String(500))
+    # How often applying the page at failed_sequence has failed (reset when the place moves).
+    failed_sequence: Mapped[int | None] = mapped_column(BigInteger)
+    page_failures: Mapped[int] = mapped_column(Integer, default=0)
     # The last borrower id a reconcile has looked up (None: no reconcile under way).
     reconciled_through: Mapped[int | None] = mapped_column(BigInteger)
 

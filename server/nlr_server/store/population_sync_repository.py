@@ -12,7 +12,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Sequence
 
-from sqlalchemy import insert, or_, select, update
+from sqlalchemy import case, insert, or_, select, update
 from sqlalchemy.orm import Session
 
 from nlr_server.store.models import PopulationReviewRow, PopulationSyncRow, table_of
@@ -41,6 +41,7 @@ class SqlPopulationSyncRepository:
             row.events_applied,
             row.last_run_at,
             row.last_error,
+            row.page_failures if row.failed_sequence == row.next_sequence else 0,
         )
 
     def claim(self, owner: str, now: dt.datetime, until: dt.datetime) -> PopulationSyncState | None:
@@ -90,6 +91,8 @@ class SqlPopulationSyncRepository:
                 events_applied=_SYNC.c.events_applied + applied,
                 last_run_at=now,
                 last_error=None,
+                failed_sequence=None,
+                page_failures=0,
             )
         )
         return bool(moved.rowcount == 1)  # type: ignore[attr-defined]
@@ -100,6 +103,19 @@ class SqlPopulationSyncRepository:
             update(_SYNC)
             .where(_SYNC.c.id == _ID, _SYNC.c.lease_owner == owner)
             .values(last_error=error[:_ERROR_CHARS], last_run_at=now)
+        )
+
+    def count_page_failure(self, owner: str, sequence: int) -> None:
+        """One more failure of the page at ``sequence`` (the first, if another page failed)."""
+        self._session.execute(
+            update(_SYNC)
+            .where(_SYNC.c.id == _ID, _SYNC.c.lease_owner == owner)
+            .values(
+                page_failures=case(
+                    (_SYNC.c.failed_sequence == sequence, _SYNC.c.page_failures + 1), else_=1
+                ),
+                failed_sequence=sequence,
+            )
         )
 
     def release(self, owner: str) -> None:

@@ -32,7 +32,12 @@ from nlr_server.domain.population import PopulationPerson, ResidenceKind
 from nlr_server.usecases import change_feed
 from nlr_server.usecases.borrowers import delete_borrower
 from nlr_server.usecases.changes import record_audit
-from nlr_server.usecases.ports import PopulationSource, UnitOfWork, UnitOfWorkFactory
+from nlr_server.usecases.ports import (
+    PopulationEvent,
+    PopulationSource,
+    UnitOfWork,
+    UnitOfWorkFactory,
+)
 
 ACTION = "population register sync"
 LEASE = dt.timedelta(minutes=2)
@@ -40,6 +45,9 @@ DEFAULT_DEATH_GRACE = dt.timedelta(days=7)
 # What a review is about (nlr-admin population review).
 DUPLICATE = "duplicate"
 FAILED = "failed"
+# Tries of a page that fails as a whole (the store refused it) before it is applied one event
+# at a time, setting aside those that fail.
+PAGE_TRIES = 3
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,34 +82,77 @@ def sync_page(
     persons = source.persons(sorted(ours)) if ours else {}
     next_sequence = max(e.sequence for e in page.events) + 1 if page.events else state.next_sequence
     acting = Acting(Actor.population_register(), ACTION)
+    # In sequence order; a person with several events on the page is applied once, as they
+    # are now (their current data is what every one of those events led to).
+    todo: list[PopulationEvent] = []
+    seen: set[str] = set()
+    for event in sorted(page.events, key=lambda e: e.sequence):
+        if event.national_id in ours and event.national_id not in seen:
+            seen.add(event.national_id)
+            todo.append(event)
+    read = len(page.events)
+    if state.page_failures < PAGE_TRIES:
+        try:
+            with unit_of_work() as uow:
+                applied = _apply_events(uow, acting, todo, persons, now, death_grace)
+                if not uow.population.advance(
+                    owner, state.next_sequence, next_sequence, page.etag, read, applied, now
+                ):
+                    # Another worker moved the place (our lease ran out): its run counts.
+                    return PageResult(0, 0, caught_up=True, leased=False)
+                uow.commit()
+        except Exception:
+            with unit_of_work() as uow:
+                uow.population.count_page_failure(owner, state.next_sequence)
+                uow.commit()
+            raise
+        return PageResult(read, applied, caught_up=not page.events)
+    # The page has failed PAGE_TRIES times: one event at a time, and one that fails is set
+    # aside (by its sequence number only) so that the feed goes on.
     applied = 0
-    with unit_of_work() as uow:
-        # In sequence order; a person with several events on the page is applied once, as
-        # they are now (their current data is what every one of those events led to).
-        done: set[str] = set()
-        for event in sorted(page.events, key=lambda e: e.sequence):
-            if event.national_id not in ours or event.national_id in done:
-                continue
-            done.add(event.national_id)
-            person = persons.get(event.national_id)
-            if person is None:
-                continue
-            try:
-                if apply_person(uow, acting, event.national_id, person, now, death_grace):
-                    applied += 1
-            except DuplicateBorrowers as duplicate:
-                # Never merged here: an operator decides (nlr-admin population review).
-                uow.population.add_review(event.sequence, DUPLICATE, duplicate.card_numbers, now)
-            except (RegisterError, ValueError):
-                # Set aside by its sequence number only, and the feed goes on.
+    for event in todo:
+        try:
+            with unit_of_work() as uow:
+                applied += _apply_events(uow, acting, [event], persons, now, death_grace)
+                uow.commit()
+        except Exception:
+            with unit_of_work() as uow:
                 uow.population.add_review(event.sequence, FAILED, (), now)
+                uow.commit()
+    with unit_of_work() as uow:
         if not uow.population.advance(
-            owner, state.next_sequence, next_sequence, page.etag, len(page.events), applied, now
+            owner, state.next_sequence, next_sequence, page.etag, read, applied, now
         ):
-            # Another worker moved the place (our lease ran out): its run counts, not ours.
             return PageResult(0, 0, caught_up=True, leased=False)
         uow.commit()
-    return PageResult(len(page.events), applied, caught_up=not page.events)
+    return PageResult(read, applied, caught_up=not page.events)
+
+
+def _apply_events(
+    uow: UnitOfWork,
+    acting: Acting,
+    events: list[PopulationEvent],
+    persons: dict[str, PopulationPerson | None],
+    now: dt.datetime,
+    death_grace: dt.timedelta,
+) -> int:
+    """Applies each event's person in ``uow``; returns how many were applied. A duplicate and
+    an event that cannot be applied are set aside for an operator."""
+    applied = 0
+    for event in events:
+        person = persons.get(event.national_id)
+        if person is None:
+            continue
+        try:
+            if apply_person(uow, acting, event.national_id, person, now, death_grace):
+                applied += 1
+        except DuplicateBorrowers as duplicate:
+            # Never merged here: an operator decides (nlr-admin population review).
+            uow.population.add_review(event.sequence, DUPLICATE, duplicate.card_numbers, now)
+        except (RegisterError, ValueError):
+            # Set aside by its sequence number only, and the feed goes on.
+            uow.population.add_review(event.sequence, FAILED, (), now)
+    return applied
 
 
 class DuplicateBorrowers(Exception):

@@ -286,6 +286,8 @@ class PopulationSyncState:
     events_applied: int
     last_run_at: dt.datetime | None
     last_error: str | None
+    # How often applying the page at next_sequence has failed so far.
+    page_failures: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -330,6 +332,8 @@ class PopulationSyncRepository(Protocol):
     ) -> bool: ...
 
     def record_error(self, owner: str, error: str, now: dt.datetime) -> None: ...
+
+    def count_page_failure(self, owner: str, sequence: int) -> None: ...
 
     def release(self, owner: str) -> None: ...
 

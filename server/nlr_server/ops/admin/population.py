@@ -35,6 +35,7 @@ from nlr_server.population.source import (
     folkeregisteret_source,
     missing_settings,
 )
+from nlr_server.store.unit_of_work import SqlUnitOfWorkFactory
 from nlr_server.usecases.population import (
     RECONCILE_BATCH,
     delete_deceased,
@@ -137,10 +138,16 @@ def _sync(args: argparse.Namespace) -> None:
                 time.sleep(wait.seconds)
                 continue
             except (FolkeregisteretError, MaskinportenError) as error:
-                with unit_of_work() as uow:
-                    uow.population.record_error(owner, str(error), now())
-                    uow.commit()
+                _record_error(unit_of_work, owner, str(error))
                 raise AdminError(str(error)) from None
+            except Exception as error:
+                # The store refused the page: by class only (a message may quote a value).
+                # After a few tries the page is applied one event at a time.
+                _record_error(unit_of_work, owner, type(error).__name__)
+                raise AdminError(
+                    f"applying the page failed ({type(error).__name__}); run the sync again: "
+                    "after a few tries it sets aside the events that fail"
+                ) from None
             read += result.read
             applied += result.applied
             if not result.leased:
@@ -168,6 +175,12 @@ def _sync(args: argparse.Namespace) -> None:
         f"read {read:,} events, applied {applied:,}, deleted {deleted:,} deceased; "
         f"next sequence number {state.next_sequence:,}"
     )
+
+
+def _record_error(unit_of_work: SqlUnitOfWorkFactory, owner: str, error: str) -> None:
+    with unit_of_work() as uow:
+        uow.population.record_error(owner, error, now())
+        uow.commit()
 
 
 def _status(args: argparse.Namespace) -> None:
