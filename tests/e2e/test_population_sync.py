@@ -166,6 +166,9 @@ def test_the_events_of_the_registers_borrowers_change_them_once_and_then_they_ar
     status = admin.json("population", "status")
     assert (status["next_sequence"], status["events_read"], status["events_applied"]) == (4, 3, 2)
     assert status["lease_owner"] is None and status["last_error"] is None
+    assert (status["lag"], status["reviews_open"], status["deaths_pending"]) == (0, 0, 0)
+    fake.state.add_event(number, "endringIKjoenn")
+    assert admin.json("population", "status")["lag"] == 1
 
 
 def test_a_library_may_not_change_what_the_population_register_keeps_true(

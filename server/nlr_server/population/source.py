@@ -26,6 +26,9 @@ class FolkeregisteretSource:
             page.etag,
         )
 
+    def latest_sequence(self) -> int:
+        return self._client.latest_sequence()
+
     def persons(self, national_ids: Sequence[str]) -> dict[str, PopulationPerson | None]:
         found: dict[str, PopulationPerson | None] = {}
         for start in range(0, len(national_ids), BULK_LIMIT):

@@ -187,8 +187,10 @@ def _status(args: argparse.Namespace) -> None:
     with store() as unit_of_work, unit_of_work(read_only=True) as uow:
         state = uow.population.state()
         pending = uow.borrowers.deceased_pending()
+        reviews = len(uow.population.reviews(open_only=True))
     result: dict[str, Any] = {
         "next_sequence": state.next_sequence,
+        "lag": _lag(state.next_sequence),
         "events_read": state.events_read,
         "events_applied": state.events_applied,
         "last_run_at": timestamp(state.last_run_at),
@@ -196,12 +198,25 @@ def _status(args: argparse.Namespace) -> None:
         "lease_owner": state.lease_owner,
         "lease_until": timestamp(state.lease_until),
         "deaths_pending": pending,
+        "reviews_open": reviews,
     }
     if args.json:
         print_json(result)
         return
     for name, value in result.items():
         print(f"{name}: {value if value is not None else '-'}")
+
+
+def _lag(next_sequence: int) -> int | None:
+    """Events in the feed not read yet, if Folkeregisteret is configured and answers."""
+    env = environment()
+    if not env.raw("NLR_FREG_URL"):
+        return None
+    try:
+        latest = population_source(env).latest_sequence()
+    except (ConfigError, FolkeregisteretError, MaskinportenError):
+        return None
+    return max(0, latest - next_sequence + 1)
 
 
 def _review(args: argparse.Namespace) -> None:
