@@ -2,7 +2,8 @@
 
 The kernel sends the command SIGTERM when the benchmark process (PID) ends, even by SIGKILL,
 which no ``finally`` block sees. The setting survives ``exec``, so the guard then becomes the
-command itself: no extra process stays around.
+command itself: no extra process stays around. SIGINT is the default again in the command, even
+when the benchmark was started ignoring it.
 """
 
 from __future__ import annotations
@@ -24,6 +25,11 @@ def main(argv: list[str]) -> None:
         libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
     if os.getppid() != parent:
         sys.exit("bench.guard: the benchmark ended before the command started")
+    # A benchmark started in the background (`... &` in a script, nohup) ignores SIGINT, and
+    # an ignored signal stays ignored across exec: Python would then never raise
+    # KeyboardInterrupt, and a command the benchmark interrupts as Ctrl-C does (the reconcile
+    # of bench/population_sync.py) would run on. Each command gets the default back.
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
     os.execvp(command[0], command)
 
 

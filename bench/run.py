@@ -34,7 +34,15 @@ import psycopg
 _ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(_ROOT), str(_ROOT / "tests")]
 
-from bench import environment, feed, login_timing, population, report, workers  # noqa: E402
+from bench import (  # noqa: E402
+    environment,
+    feed,
+    login_timing,
+    population,
+    population_sync,
+    report,
+    workers,
+)
 from bench.cpu import machine_busy_seconds  # noqa: E402
 from bench.empty_server import METHOD as EMPTY_METHOD  # noqa: E402
 from bench.environment import Environment, RunningServer, Unavailable  # noqa: E402
@@ -89,6 +97,7 @@ ROW_KEYS = (
     "memory",
     "workers",
     "feed",
+    "population",
 )
 # Borrowers the loads ask for (affiliated with the acting library, each with a Feide id).
 SAMPLE_BORROWERS = 20_000
@@ -280,6 +289,10 @@ class Suite:
         if "feed" in wanted:
             feed.prepare(env, cards, settings.feed, progress)
             rows += feed.rows(env, self.children, cards, settings.feed, progress)
+        if "population" in wanted:
+            # No register runs: the commands work on its database, against a fake of
+            # Folkeregisteret and Maskinporten (bench/population_sync.py).
+            rows += population_sync.rows(env, self.children, generator, progress)
         return env.store, rows
 
     def populate(self, env: Environment, generator: Generator) -> Row:
