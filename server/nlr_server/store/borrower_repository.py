@@ -111,6 +111,17 @@ def _save_personal_data(*extra: str) -> PreparedWrite:
 
 _SAVE_PERSONAL_DATA = _save_personal_data()
 _SAVE_PERSONAL_DATA_AND_NATIONAL_ID = _save_personal_data(*_NATIONAL_ID_COLUMNS)
+# What following the population register writes besides the personal data.
+_POPULATION_COLUMNS = (
+    "population_register_checked_at",
+    "in_population_register",
+    "population_register_status",
+    "address_protected",
+    "address_protection",
+    "delete_as_deceased_after",
+)
+_SAVE_FOLLOWED = _save_personal_data(*_POPULATION_COLUMNS)
+_SAVE_FOLLOWED_AND_NATIONAL_ID = _save_personal_data(*_POPULATION_COLUMNS, *_NATIONAL_ID_COLUMNS)
 
 
 class SqlBorrowerRepository:
@@ -203,13 +214,23 @@ class SqlBorrowerRepository:
 
     def get_many(self, borrower_ids: Collection[int]) -> dict[int, Borrower]:
         """The borrowers that exist among ``borrower_ids``, by id: two queries per chunk."""
-        found: dict[int, Borrower] = {}
-        ids = sorted(set(borrower_ids))
+        return self._many(_BORROWERS.c.id, sorted(set(borrower_ids)))
+
+    def get_many_by_national_id(self, national_ids: Collection[str]) -> dict[str, Borrower]:
+        """The borrowers with any of ``national_ids`` (by the blind index), by national id: two
+        queries per chunk."""
+        by_index = {self._sealer.index(value): value for value in national_ids}
+        found = self._many(_BORROWERS.c.national_id_index, list(by_index))
+        return {by_index[bytes(index)]: borrower for index, borrower in found.items()}
+
+    def _many(self, column: Any, keys: list[Any]) -> dict[Any, Borrower]:
+        """The borrowers whose ``column`` is one of ``keys``, by that column's value."""
+        found: dict[Any, Borrower] = {}
         connection = self._session.connection()
-        for start in range(0, len(ids), _CHUNK):
-            chunk = ids[start : start + _CHUNK]
+        for start in range(0, len(keys), _CHUNK):
+            chunk = keys[start : start + _CHUNK]
             rows = connection.execute(
-                select(*_RECORD_COLUMNS).where(_BORROWERS.c.id.in_(chunk))
+                select(*_RECORD_COLUMNS, column.label("many_key")).where(column.in_(chunk))
             ).all()
             affiliations: dict[int, list[tuple[str, dt.datetime]]] = {}
             for a in connection.execute(
@@ -218,14 +239,14 @@ class SqlBorrowerRepository:
                     _AFFILIATIONS.c.library_number,
                     _AFFILIATIONS.c.affiliated_at,
                 )
-                .where(_AFFILIATIONS.c.borrower_id.in_(chunk))
+                .where(_AFFILIATIONS.c.borrower_id.in_([row.id for row in rows]))
                 .order_by(_AFFILIATIONS.c.affiliated_at)
             ):
                 affiliations.setdefault(a.borrower_id, []).append(
                     (a.library_number, a.affiliated_at)
                 )
             for row in rows:
-                found[row.id] = record_columns.borrower_of(row, affiliations.get(row.id, []))
+                found[row.many_key] = record_columns.borrower_of(row, affiliations.get(row.id, []))
         return found
 
     def affiliated_ids(self, library: LibraryNumber, after_id: int, limit: int) -> list[int]:
@@ -341,6 +362,41 @@ class SqlBorrowerRepository:
             statement = _SAVE_PERSONAL_DATA_AND_NATIONAL_ID
         if statement.run(self._driver, values) != 1:
             raise EtagMismatch("the borrower changed since it was read; read it again")
+        return dataclasses.replace(borrower, version=borrower.version + 1)
+
+    def save_followed(
+        self, borrower: Borrower, *, national_id: NationalId | None = None, erasing: bool = False
+    ) -> Borrower:
+        """As save_personal_data, with what the population register says besides (checked when,
+        found, status, address protection, a death's deletion time), in one statement; the
+        version moves on even if only the check's time did, as ``save`` does."""
+        assert borrower.id is not None
+        values = {
+            f"new_{name}": value for name, value in record_columns.changed_columns(borrower).items()
+        }
+        values.update(
+            key_id=borrower.id,
+            key_version=borrower.version,
+            new_population_register_checked_at=borrower.population_register_checked_at,
+            new_in_population_register=borrower.in_population_register,
+            new_population_register_status=borrower.population_register_status,
+            new_address_protected=borrower.address_protected,
+            new_address_protection=record_columns.PROTECTION_COLUMN[borrower.address_protection],
+            new_delete_as_deceased_after=borrower.delete_as_deceased_after,
+        )
+        statement = _SAVE_FOLLOWED
+        if national_id is not None:
+            sealed = self._sealer.seal(national_id.value)
+            values.update(
+                new_national_id_ciphertext=sealed.ciphertext,
+                new_national_id_index=sealed.index,
+                new_national_id_key_version=sealed.key_version,
+            )
+            statement = _SAVE_FOLLOWED_AND_NATIONAL_ID
+        if statement.run(self._driver, values) != 1:
+            raise EtagMismatch("the borrower changed since it was read; read it again")
+        if erasing:
+            erase_after_commit(self._session)
         return dataclasses.replace(borrower, version=borrower.version + 1)
 
     def save(

@@ -2,8 +2,8 @@
 
 ``sync_page`` reads one page of Folkeregisteret's event feed from the sync's place, picks the
 events of the register's own borrowers by the blind index (no national id is decrypted),
-re-reads those persons in bulk and applies each one's current name, sex and registered address,
-in one transaction that also moves the place on: a page is applied once, in sequence order, and
+re-reads those persons in bulk, reads those borrowers in bulk, and applies each one's current
+name, sex and registered address (one UPDATE a borrower), in one transaction that also moves the place on: a page is applied once, in sequence order, and
 applying a person twice changes nothing the second time. Only one worker across all servers
 reads at a time (the lease in the database).
 
@@ -13,7 +13,7 @@ population register lifts only the protection it gave. A death is deleted as DEC
 period after it was notified (``delete_deceased``), unless the person is reactivated before.
 A new identity number re-seals and re-indexes the national id; one that is another
 borrower's is set aside for an operator (a duplicate), as is an event that cannot be applied
-(by its sequence number only). Still to come (issue [5/9]): emigration recorded, reconcile.
+(by its sequence number only). ``reconcile_batch`` checks the whole register, in batches.
 """
 
 from __future__ import annotations
@@ -25,8 +25,8 @@ from dataclasses import dataclass
 from nlr_server.domain.actor import Actor
 from nlr_server.domain.address import AddressProtection
 from nlr_server.domain.audit import Acting
-from nlr_server.domain.borrower import DeletionReason, PersonalData
-from nlr_server.domain.errors import NotFound, RegisterError
+from nlr_server.domain.borrower import Borrower, DeletionReason, PersonalData
+from nlr_server.domain.errors import EtagMismatch, NotFound, RegisterError
 from nlr_server.domain.national_id import NationalId
 from nlr_server.domain.population import PopulationPerson, ResidenceKind
 from nlr_server.usecases import change_feed
@@ -139,13 +139,22 @@ def _apply_events(
     """Applies each event's person in ``uow``; returns how many were applied. A duplicate and
     an event that cannot be applied are set aside for an operator."""
     applied = 0
+    # Read in bulk; one that changed since (an etag mismatch) is read again.
+    borrowers = uow.borrowers.get_many_by_national_id(
+        [event.national_id for event in events if persons.get(event.national_id) is not None]
+    )
     for event in events:
         person = persons.get(event.national_id)
-        if person is None:
+        before = borrowers.get(event.national_id)
+        if person is None or before is None:
             continue
         try:
-            if apply_person(uow, acting, event.national_id, person, now, death_grace):
-                applied += 1
+            try:
+                _follow(uow, acting, before, event.national_id, person, now, death_grace)
+            except EtagMismatch:
+                if not apply_person(uow, acting, event.national_id, person, now, death_grace):
+                    continue
+            applied += 1
         except DuplicateBorrowers as duplicate:
             # Never merged here: an operator decides (nlr-admin population review).
             uow.population.add_review(event.sequence, DUPLICATE, duplicate.card_numbers, now)
@@ -178,12 +187,26 @@ def apply_person(
     checked now; and a new identity number (the person's current one is not ``number``, the
     one the event came with), re-sealed and re-indexed. False if the register has no borrower
     with ``number``; DuplicateBorrowers if the new number is another borrower's."""
-    today = now.date()
     before = uow.borrowers.get_by_national_id(
-        NationalId.parse(number, allow_synthetic=True, today=today)
+        NationalId.parse(number, allow_synthetic=True, today=now.date())
     )
     if before is None:
         return False
+    _follow(uow, acting, before, number, person, now, death_grace)
+    return True
+
+
+def _follow(
+    uow: UnitOfWork,
+    acting: Acting,
+    before: Borrower,
+    number: str,
+    person: PopulationPerson,
+    now: dt.datetime,
+    death_grace: dt.timedelta,
+) -> None:
+    """apply_person for ``before``, the borrower read with ``number``."""
+    today = now.date()
     new_id = None
     if person.national_id != number:
         new_id = NationalId.parse(person.national_id, allow_synthetic=True, today=today)
@@ -233,11 +256,10 @@ def apply_person(
     )
     if changed:
         after = after.change_personal_data(personal, acting.actor, now)
-    saved = uow.borrowers.save(after, national_id=new_id, erasing=erasing)
+    saved = uow.borrowers.save_followed(after, national_id=new_id, erasing=erasing)
     if changed:
         change_feed.record(uow, before, saved, now)
     record_audit(uow, acting, now, saved)
-    return True
 
 
 def _followed(personal: PersonalData, person: PopulationPerson) -> PersonalData:
@@ -312,13 +334,21 @@ def reconcile_batch(
     found = 0
     not_found: list[str] = []
     with unit_of_work() as uow:
-        for _, card, number in borrowers:
+        read = uow.borrowers.get_many([borrower_id for borrower_id, _, _ in borrowers])
+        for borrower_id, card, number in borrowers:
             person = persons.get(number)
             if person is None:
                 not_found.append(card)
                 continue
+            before = read.get(borrower_id)
+            if before is None:
+                continue  # deleted meanwhile
             try:
-                apply_person(uow, acting, number, person, now, death_grace)
+                try:
+                    _follow(uow, acting, before, number, person, now, death_grace)
+                except EtagMismatch:
+                    if not apply_person(uow, acting, number, person, now, death_grace):
+                        continue
                 found += 1
             except DuplicateBorrowers as duplicate:
                 uow.population.add_review(0, DUPLICATE, duplicate.card_numbers, now)

@@ -56,6 +56,10 @@ class BorrowerRepository(Protocol):
 
     def get_many(self, borrower_ids: Collection[int]) -> dict[int, Borrower]: ...
 
+    def get_many_by_national_id(self, national_ids: Collection[str]) -> dict[str, Borrower]:
+        """The borrowers with any of ``national_ids``, by national id."""
+        ...
+
     def affiliated_ids(self, library: LibraryNumber, after_id: int, limit: int) -> list[int]:
         """Internal ids of the library's borrowers above ``after_id``, ascending."""
         ...
@@ -105,6 +109,13 @@ class BorrowerRepository(Protocol):
         self, borrower: Borrower, *, national_id: NationalId | None = None
     ) -> Borrower:
         """As save, for a change of the personal data, home library and last changer only."""
+        ...
+
+    def save_followed(
+        self, borrower: Borrower, *, national_id: NationalId | None = None, erasing: bool = False
+    ) -> Borrower:
+        """As save_personal_data, and what the population register says besides: checked
+        when, found, status, address protection, a death's deletion time."""
         ...
 
     def save(
