@@ -3,8 +3,9 @@
 ``sync_page`` reads one page of Folkeregisteret's event feed from the sync's place, picks the
 events of the register's own borrowers by the blind index (no national id is decrypted),
 re-reads those persons in bulk, reads those borrowers in bulk, and applies each one's current
-name, sex and registered address (one UPDATE a borrower), in one transaction that also moves the place on: a page is applied once, in sequence order, and
-applying a person twice changes nothing the second time. Only one worker across all servers
+name, sex and registered address (one UPDATE a borrower), in one transaction that also moves
+the place on: a page is applied once, in sequence order, and applying a person twice changes
+nothing the second time. Only one worker across all servers
 reads at a time (the lease in the database).
 
 Address protection follows too: fortrolig protects the address (it is never served),
