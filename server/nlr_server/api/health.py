@@ -12,6 +12,10 @@ from nlr_server.store.database import ping
 
 log = logging.getLogger(__name__)
 
+# A database that answers slowly on a busy machine is still reachable: a ping may take twice the
+# interval, and never less than this.
+PING_TIMEOUT_FLOOR_SECONDS = 5.0
+
 
 async def watch_database(
     engine: Engine,
@@ -25,7 +29,7 @@ async def watch_database(
         try:
             # Not asyncio.wait_for: on Python 3.11 it swallows a cancellation that arrives as the
             # ping finishes, and then stopping the server waits for this loop for ever.
-            async with asyncio.timeout(interval_seconds * 2):
+            async with asyncio.timeout(max(interval_seconds * 2, PING_TIMEOUT_FLOOR_SECONDS)):
                 await asyncio.to_thread(ping, engine)
             now_serving = True
         except Exception as error:  # any failure to answer means not serving
