@@ -65,7 +65,12 @@ SETTINGS: tuple[Setting, ...] = (
         "again, on its asyncio driver, for the reads, PIN logins and changes run on the event "
         "loop",
     ),
-    Setting("NLR_HEALTH_INTERVAL_SECONDS", "2", "how often the health check pings the database"),
+    Setting(
+        "NLR_HEALTH_INTERVAL_SECONDS",
+        "2",
+        "how often the health check pings the database (a ping that takes more than twice this, "
+        "and at least 5 s, counts as the database unreachable)",
+    ),
     Setting(
         "NLR_ACCESS_CACHE_SECONDS",
         "5",
