@@ -1,0 +1,1 @@
+"""OpenID Connect: validating ID tokens from ID-porten and Feide for the borrowers' logins."""
