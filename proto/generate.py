@@ -21,6 +21,8 @@ PROTO_ROOT = ROOT / "proto"
 PACKAGES: dict[str, str] = {
     "nlr/auth/v1": "clients/nlr-auth-client/src",
     "nlr/registry/v1": "clients/nlr-client/src",
+    # The portal's API; it uses the registry's messages, so it goes with them.
+    "nlr/selfservice/v1": "clients/nlr-client/src",
 }
 
 

@@ -114,6 +114,7 @@ class ClientCertificates:
             ("revoked", TEST_VENDOR, "ils"),
             ("unregistered", TEST_VENDOR, "ils"),
             ("portal", TEST_VENDOR, "portal"),
+            ("other_portal", OTHER_VENDOR, "portal"),
         ):
             cert, key = issue_client_certificate(ca, vendor, role, vendor)
             cert_path, key_path = made.path(name)
@@ -148,6 +149,7 @@ def prepare_database(
                 (certificates.path("disabled_vendor")[0], DISABLED_VENDOR, Role.ILS),
                 (certificates.path("revoked")[0], TEST_VENDOR, Role.ILS),
                 (certificates.path("portal")[0], TEST_VENDOR, Role.PORTAL),
+                (certificates.path("other_portal")[0], OTHER_VENDOR, Role.PORTAL),
             ]
             for cert_path, vendor, role in registered:
                 pem = cert_path.read_bytes()

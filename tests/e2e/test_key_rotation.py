@@ -15,7 +15,7 @@ import grpc
 import pytest
 from sqlalchemy import create_engine, func, select
 
-from nlr.registry.v1 import registry_service_pb2_grpc
+from nlr.registry.v1 import borrower_pb2, registry_service_pb2_grpc
 from nlr_server.crypto.keyring import KeyPurpose, Keyring
 from nlr_server.ops.dev_pki import DevPkiPaths
 from nlr_server.store.models import BorrowerRow
@@ -33,6 +33,7 @@ from register_harness import (
     new_borrower,
     prepare_database,
 )
+from selfservice_harness import Portal, borrower_with_password, code_now, portal_client
 
 RELOAD_SECONDS = 0.2
 
@@ -142,3 +143,35 @@ def test_rotate_reencrypt_retire_while_lookups_keep_working(
     active = admin(server, "retire", "2")
     assert active.returncode == 2
     assert "active" in active.stderr
+
+
+def test_totp_secrets_are_resealed_before_their_key_may_be_retired(
+    rotating_server: tuple[ServerThread, Registry],
+    pki: DevPkiPaths,
+    certificates: ClientCertificates,
+) -> None:
+    server, registry = rotating_server
+    with portal_client(server.target, pki, certificates) as stub:
+        portal = Portal(stub)
+        borrower_with_password(registry, "N000000790")
+        portal.log_in("N000000790")
+        secret = portal.enroll()
+
+        assert admin(server, "rotate").returncode == 0
+        time.sleep(RELOAD_SECONDS * 3)
+        refused = admin(server, "retire", "1")
+        # The borrower's national id and their TOTP secret.
+        assert "2 records still use version 1" in refused.stderr
+
+        reencrypted = admin(server, "reencrypt")
+        assert reencrypted.returncode == 0, reencrypted.stderr
+        assert "1 TOTP secrets re-sealed under version 2" in reencrypted.stdout
+        retired = admin(server, "retire", "1")
+        assert retired.returncode == 0, retired.stderr
+        time.sleep(RELOAD_SECONDS * 3)
+
+        # The secret opens under the new key: a code of the app still raises a login.
+        portal.log_in("N000000790")
+        assert portal.confirm(code_now(secret, steps_ahead=1)).strength == (
+            borrower_pb2.SECURITY_LEVEL_TWO_FACTOR
+        )

@@ -116,3 +116,53 @@ def test_readme_grpcurl_commands_work_as_pasted(
         "view",
         "card_valid",
     }
+
+
+@pytest.fixture
+def demo_server_with_passwords(
+    tmp_path: Path, pki: DevPkiPaths, keyring_path: Path, keyring: Keyring
+) -> Iterator[ServerThread]:
+    url = f"sqlite:///{tmp_path / 'nlr.db'}"
+    engine = create_store_engine(url)
+    migrate.upgrade(engine)
+    factory = SqlUnitOfWorkFactory(engine, NationalIdSealer(keyring))
+    demo_data.seed(factory, dt.datetime.now(dt.UTC), password_iterations=210_000)
+    seed_demo_access(factory, pki, dt.datetime.now(dt.UTC))
+    engine.dispose()
+    running = ServerThread(make_config(pki, keyring_path, url)).start()
+    yield running
+    running.stop()
+
+
+def test_readme_selfservice_flow_works_as_pasted(
+    demo_server_with_passwords: ServerThread, pki: DevPkiPaths
+) -> None:
+    block = _block("selfservice")
+    script = "\n".join(line for line in block.splitlines() if not line.startswith("```"))
+    script = script.replace("127.0.0.1:50051", demo_server_with_passwords.target)
+    script = script.replace(".nlr-dev/pki", str(pki.ca_cert.parent))
+    script = script.replace(".venv/bin/grpcurl", str(GRPCURL))
+    script = script.replace(".venv/bin/python", sys.executable)
+
+    result = subprocess.run(
+        ["bash", "-e", "-o", "pipefail", "-c", script],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+    assert result.returncode == 0, result.stderr
+    decoder = json.JSONDecoder()
+    answers, text = [], result.stdout.strip()
+    while text:
+        answer, end = decoder.raw_decode(text)
+        answers.append(answer)
+        text = text[end:].strip()
+    confirmed, record, logged_out = answers
+    assert len(confirmed["recovery_codes"]) == 10
+    assert record["borrower"]["card_number"] == "N000000001"
+    assert record["borrower"]["given_name"] == "Kari"
+    assert record["totp_enabled"] is True
+    assert record["libraries"] == [{"library_number": "2030100", "name": "Demo Oslo bibliotek"}]
+    assert logged_out == {}

@@ -17,8 +17,12 @@ import grpc
 from nlr_server.api.access_control import AccessControl
 from nlr_server.api.call_context import CallContext
 from nlr_server.api.rate_limit import SharedCallRateLimiter
+from nlr_server.api.services import Services, now
+from nlr_server.crypto import session_token
 from nlr_server.domain import errors
+from nlr_server.domain.session import require_opened, session_invalid
 from nlr_server.domain.vendor import may_call
+from nlr_server.usecases import sessions
 
 Context = grpc.aio.ServicerContext[Any, Any]
 
@@ -68,6 +72,56 @@ class VendorAndLibrary:
             if isinstance(value, str)
         }
         call.library = await self.vendor.access.library(call.caller, metadata)
+
+
+# Where a SelfService call names its session: ``authorization: Bearer <token>``.
+SESSION_METADATA_KEY = "authorization"
+_BEARER = "bearer "
+
+
+@dataclass(frozen=True)
+class PortalSession:
+    """As VendorOnly (a portal certificate), and then, for every call but the logins, the
+    borrower's session named in the metadata, bound to that very certificate (SelfService).
+    Below the borrower's security level a session opens only its ``waiting_rpcs`` (the second
+    factor, logging out)."""
+
+    vendor: VendorOnly
+    services: Services
+    login_rpcs: frozenset[str]
+    waiting_rpcs: frozenset[str]
+
+    async def admit(self, call: CallContext, context: Context) -> None:
+        await self.vendor.admit(call, context)
+        if call.rpc in self.login_rpcs:
+            return
+        token = _bearer_token(context)
+        if token is None or not session_token.looks_like_token(token):
+            raise session_invalid()
+        assert call.certificate_fingerprint is not None
+        services = self.services
+        live = await services.run_short(
+            sessions.find_session,
+            session_token.digest(token),
+            call.certificate_fingerprint,
+            now(),
+            services.sessions,
+        )
+        call.session = live
+        call.note_borrower(live.session.card_number, live.session.borrower_id)
+        if call.rpc not in self.waiting_rpcs:
+            require_opened(live.session, live.security_level)
+
+
+def _bearer_token(context: Context) -> str | None:
+    for key, value in context.invocation_metadata() or ():
+        if (
+            key == SESSION_METADATA_KEY
+            and isinstance(value, str)
+            and value[: len(_BEARER)].lower() == _BEARER
+        ):
+            return value[len(_BEARER) :].strip()
+    return None
 
 
 class NotAdmitted:

@@ -69,6 +69,8 @@ _ACTOR_KIND_TO_PROTO: dict[ActorKind, borrower_pb2.ActorKind.ValueType] = {
 _SECURITY_TO_PROTO: dict[SecurityLevel, borrower_pb2.SecurityLevel.ValueType] = {
     SecurityLevel.PIN: borrower_pb2.SECURITY_LEVEL_PIN,
     SecurityLevel.PASSWORD: borrower_pb2.SECURITY_LEVEL_PASSWORD,
+    SecurityLevel.TWO_FACTOR: borrower_pb2.SECURITY_LEVEL_TWO_FACTOR,
+    SecurityLevel.EID: borrower_pb2.SECURITY_LEVEL_EID,
 }
 _SECURITY_FROM_PROTO: dict[int, SecurityLevel] = {
     number: level for level, number in _SECURITY_TO_PROTO.items()
@@ -397,3 +399,12 @@ def _address(violations: Violations, message: borrower_pb2.Borrower) -> Address 
         violations,
         "borrower.registered_address",
     )
+
+
+def security_level_to_proto(level: SecurityLevel) -> borrower_pb2.SecurityLevel.ValueType:
+    return _SECURITY_TO_PROTO[level]
+
+
+def security_level_from_proto(value: int) -> SecurityLevel | None:
+    """The level of a proto value; None for UNSPECIFIED and unknown values."""
+    return _SECURITY_FROM_PROTO.get(value)

@@ -11,6 +11,7 @@ from nlr_server.domain.actor import Actor
 from nlr_server.domain.audit import Acting, AuditEvent
 from nlr_server.domain.library_number import LibraryNumber
 from nlr_server.domain.vendor import Caller
+from nlr_server.usecases.sessions import LiveSession
 
 
 @dataclass
@@ -30,6 +31,8 @@ class CallContext:
     # Set once a use case has committed the call's audit event with its change: the
     # interceptor then writes none of its own.
     audited: bool = False
+    # The borrower's SelfService session the call was admitted with (api/admission.py).
+    session: LiveSession | None = None
 
     def note_borrower(self, card_number: str, borrower_id: int | None = None) -> None:
         """Names the borrower this call is about, for the audit trail."""
@@ -39,8 +42,13 @@ class CallContext:
 
     @property
     def actor(self) -> Actor | None:
-        """Who acts in this call, once the admission knows."""
-        return Actor.library(self.library) if self.library is not None else None
+        """Who acts in this call, once the admission knows: the library, or the borrower of
+        the session."""
+        if self.library is not None:
+            return Actor.library(self.library)
+        if self.session is not None:
+            return Actor.borrower(self.session.session.card_number)
+        return None
 
     def acting(self) -> Acting:
         """The actor and how they came, for a use case that acts and audits."""

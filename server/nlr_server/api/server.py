@@ -22,8 +22,9 @@ from sqlalchemy.util import greenlet_spawn
 
 from nlr.auth.v1 import authenticate_pb2, authenticate_pb2_grpc
 from nlr.registry.v1 import registry_service_pb2, registry_service_pb2_grpc
+from nlr.selfservice.v1 import selfservice_pb2, selfservice_pb2_grpc
 from nlr_server.api.access_control import AccessControl
-from nlr_server.api.admission import AdmissionTable, VendorAndLibrary, VendorOnly
+from nlr_server.api.admission import AdmissionTable, PortalSession, VendorAndLibrary, VendorOnly
 from nlr_server.api.audit_writer import AuditWriter
 from nlr_server.api.authenticate_servicer import AuthenticateServicer
 from nlr_server.api.borrower_codec import BorrowerDecoder
@@ -35,15 +36,18 @@ from nlr_server.api.password_pool import PasswordPool
 from nlr_server.api.population_sync import follow_population_register
 from nlr_server.api.rate_limit import LimitState, SharedCallRateLimiter, SharedFailureLimiter
 from nlr_server.api.registry_servicer import BorrowerRegistryServicer
+from nlr_server.api.selfservice_servicer import LOGIN_RPCS, WAITING_RPCS, SelfServiceServicer
 from nlr_server.api.services import Services
 from nlr_server.crypto.keyring import Keyring, KeyringError
 from nlr_server.crypto.login_key_index import LoginKeyIndex
 from nlr_server.crypto.national_id_sealer import NationalIdSealer
 from nlr_server.crypto.pin_verifier import PinVerifier
+from nlr_server.crypto.totp import TotpSecretSealer
 from nlr_server.domain.actor import Actor
 from nlr_server.domain.audit import Acting
 from nlr_server.domain.deletion_notice import DeliveryPolicy
 from nlr_server.domain.lockout import LockoutPolicy
+from nlr_server.domain.session import SessionPolicy
 from nlr_server.mail.smtp_sender import SmtpSender
 from nlr_server.ops.config import Config
 from nlr_server.population.maskinporten import MaskinportenError
@@ -64,7 +68,8 @@ log = logging.getLogger(__name__)
 REGISTRY_SERVICE = registry_service_pb2.DESCRIPTOR.services_by_name["BorrowerRegistry"].full_name
 AUTH_SERVICE = authenticate_pb2.DESCRIPTOR.services_by_name["Authenticate"].full_name
 HEALTH_SERVICE = health_pb2.DESCRIPTOR.services_by_name["Health"].full_name
-SERVICES = (REGISTRY_SERVICE, AUTH_SERVICE)
+SELF_SERVICE = selfservice_pb2.DESCRIPTOR.services_by_name["SelfService"].full_name
+SERVICES = (REGISTRY_SERVICE, AUTH_SERVICE, SELF_SERVICE)
 # Answered for any client the TLS layer accepted: probes and grpcurl need no registration.
 OPEN_SERVICES = frozenset({HEALTH_SERVICE, reflection.SERVICE_NAME})
 
@@ -216,6 +221,9 @@ class RegisterServer:
         authenticate_pb2_grpc.add_AuthenticateServicer_to_server(
             AuthenticateServicer(services), server
         )
+        selfservice_pb2_grpc.add_SelfServiceServicer_to_server(
+            SelfServiceServicer(services), server
+        )
         health_pb2_grpc.add_HealthServicer_to_server(self._health, server)
         reflection.enable_server_reflection([*SERVICES, *OPEN_SERVICES], server)
 
@@ -259,6 +267,11 @@ class RegisterServer:
             decode=BorrowerDecoder(allow_synthetic_ids=config.allow_synthetic_ids),
             pins=PinVerifier(keyring),
             login_keys=LoginKeyIndex(keyring),
+            totp_sealer=TotpSecretSealer(keyring),
+            sessions=SessionPolicy(
+                idle=dt.timedelta(minutes=config.session_minutes),
+                longest=dt.timedelta(minutes=config.session_max_minutes),
+            ),
             passwords=self._passwords,
             lockout=LockoutPolicy(
                 failures_before_lock=config.lockout_failures,
@@ -307,7 +320,11 @@ class RegisterServer:
             ),
         )
         admissions = AdmissionTable(
-            strategies={REGISTRY_SERVICE: VendorAndLibrary(vendor), AUTH_SERVICE: vendor},
+            strategies={
+                REGISTRY_SERVICE: VendorAndLibrary(vendor),
+                AUTH_SERVICE: vendor,
+                SELF_SERVICE: PortalSession(vendor, services, LOGIN_RPCS, WAITING_RPCS),
+            },
             open_services=OPEN_SERVICES,
         )
         return RegisterInterceptor(admissions, audit)

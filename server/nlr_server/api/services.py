@@ -18,7 +18,9 @@ from nlr_server.api.feed_hub import FeedHub
 from nlr_server.api.password_pool import PasswordPool
 from nlr_server.crypto.login_key_index import LoginKeyIndex
 from nlr_server.crypto.pin_verifier import PinVerifier
+from nlr_server.crypto.totp import TotpSecretSealer
 from nlr_server.domain.lockout import LockoutPolicy
+from nlr_server.domain.session import SessionPolicy
 from nlr_server.store.errors import ConnectionLost
 from nlr_server.usecases.ports import UnitOfWorkFactory, WriterBusy
 
@@ -38,6 +40,9 @@ class Services:
     lockout: LockoutPolicy
     # Tags of login keys no borrower holds, under which their failed logins are counted.
     login_keys: LoginKeyIndex
+    # Seals and opens borrowers' TOTP secrets.
+    totp_sealer: TotpSecretSealer
+    sessions: SessionPolicy = field(default_factory=SessionPolicy)
     guardian_age: int = 15
     # How long an added identity lasts when the library names no deletion time.
     identity_lifetime: dt.timedelta = dt.timedelta(days=1095)

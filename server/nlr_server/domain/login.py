@@ -16,9 +16,10 @@ from nlr_server.domain.credentials import LoginMethod, SecurityLevel, opens
 from nlr_server.domain.errors import PermissionDenied
 
 
-def method_reaches(method: LoginMethod, level: SecurityLevel) -> bool:
-    """Whether a right secret of ``method`` may open anything for a borrower at ``level``."""
-    return opens(method, level)
+def method_reaches(method: LoginMethod, level: SecurityLevel, second_factor: bool = False) -> bool:
+    """Whether a right secret of ``method`` may open anything for a borrower at ``level``;
+    ``second_factor``: with a right TOTP code after it (checked next)."""
+    return opens(method, level, second_factor)
 
 
 def refusal_after_success(borrower: Borrower, today: dt.date) -> PermissionDenied | None:

@@ -172,6 +172,16 @@ SETTINGS: tuple[Setting, ...] = (
         "the scope asked for",
     ),
     Setting(
+        "NLR_SESSION_MINUTES",
+        "15",
+        "how long a borrower's SelfService session lasts after its last use",
+    ),
+    Setting(
+        "NLR_SESSION_MAX_MINUTES",
+        "480",
+        "however busy, a SelfService session ends this long after its login",
+    ),
+    Setting(
         "NLR_SMTP_HOST",
         "",
         "mail server for deletion notices to borrowers; empty: notices are queued but not sent",
@@ -283,6 +293,8 @@ class Config:
     maskinporten_key: str = ""
     maskinporten_kid: str = ""
     maskinporten_scope: str = "folkeregister:deling/offentligmedhjemmel"
+    session_minutes: float = 15.0
+    session_max_minutes: float = 480.0
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Config:
@@ -345,6 +357,8 @@ class Config:
             maskinporten_key=env.raw("NLR_MASKINPORTEN_KEY"),
             maskinporten_kid=env.raw("NLR_MASKINPORTEN_KID"),
             maskinporten_scope=env.raw("NLR_MASKINPORTEN_SCOPE"),
+            session_minutes=env.number("NLR_SESSION_MINUTES", minimum=0.1, maximum=1440),
+            session_max_minutes=env.number("NLR_SESSION_MAX_MINUTES", minimum=0.1, maximum=10080),
         )
 
 

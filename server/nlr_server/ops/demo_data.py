@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 
+from nlr_server.crypto.pbkdf2_verifier import make_verifier
 from nlr_server.crypto.pin_verifier import PinVerifier
 from nlr_server.domain.actor import Actor
 from nlr_server.domain.address import Address
@@ -26,6 +27,7 @@ BERGEN = Library(LibraryNumber("2460100"), "Demo Bergen bibliotek")
 # The dev PKI's ils.pem and auth.pem name these vendors as their organization.
 ILS_VENDOR = "Demo Bibliotekdata AS"
 AUTH_VENDOR = "Demo eBok AS"
+PORTAL_VENDOR = "Demo Bibliotekkortet"
 
 # Demo authorization codes: printed by `make run` and in the README, so never use them elsewhere.
 OSLO_CODE = "oslo-demo-2030100"
@@ -33,6 +35,8 @@ BERGEN_CODE = "bergen-demo-2460100"
 LIBRARY_CODES = {OSLO.number: OSLO_CODE, BERGEN.number: BERGEN_CODE}
 # Every demo borrower's PIN, for trying Authenticate (and examples/ebook_login.py).
 DEMO_PIN = "1234"
+# Every demo borrower's password, for trying VerifyPassword and SelfService's login.
+DEMO_PASSWORD = "demo-passord"
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,9 +115,15 @@ def demo_national_id(borrower: DemoBorrower) -> str:
     return make_synthetic_national_id(borrower.birth_date, int(borrower.card_number[1:]))
 
 
-def seed(unit_of_work: UnitOfWorkFactory, now: dt.datetime, pins: PinVerifier | None = None) -> int:
+def seed(
+    unit_of_work: UnitOfWorkFactory,
+    now: dt.datetime,
+    pins: PinVerifier | None = None,
+    password_iterations: int | None = None,
+) -> int:
     """Adds whatever demo libraries and borrowers are missing; returns how many were added.
-    With ``pins``, a demo borrower without a PIN gets DEMO_PIN."""
+    With ``pins``, a demo borrower without a PIN gets DEMO_PIN; with ``password_iterations``,
+    one without a password gets DEMO_PASSWORD."""
     added = 0
     with unit_of_work() as uow:
         for library in (OSLO, BERGEN):
@@ -148,6 +158,8 @@ def seed(unit_of_work: UnitOfWorkFactory, now: dt.datetime, pins: PinVerifier | 
             pass
         if pins is not None:
             _give_pin(unit_of_work, demo, pins, now)
+        if password_iterations is not None:
+            _give_password(unit_of_work, demo, password_iterations, now)
     return added
 
 
@@ -170,5 +182,21 @@ def _give_pin(
         borrower.card_number,
         verifier,
         pins.key_version(verifier),
+        now,
+    )
+
+
+def _give_password(
+    unit_of_work: UnitOfWorkFactory, demo: DemoBorrower, iterations: int, now: dt.datetime
+) -> None:
+    with unit_of_work(read_only=True) as uow:
+        borrower = uow.borrowers.get_by_card_number(CardNumber(demo.card_number))
+    if borrower is None or borrower.has_password:
+        return
+    credentials.set_password(
+        unit_of_work,
+        _demo_setup(borrower.home_library),
+        borrower.card_number,
+        make_verifier(DEMO_PASSWORD, iterations=iterations),
         now,
     )

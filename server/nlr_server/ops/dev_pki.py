@@ -179,6 +179,8 @@ class DevPkiPaths:
     ils_key: Path
     auth_cert: Path
     auth_key: Path
+    portal_cert: Path
+    portal_key: Path
 
 
 def ensure_dev_pki(directory: Path) -> DevPkiPaths:
@@ -196,6 +198,8 @@ def ensure_dev_pki(directory: Path) -> DevPkiPaths:
         ils_key=directory / "ils.key",
         auth_cert=directory / "auth.pem",
         auth_key=directory / "auth.key",
+        portal_cert=directory / "portal.pem",
+        portal_key=directory / "portal.key",
     )
     directory.mkdir(mode=_DIRECTORY_MODE, parents=True, exist_ok=True)
 
@@ -225,6 +229,14 @@ def ensure_dev_pki(directory: Path) -> DevPkiPaths:
             paths.auth_key,
             *issue_client_certificate(
                 ca, "Demo ebook platform", role="auth", organization="Demo eBok AS"
+            ),
+        )
+    if not _pair_exists(paths.portal_cert, paths.portal_key):
+        _write_pair(
+            paths.portal_cert,
+            paths.portal_key,
+            *issue_client_certificate(
+                ca, "Demo borrower portal", role="portal", organization="Demo Bibliotekkortet"
             ),
         )
     return paths

@@ -104,7 +104,7 @@ def _candidate(method: LoginMethod, by: str, dialect: str) -> Select[Any]:
 # Every login runs these (see store/prepared.py).
 _CANDIDATES = {
     (method, by): PreparedRead(functools.partial(_candidate, method, by))
-    for method in LoginMethod
+    for method in (LoginMethod.PIN, LoginMethod.PASSWORD)
     for by in ("card_number", "identity")
 }
 _ATTEMPTS_OF = PreparedRead(

@@ -34,6 +34,9 @@ ERASED_TABLES = (
     "login_attempts",
     "feed_entries",
     "card_numbers",
+    "totp_credentials",
+    "recovery_codes",
+    "selfservice_sessions",
 )
 
 # SQLite: how long one checkpoint attempt waits for readers and writers (its busy timeout),

@@ -9,7 +9,8 @@ from sqlalchemy.orm import Session
 
 from nlr_server.crypto.keyring import KeyPurpose
 from nlr_server.crypto.national_id_sealer import NationalIdSealer
-from nlr_server.store.models import BorrowerRow
+from nlr_server.crypto.totp import TotpSecretSealer
+from nlr_server.store.models import BorrowerRow, TotpCredentialRow
 
 
 def reencrypt_national_ids(
@@ -64,6 +65,40 @@ def reencrypt_national_ids(
             on_batch(done)
 
 
+def reencrypt_totp_secrets(
+    engine: Engine,
+    sealer: TotpSecretSealer,
+    active_version: int,
+    *,
+    batch_size: int = 500,
+) -> int:
+    """Re-seals every TOTP secret not under ``active_version`` (they share the national ids'
+    key); returns how many. As reencrypt_national_ids, in short batches."""
+    done = 0
+    last_id = 0
+    totp = TotpCredentialRow
+    while True:
+        with Session(engine) as session, session.begin():
+            rows = session.execute(
+                select(totp.borrower_id, totp.secret_ciphertext, totp.key_version)
+                .where(totp.key_version != active_version, totp.borrower_id > last_id)
+                .order_by(totp.borrower_id)
+                .limit(batch_size)
+            ).all()
+            for borrower_id, ciphertext, old_version in rows:
+                sealed = sealer.reseal(ciphertext, borrower_id)
+                session.execute(
+                    update(totp)
+                    .where(totp.borrower_id == borrower_id, totp.key_version == old_version)
+                    .values(secret_ciphertext=sealed.ciphertext, key_version=sealed.key_version)
+                    .execution_options(synchronize_session=False)
+                )
+        if not rows:
+            return done
+        done += len(rows)
+        last_id = rows[-1][0]
+
+
 def records_using(engine: Engine, purpose: KeyPurpose, version: int) -> int:
     """How many stored values still need ``version`` of the ``purpose`` key."""
     column = {
@@ -75,4 +110,11 @@ def records_using(engine: Engine, purpose: KeyPurpose, version: int) -> int:
         with Session(engine) as session:
             return session.scalar(select(func.count()).select_from(BorrowerRow)) or 0
     with Session(engine) as session:
-        return session.scalar(select(func.count()).where(column == version)) or 0
+        using = session.scalar(select(func.count()).where(column == version)) or 0
+        if purpose is KeyPurpose.NATIONAL_ID_ENCRYPTION:
+            # TOTP secrets are sealed with the same key.
+            using += (
+                session.scalar(select(func.count()).where(TotpCredentialRow.key_version == version))
+                or 0
+            )
+        return using

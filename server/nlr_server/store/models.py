@@ -472,3 +472,57 @@ class LimitFailureRow(Base):
     failed_at: Mapped[float] = mapped_column(Float, index=True)
 
     __table_args__ = (Index("ix_limit_failures_key_failed_at", "key", "failed_at"),)
+
+
+class TotpCredentialRow(Base):
+    """A borrower's TOTP second factor: the secret sealed under the keyring (never in the
+    clear), when it was confirmed by a first code (None: enrolment begun, not finished), and
+    the last time step a code was accepted for (a code is accepted once)."""
+
+    __tablename__ = "totp_credentials"
+
+    borrower_id: Mapped[int] = mapped_column(
+        ForeignKey("borrowers.id", ondelete="CASCADE"), primary_key=True
+    )
+    secret_ciphertext: Mapped[bytes] = mapped_column(LargeBinary)
+    # Which key seals the secret: rotation re-seals, retirement checks none is left.
+    key_version: Mapped[int] = mapped_column(Integer, index=True)
+    enrolled_at: Mapped[dt.datetime] = mapped_column(UtcDateTime())
+    confirmed_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime())
+    last_step: Mapped[int | None] = mapped_column(BigInteger)
+
+
+class RecoveryCodeRow(Base):
+    """One recovery code of a borrower's TOTP second factor, as a salted SHA-256 verifier;
+    used once."""
+
+    __tablename__ = "recovery_codes"
+
+    id: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    )
+    borrower_id: Mapped[int] = mapped_column(
+        ForeignKey("borrowers.id", ondelete="CASCADE"), index=True
+    )
+    verifier: Mapped[bytes] = mapped_column(LargeBinary(48))
+    used_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime())
+
+
+class SelfServiceSessionRow(Base):
+    """A borrower's SelfService session: known by the SHA-256 of its token (the token itself is
+    never stored), bound to the portal certificate it was opened through. It lasts until
+    ``expires_at``, which each use moves on, up to ``ends_at``."""
+
+    __tablename__ = "selfservice_sessions"
+
+    token_digest: Mapped[bytes] = mapped_column(LargeBinary(32), primary_key=True)
+    borrower_id: Mapped[int] = mapped_column(
+        ForeignKey("borrowers.id", ondelete="CASCADE"), index=True
+    )
+    certificate_fingerprint: Mapped[str] = mapped_column(String(64))
+    # The login's first factor (LoginMethod) and how strong the session now is (SecurityLevel).
+    method: Mapped[str] = mapped_column(String(16))
+    strength: Mapped[str] = mapped_column(String(16))
+    created_at: Mapped[dt.datetime] = mapped_column(UtcDateTime())
+    expires_at: Mapped[dt.datetime] = mapped_column(UtcDateTime(), index=True)
+    ends_at: Mapped[dt.datetime] = mapped_column(UtcDateTime())

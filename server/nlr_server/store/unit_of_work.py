@@ -34,6 +34,8 @@ from nlr_server.store.notice_repository import SqlNoticeRepository
 from nlr_server.store.population_sync_repository import SqlPopulationSyncRepository
 from nlr_server.store.prepared import DriverConnection
 from nlr_server.store.reservation_repository import SqlReservationRepository
+from nlr_server.store.second_factor_repository import SqlSecondFactorRepository
+from nlr_server.store.session_repository import SqlSessionRepository
 from nlr_server.store.vendor_repository import SqlVendorRepository
 from nlr_server.usecases.ports import WriterBusy
 
@@ -89,6 +91,8 @@ class SqlUnitOfWork:
         self.notices = SqlNoticeRepository(self._session)
         self.population = SqlPopulationSyncRepository(self._session)
         self.identities = SqlIdentityRepository(self._session, self._driver, prefetched)
+        self.sessions = SqlSessionRepository(self._session)
+        self.second_factors = SqlSecondFactorRepository(self._session)
 
     def __enter__(self) -> SqlUnitOfWork:
         if self._write_lock is not None:

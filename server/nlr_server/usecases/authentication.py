@@ -50,11 +50,14 @@ def _subject(candidate: LoginCandidate | None, key_tag: bytes) -> LoginSubject:
     return LoginSubject.of_unknown_key(key_tag)
 
 
-def method_opens(method: LoginMethod, holder: LoginCandidate | None) -> bool:
+def method_opens(
+    method: LoginMethod, holder: LoginCandidate | None, second_factor: bool = False
+) -> bool:
     """Whether a right secret of this method may open anything: not for an unknown key
     (None), nor for a borrower whose security level the method does not reach (a PIN for one
-    who has chosen to log in with a password only): domain/login.py."""
-    return holder is not None and method_reaches(method, holder.security_level)
+    who has chosen to log in with a password only): domain/login.py. ``second_factor``: a TOTP
+    code follows, which may take a password up to TWO_FACTOR."""
+    return holder is not None and method_reaches(method, holder.security_level, second_factor)
 
 
 @dataclass(frozen=True, slots=True)
@@ -188,6 +191,7 @@ def reserve_check(
     method: LoginMethod,
     now: dt.datetime,
     policy: LockoutPolicy,
+    second_factor: bool = False,
 ) -> ReservedCheck | None:
     """Counts a check as under way, under the subject's lock, before the (slow) secret is
     checked outside any transaction. Refuses (LOGIN_LOCKED) while locked; None while the
@@ -207,7 +211,7 @@ def reserve_check(
         reserved = attempts.reserved(now, policy)
         uow.credentials.save_login_attempts(subject, method, reserved)
         uow.commit()
-        return ReservedCheck(holder, subject, reserved, method_opens(method, holder))
+        return ReservedCheck(holder, subject, reserved, method_opens(method, holder, second_factor))
 
 
 @dataclass(frozen=True, slots=True)

@@ -12,7 +12,7 @@ from nlr_server.domain.actor import Actor
 from nlr_server.domain.audit import Acting
 from nlr_server.domain.borrower import Borrower, DeletionReason, PersonalData, PersonalDataPatch
 from nlr_server.domain.card_number import CardNumber
-from nlr_server.domain.credentials import LoginMethod, Pin
+from nlr_server.domain.credentials import LoginMethod, Pin, SecurityLevel
 from nlr_server.domain.deletion_notice import DeletionNotice
 from nlr_server.domain.errors import (
     AlreadyExists,
@@ -26,6 +26,7 @@ from nlr_server.domain.library_number import LibraryNumber
 from nlr_server.domain.lockout import LockoutPolicy, LoginSubject
 from nlr_server.domain.login import method_reaches, refusal_after_success
 from nlr_server.domain.national_id import NationalId
+from nlr_server.domain.second_factor import totp_not_enrolled
 from nlr_server.domain.views import BorrowerView
 from nlr_server.usecases import authentication, change_feed, guardians
 from nlr_server.usecases.changes import change_borrower, find_changeable, record_audit
@@ -49,6 +50,8 @@ def create_borrower(
 ) -> Borrower:
     """A new borrower with ``library`` as home library; one under ``guardian_age`` needs a
     guardian, linked in the same transaction."""
+    if personal.security_level is SecurityLevel.TWO_FACTOR:
+        raise totp_not_enrolled()  # a new borrower has no second factor yet
     new = Borrower.register(card_number, personal, library, acting.actor, now)
     guardians.require_guardian_if_young(new, guardian, guardian_age, now.date())
     with unit_of_work() as uow:
@@ -86,6 +89,15 @@ def get_borrower(
         return borrower, view
 
 
+def require_second_factor_for(uow: UnitOfWork, borrower_id: int, level: SecurityLevel) -> None:
+    """A TWO_FACTOR level only for a borrower with a confirmed TOTP second factor: no level is
+    set that nothing the borrower has can reach."""
+    if level is SecurityLevel.TWO_FACTOR:
+        factor = uow.second_factors.totp_of(borrower_id)
+        if factor is None or not factor.confirmed:
+            raise totp_not_enrolled()
+
+
 def update_borrower(
     unit_of_work: UnitOfWorkFactory,
     acting: Acting,
@@ -110,6 +122,10 @@ def update_borrower(
         policy.require_may_set_security_level(
             acting.actor, borrower.personal.security_level, personal.security_level
         )
+        if personal.security_level is not borrower.personal.security_level:
+            assert borrower.id is not None
+            require_second_factor_for(uow, borrower.id, personal.security_level)
+            uow.sessions.remove_of_borrower(borrower.id)
         violations = Violations()
         personal.check_consistency(violations, patch.fields)
         violations.raise_if_any()

@@ -1,4 +1,5 @@
-"""A library sets a borrower's PIN or password (already turned into a verifier)."""
+"""A library sets a borrower's PIN or password (already turned into a verifier). Either ends
+the borrower's SelfService sessions (domain/session.py)."""
 
 from __future__ import annotations
 
@@ -28,6 +29,7 @@ def set_pin(
         assert borrower.id is not None
         version = uow.credentials.set_pin(borrower.id, verifier, key_version)
         uow.credentials.save_attempts(borrower.id, LoginMethod.PIN, LoginAttempts())
+        uow.sessions.remove_of_borrower(borrower.id)
         return dataclasses.replace(borrower, version=version, has_pin=True)
 
     return change_borrower(unit_of_work, acting, card_number, now, change, answer_full=False).etag
@@ -46,6 +48,7 @@ def set_password(
         assert borrower.id is not None
         version = uow.credentials.set_password(borrower.id, verifier)
         uow.credentials.save_attempts(borrower.id, LoginMethod.PASSWORD, LoginAttempts())
+        uow.sessions.remove_of_borrower(borrower.id)
         return dataclasses.replace(borrower, version=version, has_password=True)
 
     return change_borrower(unit_of_work, acting, card_number, now, change, answer_full=False).etag

@@ -24,6 +24,8 @@ from nlr_server.domain.library_number import LibraryNumber
 from nlr_server.domain.lockout import LoginAttempts, LoginSubject
 from nlr_server.domain.national_id import NationalId
 from nlr_server.domain.population import PopulationPerson
+from nlr_server.domain.second_factor import TotpFactor
+from nlr_server.domain.session import Session
 from nlr_server.domain.vendor import Vendor, VendorCertificate
 
 
@@ -206,6 +208,46 @@ class GuardianRepository(Protocol):
     def links_of(self, borrower_id: int) -> GuardianLinks: ...
 
     def links_of_many(self, borrower_ids: Collection[int]) -> dict[int, GuardianLinks]: ...
+
+
+class SessionRepository(Protocol):
+    """Borrowers' SelfService sessions, known by the digest of their tokens."""
+
+    def add(self, digest: bytes, session: Session) -> None: ...
+
+    def get(self, digest: bytes) -> tuple[Session, SecurityLevel] | None:
+        """The session, with its borrower's security level as it now stands."""
+        ...
+
+    def save(self, digest: bytes, session: Session) -> None: ...
+
+    def remove(self, digest: bytes) -> None: ...
+
+    def remove_of_borrower(self, borrower_id: int, keep: bytes | None = None) -> int: ...
+
+    def remove_expired(self, now: dt.datetime) -> int: ...
+
+
+class SecondFactorRepository(Protocol):
+    """Borrowers' TOTP second factors (sealed secrets) and recovery codes (verifiers)."""
+
+    def totp_of(self, borrower_id: int) -> TotpFactor | None: ...
+
+    def begin_totp(
+        self, borrower_id: int, ciphertext: bytes, key_version: int, now: dt.datetime
+    ) -> None: ...
+
+    def confirm_totp(
+        self, borrower_id: int, step: int, now: dt.datetime, recovery_verifiers: list[bytes]
+    ) -> None: ...
+
+    def accept_step(self, borrower_id: int, step: int) -> bool: ...
+
+    def remove_totp(self, borrower_id: int) -> bool: ...
+
+    def recovery_codes(self, borrower_id: int) -> list[tuple[int, bytes]]: ...
+
+    def use_recovery_code(self, code_id: int, now: dt.datetime) -> bool: ...
 
 
 class IdentityRepository(Protocol):
@@ -403,6 +445,12 @@ class UnitOfWork(Protocol):
 
     @property
     def population(self) -> PopulationSyncRepository: ...
+
+    @property
+    def sessions(self) -> SessionRepository: ...
+
+    @property
+    def second_factors(self) -> SecondFactorRepository: ...
 
     def __enter__(self) -> UnitOfWork: ...
 

@@ -20,6 +20,10 @@ from nlr_server.store import migrate
 from nlr_server.store.database import create_store_engine
 from nlr_server.store.unit_of_work import SqlUnitOfWorkFactory
 
+# The demo passwords' PBKDF2 iterations: the least any server accepts (NLR_PASSWORD_ITERATIONS),
+# so every server verifies them (one set to more re-hashes at the first login).
+DEMO_PASSWORD_ITERATIONS = 210_000
+
 _DIRECTORY_MODE = 0o700
 
 
@@ -29,7 +33,8 @@ def add_commands(commands: Commands) -> None:
         "dev-setup",
         _dev_setup,
         "create the dev PKI, keyring, SQLite database and demo data (used by make run)",
-        "Registers the demo vendors with the dev PKI's ils.pem and auth.pem and gives the demo "
+        "Registers the demo vendors with the dev PKI's ils.pem, auth.pem and portal.pem and "
+        "gives the demo "
         "libraries their vendor and demo codes. Reuses whatever exists; a second run changes "
         "nothing.",
     )
@@ -51,6 +56,7 @@ def seed_demo_access(
         for name, certificate_path, role in (
             (demo_data.ILS_VENDOR, pki.ils_cert, Role.ILS),
             (demo_data.AUTH_VENDOR, pki.auth_cert, Role.AUTH),
+            (demo_data.PORTAL_VENDOR, pki.portal_cert, Role.PORTAL),
         ):
             vendor = uow.vendors.get_by_name(name)
             if vendor is None:
@@ -112,7 +118,7 @@ def _dev_setup(args: argparse.Namespace) -> None:
             )
         unit_of_work = SqlUnitOfWorkFactory(engine, NationalIdSealer(keyring))
         moment = now()
-        added = demo_data.seed(unit_of_work, moment, PinVerifier(keyring))
+        added = demo_data.seed(unit_of_work, moment, PinVerifier(keyring), DEMO_PASSWORD_ITERATIONS)
         if added:
             changes.append(f"{added} demo libraries and borrowers")
         changes.extend(seed_demo_access(unit_of_work, pki, moment))

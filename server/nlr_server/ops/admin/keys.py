@@ -7,6 +7,7 @@ import time
 
 from nlr_server.crypto.keyring import KeyPurpose, Keyring, KeyringError
 from nlr_server.crypto.national_id_sealer import NationalIdSealer
+from nlr_server.crypto.totp import TotpSecretSealer
 from nlr_server.ops.admin import (
     AdminError,
     Commands,
@@ -19,7 +20,11 @@ from nlr_server.ops.admin import (
     print_table,
     store,
 )
-from nlr_server.store.key_rotation import records_using, reencrypt_national_ids
+from nlr_server.store.key_rotation import (
+    records_using,
+    reencrypt_national_ids,
+    reencrypt_totp_secrets,
+)
 
 
 def _settle_seconds() -> float:
@@ -137,7 +142,12 @@ def _reencrypt(args: argparse.Namespace) -> None:
             batch_size=args.batch_size,
             on_batch=lambda count: print(f"  {count} re-encrypted", flush=True),
         )
+        secrets = reencrypt_totp_secrets(
+            unit_of_work.engine, TotpSecretSealer(keyring), active, batch_size=args.batch_size
+        )
     print(f"{done} national ids re-encrypted under version {active}")
+    if secrets:
+        print(f"{secrets} TOTP secrets re-sealed under version {active}")
 
 
 def _retire(args: argparse.Namespace) -> None:

@@ -33,6 +33,8 @@ class _AssuranceLevelEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_Assura
     """By PIN."""
     ASSURANCE_LEVEL_PASSWORD: _AssuranceLevel.ValueType  # 2
     """By password."""
+    ASSURANCE_LEVEL_TWO_FACTOR: _AssuranceLevel.ValueType  # 3
+    """By password and a TOTP code."""
 
 class AssuranceLevel(_AssuranceLevel, metaclass=_AssuranceLevelEnumTypeWrapper):
     """How strongly a borrower was authenticated."""
@@ -43,6 +45,8 @@ ASSURANCE_LEVEL_PIN: AssuranceLevel.ValueType  # 1
 """By PIN."""
 ASSURANCE_LEVEL_PASSWORD: AssuranceLevel.ValueType  # 2
 """By password."""
+ASSURANCE_LEVEL_TWO_FACTOR: AssuranceLevel.ValueType  # 3
+"""By password and a TOTP code."""
 Global___AssuranceLevel: _TypeAlias = AssuranceLevel  # noqa: Y015
 
 class _IdentityKind:
@@ -140,10 +144,19 @@ class VerifyPasswordRequest(_message.Message):
     CARD_NUMBER_FIELD_NUMBER: _builtins.int
     IDENTITY_FIELD_NUMBER: _builtins.int
     PASSWORD_FIELD_NUMBER: _builtins.int
+    TOTP_CODE_FIELD_NUMBER: _builtins.int
     card_number: _builtins.str
     """Card number of the borrower, "N" + 9 digits."""
     password: _builtins.str
     """The password the borrower typed: 8 to 128 characters."""
+    totp_code: _builtins.str
+    """Optional: the 6-digit code of the borrower's authenticator app (TOTP, RFC 6238), for a
+    borrower who has set up two-factor login in SelfService. With it, a borrower whose
+    security level is TWO_FACTOR can log in, and `assurance_level` is
+    ASSURANCE_LEVEL_TWO_FACTOR. A wrong code is answered as a wrong password
+    (CREDENTIALS_INVALID) and counts towards locking the borrower's TOTP codes (LOGIN_LOCKED
+    after 5); a code is accepted once. Ignored for a borrower without two-factor login.
+    """
     @_builtins.property
     def identity(self) -> Global___Identity:
         """Another identity of the borrower (Feide, Pocket, school card)."""
@@ -154,10 +167,11 @@ class VerifyPasswordRequest(_message.Message):
         card_number: _builtins.str = ...,
         identity: Global___Identity | None = ...,
         password: _builtins.str = ...,
+        totp_code: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["borrower_key", b"borrower_key", "card_number", b"card_number", "identity", b"identity"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["borrower_key", b"borrower_key", "card_number", b"card_number", "identity", b"identity", "password", b"password"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["borrower_key", b"borrower_key", "card_number", b"card_number", "identity", b"identity", "password", b"password", "totp_code", b"totp_code"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType_borrower_key: _TypeAlias = _typing.Literal["card_number", "identity"]  # noqa: Y015
     _WhichOneofArgType_borrower_key: _TypeAlias = _typing.Literal["borrower_key", b"borrower_key"]  # noqa: Y015

@@ -37,9 +37,11 @@ class AuthenticateStub:
     Outcomes, as gRPC status codes with google.rpc details (ErrorInfo.reason in brackets):
     - OK: the PIN or password is right; the response holds the borrower's summary.
     - UNAUTHENTICATED [CREDENTIALS_INVALID]: the card number or identity is unknown, or the
-    borrower has no PIN (password) set, or the PIN or password is wrong, or (VerifyPin) the
-    borrower has chosen to log in with a password only, in which case even their right PIN
-    gets this answer. These are deliberately indistinguishable, in the answer and its timing:
+    borrower has no PIN (password) set, or the PIN or password is wrong, or the borrower's
+    security level asks for more than this login gives (a PIN of a borrower who logs in with
+    a password only, a password without `totp_code` of one who has chosen two factors,
+    anything of one who has chosen ID-porten), in which case even the right secret gets this
+    answer. These are deliberately indistinguishable, in the answer and its timing:
     tell the borrower only "the card number or the PIN is wrong; if you log in with a
     password, use it instead", never which of these it was, nor that the card is registered.
     - RESOURCE_EXHAUSTED [LOGIN_LOCKED]: after 5 failures in a row (5 wrong PINs or, separately,
@@ -91,9 +93,11 @@ class AuthenticateServicer:
     Outcomes, as gRPC status codes with google.rpc details (ErrorInfo.reason in brackets):
     - OK: the PIN or password is right; the response holds the borrower's summary.
     - UNAUTHENTICATED [CREDENTIALS_INVALID]: the card number or identity is unknown, or the
-    borrower has no PIN (password) set, or the PIN or password is wrong, or (VerifyPin) the
-    borrower has chosen to log in with a password only, in which case even their right PIN
-    gets this answer. These are deliberately indistinguishable, in the answer and its timing:
+    borrower has no PIN (password) set, or the PIN or password is wrong, or the borrower's
+    security level asks for more than this login gives (a PIN of a borrower who logs in with
+    a password only, a password without `totp_code` of one who has chosen two factors,
+    anything of one who has chosen ID-porten), in which case even the right secret gets this
+    answer. These are deliberately indistinguishable, in the answer and its timing:
     tell the borrower only "the card number or the PIN is wrong; if you log in with a
     password, use it instead", never which of these it was, nor that the card is registered.
     - RESOURCE_EXHAUSTED [LOGIN_LOCKED]: after 5 failures in a row (5 wrong PINs or, separately,
@@ -162,9 +166,11 @@ class Authenticate:
     Outcomes, as gRPC status codes with google.rpc details (ErrorInfo.reason in brackets):
     - OK: the PIN or password is right; the response holds the borrower's summary.
     - UNAUTHENTICATED [CREDENTIALS_INVALID]: the card number or identity is unknown, or the
-    borrower has no PIN (password) set, or the PIN or password is wrong, or (VerifyPin) the
-    borrower has chosen to log in with a password only, in which case even their right PIN
-    gets this answer. These are deliberately indistinguishable, in the answer and its timing:
+    borrower has no PIN (password) set, or the PIN or password is wrong, or the borrower's
+    security level asks for more than this login gives (a PIN of a borrower who logs in with
+    a password only, a password without `totp_code` of one who has chosen two factors,
+    anything of one who has chosen ID-porten), in which case even the right secret gets this
+    answer. These are deliberately indistinguishable, in the answer and its timing:
     tell the borrower only "the card number or the PIN is wrong; if you log in with a
     password, use it instead", never which of these it was, nor that the card is registered.
     - RESOURCE_EXHAUSTED [LOGIN_LOCKED]: after 5 failures in a row (5 wrong PINs or, separately,

@@ -208,6 +208,15 @@ class _SecurityLevelEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_Securit
     """A password only: VerifyPin answers even the right PIN as a wrong one (CREDENTIALS_INVALID),
     and a PIN proves nothing in AffiliateBorrower.
     """
+    SECURITY_LEVEL_TWO_FACTOR: _SecurityLevel.ValueType  # 3
+    """A password and a TOTP code: VerifyPassword opens only with its `totp_code`, VerifyPin
+    never. Only for a borrower with a confirmed TOTP second factor (else FAILED_PRECONDITION
+    [TOTP_NOT_ENROLLED]); the borrower sets it up in SelfService.
+    """
+    SECURITY_LEVEL_EID: _SecurityLevel.ValueType  # 4
+    """ID-porten only: no login through Authenticate opens it; the borrower logs in to
+    SelfService (and its portal) with ID-porten.
+    """
 
 class SecurityLevel(_SecurityLevel, metaclass=_SecurityLevelEnumTypeWrapper):
     """The weakest way of logging in a borrower accepts."""
@@ -219,6 +228,15 @@ SECURITY_LEVEL_PIN: SecurityLevel.ValueType  # 1
 SECURITY_LEVEL_PASSWORD: SecurityLevel.ValueType  # 2
 """A password only: VerifyPin answers even the right PIN as a wrong one (CREDENTIALS_INVALID),
 and a PIN proves nothing in AffiliateBorrower.
+"""
+SECURITY_LEVEL_TWO_FACTOR: SecurityLevel.ValueType  # 3
+"""A password and a TOTP code: VerifyPassword opens only with its `totp_code`, VerifyPin
+never. Only for a borrower with a confirmed TOTP second factor (else FAILED_PRECONDITION
+[TOTP_NOT_ENROLLED]); the borrower sets it up in SelfService.
+"""
+SECURITY_LEVEL_EID: SecurityLevel.ValueType  # 4
+"""ID-porten only: no login through Authenticate opens it; the borrower logs in to
+SelfService (and its portal) with ID-porten.
 """
 Global___SecurityLevel: _TypeAlias = SecurityLevel  # noqa: Y015
 
@@ -350,10 +368,11 @@ class Borrower(_message.Message):
     card_valid: _builtins.bool
     """Whether the card may be used. Output only. Set in every view."""
     security_level: Global___SecurityLevel.ValueType
-    """The weakest way of logging in the borrower accepts at Authenticate. Full view only;
-    SECURITY_LEVEL_PIN when not set on create. A library may raise it (UpdateBorrower) but
-    not lower it: lowering is PERMISSION_DENIED (SECURITY_LEVEL_LOWERING) and changes
-    nothing, as the borrower chose it and only the borrower lowers it.
+    """The weakest way of logging in the borrower accepts, on every login path (Authenticate,
+    AffiliateBorrower's PIN proof, SelfService). Full view only; SECURITY_LEVEL_PIN when not
+    set on create. A library may raise it (UpdateBorrower) but not lower it: lowering is
+    PERMISSION_DENIED (SECURITY_LEVEL_LOWERING) and changes nothing, as the borrower chose it
+    and only the borrower lowers it (in SelfService, with two factors).
     """
     has_pin: _builtins.bool
     """Whether the borrower has a PIN. Output only. Full view only."""

@@ -1,0 +1,229 @@
+"""SelfService: a borrower's own record, through a portal, in a session of their own login."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+import grpc
+from google.protobuf.timestamp_pb2 import Timestamp
+
+from nlr.selfservice.v1 import selfservice_pb2 as pb
+from nlr.selfservice.v1 import selfservice_pb2_grpc
+from nlr_server.api import password_login
+from nlr_server.api.borrower_codec import (
+    encode_borrower,
+    security_level_from_proto,
+    security_level_to_proto,
+)
+from nlr_server.api.call_context import acting, current_call
+from nlr_server.api.services import Services, now
+from nlr_server.crypto import session_token, totp
+from nlr_server.domain.credentials import LoginMethod, Password, SecurityLevel
+from nlr_server.domain.errors import FailedPrecondition, InvalidArgument
+from nlr_server.domain.second_factor import totp_not_enrolled
+from nlr_server.domain.session import require_two_factors
+from nlr_server.domain.views import BorrowerView
+from nlr_server.usecases import second_factor, selfservice, sessions
+from nlr_server.usecases.authentication import LoginKey
+from nlr_server.usecases.second_factor import CodeKind, CodeOutcome, SecondFactorCode
+from nlr_server.usecases.sessions import LiveSession
+
+Context = grpc.aio.ServicerContext[Any, Any]
+
+# The calls that open a session, and those a session below the borrower's level may make.
+LOGIN_RPCS = frozenset({"LogInWithPassword"})
+WAITING_RPCS = frozenset({"ConfirmSecondFactor", "LogOut"})
+
+
+class SelfServiceServicer(selfservice_pb2_grpc.SelfServiceServicer):
+    def __init__(self, services: Services) -> None:
+        self._services = services
+        self._decode = services.decode
+
+    async def LogInWithPassword(
+        self, request: pb.LogInWithPasswordRequest, context: Context
+    ) -> pb.LogInWithPasswordResponse:
+        key = self._login_key(request)
+        password = self._decode.secret(request.password, "password", Password.parse)
+        services = self._services
+        # A password may be followed by a TOTP code, so it opens a TWO_FACTOR borrower's
+        # login too, which then waits for its code.
+        borrower = await password_login.log_in_with_password(
+            services, key, password, second_factor=True
+        )
+        assert borrower.id is not None
+        token, digest = session_token.new_token()
+        fingerprint = current_call().certificate_fingerprint
+        assert fingerprint is not None
+        opened = await services.run(
+            sessions.open_session,
+            digest,
+            borrower.id,
+            borrower.card_number.value,
+            fingerprint,
+            LoginMethod.PASSWORD,
+            SecurityLevel.PASSWORD,
+            borrower.personal.security_level,
+            now(),
+            services.sessions,
+        )
+        return pb.LogInWithPasswordResponse(session=_session_message(token, opened))
+
+    async def ConfirmSecondFactor(
+        self, request: pb.ConfirmSecondFactorRequest, context: Context
+    ) -> pb.ConfirmSecondFactorResponse:
+        live = _live()
+        code = _second_factor_code(request)
+        services = self._services
+        if not live.session.method.takes_second_factor:
+            raise FailedPrecondition(
+                "this login needs no second factor", reason="SECOND_FACTOR_NOT_TAKEN"
+            )
+        checked = await services.run(
+            second_factor.check_code,
+            live.session.borrower_id,
+            code,
+            now(),
+            services.lockout,
+            services.totp_sealer,
+        )
+        if checked.outcome is CodeOutcome.NOT_ENROLLED:
+            raise totp_not_enrolled()
+        if checked.outcome is CodeOutcome.WRONG:
+            if checked.locked_now:
+                current_call().audit_reason = "LOCKED_OUT"
+            raise second_factor.code_invalid()
+        session = await services.run(sessions.strengthen, live, SecurityLevel.TWO_FACTOR)
+        return pb.ConfirmSecondFactorResponse(
+            strength=security_level_to_proto(session.strength),
+            expire_time=_timestamp(session.expires_at),
+            recovery_codes_left=checked.recovery_codes_left,
+        )
+
+    async def LogOut(self, request: pb.LogOutRequest, context: Context) -> pb.LogOutResponse:
+        await self._services.run(sessions.close_session, _live().digest)
+        return pb.LogOutResponse()
+
+    async def GetMyRecord(
+        self, request: pb.GetMyRecordRequest, context: Context
+    ) -> pb.GetMyRecordResponse:
+        record = await self._services.read(selfservice.my_record, acting(), _live())
+        return pb.GetMyRecordResponse(
+            borrower=encode_borrower(record.borrower, BorrowerView.FULL),
+            libraries=[
+                pb.Library(library_number=library.number.value, name=library.name)
+                for library in record.libraries
+            ],
+            totp_enabled=record.totp_enabled,
+            recovery_codes_left=record.recovery_codes_left,
+        )
+
+    async def EnrollTotp(
+        self, request: pb.EnrollTotpRequest, context: Context
+    ) -> pb.EnrollTotpResponse:
+        live = _live()
+        services = self._services
+        uri = await services.write(
+            second_factor.enroll,
+            acting(),
+            live.session.borrower_id,
+            live.session.card_number,
+            now(),
+            services.totp_sealer,
+        )
+        return pb.EnrollTotpResponse(provisioning_uri=uri)
+
+    async def ConfirmTotp(
+        self, request: pb.ConfirmTotpRequest, context: Context
+    ) -> pb.ConfirmTotpResponse:
+        live = _live()
+        code = request.totp_code
+        if not totp.is_code_shaped(code):
+            raise InvalidArgument.one("totp_code", f"must be {totp.DIGITS} digits")
+        services = self._services
+        codes = await services.write(
+            second_factor.confirm,
+            acting(),
+            live.session.borrower_id,
+            live.session.card_number,
+            code,
+            now(),
+            services.lockout,
+            services.totp_sealer,
+        )
+        # The code just shown proves the second factor: this session has two.
+        if live.session.method.takes_second_factor:
+            await services.run(sessions.strengthen, live, SecurityLevel.TWO_FACTOR)
+        return pb.ConfirmTotpResponse(recovery_codes=codes)
+
+    async def DisableTotp(
+        self, request: pb.DisableTotpRequest, context: Context
+    ) -> pb.DisableTotpResponse:
+        live = _live()
+        require_two_factors(live.session)
+        await self._services.write(
+            second_factor.disable,
+            acting(),
+            live.session.borrower_id,
+            live.session.card_number,
+            now(),
+        )
+        return pb.DisableTotpResponse()
+
+    async def SetMySecurityLevel(
+        self, request: pb.SetMySecurityLevelRequest, context: Context
+    ) -> pb.SetMySecurityLevelResponse:
+        level = security_level_from_proto(request.security_level)
+        if level is None:
+            raise InvalidArgument.one(
+                "security_level", "is required: PIN, PASSWORD, TWO_FACTOR or EID"
+            )
+        level = await self._services.write(
+            selfservice.set_my_security_level, acting(), _live(), level, now()
+        )
+        return pb.SetMySecurityLevelResponse(security_level=security_level_to_proto(level))
+
+    def _login_key(self, request: pb.LogInWithPasswordRequest) -> LoginKey:
+        if request.WhichOneof("borrower_key") == "identity":
+            return self._decode.identity_key(
+                request.identity.kind, request.identity.value, "identity"
+            )
+        return self._decode.card_number(request.card_number, "card_number")
+
+
+def _live() -> LiveSession:
+    live = current_call().session
+    assert live is not None, "the admission finds the session first"
+    return live
+
+
+def _second_factor_code(request: pb.ConfirmSecondFactorRequest) -> SecondFactorCode:
+    which = request.WhichOneof("code")
+    if which == "recovery_code":
+        if not totp.is_recovery_code_shaped(request.recovery_code):
+            raise InvalidArgument.one(
+                "recovery_code", "must be 16 letters and digits, as the recovery codes were given"
+            )
+        return SecondFactorCode(CodeKind.RECOVERY, request.recovery_code)
+    if which != "totp_code" or not totp.is_code_shaped(request.totp_code):
+        raise InvalidArgument.one("totp_code", f"must be {totp.DIGITS} digits")
+    return SecondFactorCode(CodeKind.TOTP, request.totp_code)
+
+
+def _session_message(token: str, opened: sessions.OpenedSession) -> pb.Session:
+    session = opened.session
+    return pb.Session(
+        session_token=token,
+        expire_time=_timestamp(session.expires_at),
+        strength=security_level_to_proto(session.strength),
+        second_factor_available=opened.second_factor_available,
+        second_factor_required=not session.opens(opened.security_level),
+        card_number=session.card_number,
+    )
+
+
+def _timestamp(at: dt.datetime) -> Timestamp:
+    stamp = Timestamp()
+    stamp.FromDatetime(at)
+    return stamp
