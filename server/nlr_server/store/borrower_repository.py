@@ -94,10 +94,16 @@ _REGISTRATION = PreparedRead(
 _NATIONAL_ID_COLUMNS = ("national_id_ciphertext", "national_id_index", "national_id_key_version")
 
 
-def _save_personal_data(*extra: str) -> PreparedWrite:
+def _save_personal_data(*extra: str, indexed: bool = True) -> PreparedWrite:
     """The UPDATE of a change of the personal data: only if the version read is current, and
-    the version moves on (the etag changes)."""
-    columns = [*record_columns.CHANGED_COLUMNS, *extra]
+    the version moves on (the etag changes). Without ``indexed``, it leaves the indexed
+    columns alone: a database updates an index whose column an UPDATE sets even to the value it
+    had, which at 5 million borrowers costs more than the rest of the UPDATE."""
+    columns = [
+        name
+        for name in (*record_columns.CHANGED_COLUMNS, *extra)
+        if indexed or name not in record_columns.INDEXED_COLUMNS
+    ]
     return PreparedWrite(
         update(_BORROWERS)
         .where(_BORROWERS.c.id == bindparam("key_id"))
@@ -122,6 +128,17 @@ _POPULATION_COLUMNS = (
 )
 _SAVE_FOLLOWED = _save_personal_data(*_POPULATION_COLUMNS)
 _SAVE_FOLLOWED_AND_NATIONAL_ID = _save_personal_data(*_POPULATION_COLUMNS, *_NATIONAL_ID_COLUMNS)
+# The same, for a change that leaves every indexed column as it was (most).
+_SAVE_PERSONAL_DATA_UNINDEXED = _save_personal_data(indexed=False)
+_SAVE_FOLLOWED_UNINDEXED = _save_personal_data(*_POPULATION_COLUMNS, indexed=False)
+
+
+def _without_indexed(values: dict[str, Any]) -> dict[str, Any]:
+    return {
+        name: value
+        for name, value in values.items()
+        if name.removeprefix("new_") not in record_columns.INDEXED_COLUMNS
+    }
 
 
 class SqlBorrowerRepository:
@@ -340,18 +357,25 @@ class SqlBorrowerRepository:
         return dataclasses.replace(borrower, id=borrower_id)
 
     def save_personal_data(
-        self, borrower: Borrower, *, national_id: NationalId | None = None
+        self,
+        borrower: Borrower,
+        *,
+        national_id: NationalId | None = None,
+        before: Borrower | None = None,
     ) -> Borrower:
         """Stores a change of the personal data, home library and last changer (and the
         national id, if given) in one statement, if ``borrower.version`` is still current (else
         EtagMismatch); returns the borrower with its new version. The affiliations and card
-        number stay as stored."""
+        number stay as stored. ``before``: the borrower as read, so that indexed columns are
+        written only when they change."""
         assert borrower.id is not None
         values = {
             f"new_{name}": value for name, value in record_columns.changed_columns(borrower).items()
         }
         values.update(key_id=borrower.id, key_version=borrower.version)
         statement = _SAVE_PERSONAL_DATA
+        if national_id is None and _indexed_unchanged(before, borrower):
+            statement, values = _SAVE_PERSONAL_DATA_UNINDEXED, _without_indexed(values)
         if national_id is not None:
             sealed = self._sealer.seal(national_id.value)
             values.update(
@@ -365,7 +389,12 @@ class SqlBorrowerRepository:
         return dataclasses.replace(borrower, version=borrower.version + 1)
 
     def save_followed(
-        self, borrower: Borrower, *, national_id: NationalId | None = None, erasing: bool = False
+        self,
+        borrower: Borrower,
+        *,
+        national_id: NationalId | None = None,
+        erasing: bool = False,
+        before: Borrower | None = None,
     ) -> Borrower:
         """As save_personal_data, with what the population register says besides (checked when,
         found, status, address protection, a death's deletion time), in one statement; the
@@ -385,6 +414,8 @@ class SqlBorrowerRepository:
             new_delete_as_deceased_after=borrower.delete_as_deceased_after,
         )
         statement = _SAVE_FOLLOWED
+        if national_id is None and _indexed_unchanged(before, borrower):
+            statement, values = _SAVE_FOLLOWED_UNINDEXED, _without_indexed(values)
         if national_id is not None:
             sealed = self._sealer.seal(national_id.value)
             values.update(
@@ -513,3 +544,9 @@ def _write_affiliations(row: BorrowerRow, borrower: Borrower) -> None:
 
 def _orm_affiliations(row: BorrowerRow) -> list[tuple[str, dt.datetime]]:
     return [(a.library_number, a.affiliated_at) for a in row.affiliations]
+
+
+def _indexed_unchanged(before: Borrower | None, after: Borrower) -> bool:
+    return before is not None and record_columns.indexed_values(
+        before
+    ) == record_columns.indexed_values(after)

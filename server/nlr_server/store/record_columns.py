@@ -120,6 +120,21 @@ CHANGED_COLUMNS: tuple[str, ...] = (
 )
 
 
+# The borrowers' columns with an index of their own, among those a change writes.
+INDEXED_COLUMNS: frozenset[str] = frozenset(
+    {"temporary_address_valid_until", "delete_as_deceased_after"}
+)
+
+
+def indexed_values(borrower: Borrower) -> tuple[Any, ...]:
+    """What the borrower holds in INDEXED_COLUMNS."""
+    temporary = borrower.personal.temporary_address
+    return (
+        temporary.valid_until if temporary is not None else None,
+        borrower.delete_as_deceased_after,
+    )
+
+
 def changed_columns(borrower: Borrower) -> dict[str, Any]:
     """The columns a saved change of the record writes: the personal data, the home library
     and who changed it when. The card number (a replacement retires the old one), the

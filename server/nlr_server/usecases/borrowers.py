@@ -130,7 +130,7 @@ def update_borrower(
         personal.check_consistency(violations, patch.fields)
         violations.raise_if_any()
         changed = borrower.change_personal_data(personal, acting.actor, now)
-        return uow.borrowers.save_personal_data(changed, national_id=national_id)
+        return uow.borrowers.save_personal_data(changed, national_id=national_id, before=borrower)
 
     return change_borrower(unit_of_work, acting, card_number, now, change, keeps_full_view=True)
 

@@ -108,13 +108,23 @@ class BorrowerRepository(Protocol):
         ...
 
     def save_personal_data(
-        self, borrower: Borrower, *, national_id: NationalId | None = None
+        self,
+        borrower: Borrower,
+        *,
+        national_id: NationalId | None = None,
+        before: Borrower | None = None,
     ) -> Borrower:
-        """As save, for a change of the personal data, home library and last changer only."""
+        """As save, for a change of the personal data, home library and last changer only;
+        ``before``, the borrower as read, spares unchanged indexed columns their write."""
         ...
 
     def save_followed(
-        self, borrower: Borrower, *, national_id: NationalId | None = None, erasing: bool = False
+        self,
+        borrower: Borrower,
+        *,
+        national_id: NationalId | None = None,
+        erasing: bool = False,
+        before: Borrower | None = None,
     ) -> Borrower:
         """As save_personal_data, and what the population register says besides: checked
         when, found, status, address protection, a death's deletion time."""

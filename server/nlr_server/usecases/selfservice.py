@@ -82,7 +82,7 @@ def set_my_security_level(
         require_second_factor_for(uow, borrower.id, level)
         personal = dataclasses.replace(borrower.personal, security_level=level)
         saved = uow.borrowers.save_personal_data(
-            borrower.change_personal_data(personal, acting.actor, now)
+            borrower.change_personal_data(personal, acting.actor, now), before=borrower
         )
         uow.sessions.remove_of_borrower(borrower.id, keep=live.digest)
         return saved
