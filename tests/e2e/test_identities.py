@@ -606,12 +606,14 @@ def test_nlr_admin_maintenance_removes_identities_past_their_time(
         "temporary addresses cleared: 0",
         "feed entries compacted: 0",
         "login attempts forgotten: 0",
+        "sessions expired: 0",
     ]
     assert second == {
         "identities_removed": 0,
         "temporary_addresses_cleared": 0,
         "feed_entries_compacted": 0,
         "login_attempts_forgotten": 0,
+        "sessions_expired": 0,
     }
     assert stored_values(url) == ["p-1652"]
     assert held(get(registry, card_number="N000001652")) == [(POCKET, "p-1652")]

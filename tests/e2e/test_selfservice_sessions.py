@@ -6,6 +6,10 @@ opens nothing."""
 from __future__ import annotations
 
 import datetime as dt
+import json
+import os
+import subprocess
+import sys
 from collections.abc import Iterator
 
 import grpc
@@ -334,3 +338,33 @@ def test_selfservice_and_authenticate_share_the_password_lockout(
 
     assert refused.value.code() is grpc.StatusCode.RESOURCE_EXHAUSTED
     assert error_details(refused.value)[0] == "LOGIN_LOCKED"
+
+
+def test_maintenance_removes_expired_sessions(
+    registry: Registry, portal: Portal, prepared_database: str, server: ServerThread
+) -> None:
+    borrower_with_password(registry, "N000180013")
+    portal.log_in("N000180013")
+    expired = portal.token
+    portal.log_in("N000180013")
+    set_session_expiry(
+        prepared_database, expired, dt.datetime.now(dt.UTC) - dt.timedelta(minutes=1)
+    )
+
+    done = subprocess.run(
+        [sys.executable, "-m", "nlr_server.ops.admin", "maintenance", "--json"],
+        env={
+            **os.environ,
+            "NLR_DATABASE_URL": prepared_database,
+            "NLR_KEYRING": str(server.config.keyring),
+        },
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["sessions_expired"] == 1
+    (row,) = session_rows(prepared_database)
+    assert row.token_digest == session_token.digest(portal.token)

@@ -20,6 +20,7 @@ _KIND_TO_PROTO: dict[IdentityKind, borrower_pb2.IdentityKind.ValueType] = {
     IdentityKind.FEIDE: borrower_pb2.IDENTITY_KIND_FEIDE,
     IdentityKind.POCKET: borrower_pb2.IDENTITY_KIND_POCKET,
     IdentityKind.SCHOOL_CARD: borrower_pb2.IDENTITY_KIND_SCHOOL_CARD,
+    IdentityKind.FEIDE_ID: borrower_pb2.IDENTITY_KIND_FEIDE_ID,
 }
 _KIND_FROM_PROTO: dict[int, IdentityKind] = {
     number: kind for kind, number in _KIND_TO_PROTO.items()
@@ -28,7 +29,7 @@ _KIND_FROM_PROTO: dict[int, IdentityKind] = {
 
 def decode_kind(violations: Violations, value: int, field: str) -> IdentityKind | None:
     if value == borrower_pb2.IDENTITY_KIND_UNSPECIFIED:
-        violations.add(field, "is required: FEIDE, POCKET or SCHOOL_CARD")
+        violations.add(field, "is required: FEIDE, POCKET, SCHOOL_CARD or FEIDE_ID")
         return None
     kind = _KIND_FROM_PROTO.get(value)
     if kind is None:

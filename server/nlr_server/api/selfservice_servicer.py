@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from typing import Any
 
 import grpc
@@ -19,12 +20,23 @@ from nlr_server.api.borrower_codec import (
 from nlr_server.api.call_context import acting, current_call
 from nlr_server.api.services import Services, now
 from nlr_server.crypto import session_token, totp
-from nlr_server.domain.credentials import LoginMethod, Password, SecurityLevel
-from nlr_server.domain.errors import FailedPrecondition, InvalidArgument
+from nlr_server.domain.borrower import Borrower
+from nlr_server.domain.card_number import CardNumber
+from nlr_server.domain.credentials import LoginMethod, Password, SecurityLevel, may_reach
+from nlr_server.domain.errors import (
+    FailedPrecondition,
+    InvalidArgument,
+    InvalidValue,
+    PermissionDenied,
+    Unauthenticated,
+)
+from nlr_server.domain.identity import IdentityKind, IdentityValue
+from nlr_server.domain.national_id import NationalId
 from nlr_server.domain.second_factor import totp_not_enrolled
 from nlr_server.domain.session import require_two_factors
 from nlr_server.domain.views import BorrowerView
-from nlr_server.usecases import second_factor, selfservice, sessions
+from nlr_server.oidc.id_token import IdTokenClaims
+from nlr_server.usecases import identities, second_factor, selfservice, sessions
 from nlr_server.usecases.authentication import LoginKey
 from nlr_server.usecases.second_factor import CodeKind, CodeOutcome, SecondFactorCode
 from nlr_server.usecases.sessions import LiveSession
@@ -32,7 +44,7 @@ from nlr_server.usecases.sessions import LiveSession
 Context = grpc.aio.ServicerContext[Any, Any]
 
 # The calls that open a session, and those a session below the borrower's level may make.
-LOGIN_RPCS = frozenset({"LogInWithPassword"})
+LOGIN_RPCS = frozenset({"LogInWithPassword", "LogInWithIdPorten", "LogInWithFeide"})
 WAITING_RPCS = frozenset({"ConfirmSecondFactor", "LogOut"})
 
 
@@ -52,7 +64,92 @@ class SelfServiceServicer(selfservice_pb2_grpc.SelfServiceServicer):
         borrower = await password_login.log_in_with_password(
             services, key, password, second_factor=True
         )
+        opened = await self._open(borrower, LoginMethod.PASSWORD)
+        return pb.LogInWithPasswordResponse(session=_session_message(*opened))
+
+    async def LogInWithIdPorten(
+        self, request: pb.LogInWithIdPortenRequest, context: Context
+    ) -> pb.LogInWithIdPortenResponse:
+        claims = await self._claims(LoginMethod.IDPORTEN, request.id_token, request.nonce)
+        number = self._national_id_of(claims)
+        services = self._services
+        borrower = await services.read(sessions.borrower_of_person, number)
+        current_call().note_borrower(borrower.card_number.value, borrower.id)
+        opened = await self._open(borrower, LoginMethod.IDPORTEN)
+        return pb.LogInWithIdPortenResponse(session=_session_message(*opened))
+
+    async def LogInWithFeide(
+        self, request: pb.LogInWithFeideRequest, context: Context
+    ) -> pb.LogInWithFeideResponse:
+        claims = await self._claims(LoginMethod.FEIDE, request.id_token, request.nonce)
+        user = _feide_user(claims)
+        services = self._services
+        borrower = await services.read(sessions.borrower_of_feide_user, user, now())
+        current_call().note_borrower(borrower.card_number.value, borrower.id)
+        if not may_reach(LoginMethod.FEIDE, borrower.personal.security_level):
+            raise PermissionDenied(
+                "this borrower has chosen to log in with ID-porten only",
+                reason="SECURITY_LEVEL_NOT_REACHED",
+            )
+        opened = await self._open(borrower, LoginMethod.FEIDE)
+        return pb.LogInWithFeideResponse(session=_session_message(*opened))
+
+    async def LinkFeide(
+        self, request: pb.LinkFeideRequest, context: Context
+    ) -> pb.LinkFeideResponse:
+        live = _live()
+        if live.session.method is not LoginMethod.IDPORTEN:
+            raise PermissionDenied(
+                "a Feide user is linked only in a session of an ID-porten login",
+                reason="EID_REQUIRED",
+            )
+        claims = await self._claims(LoginMethod.FEIDE, request.id_token, request.nonce)
+        services = self._services
+        await services.write(
+            identities.add_identity,
+            acting(),
+            CardNumber(live.session.card_number),
+            _feide_user(claims),
+            None,
+            services.identity_lifetime,
+            now(),
+        )
+        return pb.LinkFeideResponse()
+
+    async def _claims(self, method: LoginMethod, id_token: str, nonce: str) -> IdTokenClaims:
+        """The claims of a valid ID token of the provider of ``method``."""
+        validator = self._services.id_tokens.get(method)
+        if validator is None:
+            raise FailedPrecondition(
+                f"the register takes no {method.value} logins (it has no settings for them)",
+                reason="PROVIDER_NOT_CONFIGURED",
+            )
+        if not id_token:
+            raise InvalidArgument.one("id_token", "is required")
+        if not nonce:
+            raise InvalidArgument.one("nonce", "is required: the nonce of the login request")
+        # On a worker: the provider's keys may have to be fetched.
+        return await self._services.run_plain(
+            functools.partial(validator.validate, id_token, nonce=nonce)
+        )
+
+    def _national_id_of(self, claims: IdTokenClaims) -> NationalId:
+        if claims.pid is None:
+            raise Unauthenticated("the ID token names no person (pid)", reason="ID_TOKEN_INVALID")
+        try:
+            return self._decode.national_id(claims.pid, "pid")
+        except InvalidArgument:
+            raise Unauthenticated(
+                "the ID token's pid is not a national id this register takes",
+                reason="ID_TOKEN_INVALID",
+            ) from None
+
+    async def _open(
+        self, borrower: Borrower, method: LoginMethod
+    ) -> tuple[str, sessions.OpenedSession]:
+        """A new session of ``borrower``'s login by ``method`` through this portal."""
         assert borrower.id is not None
+        services = self._services
         token, digest = session_token.new_token()
         fingerprint = current_call().certificate_fingerprint
         assert fingerprint is not None
@@ -62,13 +159,13 @@ class SelfServiceServicer(selfservice_pb2_grpc.SelfServiceServicer):
             borrower.id,
             borrower.card_number.value,
             fingerprint,
-            LoginMethod.PASSWORD,
-            SecurityLevel.PASSWORD,
+            method,
+            method.reaches,
             borrower.personal.security_level,
             now(),
             services.sessions,
         )
-        return pb.LogInWithPasswordResponse(session=_session_message(token, opened))
+        return token, opened
 
     async def ConfirmSecondFactor(
         self, request: pb.ConfirmSecondFactorRequest, context: Context
@@ -196,6 +293,15 @@ def _live() -> LiveSession:
     live = current_call().session
     assert live is not None, "the admission finds the session first"
     return live
+
+
+def _feide_user(claims: IdTokenClaims) -> IdentityValue:
+    try:
+        return IdentityValue.parse(IdentityKind.FEIDE_ID, claims.subject)
+    except InvalidValue:
+        raise Unauthenticated(
+            "the ID token's sub is not a Feide user id", reason="ID_TOKEN_INVALID"
+        ) from None
 
 
 def _second_factor_code(request: pb.ConfirmSecondFactorRequest) -> SecondFactorCode:

@@ -45,10 +45,17 @@ from nlr_server.crypto.pin_verifier import PinVerifier
 from nlr_server.crypto.totp import TotpSecretSealer
 from nlr_server.domain.actor import Actor
 from nlr_server.domain.audit import Acting
+from nlr_server.domain.credentials import LoginMethod
 from nlr_server.domain.deletion_notice import DeliveryPolicy
 from nlr_server.domain.lockout import LockoutPolicy
 from nlr_server.domain.session import SessionPolicy
 from nlr_server.mail.smtp_sender import SmtpSender
+from nlr_server.oidc.id_token import (
+    IDPORTEN_ACR,
+    IdTokenValidator,
+    JwksUnavailable,
+    OidcProviderSettings,
+)
 from nlr_server.ops.config import Config
 from nlr_server.population.maskinporten import MaskinportenError
 from nlr_server.population.source import folkeregisteret_source, missing_settings
@@ -115,6 +122,7 @@ class RegisterServer:
         self._limit_state: LimitState | None = None
         self._engine = create_store_engine(config.database_url, pool_size=config.db_pool_size)
         self._eraser = eraser_for(self._engine, vacuum_seconds=config.deletion_vacuum_seconds)
+        self._id_tokens: dict[LoginMethod, IdTokenValidator] = {}
 
     async def start(self) -> int:
         """Starts serving; returns the bound port (useful with port 0)."""
@@ -124,6 +132,7 @@ class RegisterServer:
         population = (
             _population_source(config) if config.freg_url and self.worker in (None, 0) else None
         )
+        self._id_tokens = self._id_token_validators()
         await asyncio.to_thread(self._check_database)
         services = self._services(self._keyring)
         assert self._feed_hub is not None
@@ -268,6 +277,7 @@ class RegisterServer:
             pins=PinVerifier(keyring),
             login_keys=LoginKeyIndex(keyring),
             totp_sealer=TotpSecretSealer(keyring),
+            id_tokens=self._id_tokens,
             sessions=SessionPolicy(
                 idle=dt.timedelta(minutes=config.session_minutes),
                 longest=dt.timedelta(minutes=config.session_max_minutes),
@@ -280,6 +290,39 @@ class RegisterServer:
                 forget_after=dt.timedelta(days=config.lockout_forget_days),
             ),
         )
+
+    def _id_token_validators(self) -> dict[LoginMethod, IdTokenValidator]:
+        """A validator of each login provider configured (issuer, audience and keys)."""
+        config = self.config
+        validators: dict[LoginMethod, IdTokenValidator] = {}
+        for method, name, issuer, audience, jwks, acr in (
+            (
+                LoginMethod.IDPORTEN,
+                "NLR_IDPORTEN",
+                config.idporten_issuer,
+                config.idporten_audience,
+                config.idporten_jwks,
+                IDPORTEN_ACR,
+            ),
+            (
+                LoginMethod.FEIDE,
+                "NLR_FEIDE",
+                config.feide_issuer,
+                config.feide_audience,
+                config.feide_jwks,
+                None,
+            ),
+        ):
+            if not issuer:
+                continue
+            if not (audience and jwks):
+                raise StartupError(f"{name}_ISSUER is set: set {name}_AUDIENCE and {name}_JWKS too")
+            settings = OidcProviderSettings(method.value, issuer, audience, jwks, acr)
+            try:
+                validators[method] = IdTokenValidator(settings)
+            except (ValueError, JwksUnavailable) as error:
+                raise StartupError(f"{name}_JWKS: {error}") from None
+        return validators
 
     async def _shared_limits(self) -> LimitState:
         """Where the limits shared by every worker and server keep their state: Redis when

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import functools
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -19,8 +19,10 @@ from nlr_server.api.password_pool import PasswordPool
 from nlr_server.crypto.login_key_index import LoginKeyIndex
 from nlr_server.crypto.pin_verifier import PinVerifier
 from nlr_server.crypto.totp import TotpSecretSealer
+from nlr_server.domain.credentials import LoginMethod
 from nlr_server.domain.lockout import LockoutPolicy
 from nlr_server.domain.session import SessionPolicy
+from nlr_server.oidc.id_token import IdTokenValidator
 from nlr_server.store.errors import ConnectionLost
 from nlr_server.usecases.ports import UnitOfWorkFactory, WriterBusy
 
@@ -43,6 +45,8 @@ class Services:
     # Seals and opens borrowers' TOTP secrets.
     totp_sealer: TotpSecretSealer
     sessions: SessionPolicy = field(default_factory=SessionPolicy)
+    # The ID-token validators of the configured logins (LoginMethod.IDPORTEN, FEIDE).
+    id_tokens: Mapping[LoginMethod, IdTokenValidator] = field(default_factory=dict)
     guardian_age: int = 15
     # How long an added identity lasts when the library names no deletion time.
     identity_lifetime: dt.timedelta = dt.timedelta(days=1095)
@@ -62,6 +66,10 @@ class Services:
     async def run(self, use_case: Callable[..., T], *args: Any) -> T:
         """Runs a use case on a store worker (the store is synchronous; the loop stays free)."""
         call = functools.partial(use_case, self.unit_of_work, *args)
+        return await asyncio.get_running_loop().run_in_executor(self.executor, call)
+
+    async def run_plain(self, call: Callable[[], T]) -> T:
+        """Runs a blocking call that needs no store (an ID token's check) on a worker."""
         return await asyncio.get_running_loop().run_in_executor(self.executor, call)
 
     async def write(self, use_case: Callable[..., T], *args: Any) -> T:

@@ -14,6 +14,13 @@ class IdentityKind(enum.StrEnum):
     FEIDE = "feide"
     POCKET = "pocket"
     SCHOOL_CARD = "school_card"
+    # Feide's persistent user id, the `sub` of its ID tokens: linked by the borrower only
+    # (SelfService's LinkFeide), as it is what a Feide login finds them by.
+    FEIDE_ID = "feide_id"
+
+
+# The kinds only the borrower links, never a library.
+LINKED_BY_BORROWER: frozenset[IdentityKind] = frozenset({IdentityKind.FEIDE_ID})
 
 
 # Feide's eduPersonPrincipalName: "name@realm", the realm a domain name such as "uio.no".
@@ -23,6 +30,8 @@ _FEIDE = re.compile(rf"{_LOCAL_PART}@(?:{_LABEL}\.)+[a-z]{{2,63}}")
 _FEIDE_MAX_LENGTH = 254
 # Pocket ID and school cards: the identifier as issued.
 _ISSUED = re.compile(r"[A-Za-z0-9._-]{1,64}")
+# Feide's user ids: a UUID, or another opaque token of its issuer.
+_FEIDE_ID = re.compile(r"[A-Za-z0-9._:@-]{1,128}")
 
 # How far ahead a deletion time may be set.
 MAX_LIFETIME_YEARS = 10
@@ -44,6 +53,9 @@ class IdentityValue:
             candidate = candidate.lower() if candidate.isascii() else candidate
             if len(candidate) > _FEIDE_MAX_LENGTH or not _FEIDE.fullmatch(candidate):
                 raise InvalidValue('must be a Feide eduPersonPrincipalName such as "name@uio.no"')
+        elif kind is IdentityKind.FEIDE_ID:
+            if not _FEIDE_ID.fullmatch(candidate):
+                raise InvalidValue("must be a Feide user id (the sub of a Feide ID token)")
         elif not _ISSUED.fullmatch(candidate):
             raise InvalidValue("must be 1 to 64 letters, digits, '-', '_' or '.'")
         return cls(kind, candidate)

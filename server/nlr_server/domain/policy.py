@@ -22,6 +22,7 @@ from nlr_server.domain.address import AddressProtection
 from nlr_server.domain.borrower import UPDATABLE_FIELDS, Borrower
 from nlr_server.domain.credentials import SecurityLevel
 from nlr_server.domain.errors import PermissionDenied
+from nlr_server.domain.identity import LINKED_BY_BORROWER, IdentityKind
 from nlr_server.domain.views import BorrowerView
 
 # Who a person is, as the population register says.
@@ -132,4 +133,14 @@ def require_not_followed(actor: Actor, borrower: Borrower, fields: frozenset[str
             f"kept by the population register for this borrower: {', '.join(followed)}",
             reason="OWNED_BY_POPULATION_REGISTER",
             metadata={"fields": ",".join(followed)},
+        )
+
+
+def require_may_link(actor: Actor, kind: IdentityKind) -> None:
+    """Refuses a library's link of an identity only the borrower links (a Feide user id: what
+    a Feide login finds the borrower by)."""
+    if kind in LINKED_BY_BORROWER and actor.kind is ActorKind.LIBRARY:
+        raise PermissionDenied(
+            "only the borrower links this kind of identity (SelfService's LinkFeide)",
+            reason="IDENTITY_LINKED_BY_BORROWER",
         )

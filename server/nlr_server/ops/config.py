@@ -172,6 +172,36 @@ SETTINGS: tuple[Setting, ...] = (
         "the scope asked for",
     ),
     Setting(
+        "NLR_IDPORTEN_ISSUER",
+        "",
+        "ID-porten's issuer, e.g. `https://idporten.no`; empty: no ID-porten logins",
+    ),
+    Setting(
+        "NLR_IDPORTEN_AUDIENCE",
+        "",
+        "the portal's client id at ID-porten (the ID tokens' audience); needed with the issuer",
+    ),
+    Setting(
+        "NLR_IDPORTEN_JWKS",
+        "",
+        "ID-porten's signing keys: its JWKS URL, or a JWKS file; needed with the issuer",
+    ),
+    Setting(
+        "NLR_FEIDE_ISSUER",
+        "",
+        "Feide's issuer, e.g. `https://auth.dataporten.no`; empty: no Feide logins",
+    ),
+    Setting(
+        "NLR_FEIDE_AUDIENCE",
+        "",
+        "the portal's client id at Feide (the ID tokens' audience); needed with the issuer",
+    ),
+    Setting(
+        "NLR_FEIDE_JWKS",
+        "",
+        "Feide's signing keys: its JWKS URL, or a JWKS file; needed with the issuer",
+    ),
+    Setting(
         "NLR_SESSION_MINUTES",
         "15",
         "how long a borrower's SelfService session lasts after its last use",
@@ -294,6 +324,12 @@ class Config:
     maskinporten_kid: str = ""
     maskinporten_scope: str = "folkeregister:deling/offentligmedhjemmel"
     session_minutes: float = 15.0
+    idporten_issuer: str = ""
+    idporten_audience: str = ""
+    idporten_jwks: str = ""
+    feide_issuer: str = ""
+    feide_audience: str = ""
+    feide_jwks: str = ""
     session_max_minutes: float = 480.0
 
     @classmethod
@@ -358,6 +394,12 @@ class Config:
             maskinporten_kid=env.raw("NLR_MASKINPORTEN_KID"),
             maskinporten_scope=env.raw("NLR_MASKINPORTEN_SCOPE"),
             session_minutes=env.number("NLR_SESSION_MINUTES", minimum=0.1, maximum=1440),
+            idporten_issuer=env.raw("NLR_IDPORTEN_ISSUER"),
+            idporten_audience=env.raw("NLR_IDPORTEN_AUDIENCE"),
+            idporten_jwks=env.raw("NLR_IDPORTEN_JWKS"),
+            feide_issuer=env.raw("NLR_FEIDE_ISSUER"),
+            feide_audience=env.raw("NLR_FEIDE_AUDIENCE"),
+            feide_jwks=env.raw("NLR_FEIDE_JWKS"),
             session_max_minutes=env.number("NLR_SESSION_MAX_MINUTES", minimum=0.1, maximum=10080),
         )
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 
+from nlr_server.domain import policy
 from nlr_server.domain.audit import Acting
 from nlr_server.domain.borrower import Borrower
 from nlr_server.domain.card_number import CardNumber
@@ -25,6 +26,7 @@ def add_identity(
     now: dt.datetime,
 ) -> Borrower:
     """Adds the identity, deleted after ``delete_after`` or else after the default lifetime."""
+    policy.require_may_link(acting.actor, value.kind)
 
     def change(uow: UnitOfWork, borrower: Borrower) -> Borrower:
         assert borrower.id is not None

@@ -28,6 +28,7 @@ class MaintenanceReport:
     temporary_addresses_cleared: int = 0
     feed_entries_compacted: int = 0
     login_attempts_forgotten: int = 0
+    sessions_expired: int = 0
 
     @property
     def total(self) -> int:
@@ -71,6 +72,8 @@ def run_maintenance(
         # Failed logins past the lockout's memory: of borrowers and of unknown keys alike, as
         # a login forgets them (domain/lockout.py), so that unknown keys do not pile up.
         login_attempts_forgotten = uow.credentials.forget_login_attempts(now - lockout_forget_after)
+        # SelfService sessions past their expiry open nothing; now they are not kept either.
+        sessions_expired = uow.sessions.remove_expired(now)
         # The run itself, changes or none: who ran maintenance, and when.
         uow.audit.append([acting.event(now)])
         uow.commit()
@@ -78,6 +81,7 @@ def run_maintenance(
         identities_removed=identities_removed,
         temporary_addresses_cleared=temporary_addresses_cleared,
         feed_entries_compacted=feed_entries_compacted,
+        sessions_expired=sessions_expired,
         login_attempts_forgotten=login_attempts_forgotten,
     )
 

@@ -7,8 +7,13 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 
+from nlr_server.domain.borrower import Borrower
 from nlr_server.domain.credentials import LoginMethod, SecurityLevel
+from nlr_server.domain.errors import NotFound
+from nlr_server.domain.identity import IdentityValue
+from nlr_server.domain.national_id import NationalId
 from nlr_server.domain.session import Session, SessionPolicy, session_invalid
+from nlr_server.usecases.lookup import BorrowerKey, find
 from nlr_server.usecases.ports import UnitOfWorkFactory
 
 
@@ -92,3 +97,29 @@ def close_session(unit_of_work: UnitOfWorkFactory, digest: bytes) -> None:
     with unit_of_work() as uow:
         uow.sessions.remove(digest)
         uow.commit()
+
+
+def borrower_of_person(unit_of_work: UnitOfWorkFactory, number: NationalId) -> Borrower:
+    """The borrower an ID-porten login names by its national id (the blind index)."""
+    with unit_of_work(read_only=True) as uow:
+        try:
+            return find(uow, BorrowerKey(national_id=number))
+        except NotFound:
+            raise NotFound(
+                "this person is not a borrower: register (RegisterMyself) or ask a library",
+                reason="NOT_REGISTERED",
+            ) from None
+
+
+def borrower_of_feide_user(
+    unit_of_work: UnitOfWorkFactory, user: IdentityValue, now: dt.datetime
+) -> Borrower:
+    """The borrower who linked this Feide user (LinkFeide)."""
+    with unit_of_work(read_only=True) as uow:
+        try:
+            return find(uow, BorrowerKey(identity=user), now)
+        except NotFound:
+            raise NotFound(
+                "no borrower has linked this Feide user: log in with ID-porten and link it",
+                reason="FEIDE_NOT_LINKED",
+            ) from None

@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1enlr/auth/v1/authenticate.proto\x12\x0bnlr.auth.v1\"q\n\x10VerifyPinRequest\x12\x15\n\x0b\x63\x61rd_number\x18\x01 \x01(\tH\x00\x12)\n\x08identity\x18\x03 \x01(\x0b\x32\x15.nlr.auth.v1.IdentityH\x00\x12\x0b\n\x03pin\x18\x02 \x01(\tB\x0e\n\x0c\x62orrower_key\"I\n\x11VerifyPinResponse\x12\x34\n\x08\x62orrower\x18\x01 \x01(\x0b\x32\".nlr.auth.v1.AuthenticatedBorrower\"\x8e\x01\n\x15VerifyPasswordRequest\x12\x15\n\x0b\x63\x61rd_number\x18\x01 \x01(\tH\x00\x12)\n\x08identity\x18\x03 \x01(\x0b\x32\x15.nlr.auth.v1.IdentityH\x00\x12\x10\n\x08password\x18\x02 \x01(\t\x12\x11\n\ttotp_code\x18\x04 \x01(\tB\x0e\n\x0c\x62orrower_key\"N\n\x16VerifyPasswordResponse\x12\x34\n\x08\x62orrower\x18\x01 \x01(\x0b\x32\".nlr.auth.v1.AuthenticatedBorrower\"\xa3\x01\n\x15\x41uthenticatedBorrower\x12\x13\n\x0b\x63\x61rd_number\x18\x01 \x01(\t\x12\x0b\n\x03\x61ge\x18\x02 \x01(\x05\x12\x14\n\x0chome_library\x18\x03 \x01(\t\x12\x1c\n\x14\x61\x66\x66iliated_libraries\x18\x04 \x03(\t\x12\x34\n\x0f\x61ssurance_level\x18\x05 \x01(\x0e\x32\x1b.nlr.auth.v1.AssuranceLevel\"B\n\x08Identity\x12\'\n\x04kind\x18\x01 \x01(\x0e\x32\x19.nlr.auth.v1.IdentityKind\x12\r\n\x05value\x18\x02 \x01(\t*\x88\x01\n\x0e\x41ssuranceLevel\x12\x1f\n\x1b\x41SSURANCE_LEVEL_UNSPECIFIED\x10\x00\x12\x17\n\x13\x41SSURANCE_LEVEL_PIN\x10\x01\x12\x1c\n\x18\x41SSURANCE_LEVEL_PASSWORD\x10\x02\x12\x1e\n\x1a\x41SSURANCE_LEVEL_TWO_FACTOR\x10\x03*\x7f\n\x0cIdentityKind\x12\x1d\n\x19IDENTITY_KIND_UNSPECIFIED\x10\x00\x12\x17\n\x13IDENTITY_KIND_FEIDE\x10\x01\x12\x18\n\x14IDENTITY_KIND_POCKET\x10\x02\x12\x1d\n\x19IDENTITY_KIND_SCHOOL_CARD\x10\x03\x32\xb5\x01\n\x0c\x41uthenticate\x12J\n\tVerifyPin\x12\x1d.nlr.auth.v1.VerifyPinRequest\x1a\x1e.nlr.auth.v1.VerifyPinResponse\x12Y\n\x0eVerifyPassword\x12\".nlr.auth.v1.VerifyPasswordRequest\x1a#.nlr.auth.v1.VerifyPasswordResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1enlr/auth/v1/authenticate.proto\x12\x0bnlr.auth.v1\"q\n\x10VerifyPinRequest\x12\x15\n\x0b\x63\x61rd_number\x18\x01 \x01(\tH\x00\x12)\n\x08identity\x18\x03 \x01(\x0b\x32\x15.nlr.auth.v1.IdentityH\x00\x12\x0b\n\x03pin\x18\x02 \x01(\tB\x0e\n\x0c\x62orrower_key\"I\n\x11VerifyPinResponse\x12\x34\n\x08\x62orrower\x18\x01 \x01(\x0b\x32\".nlr.auth.v1.AuthenticatedBorrower\"\x8e\x01\n\x15VerifyPasswordRequest\x12\x15\n\x0b\x63\x61rd_number\x18\x01 \x01(\tH\x00\x12)\n\x08identity\x18\x03 \x01(\x0b\x32\x15.nlr.auth.v1.IdentityH\x00\x12\x10\n\x08password\x18\x02 \x01(\t\x12\x11\n\ttotp_code\x18\x04 \x01(\tB\x0e\n\x0c\x62orrower_key\"N\n\x16VerifyPasswordResponse\x12\x34\n\x08\x62orrower\x18\x01 \x01(\x0b\x32\".nlr.auth.v1.AuthenticatedBorrower\"\xa3\x01\n\x15\x41uthenticatedBorrower\x12\x13\n\x0b\x63\x61rd_number\x18\x01 \x01(\t\x12\x0b\n\x03\x61ge\x18\x02 \x01(\x05\x12\x14\n\x0chome_library\x18\x03 \x01(\t\x12\x1c\n\x14\x61\x66\x66iliated_libraries\x18\x04 \x03(\t\x12\x34\n\x0f\x61ssurance_level\x18\x05 \x01(\x0e\x32\x1b.nlr.auth.v1.AssuranceLevel\"B\n\x08Identity\x12\'\n\x04kind\x18\x01 \x01(\x0e\x32\x19.nlr.auth.v1.IdentityKind\x12\r\n\x05value\x18\x02 \x01(\t*\x88\x01\n\x0e\x41ssuranceLevel\x12\x1f\n\x1b\x41SSURANCE_LEVEL_UNSPECIFIED\x10\x00\x12\x17\n\x13\x41SSURANCE_LEVEL_PIN\x10\x01\x12\x1c\n\x18\x41SSURANCE_LEVEL_PASSWORD\x10\x02\x12\x1e\n\x1a\x41SSURANCE_LEVEL_TWO_FACTOR\x10\x03*\x9b\x01\n\x0cIdentityKind\x12\x1d\n\x19IDENTITY_KIND_UNSPECIFIED\x10\x00\x12\x17\n\x13IDENTITY_KIND_FEIDE\x10\x01\x12\x18\n\x14IDENTITY_KIND_POCKET\x10\x02\x12\x1d\n\x19IDENTITY_KIND_SCHOOL_CARD\x10\x03\x12\x1a\n\x16IDENTITY_KIND_FEIDE_ID\x10\x04\x32\xb5\x01\n\x0c\x41uthenticate\x12J\n\tVerifyPin\x12\x1d.nlr.auth.v1.VerifyPinRequest\x1a\x1e.nlr.auth.v1.VerifyPinResponse\x12Y\n\x0eVerifyPassword\x12\".nlr.auth.v1.VerifyPasswordRequest\x1a#.nlr.auth.v1.VerifyPasswordResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -33,8 +33,8 @@ if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_ASSURANCELEVEL']._serialized_start=697
   _globals['_ASSURANCELEVEL']._serialized_end=833
-  _globals['_IDENTITYKIND']._serialized_start=835
-  _globals['_IDENTITYKIND']._serialized_end=962
+  _globals['_IDENTITYKIND']._serialized_start=836
+  _globals['_IDENTITYKIND']._serialized_end=991
   _globals['_VERIFYPINREQUEST']._serialized_start=47
   _globals['_VERIFYPINREQUEST']._serialized_end=160
   _globals['_VERIFYPINRESPONSE']._serialized_start=162
@@ -47,6 +47,6 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_AUTHENTICATEDBORROWER']._serialized_end=626
   _globals['_IDENTITY']._serialized_start=628
   _globals['_IDENTITY']._serialized_end=694
-  _globals['_AUTHENTICATE']._serialized_start=965
-  _globals['_AUTHENTICATE']._serialized_end=1146
+  _globals['_AUTHENTICATE']._serialized_start=994
+  _globals['_AUTHENTICATE']._serialized_end=1175
 # @@protoc_insertion_point(module_scope)

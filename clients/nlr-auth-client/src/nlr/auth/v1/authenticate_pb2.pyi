@@ -63,6 +63,8 @@ class _IdentityKindEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_Identity
     """Pocket ID."""
     IDENTITY_KIND_SCHOOL_CARD: _IdentityKind.ValueType  # 3
     """A school card's identifier."""
+    IDENTITY_KIND_FEIDE_ID: _IdentityKind.ValueType  # 4
+    """Feide's persistent user id (the `sub` of its ID tokens)."""
 
 class IdentityKind(_IdentityKind, metaclass=_IdentityKindEnumTypeWrapper):
     """Kinds of other identities (the same numbers as nlr.registry.v1.IdentityKind)."""
@@ -75,6 +77,8 @@ IDENTITY_KIND_POCKET: IdentityKind.ValueType  # 2
 """Pocket ID."""
 IDENTITY_KIND_SCHOOL_CARD: IdentityKind.ValueType  # 3
 """A school card's identifier."""
+IDENTITY_KIND_FEIDE_ID: IdentityKind.ValueType  # 4
+"""Feide's persistent user id (the `sub` of its ID tokens)."""
 Global___IdentityKind: _TypeAlias = IdentityKind  # noqa: Y015
 
 @_typing.final

@@ -70,6 +70,10 @@ class _IdentityKindEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_Identity
     """Pocket ID."""
     IDENTITY_KIND_SCHOOL_CARD: _IdentityKind.ValueType  # 3
     """A school card's identifier."""
+    IDENTITY_KIND_FEIDE_ID: _IdentityKind.ValueType  # 4
+    """Feide's persistent user id (the `sub` of its ID tokens), linked by the borrower in
+    SelfService (LinkFeide): what a Feide login finds the borrower by.
+    """
 
 class IdentityKind(_IdentityKind, metaclass=_IdentityKindEnumTypeWrapper):
     """Kinds of other identities. More may be added; callers should treat an unknown value as opaque."""
@@ -82,6 +86,10 @@ IDENTITY_KIND_POCKET: IdentityKind.ValueType  # 2
 """Pocket ID."""
 IDENTITY_KIND_SCHOOL_CARD: IdentityKind.ValueType  # 3
 """A school card's identifier."""
+IDENTITY_KIND_FEIDE_ID: IdentityKind.ValueType  # 4
+"""Feide's persistent user id (the `sub` of its ID tokens), linked by the borrower in
+SelfService (LinkFeide): what a Feide login finds the borrower by.
+"""
 Global___IdentityKind: _TypeAlias = IdentityKind  # noqa: Y015
 
 class _PhoneKind:

@@ -81,6 +81,149 @@ class LogInWithPasswordResponse(_message.Message):
 Global___LogInWithPasswordResponse: _TypeAlias = LogInWithPasswordResponse  # noqa: Y015
 
 @_typing.final
+class LogInWithIdPortenRequest(_message.Message):
+    """Request of LogInWithIdPorten."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ID_TOKEN_FIELD_NUMBER: _builtins.int
+    NONCE_FIELD_NUMBER: _builtins.int
+    id_token: _builtins.str
+    """The ID token from ID-porten's token endpoint (a signed JWT)."""
+    nonce: _builtins.str
+    """The nonce the portal sent in its authorization request."""
+    def __init__(
+        self,
+        *,
+        id_token: _builtins.str = ...,
+        nonce: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["id_token", b"id_token", "nonce", b"nonce"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___LogInWithIdPortenRequest: _TypeAlias = LogInWithIdPortenRequest  # noqa: Y015
+
+@_typing.final
+class LogInWithIdPortenResponse(_message.Message):
+    """Response of LogInWithIdPorten."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SESSION_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def session(self) -> Global___Session:
+        """The session opened."""
+
+    def __init__(
+        self,
+        *,
+        session: Global___Session | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["session", b"session"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["session", b"session"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___LogInWithIdPortenResponse: _TypeAlias = LogInWithIdPortenResponse  # noqa: Y015
+
+@_typing.final
+class LogInWithFeideRequest(_message.Message):
+    """Request of LogInWithFeide."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ID_TOKEN_FIELD_NUMBER: _builtins.int
+    NONCE_FIELD_NUMBER: _builtins.int
+    id_token: _builtins.str
+    """The ID token from Feide's token endpoint (a signed JWT)."""
+    nonce: _builtins.str
+    """The nonce the portal sent in its authorization request."""
+    def __init__(
+        self,
+        *,
+        id_token: _builtins.str = ...,
+        nonce: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["id_token", b"id_token", "nonce", b"nonce"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___LogInWithFeideRequest: _TypeAlias = LogInWithFeideRequest  # noqa: Y015
+
+@_typing.final
+class LogInWithFeideResponse(_message.Message):
+    """Response of LogInWithFeide."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SESSION_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def session(self) -> Global___Session:
+        """The session opened."""
+
+    def __init__(
+        self,
+        *,
+        session: Global___Session | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["session", b"session"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["session", b"session"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___LogInWithFeideResponse: _TypeAlias = LogInWithFeideResponse  # noqa: Y015
+
+@_typing.final
+class LinkFeideRequest(_message.Message):
+    """Request of LinkFeide."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ID_TOKEN_FIELD_NUMBER: _builtins.int
+    NONCE_FIELD_NUMBER: _builtins.int
+    id_token: _builtins.str
+    """An ID token of the borrower's Feide login."""
+    nonce: _builtins.str
+    """The nonce the portal sent for it."""
+    def __init__(
+        self,
+        *,
+        id_token: _builtins.str = ...,
+        nonce: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["id_token", b"id_token", "nonce", b"nonce"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___LinkFeideRequest: _TypeAlias = LinkFeideRequest  # noqa: Y015
+
+@_typing.final
+class LinkFeideResponse(_message.Message):
+    """Response of LinkFeide."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    def __init__(
+        self,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___LinkFeideResponse: _TypeAlias = LinkFeideResponse  # noqa: Y015
+
+@_typing.final
 class Session(_message.Message):
     """A session, as a login answers it."""
 

@@ -26,8 +26,8 @@ if _version_not_supported:
 
 
 class SelfServiceStub:
-    """A borrower logs in (LogInWithPassword, then ConfirmSecondFactor with a TOTP code) and gets a
-    session token. Every other call names the session in the metadata as
+    """A borrower logs in (LogInWithPassword, then ConfirmSecondFactor with a TOTP code; or
+    LogInWithIdPorten; or LogInWithFeide) and gets a session token. Every other call names the session in the metadata as
     `authorization: Bearer <session_token>`. A session:
     - is bound to the portal certificate it was opened through: another certificate showing the
     token gets UNAUTHENTICATED [SESSION_INVALID], as does an expired, ended or revoked one;
@@ -36,8 +36,8 @@ class SelfServiceStub:
     - ends at LogOut, and whenever the borrower's PIN, password or security level changes (by
     the borrower in another session, or by a library).
 
-    How strong a session is, is what its login reached (`strength`): a password alone PASSWORD,
-    with a TOTP code after it TWO_FACTOR. A session below the borrower's chosen security level
+    How strong a session is, is what its login reached (`strength`): a password (or Feide) alone
+    PASSWORD, with a TOTP code after it TWO_FACTOR, ID-porten EID. A session below the borrower's chosen security level
     opens nothing but ConfirmSecondFactor and LogOut (PERMISSION_DENIED
     [SECOND_FACTOR_REQUIRED]). Reading the record, changing a PIN or password and lowering the
     security level need two factors whatever the level (PERMISSION_DENIED
@@ -58,6 +58,21 @@ class SelfServiceStub:
                 '/nlr.selfservice.v1.SelfService/LogInWithPassword',
                 request_serializer=nlr_dot_selfservice_dot_v1_dot_selfservice__pb2.LogInWithPasswordRequest.SerializeToString,
                 response_deserializer=nlr_dot_selfservice_dot_v1_dot_selfservice__pb2.LogInWithPasswordResponse.FromString,
+                _registered_method=True)
+        self.LogInWithIdPorten = channel.unary_unary(
+                '/nlr.selfservice.v1.SelfService/LogInWithIdPorten',
+                request_serializer=nlr_dot_selfservice_dot_v1_dot_selfservice__pb2.LogInWithIdPortenRequest.SerializeToString,
+                response_deserializer=nlr_dot_selfservice_dot_v1_dot_selfservice__pb2.LogInWithIdPortenResponse.FromString,
+                _registered_method=True)
+        self.LogInWithFeide = channel.unary_unary(
+                '/nlr.selfservice.v1.SelfService/LogInWithFeide',
+                request_serializer=nlr_dot_selfservice_dot_v1_dot_selfservice__pb2.LogInWithFeideRequest.SerializeToString,
+                response_deserializer=nlr_dot_selfservice_dot_v1_dot_selfservice__pb2.LogInWithFeideResponse.FromString,
+                _registered_method=True)
+        self.LinkFeide = channel.unary_unary(
+                '/nlr.selfservice.v1.SelfService/LinkFeide',
+                request_serializer=nlr_dot_selfservice_dot_v1_dot_selfservice__pb2.LinkFeideRequest.SerializeToString,
+                response_deserializer=nlr_dot_selfservice_dot_v1_dot_selfservice__pb2.LinkFeideResponse.FromString,
                 _registered_method=True)
         self.ConfirmSecondFactor = channel.unary_unary(
                 '/nlr.selfservice.v1.SelfService/ConfirmSecondFactor',
@@ -97,8 +112,8 @@ class SelfServiceStub:
 
 
 class SelfServiceServicer:
-    """A borrower logs in (LogInWithPassword, then ConfirmSecondFactor with a TOTP code) and gets a
-    session token. Every other call names the session in the metadata as
+    """A borrower logs in (LogInWithPassword, then ConfirmSecondFactor with a TOTP code; or
+    LogInWithIdPorten; or LogInWithFeide) and gets a session token. Every other call names the session in the metadata as
     `authorization: Bearer <session_token>`. A session:
     - is bound to the portal certificate it was opened through: another certificate showing the
     token gets UNAUTHENTICATED [SESSION_INVALID], as does an expired, ended or revoked one;
@@ -107,8 +122,8 @@ class SelfServiceServicer:
     - ends at LogOut, and whenever the borrower's PIN, password or security level changes (by
     the borrower in another session, or by a library).
 
-    How strong a session is, is what its login reached (`strength`): a password alone PASSWORD,
-    with a TOTP code after it TWO_FACTOR. A session below the borrower's chosen security level
+    How strong a session is, is what its login reached (`strength`): a password (or Feide) alone
+    PASSWORD, with a TOTP code after it TWO_FACTOR, ID-porten EID. A session below the borrower's chosen security level
     opens nothing but ConfirmSecondFactor and LogOut (PERMISSION_DENIED
     [SECOND_FACTOR_REQUIRED]). Reading the record, changing a PIN or password and lowering the
     security level need two factors whatever the level (PERMISSION_DENIED
@@ -125,6 +140,42 @@ class SelfServiceServicer:
         (`second_factor_required`: the session opens nothing else until it is confirmed).
         UNAUTHENTICATED [CREDENTIALS_INVALID] and RESOURCE_EXHAUSTED [LOGIN_LOCKED] as
         Authenticate's VerifyPassword, whose lockout it shares.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def LogInWithIdPorten(self, request, context):
+        """Logs in with ID-porten: the portal passes the OIDC ID token it got (authorization-code
+        flow) and the nonce it sent. The register validates the token itself (issuer
+        NLR_IDPORTEN_ISSUER, audience NLR_IDPORTEN_AUDIENCE, signature by the keys of
+        NLR_IDPORTEN_JWKS, expiry, nonce, acr idporten-loa-substantial or idporten-loa-high) and
+        finds the borrower by the token's `pid` (the national id). The session is EID: it opens
+        everything. UNAUTHENTICATED [ID_TOKEN_INVALID] for a token that fails a check; NOT_FOUND
+        [NOT_REGISTERED] for a person who is not a borrower; FAILED_PRECONDITION
+        [PROVIDER_NOT_CONFIGURED] when the register has no ID-porten settings; UNAVAILABLE
+        [JWKS_UNAVAILABLE] when the keys cannot be fetched.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def LogInWithFeide(self, request, context):
+        """Logs in with Feide: as LogInWithIdPorten, against NLR_FEIDE_ISSUER, NLR_FEIDE_AUDIENCE and
+        NLR_FEIDE_JWKS (no acr), and the borrower is the one who linked this Feide user (the
+        token's `sub`) with LinkFeide: NOT_FOUND [FEIDE_NOT_LINKED] otherwise. A Feide login counts
+        as a password (PASSWORD; TWO_FACTOR after ConfirmSecondFactor); PERMISSION_DENIED
+        [SECURITY_LEVEL_NOT_REACHED] for a borrower who has chosen EID.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def LinkFeide(self, request, context):
+        """Links the Feide user of this ID token (its `sub`) to the borrower, so that they can log in
+        with Feide; only in a session of an ID-porten login (PERMISSION_DENIED [EID_REQUIRED]).
+        ALREADY_EXISTS [IDENTITY_IN_USE] when another borrower has linked that Feide user. The
+        link is an identity of kind IDENTITY_KIND_FEIDE_ID.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -198,6 +249,21 @@ def add_SelfServiceServicer_to_server(servicer, server):
                     request_deserializer=nlr_dot_selfservice_dot_v1_dot_selfservice__pb2.LogInWithPasswordRequest.FromString,
                     response_serializer=nlr_dot_selfservice_dot_v1_dot_selfservice__pb2.LogInWithPasswordResponse.SerializeToString,
             ),
+            'LogInWithIdPorten': grpc.unary_unary_rpc_method_handler(
+                    servicer.LogInWithIdPorten,
+                    request_deserializer=nlr_dot_selfservice_dot_v1_dot_selfservice__pb2.LogInWithIdPortenRequest.FromString,
+                    response_serializer=nlr_dot_selfservice_dot_v1_dot_selfservice__pb2.LogInWithIdPortenResponse.SerializeToString,
+            ),
+            'LogInWithFeide': grpc.unary_unary_rpc_method_handler(
+                    servicer.LogInWithFeide,
+                    request_deserializer=nlr_dot_selfservice_dot_v1_dot_selfservice__pb2.LogInWithFeideRequest.FromString,
+                    response_serializer=nlr_dot_selfservice_dot_v1_dot_selfservice__pb2.LogInWithFeideResponse.SerializeToString,
+            ),
+            'LinkFeide': grpc.unary_unary_rpc_method_handler(
+                    servicer.LinkFeide,
+                    request_deserializer=nlr_dot_selfservice_dot_v1_dot_selfservice__pb2.LinkFeideRequest.FromString,
+                    response_serializer=nlr_dot_selfservice_dot_v1_dot_selfservice__pb2.LinkFeideResponse.SerializeToString,
+            ),
             'ConfirmSecondFactor': grpc.unary_unary_rpc_method_handler(
                     servicer.ConfirmSecondFactor,
                     request_deserializer=nlr_dot_selfservice_dot_v1_dot_selfservice__pb2.ConfirmSecondFactorRequest.FromString,
@@ -242,8 +308,8 @@ def add_SelfServiceServicer_to_server(servicer, server):
 
  # This class is part of an EXPERIMENTAL API.
 class SelfService:
-    """A borrower logs in (LogInWithPassword, then ConfirmSecondFactor with a TOTP code) and gets a
-    session token. Every other call names the session in the metadata as
+    """A borrower logs in (LogInWithPassword, then ConfirmSecondFactor with a TOTP code; or
+    LogInWithIdPorten; or LogInWithFeide) and gets a session token. Every other call names the session in the metadata as
     `authorization: Bearer <session_token>`. A session:
     - is bound to the portal certificate it was opened through: another certificate showing the
     token gets UNAUTHENTICATED [SESSION_INVALID], as does an expired, ended or revoked one;
@@ -252,8 +318,8 @@ class SelfService:
     - ends at LogOut, and whenever the borrower's PIN, password or security level changes (by
     the borrower in another session, or by a library).
 
-    How strong a session is, is what its login reached (`strength`): a password alone PASSWORD,
-    with a TOTP code after it TWO_FACTOR. A session below the borrower's chosen security level
+    How strong a session is, is what its login reached (`strength`): a password (or Feide) alone
+    PASSWORD, with a TOTP code after it TWO_FACTOR, ID-porten EID. A session below the borrower's chosen security level
     opens nothing but ConfirmSecondFactor and LogOut (PERMISSION_DENIED
     [SECOND_FACTOR_REQUIRED]). Reading the record, changing a PIN or password and lowering the
     security level need two factors whatever the level (PERMISSION_DENIED
@@ -281,6 +347,87 @@ class SelfService:
             '/nlr.selfservice.v1.SelfService/LogInWithPassword',
             nlr_dot_selfservice_dot_v1_dot_selfservice__pb2.LogInWithPasswordRequest.SerializeToString,
             nlr_dot_selfservice_dot_v1_dot_selfservice__pb2.LogInWithPasswordResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def LogInWithIdPorten(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/nlr.selfservice.v1.SelfService/LogInWithIdPorten',
+            nlr_dot_selfservice_dot_v1_dot_selfservice__pb2.LogInWithIdPortenRequest.SerializeToString,
+            nlr_dot_selfservice_dot_v1_dot_selfservice__pb2.LogInWithIdPortenResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def LogInWithFeide(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/nlr.selfservice.v1.SelfService/LogInWithFeide',
+            nlr_dot_selfservice_dot_v1_dot_selfservice__pb2.LogInWithFeideRequest.SerializeToString,
+            nlr_dot_selfservice_dot_v1_dot_selfservice__pb2.LogInWithFeideResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def LinkFeide(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/nlr.selfservice.v1.SelfService/LinkFeide',
+            nlr_dot_selfservice_dot_v1_dot_selfservice__pb2.LinkFeideRequest.SerializeToString,
+            nlr_dot_selfservice_dot_v1_dot_selfservice__pb2.LinkFeideResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -29,8 +29,8 @@ GRPC_GENERATED_VERSION: str
 GRPC_VERSION: str
 
 class SelfServiceStub:
-    """A borrower logs in (LogInWithPassword, then ConfirmSecondFactor with a TOTP code) and gets a
-    session token. Every other call names the session in the metadata as
+    """A borrower logs in (LogInWithPassword, then ConfirmSecondFactor with a TOTP code; or
+    LogInWithIdPorten; or LogInWithFeide) and gets a session token. Every other call names the session in the metadata as
     `authorization: Bearer <session_token>`. A session:
     - is bound to the portal certificate it was opened through: another certificate showing the
       token gets UNAUTHENTICATED [SESSION_INVALID], as does an expired, ended or revoked one;
@@ -39,8 +39,8 @@ class SelfServiceStub:
     - ends at LogOut, and whenever the borrower's PIN, password or security level changes (by
       the borrower in another session, or by a library).
 
-    How strong a session is, is what its login reached (`strength`): a password alone PASSWORD,
-    with a TOTP code after it TWO_FACTOR. A session below the borrower's chosen security level
+    How strong a session is, is what its login reached (`strength`): a password (or Feide) alone
+    PASSWORD, with a TOTP code after it TWO_FACTOR, ID-porten EID. A session below the borrower's chosen security level
     opens nothing but ConfirmSecondFactor and LogOut (PERMISSION_DENIED
     [SECOND_FACTOR_REQUIRED]). Reading the record, changing a PIN or password and lowering the
     security level need two factors whatever the level (PERMISSION_DENIED
@@ -61,6 +61,30 @@ class SelfServiceStub:
     (`second_factor_required`: the session opens nothing else until it is confirmed).
     UNAUTHENTICATED [CREDENTIALS_INVALID] and RESOURCE_EXHAUSTED [LOGIN_LOCKED] as
     Authenticate's VerifyPassword, whose lockout it shares.
+    """
+    LogInWithIdPorten: _grpc.UnaryUnaryMultiCallable[_selfservice_pb2.LogInWithIdPortenRequest, _selfservice_pb2.LogInWithIdPortenResponse]
+    """Logs in with ID-porten: the portal passes the OIDC ID token it got (authorization-code
+    flow) and the nonce it sent. The register validates the token itself (issuer
+    NLR_IDPORTEN_ISSUER, audience NLR_IDPORTEN_AUDIENCE, signature by the keys of
+    NLR_IDPORTEN_JWKS, expiry, nonce, acr idporten-loa-substantial or idporten-loa-high) and
+    finds the borrower by the token's `pid` (the national id). The session is EID: it opens
+    everything. UNAUTHENTICATED [ID_TOKEN_INVALID] for a token that fails a check; NOT_FOUND
+    [NOT_REGISTERED] for a person who is not a borrower; FAILED_PRECONDITION
+    [PROVIDER_NOT_CONFIGURED] when the register has no ID-porten settings; UNAVAILABLE
+    [JWKS_UNAVAILABLE] when the keys cannot be fetched.
+    """
+    LogInWithFeide: _grpc.UnaryUnaryMultiCallable[_selfservice_pb2.LogInWithFeideRequest, _selfservice_pb2.LogInWithFeideResponse]
+    """Logs in with Feide: as LogInWithIdPorten, against NLR_FEIDE_ISSUER, NLR_FEIDE_AUDIENCE and
+    NLR_FEIDE_JWKS (no acr), and the borrower is the one who linked this Feide user (the
+    token's `sub`) with LinkFeide: NOT_FOUND [FEIDE_NOT_LINKED] otherwise. A Feide login counts
+    as a password (PASSWORD; TWO_FACTOR after ConfirmSecondFactor); PERMISSION_DENIED
+    [SECURITY_LEVEL_NOT_REACHED] for a borrower who has chosen EID.
+    """
+    LinkFeide: _grpc.UnaryUnaryMultiCallable[_selfservice_pb2.LinkFeideRequest, _selfservice_pb2.LinkFeideResponse]
+    """Links the Feide user of this ID token (its `sub`) to the borrower, so that they can log in
+    with Feide; only in a session of an ID-porten login (PERMISSION_DENIED [EID_REQUIRED]).
+    ALREADY_EXISTS [IDENTITY_IN_USE] when another borrower has linked that Feide user. The
+    link is an identity of kind IDENTITY_KIND_FEIDE_ID.
     """
     ConfirmSecondFactor: _grpc.UnaryUnaryMultiCallable[_selfservice_pb2.ConfirmSecondFactorRequest, _selfservice_pb2.ConfirmSecondFactorResponse]
     """Raises the session to TWO_FACTOR with a TOTP code (or one of the recovery codes, each
@@ -95,8 +119,8 @@ class SelfServiceStub:
 
 @_typing.type_check_only
 class SelfServiceAsyncStub(SelfServiceStub):
-    """A borrower logs in (LogInWithPassword, then ConfirmSecondFactor with a TOTP code) and gets a
-    session token. Every other call names the session in the metadata as
+    """A borrower logs in (LogInWithPassword, then ConfirmSecondFactor with a TOTP code; or
+    LogInWithIdPorten; or LogInWithFeide) and gets a session token. Every other call names the session in the metadata as
     `authorization: Bearer <session_token>`. A session:
     - is bound to the portal certificate it was opened through: another certificate showing the
       token gets UNAUTHENTICATED [SESSION_INVALID], as does an expired, ended or revoked one;
@@ -105,8 +129,8 @@ class SelfServiceAsyncStub(SelfServiceStub):
     - ends at LogOut, and whenever the borrower's PIN, password or security level changes (by
       the borrower in another session, or by a library).
 
-    How strong a session is, is what its login reached (`strength`): a password alone PASSWORD,
-    with a TOTP code after it TWO_FACTOR. A session below the borrower's chosen security level
+    How strong a session is, is what its login reached (`strength`): a password (or Feide) alone
+    PASSWORD, with a TOTP code after it TWO_FACTOR, ID-porten EID. A session below the borrower's chosen security level
     opens nothing but ConfirmSecondFactor and LogOut (PERMISSION_DENIED
     [SECOND_FACTOR_REQUIRED]). Reading the record, changing a PIN or password and lowering the
     security level need two factors whatever the level (PERMISSION_DENIED
@@ -124,6 +148,30 @@ class SelfServiceAsyncStub(SelfServiceStub):
     (`second_factor_required`: the session opens nothing else until it is confirmed).
     UNAUTHENTICATED [CREDENTIALS_INVALID] and RESOURCE_EXHAUSTED [LOGIN_LOCKED] as
     Authenticate's VerifyPassword, whose lockout it shares.
+    """
+    LogInWithIdPorten: _aio.UnaryUnaryMultiCallable[_selfservice_pb2.LogInWithIdPortenRequest, _selfservice_pb2.LogInWithIdPortenResponse]  # type: ignore[assignment]
+    """Logs in with ID-porten: the portal passes the OIDC ID token it got (authorization-code
+    flow) and the nonce it sent. The register validates the token itself (issuer
+    NLR_IDPORTEN_ISSUER, audience NLR_IDPORTEN_AUDIENCE, signature by the keys of
+    NLR_IDPORTEN_JWKS, expiry, nonce, acr idporten-loa-substantial or idporten-loa-high) and
+    finds the borrower by the token's `pid` (the national id). The session is EID: it opens
+    everything. UNAUTHENTICATED [ID_TOKEN_INVALID] for a token that fails a check; NOT_FOUND
+    [NOT_REGISTERED] for a person who is not a borrower; FAILED_PRECONDITION
+    [PROVIDER_NOT_CONFIGURED] when the register has no ID-porten settings; UNAVAILABLE
+    [JWKS_UNAVAILABLE] when the keys cannot be fetched.
+    """
+    LogInWithFeide: _aio.UnaryUnaryMultiCallable[_selfservice_pb2.LogInWithFeideRequest, _selfservice_pb2.LogInWithFeideResponse]  # type: ignore[assignment]
+    """Logs in with Feide: as LogInWithIdPorten, against NLR_FEIDE_ISSUER, NLR_FEIDE_AUDIENCE and
+    NLR_FEIDE_JWKS (no acr), and the borrower is the one who linked this Feide user (the
+    token's `sub`) with LinkFeide: NOT_FOUND [FEIDE_NOT_LINKED] otherwise. A Feide login counts
+    as a password (PASSWORD; TWO_FACTOR after ConfirmSecondFactor); PERMISSION_DENIED
+    [SECURITY_LEVEL_NOT_REACHED] for a borrower who has chosen EID.
+    """
+    LinkFeide: _aio.UnaryUnaryMultiCallable[_selfservice_pb2.LinkFeideRequest, _selfservice_pb2.LinkFeideResponse]  # type: ignore[assignment]
+    """Links the Feide user of this ID token (its `sub`) to the borrower, so that they can log in
+    with Feide; only in a session of an ID-porten login (PERMISSION_DENIED [EID_REQUIRED]).
+    ALREADY_EXISTS [IDENTITY_IN_USE] when another borrower has linked that Feide user. The
+    link is an identity of kind IDENTITY_KIND_FEIDE_ID.
     """
     ConfirmSecondFactor: _aio.UnaryUnaryMultiCallable[_selfservice_pb2.ConfirmSecondFactorRequest, _selfservice_pb2.ConfirmSecondFactorResponse]  # type: ignore[assignment]
     """Raises the session to TWO_FACTOR with a TOTP code (or one of the recovery codes, each
@@ -157,8 +205,8 @@ class SelfServiceAsyncStub(SelfServiceStub):
     """
 
 class SelfServiceServicer(metaclass=_abc_1.ABCMeta):
-    """A borrower logs in (LogInWithPassword, then ConfirmSecondFactor with a TOTP code) and gets a
-    session token. Every other call names the session in the metadata as
+    """A borrower logs in (LogInWithPassword, then ConfirmSecondFactor with a TOTP code; or
+    LogInWithIdPorten; or LogInWithFeide) and gets a session token. Every other call names the session in the metadata as
     `authorization: Bearer <session_token>`. A session:
     - is bound to the portal certificate it was opened through: another certificate showing the
       token gets UNAUTHENTICATED [SESSION_INVALID], as does an expired, ended or revoked one;
@@ -167,8 +215,8 @@ class SelfServiceServicer(metaclass=_abc_1.ABCMeta):
     - ends at LogOut, and whenever the borrower's PIN, password or security level changes (by
       the borrower in another session, or by a library).
 
-    How strong a session is, is what its login reached (`strength`): a password alone PASSWORD,
-    with a TOTP code after it TWO_FACTOR. A session below the borrower's chosen security level
+    How strong a session is, is what its login reached (`strength`): a password (or Feide) alone
+    PASSWORD, with a TOTP code after it TWO_FACTOR, ID-porten EID. A session below the borrower's chosen security level
     opens nothing but ConfirmSecondFactor and LogOut (PERMISSION_DENIED
     [SECOND_FACTOR_REQUIRED]). Reading the record, changing a PIN or password and lowering the
     security level need two factors whatever the level (PERMISSION_DENIED
@@ -190,6 +238,48 @@ class SelfServiceServicer(metaclass=_abc_1.ABCMeta):
         (`second_factor_required`: the session opens nothing else until it is confirmed).
         UNAUTHENTICATED [CREDENTIALS_INVALID] and RESOURCE_EXHAUSTED [LOGIN_LOCKED] as
         Authenticate's VerifyPassword, whose lockout it shares.
+        """
+
+    @_abc_1.abstractmethod
+    def LogInWithIdPorten(
+        self,
+        request: _selfservice_pb2.LogInWithIdPortenRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_selfservice_pb2.LogInWithIdPortenResponse, _abc.Awaitable[_selfservice_pb2.LogInWithIdPortenResponse]]:
+        """Logs in with ID-porten: the portal passes the OIDC ID token it got (authorization-code
+        flow) and the nonce it sent. The register validates the token itself (issuer
+        NLR_IDPORTEN_ISSUER, audience NLR_IDPORTEN_AUDIENCE, signature by the keys of
+        NLR_IDPORTEN_JWKS, expiry, nonce, acr idporten-loa-substantial or idporten-loa-high) and
+        finds the borrower by the token's `pid` (the national id). The session is EID: it opens
+        everything. UNAUTHENTICATED [ID_TOKEN_INVALID] for a token that fails a check; NOT_FOUND
+        [NOT_REGISTERED] for a person who is not a borrower; FAILED_PRECONDITION
+        [PROVIDER_NOT_CONFIGURED] when the register has no ID-porten settings; UNAVAILABLE
+        [JWKS_UNAVAILABLE] when the keys cannot be fetched.
+        """
+
+    @_abc_1.abstractmethod
+    def LogInWithFeide(
+        self,
+        request: _selfservice_pb2.LogInWithFeideRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_selfservice_pb2.LogInWithFeideResponse, _abc.Awaitable[_selfservice_pb2.LogInWithFeideResponse]]:
+        """Logs in with Feide: as LogInWithIdPorten, against NLR_FEIDE_ISSUER, NLR_FEIDE_AUDIENCE and
+        NLR_FEIDE_JWKS (no acr), and the borrower is the one who linked this Feide user (the
+        token's `sub`) with LinkFeide: NOT_FOUND [FEIDE_NOT_LINKED] otherwise. A Feide login counts
+        as a password (PASSWORD; TWO_FACTOR after ConfirmSecondFactor); PERMISSION_DENIED
+        [SECURITY_LEVEL_NOT_REACHED] for a borrower who has chosen EID.
+        """
+
+    @_abc_1.abstractmethod
+    def LinkFeide(
+        self,
+        request: _selfservice_pb2.LinkFeideRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_selfservice_pb2.LinkFeideResponse, _abc.Awaitable[_selfservice_pb2.LinkFeideResponse]]:
+        """Links the Feide user of this ID token (its `sub`) to the borrower, so that they can log in
+        with Feide; only in a session of an ID-porten login (PERMISSION_DENIED [EID_REQUIRED]).
+        ALREADY_EXISTS [IDENTITY_IN_USE] when another borrower has linked that Feide user. The
+        link is an identity of kind IDENTITY_KIND_FEIDE_ID.
         """
 
     @_abc_1.abstractmethod
