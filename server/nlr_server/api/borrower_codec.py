@@ -408,3 +408,7 @@ def security_level_to_proto(level: SecurityLevel) -> borrower_pb2.SecurityLevel.
 def security_level_from_proto(value: int) -> SecurityLevel | None:
     """The level of a proto value; None for UNSPECIFIED and unknown values."""
     return _SECURITY_FROM_PROTO.get(value)
+
+
+def actor_kind_to_proto(kind: ActorKind) -> borrower_pb2.ActorKind.ValueType:
+    return _ACTOR_KIND_TO_PROTO[kind]

@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
+import json
 from typing import Any
 
 import grpc
+from google.protobuf import json_format
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from nlr.selfservice.v1 import selfservice_pb2 as pb
 from nlr.selfservice.v1 import selfservice_pb2_grpc
 from nlr_server.api import password_login
 from nlr_server.api.borrower_codec import (
+    actor_kind_to_proto,
     encode_borrower,
     security_level_from_proto,
     security_level_to_proto,
@@ -216,6 +219,55 @@ class SelfServiceServicer(selfservice_pb2_grpc.SelfServiceServicer):
             recovery_codes_left=record.recovery_codes_left,
         )
 
+    async def ListMyAccessLog(
+        self, request: pb.ListMyAccessLogRequest, context: Context
+    ) -> pb.ListMyAccessLogResponse:
+        if not 0 <= request.page_size <= selfservice.ACCESS_LOG_MAX_PAGE:
+            raise InvalidArgument.one(
+                "page_size", f"must be 0 to {selfservice.ACCESS_LOG_MAX_PAGE}"
+            )
+        before = _page_token(request.page_token)
+        page = await self._services.read(
+            selfservice.my_access_log, _live(), request.page_size, before
+        )
+        return pb.ListMyAccessLogResponse(
+            entries=[_access_entry(entry) for entry in page.entries],
+            next_page_token=str(page.next_before) if page.next_before is not None else "",
+        )
+
+    async def ExportMyData(
+        self, request: pb.ExportMyDataRequest, context: Context
+    ) -> pb.ExportMyDataResponse:
+        data = await self._services.read(selfservice.export_my_data, acting(), _live())
+        record = data.record
+        borrower = json_format.MessageToDict(
+            encode_borrower(record.borrower, BorrowerView.FULL), preserving_proto_field_name=True
+        )
+        borrower["national_id"] = data.national_id
+        document = {
+            "format": "nlr-export/1",
+            "exported_at": now().isoformat(),
+            "borrower": borrower,
+            "libraries": [
+                {"library_number": library.number.value, "name": library.name}
+                for library in record.libraries
+            ],
+            "two_factor": {
+                "totp_enabled": record.totp_enabled,
+                "recovery_codes_left": record.recovery_codes_left,
+            },
+            "access_log": [
+                json_format.MessageToDict(_access_entry(entry), preserving_proto_field_name=True)
+                for entry in data.access_log
+            ],
+        }
+        card_number = record.borrower.card_number.value
+        return pb.ExportMyDataResponse(
+            document=json.dumps(document, ensure_ascii=False, indent=2).encode("utf-8"),
+            media_type="application/json",
+            file_name=f"bibliotekkortet-{card_number}.json",
+        )
+
     async def EnrollTotp(
         self, request: pb.EnrollTotpRequest, context: Context
     ) -> pb.EnrollTotpResponse:
@@ -293,6 +345,33 @@ def _live() -> LiveSession:
     live = current_call().session
     assert live is not None, "the admission finds the session first"
     return live
+
+
+def _page_token(token: str) -> int | None:
+    if not token:
+        return None
+    if not (token.isascii() and token.isdigit()) or len(token) > 19:
+        raise InvalidArgument.one("page_token", "is not a token this call gave")
+    return int(token)
+
+
+def _access_entry(entry: selfservice.AccessEntry) -> pb.AccessLogEntry:
+    event = entry.event
+    message = pb.AccessLogEntry(
+        time=_timestamp(event.occurred_at),
+        action=event.rpc,
+        outcome=event.outcome,
+        vendor=entry.vendor or "",
+    )
+    if event.actor_kind is not None:
+        message.actor_kind = actor_kind_to_proto(event.actor_kind)
+    if entry.library is not None:
+        message.library.CopyFrom(
+            pb.Library(library_number=entry.library.number.value, name=entry.library.name)
+        )
+    elif event.library_number is not None:
+        message.library.CopyFrom(pb.Library(library_number=event.library_number))
+    return message
 
 
 def _feide_user(claims: IdTokenClaims) -> IdentityValue:

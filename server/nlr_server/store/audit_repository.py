@@ -7,7 +7,7 @@ import datetime as dt
 import json
 import sqlite3
 import threading
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from typing import Any
 
 from sqlalchemy import Connection, Engine, bindparam, insert, select
@@ -211,6 +211,21 @@ class SqlAuditRepository:
             .order_by(AuditEventRow.occurred_at, AuditEventRow.id)
         )
         return [_event(r) for r in self._session.scalars(query)]
+
+    def of_cards(
+        self, card_numbers: Collection[str], before_id: int | None, limit: int
+    ) -> list[tuple[int, AuditEvent]]:
+        """The events of these card numbers, newest first, with their ids; only those before
+        ``before_id`` when given (the next page)."""
+        query = (
+            select(AuditEventRow)
+            .where(AuditEventRow.card_number.in_(list(card_numbers)))
+            .order_by(AuditEventRow.id.desc())
+            .limit(limit)
+        )
+        if before_id is not None:
+            query = query.where(AuditEventRow.id < before_id)
+        return [(r.id, _event(r)) for r in self._session.scalars(query)]
 
     def for_certificate(self, fingerprint: str) -> list[AuditEvent]:
         query = (

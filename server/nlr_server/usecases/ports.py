@@ -70,6 +70,10 @@ class BorrowerRepository(Protocol):
 
     def get_by_national_id(self, national_id: NationalId) -> Borrower | None: ...
 
+    def national_id_of(self, borrower: Borrower) -> str:
+        """The borrower's national id, opened (for their own export only)."""
+        ...
+
     def national_ids_after(self, after_id: int, limit: int) -> list[tuple[int, str, str]]:
         """(id, card number, national id) after ``after_id`` in id order, decrypted: for a
         lookup in the population register only."""
@@ -282,6 +286,13 @@ class IdentityRepository(Protocol):
 
 class AuditRepository(Protocol):
     def append(self, events: Sequence[AuditEvent]) -> None: ...
+
+    def of_cards(
+        self, card_numbers: Collection[str], before_id: int | None, limit: int
+    ) -> list[tuple[int, AuditEvent]]:
+        """The events of these card numbers, newest first, with their ids (before
+        ``before_id``, when given)."""
+        ...
 
 
 class NoticeRepository(Protocol):

@@ -9,12 +9,13 @@ from dataclasses import dataclass
 
 from nlr_server.domain import policy
 from nlr_server.domain import session as session_rules
-from nlr_server.domain.audit import Acting
+from nlr_server.domain.audit import Acting, AuditEvent
 from nlr_server.domain.borrower import Borrower
 from nlr_server.domain.card_number import CardNumber
 from nlr_server.domain.credentials import SecurityLevel
 from nlr_server.domain.errors import NotFound
 from nlr_server.domain.library import Library
+from nlr_server.domain.library_number import LibraryNumber
 from nlr_server.domain.views import BorrowerView
 from nlr_server.usecases.borrowers import require_second_factor_for
 from nlr_server.usecases.changes import change_borrower
@@ -90,3 +91,98 @@ def set_my_security_level(
     card_number = CardNumber(live.session.card_number)
     changed = change_borrower(unit_of_work, acting, card_number, now, change, answer_full=False)
     return changed.personal.security_level
+
+
+# How many entries a page of the access log holds unless asked for fewer, and at most.
+ACCESS_LOG_PAGE = 50
+ACCESS_LOG_MAX_PAGE = 200
+
+
+@dataclass(frozen=True, slots=True)
+class AccessEntry:
+    """One call that read or changed the borrower's data (or tried to): when, what, how it
+    went, who (the actor), through which vendor's system, and the library by name."""
+
+    id: int
+    event: AuditEvent
+    library: Library | None
+    vendor: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class AccessPage:
+    entries: tuple[AccessEntry, ...]
+    # The id to read on from (the next page's token); None at the end.
+    next_before: int | None
+
+
+def my_access_log(
+    unit_of_work: UnitOfWorkFactory,
+    live: LiveSession,
+    page_size: int,
+    before_id: int | None,
+) -> AccessPage:
+    """Who has seen or changed the session's borrower, newest first (two factors): from the
+    audit trail, under the card number and the one it replaced. A read."""
+    session_rules.require_two_factors(live.session)
+    size = min(page_size or ACCESS_LOG_PAGE, ACCESS_LOG_MAX_PAGE)
+    with unit_of_work(read_only=True) as uow:
+        borrower = _own(uow, live)
+        return _access_page(uow, borrower, size, before_id)
+
+
+def _access_page(
+    uow: UnitOfWork, borrower: Borrower, size: int, before_id: int | None
+) -> AccessPage:
+    cards = [borrower.card_number.value]
+    if borrower.previous_card_number is not None:
+        cards.append(borrower.previous_card_number.value)
+    rows = uow.audit.of_cards(cards, before_id, size + 1)
+    more = len(rows) > size
+    rows = rows[:size]
+    libraries: dict[str, Library | None] = {}
+    vendors: dict[int, str | None] = {}
+    entries = []
+    for row_id, event in rows:
+        library = None
+        if event.library_number is not None:
+            if event.library_number not in libraries:
+                libraries[event.library_number] = uow.libraries.get(
+                    LibraryNumber(event.library_number)
+                )
+            library = libraries[event.library_number]
+        vendor = None
+        if event.vendor_id is not None:
+            if event.vendor_id not in vendors:
+                found = uow.vendors.get(event.vendor_id)
+                vendors[event.vendor_id] = found.name if found is not None else None
+            vendor = vendors[event.vendor_id]
+        entries.append(AccessEntry(row_id, event, library, vendor))
+    return AccessPage(tuple(entries), rows[-1][0] if more and rows else None)
+
+
+@dataclass(frozen=True, slots=True)
+class MyData:
+    """Everything held about the borrower, for their export."""
+
+    record: MyRecord
+    national_id: str
+    access_log: tuple[AccessEntry, ...]
+
+
+def export_my_data(unit_of_work: UnitOfWorkFactory, acting: Acting, live: LiveSession) -> MyData:
+    """The whole record, the national id, the libraries, the second factor's state and the
+    whole access log (two factors). A read."""
+    record = my_record(unit_of_work, acting, live)
+    with unit_of_work(read_only=True) as uow:
+        borrower = _own(uow, live)
+        national_id = uow.borrowers.national_id_of(borrower)
+        entries: list[AccessEntry] = []
+        before: int | None = None
+        while True:
+            page = _access_page(uow, borrower, ACCESS_LOG_MAX_PAGE, before)
+            entries.extend(page.entries)
+            if page.next_before is None:
+                break
+            before = page.next_before
+    return MyData(record, national_id, tuple(entries))

@@ -423,6 +423,155 @@ class GetMyRecordResponse(_message.Message):
 Global___GetMyRecordResponse: _TypeAlias = GetMyRecordResponse  # noqa: Y015
 
 @_typing.final
+class ListMyAccessLogRequest(_message.Message):
+    """Request of ListMyAccessLog."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PAGE_SIZE_FIELD_NUMBER: _builtins.int
+    PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    page_size: _builtins.int
+    """At most this many entries (1 to 200; 0: 50)."""
+    page_token: _builtins.str
+    """The next_page_token of the page before; empty for the newest."""
+    def __init__(
+        self,
+        *,
+        page_size: _builtins.int = ...,
+        page_token: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["page_size", b"page_size", "page_token", b"page_token"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListMyAccessLogRequest: _TypeAlias = ListMyAccessLogRequest  # noqa: Y015
+
+@_typing.final
+class ListMyAccessLogResponse(_message.Message):
+    """Response of ListMyAccessLog."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ENTRIES_FIELD_NUMBER: _builtins.int
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    next_page_token: _builtins.str
+    """For the next (older) page; empty when there is none."""
+    @_builtins.property
+    def entries(self) -> _containers.RepeatedCompositeFieldContainer[Global___AccessLogEntry]:
+        """Newest first."""
+
+    def __init__(
+        self,
+        *,
+        entries: _abc.Iterable[Global___AccessLogEntry] | None = ...,
+        next_page_token: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["entries", b"entries", "next_page_token", b"next_page_token"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListMyAccessLogResponse: _TypeAlias = ListMyAccessLogResponse  # noqa: Y015
+
+@_typing.final
+class AccessLogEntry(_message.Message):
+    """One call that read or changed the borrower's data, or tried to."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TIME_FIELD_NUMBER: _builtins.int
+    ACTION_FIELD_NUMBER: _builtins.int
+    OUTCOME_FIELD_NUMBER: _builtins.int
+    ACTOR_KIND_FIELD_NUMBER: _builtins.int
+    LIBRARY_FIELD_NUMBER: _builtins.int
+    VENDOR_FIELD_NUMBER: _builtins.int
+    action: _builtins.str
+    """What was done: the RPC (GetBorrower, UpdateBorrower, VerifyPin, ...) or the task
+    ("population register sync", "maintenance", an nlr-admin command).
+    """
+    outcome: _builtins.str
+    """OK, or the gRPC status it was refused with (PERMISSION_DENIED, UNAUTHENTICATED, ...)."""
+    actor_kind: _borrower_pb2.ActorKind.ValueType
+    """Who acted: a library, the borrower, the population register, an operator, the register."""
+    vendor: _builtins.str
+    """The system vendor through which the call came (an ILS, an ebook platform, a portal)."""
+    @_builtins.property
+    def time(self) -> _timestamp_pb2.Timestamp:
+        """When."""
+
+    @_builtins.property
+    def library(self) -> Global___Library:
+        """The library that acted, when a library did."""
+
+    def __init__(
+        self,
+        *,
+        time: _timestamp_pb2.Timestamp | None = ...,
+        action: _builtins.str = ...,
+        outcome: _builtins.str = ...,
+        actor_kind: _borrower_pb2.ActorKind.ValueType = ...,
+        library: Global___Library | None = ...,
+        vendor: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["library", b"library", "time", b"time"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["action", b"action", "actor_kind", b"actor_kind", "library", b"library", "outcome", b"outcome", "time", b"time", "vendor", b"vendor"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___AccessLogEntry: _TypeAlias = AccessLogEntry  # noqa: Y015
+
+@_typing.final
+class ExportMyDataRequest(_message.Message):
+    """Request of ExportMyData."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    def __init__(
+        self,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ExportMyDataRequest: _TypeAlias = ExportMyDataRequest  # noqa: Y015
+
+@_typing.final
+class ExportMyDataResponse(_message.Message):
+    """Response of ExportMyData."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    DOCUMENT_FIELD_NUMBER: _builtins.int
+    MEDIA_TYPE_FIELD_NUMBER: _builtins.int
+    FILE_NAME_FIELD_NUMBER: _builtins.int
+    document: _builtins.bytes
+    """The document, UTF-8 JSON."""
+    media_type: _builtins.str
+    """"application/json"."""
+    file_name: _builtins.str
+    """A name to save it under, e.g. "bibliotekkortet-N000000001.json"."""
+    def __init__(
+        self,
+        *,
+        document: _builtins.bytes = ...,
+        media_type: _builtins.str = ...,
+        file_name: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["document", b"document", "file_name", b"file_name", "media_type", b"media_type"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ExportMyDataResponse: _TypeAlias = ExportMyDataResponse  # noqa: Y015
+
+@_typing.final
 class Library(_message.Message):
     """A library, named."""
 

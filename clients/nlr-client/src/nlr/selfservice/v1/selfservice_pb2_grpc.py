@@ -89,6 +89,16 @@ class SelfServiceStub:
                 request_serializer=nlr_dot_selfservice_dot_v1_dot_selfservice__pb2.GetMyRecordRequest.SerializeToString,
                 response_deserializer=nlr_dot_selfservice_dot_v1_dot_selfservice__pb2.GetMyRecordResponse.FromString,
                 _registered_method=True)
+        self.ListMyAccessLog = channel.unary_unary(
+                '/nlr.selfservice.v1.SelfService/ListMyAccessLog',
+                request_serializer=nlr_dot_selfservice_dot_v1_dot_selfservice__pb2.ListMyAccessLogRequest.SerializeToString,
+                response_deserializer=nlr_dot_selfservice_dot_v1_dot_selfservice__pb2.ListMyAccessLogResponse.FromString,
+                _registered_method=True)
+        self.ExportMyData = channel.unary_unary(
+                '/nlr.selfservice.v1.SelfService/ExportMyData',
+                request_serializer=nlr_dot_selfservice_dot_v1_dot_selfservice__pb2.ExportMyDataRequest.SerializeToString,
+                response_deserializer=nlr_dot_selfservice_dot_v1_dot_selfservice__pb2.ExportMyDataResponse.FromString,
+                _registered_method=True)
         self.EnrollTotp = channel.unary_unary(
                 '/nlr.selfservice.v1.SelfService/EnrollTotp',
                 request_serializer=nlr_dot_selfservice_dot_v1_dot_selfservice__pb2.EnrollTotpRequest.SerializeToString,
@@ -204,6 +214,23 @@ class SelfServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListMyAccessLog(self, request, context):
+        """Who has read or changed the borrower's data, or tried to, newest first (two factors):
+        from the audit trail, every call on the card number (and the one it replaced), with the
+        library, the system vendor through which it came, what was done and how it went.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ExportMyData(self, request, context):
+        """Everything held about the borrower as one JSON document (two factors): the whole record
+        with the national id, the libraries, the two-factor state and the whole access log.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def EnrollTotp(self, request, context):
         """Begins setting up two-factor login: a new TOTP secret, shown this once as an
         `otpauth://` URI (a QR code of it for the authenticator app). Starting again replaces an
@@ -278,6 +305,16 @@ def add_SelfServiceServicer_to_server(servicer, server):
                     servicer.GetMyRecord,
                     request_deserializer=nlr_dot_selfservice_dot_v1_dot_selfservice__pb2.GetMyRecordRequest.FromString,
                     response_serializer=nlr_dot_selfservice_dot_v1_dot_selfservice__pb2.GetMyRecordResponse.SerializeToString,
+            ),
+            'ListMyAccessLog': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListMyAccessLog,
+                    request_deserializer=nlr_dot_selfservice_dot_v1_dot_selfservice__pb2.ListMyAccessLogRequest.FromString,
+                    response_serializer=nlr_dot_selfservice_dot_v1_dot_selfservice__pb2.ListMyAccessLogResponse.SerializeToString,
+            ),
+            'ExportMyData': grpc.unary_unary_rpc_method_handler(
+                    servicer.ExportMyData,
+                    request_deserializer=nlr_dot_selfservice_dot_v1_dot_selfservice__pb2.ExportMyDataRequest.FromString,
+                    response_serializer=nlr_dot_selfservice_dot_v1_dot_selfservice__pb2.ExportMyDataResponse.SerializeToString,
             ),
             'EnrollTotp': grpc.unary_unary_rpc_method_handler(
                     servicer.EnrollTotp,
@@ -509,6 +546,60 @@ class SelfService:
             '/nlr.selfservice.v1.SelfService/GetMyRecord',
             nlr_dot_selfservice_dot_v1_dot_selfservice__pb2.GetMyRecordRequest.SerializeToString,
             nlr_dot_selfservice_dot_v1_dot_selfservice__pb2.GetMyRecordResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListMyAccessLog(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/nlr.selfservice.v1.SelfService/ListMyAccessLog',
+            nlr_dot_selfservice_dot_v1_dot_selfservice__pb2.ListMyAccessLogRequest.SerializeToString,
+            nlr_dot_selfservice_dot_v1_dot_selfservice__pb2.ListMyAccessLogResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ExportMyData(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/nlr.selfservice.v1.SelfService/ExportMyData',
+            nlr_dot_selfservice_dot_v1_dot_selfservice__pb2.ExportMyDataRequest.SerializeToString,
+            nlr_dot_selfservice_dot_v1_dot_selfservice__pb2.ExportMyDataResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -95,6 +95,15 @@ class SelfServiceStub:
     """Ends the session."""
     GetMyRecord: _grpc.UnaryUnaryMultiCallable[_selfservice_pb2.GetMyRecordRequest, _selfservice_pb2.GetMyRecordResponse]
     """Everything the register holds about the borrower (two factors)."""
+    ListMyAccessLog: _grpc.UnaryUnaryMultiCallable[_selfservice_pb2.ListMyAccessLogRequest, _selfservice_pb2.ListMyAccessLogResponse]
+    """Who has read or changed the borrower's data, or tried to, newest first (two factors):
+    from the audit trail, every call on the card number (and the one it replaced), with the
+    library, the system vendor through which it came, what was done and how it went.
+    """
+    ExportMyData: _grpc.UnaryUnaryMultiCallable[_selfservice_pb2.ExportMyDataRequest, _selfservice_pb2.ExportMyDataResponse]
+    """Everything held about the borrower as one JSON document (two factors): the whole record
+    with the national id, the libraries, the two-factor state and the whole access log.
+    """
     EnrollTotp: _grpc.UnaryUnaryMultiCallable[_selfservice_pb2.EnrollTotpRequest, _selfservice_pb2.EnrollTotpResponse]
     """Begins setting up two-factor login: a new TOTP secret, shown this once as an
     `otpauth://` URI (a QR code of it for the authenticator app). Starting again replaces an
@@ -182,6 +191,15 @@ class SelfServiceAsyncStub(SelfServiceStub):
     """Ends the session."""
     GetMyRecord: _aio.UnaryUnaryMultiCallable[_selfservice_pb2.GetMyRecordRequest, _selfservice_pb2.GetMyRecordResponse]  # type: ignore[assignment]
     """Everything the register holds about the borrower (two factors)."""
+    ListMyAccessLog: _aio.UnaryUnaryMultiCallable[_selfservice_pb2.ListMyAccessLogRequest, _selfservice_pb2.ListMyAccessLogResponse]  # type: ignore[assignment]
+    """Who has read or changed the borrower's data, or tried to, newest first (two factors):
+    from the audit trail, every call on the card number (and the one it replaced), with the
+    library, the system vendor through which it came, what was done and how it went.
+    """
+    ExportMyData: _aio.UnaryUnaryMultiCallable[_selfservice_pb2.ExportMyDataRequest, _selfservice_pb2.ExportMyDataResponse]  # type: ignore[assignment]
+    """Everything held about the borrower as one JSON document (two factors): the whole record
+    with the national id, the libraries, the two-factor state and the whole access log.
+    """
     EnrollTotp: _aio.UnaryUnaryMultiCallable[_selfservice_pb2.EnrollTotpRequest, _selfservice_pb2.EnrollTotpResponse]  # type: ignore[assignment]
     """Begins setting up two-factor login: a new TOTP secret, shown this once as an
     `otpauth://` URI (a QR code of it for the authenticator app). Starting again replaces an
@@ -308,6 +326,27 @@ class SelfServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_selfservice_pb2.GetMyRecordResponse, _abc.Awaitable[_selfservice_pb2.GetMyRecordResponse]]:
         """Everything the register holds about the borrower (two factors)."""
+
+    @_abc_1.abstractmethod
+    def ListMyAccessLog(
+        self,
+        request: _selfservice_pb2.ListMyAccessLogRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_selfservice_pb2.ListMyAccessLogResponse, _abc.Awaitable[_selfservice_pb2.ListMyAccessLogResponse]]:
+        """Who has read or changed the borrower's data, or tried to, newest first (two factors):
+        from the audit trail, every call on the card number (and the one it replaced), with the
+        library, the system vendor through which it came, what was done and how it went.
+        """
+
+    @_abc_1.abstractmethod
+    def ExportMyData(
+        self,
+        request: _selfservice_pb2.ExportMyDataRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_selfservice_pb2.ExportMyDataResponse, _abc.Awaitable[_selfservice_pb2.ExportMyDataResponse]]:
+        """Everything held about the borrower as one JSON document (two factors): the whole record
+        with the national id, the libraries, the two-factor state and the whole access log.
+        """
 
     @_abc_1.abstractmethod
     def EnrollTotp(
