@@ -136,14 +136,14 @@ def test_the_access_log_and_the_export_need_two_factors(registry: Registry, port
     borrower_with_password(registry, "N000183004")
     portal.log_in("N000183004")
 
-    for call, request in (
-        (portal.stub.ListMyAccessLog, pb.ListMyAccessLogRequest()),
-        (portal.stub.ExportMyData, pb.ExportMyDataRequest()),
-    ):
-        with pytest.raises(grpc.RpcError) as refused:
-            call(request, metadata=portal.metadata)  # type: ignore[operator]
-        assert refused.value.code() is grpc.StatusCode.PERMISSION_DENIED
-        assert error_details(refused.value)[0] == "TWO_FACTORS_REQUIRED"
+    with pytest.raises(grpc.RpcError) as log:
+        portal.stub.ListMyAccessLog(pb.ListMyAccessLogRequest(), metadata=portal.metadata)
+    with pytest.raises(grpc.RpcError) as export:
+        portal.stub.ExportMyData(pb.ExportMyDataRequest(), metadata=portal.metadata)
+
+    for refused in (log.value, export.value):
+        assert refused.code() is grpc.StatusCode.PERMISSION_DENIED
+        assert error_details(refused)[0] == "TWO_FACTORS_REQUIRED"
 
 
 def test_the_export_holds_every_field_the_national_id_and_the_access_log(
