@@ -25,7 +25,7 @@ from nlr_server.api.services import Services, now
 from nlr_server.crypto import session_token, totp
 from nlr_server.domain.borrower import Borrower
 from nlr_server.domain.card_number import CardNumber
-from nlr_server.domain.credentials import LoginMethod, Password, SecurityLevel, may_reach
+from nlr_server.domain.credentials import LoginMethod, Password, Pin, SecurityLevel, may_reach
 from nlr_server.domain.errors import (
     FailedPrecondition,
     InvalidArgument,
@@ -39,7 +39,7 @@ from nlr_server.domain.second_factor import totp_not_enrolled
 from nlr_server.domain.session import require_two_factors
 from nlr_server.domain.views import BorrowerView
 from nlr_server.oidc.id_token import IdTokenClaims
-from nlr_server.usecases import identities, second_factor, selfservice, sessions
+from nlr_server.usecases import credentials, identities, second_factor, selfservice, sessions
 from nlr_server.usecases.authentication import LoginKey
 from nlr_server.usecases.second_factor import CodeKind, CodeOutcome, SecondFactorCode
 from nlr_server.usecases.sessions import LiveSession
@@ -267,6 +267,41 @@ class SelfServiceServicer(selfservice_pb2_grpc.SelfServiceServicer):
             media_type="application/json",
             file_name=f"bibliotekkortet-{card_number}.json",
         )
+
+    async def SetMyPin(self, request: pb.SetMyPinRequest, context: Context) -> pb.SetMyPinResponse:
+        live = _live()
+        require_two_factors(live.session)
+        pin = self._decode.secret(request.pin, "pin", Pin.parse)
+        services = self._services
+        verifier = services.pins.make(pin.value)
+        await services.write(
+            credentials.set_pin,
+            acting(),
+            CardNumber(live.session.card_number),
+            verifier,
+            services.pins.key_version(verifier),
+            now(),
+            live.digest,
+        )
+        return pb.SetMyPinResponse()
+
+    async def SetMyPassword(
+        self, request: pb.SetMyPasswordRequest, context: Context
+    ) -> pb.SetMyPasswordResponse:
+        live = _live()
+        require_two_factors(live.session)
+        password = self._decode.secret(request.password, "password", Password.parse)
+        services = self._services
+        verifier = await services.passwords.make(password.value)
+        await services.write(
+            credentials.set_password,
+            acting(),
+            CardNumber(live.session.card_number),
+            verifier,
+            now(),
+            live.digest,
+        )
+        return pb.SetMyPasswordResponse()
 
     async def EnrollTotp(
         self, request: pb.EnrollTotpRequest, context: Context

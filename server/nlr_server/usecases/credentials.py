@@ -22,14 +22,16 @@ def set_pin(
     verifier: str,
     key_version: int,
     now: dt.datetime,
+    keep_session: bytes | None = None,
 ) -> str:
-    """Stores the new PIN verifier and ends any PIN lockout; returns the new etag."""
+    """Stores the new PIN verifier and ends any PIN lockout; returns the new etag. The
+    borrower's sessions end, but ``keep_session`` (theirs, when they set it themself)."""
 
     def change(uow: UnitOfWork, borrower: Borrower) -> Borrower:
         assert borrower.id is not None
         version = uow.credentials.set_pin(borrower.id, verifier, key_version)
         uow.credentials.save_attempts(borrower.id, LoginMethod.PIN, LoginAttempts())
-        uow.sessions.remove_of_borrower(borrower.id)
+        uow.sessions.remove_of_borrower(borrower.id, keep=keep_session)
         return dataclasses.replace(borrower, version=version, has_pin=True)
 
     return change_borrower(unit_of_work, acting, card_number, now, change, answer_full=False).etag
@@ -41,14 +43,16 @@ def set_password(
     card_number: CardNumber,
     verifier: str,
     now: dt.datetime,
+    keep_session: bytes | None = None,
 ) -> str:
-    """Stores the new password verifier and ends any password lockout; returns the new etag."""
+    """Stores the new password verifier and ends any password lockout; returns the new etag.
+    The borrower's sessions end, but ``keep_session``."""
 
     def change(uow: UnitOfWork, borrower: Borrower) -> Borrower:
         assert borrower.id is not None
         version = uow.credentials.set_password(borrower.id, verifier)
         uow.credentials.save_attempts(borrower.id, LoginMethod.PASSWORD, LoginAttempts())
-        uow.sessions.remove_of_borrower(borrower.id)
+        uow.sessions.remove_of_borrower(borrower.id, keep=keep_session)
         return dataclasses.replace(borrower, version=version, has_password=True)
 
     return change_borrower(unit_of_work, acting, card_number, now, change, answer_full=False).etag

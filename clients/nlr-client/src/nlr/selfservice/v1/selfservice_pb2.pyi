@@ -598,6 +598,84 @@ class Library(_message.Message):
 Global___Library: _TypeAlias = Library  # noqa: Y015
 
 @_typing.final
+class SetMyPinRequest(_message.Message):
+    """Request of SetMyPin."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PIN_FIELD_NUMBER: _builtins.int
+    pin: _builtins.str
+    """The new PIN: 4 to 8 digits."""
+    def __init__(
+        self,
+        *,
+        pin: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["pin", b"pin"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SetMyPinRequest: _TypeAlias = SetMyPinRequest  # noqa: Y015
+
+@_typing.final
+class SetMyPinResponse(_message.Message):
+    """Response of SetMyPin."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    def __init__(
+        self,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SetMyPinResponse: _TypeAlias = SetMyPinResponse  # noqa: Y015
+
+@_typing.final
+class SetMyPasswordRequest(_message.Message):
+    """Request of SetMyPassword."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PASSWORD_FIELD_NUMBER: _builtins.int
+    password: _builtins.str
+    """The new password: 8 to 128 characters."""
+    def __init__(
+        self,
+        *,
+        password: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["password", b"password"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SetMyPasswordRequest: _TypeAlias = SetMyPasswordRequest  # noqa: Y015
+
+@_typing.final
+class SetMyPasswordResponse(_message.Message):
+    """Response of SetMyPassword."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    def __init__(
+        self,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SetMyPasswordResponse: _TypeAlias = SetMyPasswordResponse  # noqa: Y015
+
+@_typing.final
 class EnrollTotpRequest(_message.Message):
     """Request of EnrollTotp."""
 

@@ -99,6 +99,16 @@ class SelfServiceStub:
                 request_serializer=nlr_dot_selfservice_dot_v1_dot_selfservice__pb2.ExportMyDataRequest.SerializeToString,
                 response_deserializer=nlr_dot_selfservice_dot_v1_dot_selfservice__pb2.ExportMyDataResponse.FromString,
                 _registered_method=True)
+        self.SetMyPin = channel.unary_unary(
+                '/nlr.selfservice.v1.SelfService/SetMyPin',
+                request_serializer=nlr_dot_selfservice_dot_v1_dot_selfservice__pb2.SetMyPinRequest.SerializeToString,
+                response_deserializer=nlr_dot_selfservice_dot_v1_dot_selfservice__pb2.SetMyPinResponse.FromString,
+                _registered_method=True)
+        self.SetMyPassword = channel.unary_unary(
+                '/nlr.selfservice.v1.SelfService/SetMyPassword',
+                request_serializer=nlr_dot_selfservice_dot_v1_dot_selfservice__pb2.SetMyPasswordRequest.SerializeToString,
+                response_deserializer=nlr_dot_selfservice_dot_v1_dot_selfservice__pb2.SetMyPasswordResponse.FromString,
+                _registered_method=True)
         self.EnrollTotp = channel.unary_unary(
                 '/nlr.selfservice.v1.SelfService/EnrollTotp',
                 request_serializer=nlr_dot_selfservice_dot_v1_dot_selfservice__pb2.EnrollTotpRequest.SerializeToString,
@@ -231,6 +241,22 @@ class SelfServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def SetMyPin(self, request, context):
+        """Sets a new PIN (4 to 8 digits) for Authenticate's VerifyPin and the desk (two factors).
+        Ends the borrower's other sessions; this one goes on.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def SetMyPassword(self, request, context):
+        """Sets a new password (8 to 128 characters) (two factors). Ends the borrower's other
+        sessions; this one goes on.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def EnrollTotp(self, request, context):
         """Begins setting up two-factor login: a new TOTP secret, shown this once as an
         `otpauth://` URI (a QR code of it for the authenticator app). Starting again replaces an
@@ -315,6 +341,16 @@ def add_SelfServiceServicer_to_server(servicer, server):
                     servicer.ExportMyData,
                     request_deserializer=nlr_dot_selfservice_dot_v1_dot_selfservice__pb2.ExportMyDataRequest.FromString,
                     response_serializer=nlr_dot_selfservice_dot_v1_dot_selfservice__pb2.ExportMyDataResponse.SerializeToString,
+            ),
+            'SetMyPin': grpc.unary_unary_rpc_method_handler(
+                    servicer.SetMyPin,
+                    request_deserializer=nlr_dot_selfservice_dot_v1_dot_selfservice__pb2.SetMyPinRequest.FromString,
+                    response_serializer=nlr_dot_selfservice_dot_v1_dot_selfservice__pb2.SetMyPinResponse.SerializeToString,
+            ),
+            'SetMyPassword': grpc.unary_unary_rpc_method_handler(
+                    servicer.SetMyPassword,
+                    request_deserializer=nlr_dot_selfservice_dot_v1_dot_selfservice__pb2.SetMyPasswordRequest.FromString,
+                    response_serializer=nlr_dot_selfservice_dot_v1_dot_selfservice__pb2.SetMyPasswordResponse.SerializeToString,
             ),
             'EnrollTotp': grpc.unary_unary_rpc_method_handler(
                     servicer.EnrollTotp,
@@ -600,6 +636,60 @@ class SelfService:
             '/nlr.selfservice.v1.SelfService/ExportMyData',
             nlr_dot_selfservice_dot_v1_dot_selfservice__pb2.ExportMyDataRequest.SerializeToString,
             nlr_dot_selfservice_dot_v1_dot_selfservice__pb2.ExportMyDataResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SetMyPin(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/nlr.selfservice.v1.SelfService/SetMyPin',
+            nlr_dot_selfservice_dot_v1_dot_selfservice__pb2.SetMyPinRequest.SerializeToString,
+            nlr_dot_selfservice_dot_v1_dot_selfservice__pb2.SetMyPinResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SetMyPassword(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/nlr.selfservice.v1.SelfService/SetMyPassword',
+            nlr_dot_selfservice_dot_v1_dot_selfservice__pb2.SetMyPasswordRequest.SerializeToString,
+            nlr_dot_selfservice_dot_v1_dot_selfservice__pb2.SetMyPasswordResponse.FromString,
             options,
             channel_credentials,
             insecure,

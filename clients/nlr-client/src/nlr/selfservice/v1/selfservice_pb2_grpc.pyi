@@ -104,6 +104,14 @@ class SelfServiceStub:
     """Everything held about the borrower as one JSON document (two factors): the whole record
     with the national id, the libraries, the two-factor state and the whole access log.
     """
+    SetMyPin: _grpc.UnaryUnaryMultiCallable[_selfservice_pb2.SetMyPinRequest, _selfservice_pb2.SetMyPinResponse]
+    """Sets a new PIN (4 to 8 digits) for Authenticate's VerifyPin and the desk (two factors).
+    Ends the borrower's other sessions; this one goes on.
+    """
+    SetMyPassword: _grpc.UnaryUnaryMultiCallable[_selfservice_pb2.SetMyPasswordRequest, _selfservice_pb2.SetMyPasswordResponse]
+    """Sets a new password (8 to 128 characters) (two factors). Ends the borrower's other
+    sessions; this one goes on.
+    """
     EnrollTotp: _grpc.UnaryUnaryMultiCallable[_selfservice_pb2.EnrollTotpRequest, _selfservice_pb2.EnrollTotpResponse]
     """Begins setting up two-factor login: a new TOTP secret, shown this once as an
     `otpauth://` URI (a QR code of it for the authenticator app). Starting again replaces an
@@ -199,6 +207,14 @@ class SelfServiceAsyncStub(SelfServiceStub):
     ExportMyData: _aio.UnaryUnaryMultiCallable[_selfservice_pb2.ExportMyDataRequest, _selfservice_pb2.ExportMyDataResponse]  # type: ignore[assignment]
     """Everything held about the borrower as one JSON document (two factors): the whole record
     with the national id, the libraries, the two-factor state and the whole access log.
+    """
+    SetMyPin: _aio.UnaryUnaryMultiCallable[_selfservice_pb2.SetMyPinRequest, _selfservice_pb2.SetMyPinResponse]  # type: ignore[assignment]
+    """Sets a new PIN (4 to 8 digits) for Authenticate's VerifyPin and the desk (two factors).
+    Ends the borrower's other sessions; this one goes on.
+    """
+    SetMyPassword: _aio.UnaryUnaryMultiCallable[_selfservice_pb2.SetMyPasswordRequest, _selfservice_pb2.SetMyPasswordResponse]  # type: ignore[assignment]
+    """Sets a new password (8 to 128 characters) (two factors). Ends the borrower's other
+    sessions; this one goes on.
     """
     EnrollTotp: _aio.UnaryUnaryMultiCallable[_selfservice_pb2.EnrollTotpRequest, _selfservice_pb2.EnrollTotpResponse]  # type: ignore[assignment]
     """Begins setting up two-factor login: a new TOTP secret, shown this once as an
@@ -346,6 +362,26 @@ class SelfServiceServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_selfservice_pb2.ExportMyDataResponse, _abc.Awaitable[_selfservice_pb2.ExportMyDataResponse]]:
         """Everything held about the borrower as one JSON document (two factors): the whole record
         with the national id, the libraries, the two-factor state and the whole access log.
+        """
+
+    @_abc_1.abstractmethod
+    def SetMyPin(
+        self,
+        request: _selfservice_pb2.SetMyPinRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_selfservice_pb2.SetMyPinResponse, _abc.Awaitable[_selfservice_pb2.SetMyPinResponse]]:
+        """Sets a new PIN (4 to 8 digits) for Authenticate's VerifyPin and the desk (two factors).
+        Ends the borrower's other sessions; this one goes on.
+        """
+
+    @_abc_1.abstractmethod
+    def SetMyPassword(
+        self,
+        request: _selfservice_pb2.SetMyPasswordRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_selfservice_pb2.SetMyPasswordResponse, _abc.Awaitable[_selfservice_pb2.SetMyPasswordResponse]]:
+        """Sets a new password (8 to 128 characters) (two factors). Ends the borrower's other
+        sessions; this one goes on.
         """
 
     @_abc_1.abstractmethod
