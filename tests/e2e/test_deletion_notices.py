@@ -17,22 +17,26 @@ from sqlalchemy import select
 from mail_harness import MailServer
 from nlr.registry.v1 import borrower_pb2, registry_service_pb2_grpc
 from nlr.registry.v1 import registry_service_pb2 as pb
+from nlr.selfservice.v1 import selfservice_pb2 as ss_pb
 from nlr_server.ops.dev_pki import DevPkiPaths
 from nlr_server.store.database import create_store_engine
 from nlr_server.store.models import DeletionNoticeRow
 from register_harness import (
     BERGEN,
     OSLO,
+    ClientCertificates,
     Registry,
     Servers,
     ServerThread,
     client_channel,
     create,
+    error_details,
     national_id,
     new_borrower,
     sqlite_bytes,
     wait_until,
 )
+from selfservice_harness import PASSWORD, Portal, portal_client
 
 SENDER = "ikke-svar@nlr.example"
 BORROWER_REQUEST = borrower_pb2.DELETION_REASON_BORROWER_REQUEST
@@ -337,3 +341,54 @@ def assert_logs_name_nobody(caplog: pytest.LogCaptureFixture, *personal: str) ->
     # Everything but the test's own mail server ("mail.log"), which logs what it receives.
     logged = "\n".join(r.getMessage() for r in caplog.records if r.name != "mail.log")
     assert [value for value in personal if value in logged] == []
+
+
+def test_a_borrower_deleting_themself_in_selfservice_gets_the_notice_and_is_gone(
+    servers: Servers,
+    mail_servers: Callable[..., MailServer],
+    connect: Callable[[ServerThread], Registry],
+    pki: DevPkiPaths,
+    certificates: ClientCertificates,
+) -> None:
+    mail = mail_servers()
+    server = start_register(servers, mail)
+    registry = connect(server)
+    address = "zyxwq.self@example.org"
+    create_at_oslo_and_bergen(registry, "N000000709", given_name="Zyxwqself", email=address)
+    registry.stub.SetPassword(
+        pb.SetPasswordRequest(card_number="N000000709", password=PASSWORD),
+        metadata=registry.metadata,
+    )
+    with portal_client(server.target, pki, certificates) as stub:
+        portal = Portal(stub)
+        portal.log_in("N000000709")
+        portal.enroll()
+        with pytest.raises(grpc.RpcError) as unconfirmed:
+            stub.DeleteMe(ss_pb.DeleteMeRequest(card_number="N000000001"), metadata=portal.metadata)
+        assert unconfirmed.value.code() is grpc.StatusCode.INVALID_ARGUMENT
+        assert list(error_details(unconfirmed.value)[1]) == ["card_number"]
+
+        deleted = stub.DeleteMe(
+            ss_pb.DeleteMeRequest(card_number="n000000709"), metadata=portal.metadata
+        )
+
+        assert deleted.notification_queued is True
+        assert [(lib.library_number, lib.name) for lib in deleted.libraries] == [
+            (OSLO, "Test Oslo bibliotek"),
+            (BERGEN, "Test Bergen bibliotek"),
+        ]
+        with pytest.raises(grpc.RpcError) as gone:
+            stub.LogOut(ss_pb.LogOutRequest(), metadata=portal.metadata)
+        assert error_details(gone.value)[0] == "SESSION_INVALID"
+    ended(server.config.database_url)
+    (_, recipients, message) = mail.mailbox.messages[0]
+    assert recipients == [address]
+    assert listed_libraries(message)[:2] == [
+        "  - Test Oslo bibliotek (biblioteknummer 2030100)",
+        "  - Test Bergen bibliotek (biblioteknummer 2460100)",
+    ]
+    with pytest.raises(grpc.RpcError) as not_found:
+        registry.stub.GetBorrower(
+            pb.GetBorrowerRequest(card_number="N000000709"), metadata=registry.metadata
+        )
+    assert not_found.value.code() is grpc.StatusCode.NOT_FOUND

@@ -23,7 +23,7 @@ from nlr_server.api.borrower_codec import (
 from nlr_server.api.call_context import acting, current_call
 from nlr_server.api.services import Services, now
 from nlr_server.crypto import session_token, totp
-from nlr_server.domain.borrower import Borrower
+from nlr_server.domain.borrower import Borrower, DeletionReason
 from nlr_server.domain.card_number import CardNumber
 from nlr_server.domain.credentials import LoginMethod, Password, Pin, SecurityLevel, may_reach
 from nlr_server.domain.errors import (
@@ -39,7 +39,14 @@ from nlr_server.domain.second_factor import totp_not_enrolled
 from nlr_server.domain.session import require_two_factors
 from nlr_server.domain.views import BorrowerView
 from nlr_server.oidc.id_token import IdTokenClaims
-from nlr_server.usecases import credentials, identities, second_factor, selfservice, sessions
+from nlr_server.usecases import (
+    borrowers,
+    credentials,
+    identities,
+    second_factor,
+    selfservice,
+    sessions,
+)
 from nlr_server.usecases.authentication import LoginKey
 from nlr_server.usecases.second_factor import CodeKind, CodeOutcome, SecondFactorCode
 from nlr_server.usecases.sessions import LiveSession
@@ -302,6 +309,33 @@ class SelfServiceServicer(selfservice_pb2_grpc.SelfServiceServicer):
             live.digest,
         )
         return pb.SetMyPasswordResponse()
+
+    async def DeleteMe(self, request: pb.DeleteMeRequest, context: Context) -> pb.DeleteMeResponse:
+        live = _live()
+        require_two_factors(live.session)
+        if request.card_number.strip().upper() != live.session.card_number:
+            raise InvalidArgument.one(
+                "card_number", "must be your own card number, typed again to confirm"
+            )
+        services = self._services
+        record = await services.read(selfservice.my_record, acting(), live)
+        deleted_at = now()
+        queued = await services.write(
+            borrowers.delete_borrower,
+            acting(),
+            CardNumber(live.session.card_number),
+            DeletionReason.BORROWER_REQUEST,
+            None,
+            deleted_at,
+        )
+        return pb.DeleteMeResponse(
+            delete_time=_timestamp(deleted_at),
+            libraries=[
+                pb.Library(library_number=library.number.value, name=library.name)
+                for library in record.libraries
+            ],
+            notification_queued=queued,
+        )
 
     async def EnrollTotp(
         self, request: pb.EnrollTotpRequest, context: Context

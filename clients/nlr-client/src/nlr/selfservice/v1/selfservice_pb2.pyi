@@ -676,6 +676,62 @@ class SetMyPasswordResponse(_message.Message):
 Global___SetMyPasswordResponse: _TypeAlias = SetMyPasswordResponse  # noqa: Y015
 
 @_typing.final
+class DeleteMeRequest(_message.Message):
+    """Request of DeleteMe."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CARD_NUMBER_FIELD_NUMBER: _builtins.int
+    card_number: _builtins.str
+    """The session's own card number, typed again as a confirmation."""
+    def __init__(
+        self,
+        *,
+        card_number: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["card_number", b"card_number"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DeleteMeRequest: _TypeAlias = DeleteMeRequest  # noqa: Y015
+
+@_typing.final
+class DeleteMeResponse(_message.Message):
+    """Response of DeleteMe."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    DELETE_TIME_FIELD_NUMBER: _builtins.int
+    LIBRARIES_FIELD_NUMBER: _builtins.int
+    NOTIFICATION_QUEUED_FIELD_NUMBER: _builtins.int
+    notification_queued: _builtins.bool
+    """Whether a notice to the borrower's email was queued (not when there is no email)."""
+    @_builtins.property
+    def delete_time(self) -> _timestamp_pb2.Timestamp:
+        """When the borrower was deleted."""
+
+    @_builtins.property
+    def libraries(self) -> _containers.RepeatedCompositeFieldContainer[Global___Library]:
+        """The libraries that knew the borrower (the ones the notice lists)."""
+
+    def __init__(
+        self,
+        *,
+        delete_time: _timestamp_pb2.Timestamp | None = ...,
+        libraries: _abc.Iterable[Global___Library] | None = ...,
+        notification_queued: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["delete_time", b"delete_time"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["delete_time", b"delete_time", "libraries", b"libraries", "notification_queued", b"notification_queued"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DeleteMeResponse: _TypeAlias = DeleteMeResponse  # noqa: Y015
+
+@_typing.final
 class EnrollTotpRequest(_message.Message):
     """Request of EnrollTotp."""
 

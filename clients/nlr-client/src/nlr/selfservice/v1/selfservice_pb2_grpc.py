@@ -109,6 +109,11 @@ class SelfServiceStub:
                 request_serializer=nlr_dot_selfservice_dot_v1_dot_selfservice__pb2.SetMyPasswordRequest.SerializeToString,
                 response_deserializer=nlr_dot_selfservice_dot_v1_dot_selfservice__pb2.SetMyPasswordResponse.FromString,
                 _registered_method=True)
+        self.DeleteMe = channel.unary_unary(
+                '/nlr.selfservice.v1.SelfService/DeleteMe',
+                request_serializer=nlr_dot_selfservice_dot_v1_dot_selfservice__pb2.DeleteMeRequest.SerializeToString,
+                response_deserializer=nlr_dot_selfservice_dot_v1_dot_selfservice__pb2.DeleteMeResponse.FromString,
+                _registered_method=True)
         self.EnrollTotp = channel.unary_unary(
                 '/nlr.selfservice.v1.SelfService/EnrollTotp',
                 request_serializer=nlr_dot_selfservice_dot_v1_dot_selfservice__pb2.EnrollTotpRequest.SerializeToString,
@@ -257,6 +262,18 @@ class SelfServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def DeleteMe(self, request, context):
+        """Deletes the borrower at their own request (two factors), as a library's DeleteBorrower
+        with reason BORROWER_REQUEST does: the record, its identities, credentials, sessions and
+        feed entries go, the card number is retired, the libraries that knew the borrower get
+        DELETED in their feeds, and a notice listing them is sent to the borrower's email.
+        `card_number` must repeat the session's card number, as a confirmation
+        (INVALID_ARGUMENT otherwise).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def EnrollTotp(self, request, context):
         """Begins setting up two-factor login: a new TOTP secret, shown this once as an
         `otpauth://` URI (a QR code of it for the authenticator app). Starting again replaces an
@@ -351,6 +368,11 @@ def add_SelfServiceServicer_to_server(servicer, server):
                     servicer.SetMyPassword,
                     request_deserializer=nlr_dot_selfservice_dot_v1_dot_selfservice__pb2.SetMyPasswordRequest.FromString,
                     response_serializer=nlr_dot_selfservice_dot_v1_dot_selfservice__pb2.SetMyPasswordResponse.SerializeToString,
+            ),
+            'DeleteMe': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeleteMe,
+                    request_deserializer=nlr_dot_selfservice_dot_v1_dot_selfservice__pb2.DeleteMeRequest.FromString,
+                    response_serializer=nlr_dot_selfservice_dot_v1_dot_selfservice__pb2.DeleteMeResponse.SerializeToString,
             ),
             'EnrollTotp': grpc.unary_unary_rpc_method_handler(
                     servicer.EnrollTotp,
@@ -690,6 +712,33 @@ class SelfService:
             '/nlr.selfservice.v1.SelfService/SetMyPassword',
             nlr_dot_selfservice_dot_v1_dot_selfservice__pb2.SetMyPasswordRequest.SerializeToString,
             nlr_dot_selfservice_dot_v1_dot_selfservice__pb2.SetMyPasswordResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeleteMe(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/nlr.selfservice.v1.SelfService/DeleteMe',
+            nlr_dot_selfservice_dot_v1_dot_selfservice__pb2.DeleteMeRequest.SerializeToString,
+            nlr_dot_selfservice_dot_v1_dot_selfservice__pb2.DeleteMeResponse.FromString,
             options,
             channel_credentials,
             insecure,

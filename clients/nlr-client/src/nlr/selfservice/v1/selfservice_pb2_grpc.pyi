@@ -112,6 +112,14 @@ class SelfServiceStub:
     """Sets a new password (8 to 128 characters) (two factors). Ends the borrower's other
     sessions; this one goes on.
     """
+    DeleteMe: _grpc.UnaryUnaryMultiCallable[_selfservice_pb2.DeleteMeRequest, _selfservice_pb2.DeleteMeResponse]
+    """Deletes the borrower at their own request (two factors), as a library's DeleteBorrower
+    with reason BORROWER_REQUEST does: the record, its identities, credentials, sessions and
+    feed entries go, the card number is retired, the libraries that knew the borrower get
+    DELETED in their feeds, and a notice listing them is sent to the borrower's email.
+    `card_number` must repeat the session's card number, as a confirmation
+    (INVALID_ARGUMENT otherwise).
+    """
     EnrollTotp: _grpc.UnaryUnaryMultiCallable[_selfservice_pb2.EnrollTotpRequest, _selfservice_pb2.EnrollTotpResponse]
     """Begins setting up two-factor login: a new TOTP secret, shown this once as an
     `otpauth://` URI (a QR code of it for the authenticator app). Starting again replaces an
@@ -215,6 +223,14 @@ class SelfServiceAsyncStub(SelfServiceStub):
     SetMyPassword: _aio.UnaryUnaryMultiCallable[_selfservice_pb2.SetMyPasswordRequest, _selfservice_pb2.SetMyPasswordResponse]  # type: ignore[assignment]
     """Sets a new password (8 to 128 characters) (two factors). Ends the borrower's other
     sessions; this one goes on.
+    """
+    DeleteMe: _aio.UnaryUnaryMultiCallable[_selfservice_pb2.DeleteMeRequest, _selfservice_pb2.DeleteMeResponse]  # type: ignore[assignment]
+    """Deletes the borrower at their own request (two factors), as a library's DeleteBorrower
+    with reason BORROWER_REQUEST does: the record, its identities, credentials, sessions and
+    feed entries go, the card number is retired, the libraries that knew the borrower get
+    DELETED in their feeds, and a notice listing them is sent to the borrower's email.
+    `card_number` must repeat the session's card number, as a confirmation
+    (INVALID_ARGUMENT otherwise).
     """
     EnrollTotp: _aio.UnaryUnaryMultiCallable[_selfservice_pb2.EnrollTotpRequest, _selfservice_pb2.EnrollTotpResponse]  # type: ignore[assignment]
     """Begins setting up two-factor login: a new TOTP secret, shown this once as an
@@ -382,6 +398,20 @@ class SelfServiceServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_selfservice_pb2.SetMyPasswordResponse, _abc.Awaitable[_selfservice_pb2.SetMyPasswordResponse]]:
         """Sets a new password (8 to 128 characters) (two factors). Ends the borrower's other
         sessions; this one goes on.
+        """
+
+    @_abc_1.abstractmethod
+    def DeleteMe(
+        self,
+        request: _selfservice_pb2.DeleteMeRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_selfservice_pb2.DeleteMeResponse, _abc.Awaitable[_selfservice_pb2.DeleteMeResponse]]:
+        """Deletes the borrower at their own request (two factors), as a library's DeleteBorrower
+        with reason BORROWER_REQUEST does: the record, its identities, credentials, sessions and
+        feed entries go, the card number is retired, the libraries that knew the borrower get
+        DELETED in their feeds, and a notice listing them is sent to the borrower's email.
+        `card_number` must repeat the session's card number, as a confirmation
+        (INVALID_ARGUMENT otherwise).
         """
 
     @_abc_1.abstractmethod
