@@ -11,7 +11,7 @@ PROTO_RELEASES := proto/releases
 # The API as last released, which the protos must stay compatible with: the newest snapshot
 PROTO_BASELINE = $(lastword $(shell ls $(PROTO_RELEASES)/v*.binpb 2>/dev/null | sort -V))
 
-.PHONY: venv proto proto-release run admin test lint bench clients clean
+.PHONY: venv proto proto-release run admin idporten-token test lint bench clients clean
 
 $(STAMP): pyproject.toml clients/nlr-client/pyproject.toml clients/nlr-auth-client/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -40,7 +40,14 @@ run: $(STAMP)
 	NLR_DATABASE_URL=sqlite:///$(DEV)/nlr.db \
 	NLR_TLS_CERT=$(PKI)/server.pem NLR_TLS_KEY=$(PKI)/server.key NLR_TLS_CLIENT_CA=$(PKI)/ca.pem \
 	NLR_KEYRING=$(DEV)/keyring.json NLR_ALLOW_SYNTHETIC_IDS=true \
+	NLR_IDPORTEN_ISSUER=https://idporten.dev.nlr.invalid NLR_IDPORTEN_AUDIENCE=nlr-dev-portal \
+	NLR_IDPORTEN_JWKS=$(DEV)/idporten-dev-jwks.json \
 	$(VENV)/bin/nlr-server
+
+## idporten-token: an ID token of the dev ID-porten for demo borrower Kari (CARD=N000000002 for Ola)
+idporten-token: $(STAMP)
+	@test -f $(DEV)/idporten-dev.key || { echo "no dev setup in $(DEV): run make run first" >&2; exit 2; }
+	@NLR_ALLOW_SYNTHETIC_IDS=true $(VENV)/bin/nlr-admin dev-idporten-token --directory $(DEV) --card $(or $(CARD),N000000001)
 
 ## admin: nlr-admin on make run's database and keyring, e.g. make admin ARGS="libraries list"
 admin: $(STAMP)

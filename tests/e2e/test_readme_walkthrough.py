@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
 import re
 import shlex
 import subprocess
@@ -18,6 +19,7 @@ from nlr_server.crypto.national_id_sealer import NationalIdSealer
 from nlr_server.ops import demo_data, walkthrough
 from nlr_server.ops.admin.dev_setup import seed_demo_access
 from nlr_server.ops.config import SETTINGS
+from nlr_server.ops.dev_idporten import DEV_AUDIENCE, DEV_ISSUER, ensure_dev_idporten
 from nlr_server.ops.dev_pki import DevPkiPaths
 from nlr_server.store import migrate
 from nlr_server.store.database import create_store_engine
@@ -166,3 +168,81 @@ def test_readme_selfservice_flow_works_as_pasted(
     assert record["totp_enabled"] is True
     assert record["libraries"] == [{"library_number": "2030100", "name": "Demo Oslo bibliotek"}]
     assert logged_out == {}
+
+
+def test_readme_idporten_flow_works_as_pasted(
+    tmp_path: Path, pki: DevPkiPaths, keyring_path: Path, keyring: Keyring
+) -> None:
+    url = f"sqlite:///{tmp_path / 'nlr.db'}"
+    engine = create_store_engine(url)
+    migrate.upgrade(engine)
+    factory = SqlUnitOfWorkFactory(engine, NationalIdSealer(keyring))
+    demo_data.seed(factory, dt.datetime.now(dt.UTC))
+    seed_demo_access(factory, pki, dt.datetime.now(dt.UTC))
+    engine.dispose()
+    dev = tmp_path / "dev"
+    dev.mkdir()
+    paths, _ = ensure_dev_idporten(dev)
+    config = make_config(
+        pki,
+        keyring_path,
+        url,
+        idporten_issuer=DEV_ISSUER,
+        idporten_audience=DEV_AUDIENCE,
+        idporten_jwks=str(paths.jwks),
+    )
+    server = ServerThread(config).start()
+    try:
+        first = _block("selfservice").splitlines()[1:3]  # PORTAL and FIELD
+        lines = [line for line in _block("selfservice-idporten").splitlines() if line[:3] != "```"]
+        script = "\n".join([*first, *lines])
+        script = script.replace("127.0.0.1:50051", server.target)
+        script = script.replace(".nlr-dev/pki", str(pki.ca_cert.parent))
+        script = script.replace(".venv/bin/grpcurl", str(GRPCURL))
+        script = script.replace(".venv/bin/python", sys.executable)
+        script = script.replace(
+            "make -s idporten-token",
+            f"{sys.executable} -m nlr_server.ops.admin dev-idporten-token --directory {dev}",
+        )
+        result = subprocess.run(
+            ["bash", "-e", "-o", "pipefail", "-c", script],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+            env={**os.environ, "NLR_ALLOW_SYNTHETIC_IDS": "true"},
+        )
+    finally:
+        server.stop()
+
+    assert result.returncode == 0, result.stderr
+    log = json.loads(result.stdout)
+    # Kari's newest entry: the ID-porten login itself (before a session named her).
+    assert [(e["action"], e["outcome"]) for e in log["entries"]][:1] == [
+        ("LogInWithIdPorten", "OK")
+    ]
+
+
+def test_dev_idporten_tokens_are_refused_without_synthetic_ids(tmp_path: Path) -> None:
+    ensure_dev_idporten(tmp_path)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("NLR_")}
+
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "nlr_server.ops.admin",
+            "dev-idporten-token",
+            "--directory",
+            str(tmp_path),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        env=env,
+    )
+
+    assert done.returncode == 2
+    assert "NLR_ALLOW_SYNTHETIC_IDS" in done.stderr
+    assert done.stdout == ""

@@ -14,6 +14,7 @@ from nlr.registry.v1 import borrower_pb2, registry_service_pb2_grpc
 from nlr.registry.v1 import registry_service_pb2 as registry_pb
 from nlr.selfservice.v1 import selfservice_pb2 as pb
 from nlr_server.api.server import StartupError
+from nlr_server.ops.dev_idporten import DEV_AUDIENCE, DEV_ISSUER, ensure_dev_idporten
 from nlr_server.ops.dev_pki import DevPkiPaths
 from oidc_provider import CLIENT_ID, OidcProvider
 from register_harness import (
@@ -306,4 +307,21 @@ def test_the_server_refuses_to_start_with_an_issuer_but_no_keys(
 ) -> None:
     config = make_config(pki, keyring_path, prepared_database, idporten_issuer=idporten.issuer)
     with pytest.raises(StartupError, match="NLR_IDPORTEN_AUDIENCE and NLR_IDPORTEN_JWKS"):
+        ServerThread(config).start()
+
+
+def test_the_server_refuses_the_dev_idporten_unless_synthetic_ids_are_allowed(
+    prepared_database: str, pki: DevPkiPaths, keyring_path: Path, tmp_path: Path
+) -> None:
+    paths, _ = ensure_dev_idporten(tmp_path)
+    config = make_config(
+        pki,
+        keyring_path,
+        prepared_database,
+        allow_synthetic_ids=False,
+        idporten_issuer=DEV_ISSUER,
+        idporten_audience=DEV_AUDIENCE,
+        idporten_jwks=str(paths.jwks),
+    )
+    with pytest.raises(StartupError, match="dev setup's stand-in for ID-porten"):
         ServerThread(config).start()

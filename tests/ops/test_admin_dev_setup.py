@@ -84,7 +84,11 @@ def test_dev_setup_registers_the_demo_vendors_and_library_codes(tmp_path: Path) 
     finally:
         engine.dispose()
     pki = directory / "pki"
-    assert vendors.keys() == {demo_data.ILS_VENDOR, demo_data.AUTH_VENDOR}
+    assert vendors.keys() == {
+        demo_data.ILS_VENDOR,
+        demo_data.AUTH_VENDOR,
+        demo_data.PORTAL_VENDOR,
+    }
     assert certificates == {
         certificate_fingerprint((pki / "ils.pem").read_bytes()): (
             vendors[demo_data.ILS_VENDOR],
@@ -93,6 +97,10 @@ def test_dev_setup_registers_the_demo_vendors_and_library_codes(tmp_path: Path) 
         certificate_fingerprint((pki / "auth.pem").read_bytes()): (
             vendors[demo_data.AUTH_VENDOR],
             Role.AUTH.value,
+        ),
+        certificate_fingerprint((pki / "portal.pem").read_bytes()): (
+            vendors[demo_data.PORTAL_VENDOR],
+            Role.PORTAL.value,
         ),
     }
     for number, code in demo_data.LIBRARY_CODES.items():

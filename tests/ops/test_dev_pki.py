@@ -40,6 +40,8 @@ def _all_files(paths: DevPkiPaths) -> list[Path]:
         paths.ils_key,
         paths.auth_cert,
         paths.auth_key,
+        paths.portal_cert,
+        paths.portal_key,
     ]
 
 

@@ -57,6 +57,7 @@ from nlr_server.oidc.id_token import (
     OidcProviderSettings,
 )
 from nlr_server.ops.config import Config
+from nlr_server.ops.dev_idporten import DEV_ISSUER
 from nlr_server.population.maskinporten import MaskinportenError
 from nlr_server.population.source import folkeregisteret_source, missing_settings
 from nlr_server.store import migrate
@@ -317,6 +318,11 @@ class RegisterServer:
                 continue
             if not (audience and jwks):
                 raise StartupError(f"{name}_ISSUER is set: set {name}_AUDIENCE and {name}_JWKS too")
+            if issuer == DEV_ISSUER and not config.allow_synthetic_ids:
+                raise StartupError(
+                    f"{name}_ISSUER is the dev setup's stand-in for ID-porten: refused unless "
+                    "NLR_ALLOW_SYNTHETIC_IDS is on"
+                )
             settings = OidcProviderSettings(method.value, issuer, audience, jwks, acr)
             try:
                 validators[method] = IdTokenValidator(settings)

@@ -13,8 +13,9 @@ from nlr_server.crypto.national_id_sealer import NationalIdSealer
 from nlr_server.crypto.pin_verifier import PinVerifier
 from nlr_server.domain.vendor import Role
 from nlr_server.ops import demo_data, walkthrough
-from nlr_server.ops.admin import AdminError, Commands, add_command, now
+from nlr_server.ops.admin import AdminError, Commands, add_command, environment, now
 from nlr_server.ops.admin.certs import certificate_record
+from nlr_server.ops.dev_idporten import DEV_NONCE, ensure_dev_idporten, mint
 from nlr_server.ops.dev_pki import DevPkiPaths, certificate_fingerprint, ensure_dev_pki
 from nlr_server.store import migrate
 from nlr_server.store.database import create_store_engine
@@ -43,6 +44,19 @@ def add_commands(commands: Commands) -> None:
         type=Path,
         default=Path(".nlr-dev"),
         help="where to keep it all (default .nlr-dev)",
+    )
+    token = add_command(
+        commands,
+        "dev-idporten-token",
+        _idporten_token,
+        "print an ID token of the dev ID-porten for a demo borrower (make idporten-token)",
+        "Signed with the dev setup's key, for SelfService's LogInWithIdPorten on `make run`; "
+        "refused unless NLR_ALLOW_SYNTHETIC_IDS is on. Valid for 10 minutes.",
+    )
+    token.add_argument("--card", default="N000000001", help="the demo borrower (default Kari)")
+    token.add_argument("--nonce", default=DEV_NONCE, help=f"the nonce (default {DEV_NONCE})")
+    token.add_argument(
+        "--directory", type=Path, default=Path(".nlr-dev"), help="the dev setup's directory"
     )
 
 
@@ -93,6 +107,20 @@ def seed_demo_access(
     return changes
 
 
+def _idporten_token(args: argparse.Namespace) -> None:
+    if not environment().flag("NLR_ALLOW_SYNTHETIC_IDS"):
+        raise AdminError(
+            "dev ID-porten tokens are minted only where NLR_ALLOW_SYNTHETIC_IDS is on (the dev "
+            "setup): never for a register that holds real people"
+        )
+    demos = {b.card_number: b for b in demo_data.DEMO_BORROWERS}
+    demo = demos.get(args.card)
+    if demo is None:
+        raise AdminError(f"{args.card} is not a demo borrower ({', '.join(sorted(demos))})")
+    paths, _ = ensure_dev_idporten(args.directory)
+    print(mint(paths, demo_data.demo_national_id(demo), args.nonce))
+
+
 def _dev_setup(args: argparse.Namespace) -> None:
     directory: Path = args.directory
     changes: list[str] = []
@@ -101,6 +129,9 @@ def _dev_setup(args: argparse.Namespace) -> None:
     pki = ensure_dev_pki(directory / "pki")
     if _files(directory / "pki") != pki_files_before:
         changes.append(f"dev PKI in {pki.ca_cert.parent}")
+    idporten, made = ensure_dev_idporten(directory)
+    if made:
+        changes.append(f"dev ID-porten key and JWKS {idporten.jwks}")
     keyring_path = directory / "keyring.json"
     if keyring_path.exists():
         keyring = Keyring.load(keyring_path)
