@@ -289,6 +289,7 @@ def encode_borrower(borrower: Borrower, view: BorrowerView) -> borrower_pb2.Borr
     message.security_level = _SECURITY_TO_PROTO[personal.security_level]
     message.has_pin = borrower.has_pin
     message.has_password = borrower.has_password
+    message.processing_restricted = borrower.processing_restricted
     if borrower.last_active_on is not None:
         message.last_active_on = borrower.last_active_on.isoformat()
     if borrower.previous_card_number is not None:

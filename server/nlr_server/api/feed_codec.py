@@ -11,7 +11,6 @@ from nlr_server.api.borrower_details_codec import timestamp
 from nlr_server.domain.borrower import DeletionReason
 from nlr_server.domain.change_feed import Change, ChangeKind
 from nlr_server.domain.errors import InvalidArgument
-from nlr_server.domain.views import BorrowerView
 
 _KIND_TO_PROTO: dict[ChangeKind, registry_service_pb2.ChangeKind.ValueType] = {
     ChangeKind.CREATED: registry_service_pb2.CHANGE_KIND_CREATED,
@@ -41,7 +40,7 @@ def encode_change(change: Change) -> registry_service_pb2.Change:
             message.tombstone.deletion_reason = _REASON_TO_PROTO[tombstone.deletion_reason]
     else:
         assert change.borrower is not None
-        message.borrower.CopyFrom(encode_borrower(change.borrower, BorrowerView.FULL))
+        message.borrower.CopyFrom(encode_borrower(change.borrower, change.view))
     return message
 
 

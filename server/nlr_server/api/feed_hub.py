@@ -21,6 +21,8 @@ from nlr_server.api.feed_codec import encode_change
 from nlr_server.domain.borrower import Borrower
 from nlr_server.domain.change_feed import Change, ChangeKind, StoredEntry
 from nlr_server.domain.library_number import LibraryNumber
+from nlr_server.domain.policy import library_view
+from nlr_server.domain.views import BorrowerView
 from nlr_server.store.errors import describe
 from nlr_server.usecases import change_feed
 from nlr_server.usecases.ports import UnitOfWorkFactory
@@ -148,7 +150,7 @@ class FeedHub:
                 return
 
     def _dispatch(self, batch: _Batch) -> None:
-        encoded: dict[tuple[int, ChangeKind], pb.Change] = {}
+        encoded: dict[tuple[int, ChangeKind, BorrowerView], pb.Change] = {}
         for entry in batch.entries:
             watchers = self._watchers.get(entry.library)
             if not watchers:
@@ -163,11 +165,13 @@ class FeedHub:
                 if borrower is None or not borrower.is_affiliated_with(entry.library):
                     continue  # gone, or no longer this library's: a tombstone follows
                 # The full view is the same for every affiliated library, the kind is not (one
-                # library's AFFILIATED is the others' UPDATED): encoded once per kind.
-                key = (entry.sequence, entry.kind)
+                # library's AFFILIATED is the others' UPDATED): encoded once per kind and view
+                # (only the home library sees a borrower who restricted processing in full).
+                view = library_view(entry.library, borrower)
+                key = (entry.sequence, entry.kind, view)
                 if key not in encoded:
                     encoded[key] = encode_change(
-                        Change(entry.sequence, entry.occurred_at, entry.kind, borrower)
+                        Change(entry.sequence, entry.occurred_at, entry.kind, borrower, view=view)
                     )
                 message = encoded[key]
             for watcher in watchers:

@@ -16,6 +16,7 @@ from nlr_server.api.borrower_details_codec import timestamp
 from nlr_server.api.call_context import acting, acting_library, current_call
 from nlr_server.api.feed_codec import decode_page_token, encode_change, encode_page_token
 from nlr_server.api.services import Services, now
+from nlr_server.domain.borrower import Borrower
 from nlr_server.domain.card_reservation import CardNumberReservation
 from nlr_server.domain.credentials import Password, Pin
 from nlr_server.domain.errors import InvalidArgument
@@ -124,7 +125,7 @@ class BorrowerRegistryServicer(registry_service_pb2_grpc.BorrowerRegistryService
             self._services.lockout,
         )
         current_call().note_borrower(borrower.card_number.value, borrower.id)
-        return pb.AffiliateBorrowerResponse(borrower=encode_borrower(borrower, BorrowerView.FULL))
+        return pb.AffiliateBorrowerResponse(borrower=encode_borrower(borrower, _view(borrower)))
 
     async def DeleteBorrower(
         self, request: pb.DeleteBorrowerRequest, context: Context
@@ -180,7 +181,7 @@ class BorrowerRegistryServicer(registry_service_pb2_grpc.BorrowerRegistryService
             affiliations.set_home_library, acting(), card_number, new_home, now()
         )
         current_call().note_borrower(borrower.card_number.value, borrower.id)
-        return pb.SetHomeLibraryResponse(borrower=encode_borrower(borrower, BorrowerView.FULL))
+        return pb.SetHomeLibraryResponse(borrower=encode_borrower(borrower, _view(borrower)))
 
     async def RemoveAffiliation(
         self, request: pb.RemoveAffiliationRequest, context: Context
@@ -275,7 +276,7 @@ class BorrowerRegistryServicer(registry_service_pb2_grpc.BorrowerRegistryService
             change_feed.list_affiliated_borrowers, acting_library(), after_id, cursor, limit
         )
         return pb.ListAffiliatedBorrowersResponse(
-            borrowers=[encode_borrower(b, BorrowerView.FULL) for b in page.borrowers],
+            borrowers=[encode_borrower(b, _view(b)) for b in page.borrowers],
             next_page_token=(
                 encode_page_token(page.cursor, page.last_id) if page.last_id is not None else ""
             ),
@@ -361,3 +362,9 @@ def _reservation(reservation: CardNumberReservation) -> pb.CardNumberReservation
         library_number=reservation.library_number.value,
         reserve_time=timestamp(reservation.reserved_at),
     )
+
+
+def _view(borrower: Borrower) -> BorrowerView:
+    """The view the acting library gets (a borrower who restricted processing: the full one
+    for their home library only)."""
+    return view_for(current_call().acting().actor, borrower)

@@ -337,6 +337,22 @@ class SelfServiceServicer(selfservice_pb2_grpc.SelfServiceServicer):
             notification_queued=queued,
         )
 
+    async def RestrictProcessing(
+        self, request: pb.RestrictProcessingRequest, context: Context
+    ) -> pb.RestrictProcessingResponse:
+        await self._services.write(
+            selfservice.set_processing_restricted, acting(), _live(), True, now()
+        )
+        return pb.RestrictProcessingResponse()
+
+    async def LiftRestriction(
+        self, request: pb.LiftRestrictionRequest, context: Context
+    ) -> pb.LiftRestrictionResponse:
+        await self._services.write(
+            selfservice.set_processing_restricted, acting(), _live(), False, now()
+        )
+        return pb.LiftRestrictionResponse()
+
     async def EnrollTotp(
         self, request: pb.EnrollTotpRequest, context: Context
     ) -> pb.EnrollTotpResponse:

@@ -205,6 +205,8 @@ class Borrower:
     # The population register notified a death: deleted as DECEASED from then on (a grace
     # period after the notice), unless the person is reactivated before.
     delete_as_deceased_after: dt.datetime | None = None
+    # Restricted by the borrower (GDPR art. 18): domain/policy.py.
+    processing_restricted: bool = False
     id: int | None = field(default=None, compare=False)
 
     @classmethod

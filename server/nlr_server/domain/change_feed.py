@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from nlr_server.domain.borrower import Borrower, DeletionReason
 from nlr_server.domain.card_number import CardNumber
 from nlr_server.domain.library_number import LibraryNumber
+from nlr_server.domain.views import BorrowerView
 
 
 class ChangeKind(enum.StrEnum):
@@ -69,6 +70,9 @@ class Change:
     kind: ChangeKind
     borrower: Borrower | None = None
     tombstone: Tombstone | None = None
+    # The view the library gets of the borrower (the full one, but while the borrower has
+    # restricted processing and this is not their home library: domain/policy.py).
+    view: BorrowerView = BorrowerView.FULL
 
 
 def entries_for(

@@ -4,7 +4,9 @@ and which fields it may change (field ownership).
 The use cases ask here, once per borrower they act on; nothing else decides.
 
 - A library sees the full view of the borrowers affiliated with it and the basic view of
-  everyone else, and changes only the borrowers affiliated with it.
+  everyone else, and changes only the borrowers affiliated with it. While a borrower has
+  restricted the processing of their data (GDPR art. 18), only their home library sees or
+  changes more, and no other library is newly affiliated.
 - A borrower sees and changes only their own record, and of it only what is theirs to keep
   true: how to reach them, their own choices, not who they are.
 - The population register owns who the person is: name, sex, birth date, registered address.
@@ -23,6 +25,7 @@ from nlr_server.domain.borrower import UPDATABLE_FIELDS, Borrower
 from nlr_server.domain.credentials import SecurityLevel
 from nlr_server.domain.errors import PermissionDenied
 from nlr_server.domain.identity import LINKED_BY_BORROWER, IdentityKind
+from nlr_server.domain.library_number import LibraryNumber
 from nlr_server.domain.views import BorrowerView
 
 # Who a person is, as the population register says.
@@ -67,14 +70,25 @@ def view_for(actor: Actor, borrower: Borrower) -> BorrowerView:
     if actor.kind is ActorKind.LIBRARY:
         library = actor.library_number
         assert library is not None
-        return BorrowerView.FULL if borrower.is_affiliated_with(library) else BorrowerView.BASIC
+        return library_view(library, borrower)
     if actor.kind is ActorKind.BORROWER:
         return BorrowerView.FULL if actor.id == borrower.card_number.value else BorrowerView.BASIC
     return BorrowerView.FULL
 
 
+def library_view(library: LibraryNumber, borrower: Borrower) -> BorrowerView:
+    """What a library sees of a borrower: the full view if affiliated with them, and, while the
+    borrower has restricted processing (GDPR art. 18), only if it is their home library."""
+    if not borrower.is_affiliated_with(library):
+        return BorrowerView.BASIC
+    if borrower.processing_restricted and library != borrower.home_library:
+        return BorrowerView.BASIC
+    return BorrowerView.FULL
+
+
 def require_may_change(actor: Actor, borrower: Borrower) -> None:
-    """Refuses an actor that may not change this borrower's record."""
+    """Refuses an actor that may not change this borrower's record: a library not affiliated
+    with them, or, while they have restricted processing, any library but their home library."""
     if actor.kind is ActorKind.LIBRARY:
         library = actor.library_number
         assert library is not None
@@ -82,6 +96,12 @@ def require_may_change(actor: Actor, borrower: Borrower) -> None:
             raise PermissionDenied(
                 "only a library affiliated with the borrower may change it",
                 reason="NOT_AFFILIATED",
+            )
+        if borrower.processing_restricted and library != borrower.home_library:
+            raise PermissionDenied(
+                "the borrower has restricted the processing of their data: only their home "
+                "library may change the record",
+                reason="PROCESSING_RESTRICTED",
             )
     elif actor.kind is ActorKind.BORROWER and actor.id != borrower.card_number.value:
         raise PermissionDenied("a borrower changes only their own record", reason="NOT_OWN_RECORD")

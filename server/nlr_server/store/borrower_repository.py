@@ -459,6 +459,7 @@ class SqlBorrowerRepository:
         row.in_population_register = borrower.in_population_register
         row.population_register_status = borrower.population_register_status
         row.address_protected = borrower.address_protected
+        row.processing_restricted = borrower.processing_restricted
         row.address_protection = record_columns.PROTECTION_COLUMN[borrower.address_protection]
         row.delete_as_deceased_after = borrower.delete_as_deceased_after
         if erasing:
@@ -493,6 +494,32 @@ class SqlBorrowerRepository:
             .execution_options(synchronize_session=False)
         )
         return bool(changed.rowcount)  # type: ignore[attr-defined]
+
+    def restrict_processing(
+        self, borrower: Borrower, restricted: bool, by: Actor, now: dt.datetime
+    ) -> Borrower:
+        """Sets or lifts the restriction, if ``borrower.version`` is current (else
+        EtagMismatch); the views change, so the etag does."""
+        assert borrower.id is not None
+        changed = self._session.execute(
+            update(BorrowerRow)
+            .where(BorrowerRow.id == borrower.id, BorrowerRow.version == borrower.version)
+            .values(
+                processing_restricted=restricted,
+                version=BorrowerRow.version + 1,
+                **record_columns.changed_by(by, now),
+            )
+            .execution_options(synchronize_session=False)
+        )
+        if not changed.rowcount:  # type: ignore[attr-defined]
+            raise EtagMismatch("the borrower changed since it was read; read it again")
+        return dataclasses.replace(
+            borrower,
+            processing_restricted=restricted,
+            version=borrower.version + 1,
+            last_changed_by=by,
+            last_changed_at=now,
+        )
 
     def clear_expired_temporary_addresses(self, today: dt.date, by: Actor, now: dt.datetime) -> int:
         """Clears every temporary address whose last day is before ``today``; returns how many."""

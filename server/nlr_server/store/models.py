@@ -20,6 +20,7 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
+    false,
 )
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
@@ -171,6 +172,11 @@ class BorrowerRow(Base):
     registered_address_should_be_checked: Mapped[bool] = mapped_column(Boolean, default=False)
     # Adressebeskyttelse: the address is never given to any library.
     address_protected: Mapped[bool] = mapped_column(Boolean, default=False)
+    # The borrower has restricted the processing of their data (GDPR art. 18): only the home
+    # library sees more than the basic view, and no library is newly affiliated.
+    processing_restricted: Mapped[bool] = mapped_column(
+        Boolean, default=False, server_default=false()
+    )
     temporary_address_line1: Mapped[str | None] = mapped_column(String(100))
     temporary_address_line2: Mapped[str | None] = mapped_column(String(100))
     temporary_address_line3: Mapped[str | None] = mapped_column(String(100))

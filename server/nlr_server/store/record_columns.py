@@ -66,6 +66,7 @@ def new_row(borrower: Borrower, national_id: SealedNationalId) -> dict[str, Any]
         national_id_index=national_id.index,
         national_id_key_version=national_id.key_version,
         address_protected=borrower.address_protected,
+        processing_restricted=borrower.processing_restricted,
         last_active_on=borrower.last_active_on,
         population_register_checked_at=borrower.population_register_checked_at,
         in_population_register=borrower.in_population_register,
@@ -283,6 +284,7 @@ def borrower_of(row: Any, affiliations: list[tuple[str, dt.datetime]]) -> Borrow
         population_register_status=row.population_register_status,
         address_protection=PROTECTION_OF_COLUMN[row.address_protection],
         delete_as_deceased_after=row.delete_as_deceased_after,
+        processing_restricted=bool(row.processing_restricted),
     )
 
 

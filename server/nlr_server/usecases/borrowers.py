@@ -18,6 +18,7 @@ from nlr_server.domain.errors import (
     AlreadyExists,
     CardNumberRetired,
     EtagMismatch,
+    FailedPrecondition,
     PermissionDenied,
     Violations,
 )
@@ -194,6 +195,12 @@ def affiliate_borrower(
             )
         if borrower.is_affiliated_with(library):
             saved = borrower
+        elif borrower.processing_restricted:
+            raise FailedPrecondition(
+                "the borrower has restricted the processing of their data: no library is "
+                "newly affiliated until they lift it",
+                reason="PROCESSING_RESTRICTED",
+            )
         else:
             saved = uow.borrowers.save(borrower.affiliate(library, acting.actor, now))
             change_feed.record(uow, borrower, saved, now)

@@ -6,6 +6,7 @@ import datetime as dt
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from nlr_server.domain import policy
 from nlr_server.domain.borrower import Borrower, DeletionReason
 from nlr_server.domain.change_feed import Change, ChangeKind, StoredEntry, entries_for
 from nlr_server.domain.errors import FailedPrecondition, InvalidArgument
@@ -101,7 +102,10 @@ def deliverable(
             continue
         borrower = current.get(entry.borrower_id or 0)
         if borrower is not None and borrower.is_affiliated_with(library):
-            changes.append(Change(entry.sequence, entry.occurred_at, entry.kind, borrower))
+            view = policy.library_view(library, borrower)
+            changes.append(
+                Change(entry.sequence, entry.occurred_at, entry.kind, borrower, view=view)
+            )
     return changes
 
 

@@ -134,6 +134,12 @@ class BorrowerRepository(Protocol):
         when, found, status, address protection, a death's deletion time."""
         ...
 
+    def restrict_processing(
+        self, borrower: Borrower, restricted: bool, by: Actor, now: dt.datetime
+    ) -> Borrower:
+        """Sets or lifts the borrower's restriction of processing (EtagMismatch if changed)."""
+        ...
+
     def save(
         self, borrower: Borrower, *, national_id: NationalId | None = None, erasing: bool = False
     ) -> Borrower:

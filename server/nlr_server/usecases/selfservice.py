@@ -186,3 +186,25 @@ def export_my_data(unit_of_work: UnitOfWorkFactory, acting: Acting, live: LiveSe
                 break
             before = page.next_before
     return MyData(record, national_id, tuple(entries))
+
+
+def set_processing_restricted(
+    unit_of_work: UnitOfWorkFactory,
+    acting: Acting,
+    live: LiveSession,
+    restricted: bool,
+    now: dt.datetime,
+) -> bool:
+    """Restricts the processing of the borrower's data, or (two factors) lifts it; the
+    affiliated libraries' views change, so their feeds get UPDATED. The state now."""
+    if not restricted:
+        session_rules.require_two_factors(live.session)
+
+    def change(uow: UnitOfWork, borrower: Borrower) -> Borrower:
+        if borrower.processing_restricted is restricted:
+            return borrower
+        return uow.borrowers.restrict_processing(borrower, restricted, acting.actor, now)
+
+    card_number = CardNumber(live.session.card_number)
+    changed = change_borrower(unit_of_work, acting, card_number, now, change, answer_full=False)
+    return changed.processing_restricted

@@ -25,41 +25,41 @@ _sym_db = _symbol_database.Default()
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1enlr/registry/v1/borrower.proto\x12\x0fnlr.registry.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\x9f\x0c\n\x08\x42orrower\x12\x13\n\x0b\x63\x61rd_number\x18\x01 \x01(\t\x12\x12\n\ngiven_name\x18\x02 \x01(\t\x12\x13\n\x0b\x66\x61mily_name\x18\x03 \x01(\t\x12\x13\n\x0bnational_id\x18\x04 \x01(\t\x12\x12\n\nbirth_date\x18\x05 \x01(\t\x12\x12\n\nbirth_year\x18\x06 \x01(\x05\x12!\n\x03sex\x18\x07 \x01(\x0e\x32\x14.nlr.registry.v1.Sex\x12\x34\n\x12registered_address\x18\x08 \x01(\x0b\x32\x18.nlr.registry.v1.Address\x12\r\n\x05\x65mail\x18\t \x01(\t\x12\x14\n\x0cmobile_phone\x18\n \x01(\t\x12\x12\n\nhome_phone\x18\x0b \x01(\t\x12\x12\n\nwork_phone\x18\x0c \x01(\t\x12\x14\n\x0chome_library\x18\r \x01(\t\x12\x32\n\x0c\x61\x66\x66iliations\x18\x0e \x03(\x0b\x32\x1c.nlr.registry.v1.Affiliation\x12\x12\n\ncreated_by\x18\x0f \x01(\t\x12/\n\x0b\x63reate_time\x18\x10 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x17\n\x0flast_changed_by\x18\x11 \x01(\t\x12/\n\x0bupdate_time\x18\x12 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0c\n\x04\x65tag\x18\x13 \x01(\t\x12+\n\x04view\x18\x14 \x01(\x0e\x32\x1d.nlr.registry.v1.BorrowerView\x12\x12\n\ncard_valid\x18\x15 \x01(\x08\x12\x36\n\x0esecurity_level\x18\x16 \x01(\x0e\x32\x1e.nlr.registry.v1.SecurityLevel\x12\x0f\n\x07has_pin\x18\x17 \x01(\x08\x12\x14\n\x0chas_password\x18\x18 \x01(\x08\x12\x16\n\x0elast_active_on\x18\x19 \x01(\t\x12\x1c\n\x14previous_card_number\x18\x1a \x01(\t\x12\x30\n\tguardians\x18\x1b \x03(\x0b\x32\x1d.nlr.registry.v1.GuardianLink\x12,\n\x05wards\x18\x1c \x03(\x0b\x32\x1d.nlr.registry.v1.GuardianLink\x12\x19\n\x11\x61\x64\x64ress_protected\x18\x1d \x01(\x08\x12<\n\x11temporary_address\x18\x1e \x01(\x0b\x32!.nlr.registry.v1.TemporaryAddress\x12\x31\n\rprimary_phone\x18\x1f \x01(\x0e\x32\x1a.nlr.registry.v1.PhoneKind\x12\x1f\n\x17\x65mail_should_be_checked\x18  \x01(\x08\x12@\n\x18preferred_contact_method\x18! \x01(\x0e\x32\x1e.nlr.registry.v1.ContactMethod\x12\x1a\n\x12preferred_language\x18\" \x01(\t\x12\x18\n\x10\x63\x61rd_expiry_date\x18# \x01(\t\x12\x30\n\x0c\x63onsent_time\x18$ \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x42\n\x1epopulation_register_check_time\x18% \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12-\n\nidentities\x18& \x03(\x0b\x32\x19.nlr.registry.v1.Identity\x12\x33\n\x0f\x63reated_by_kind\x18\' \x01(\x0e\x32\x1a.nlr.registry.v1.ActorKind\x12\x38\n\x14last_changed_by_kind\x18( \x01(\x0e\x32\x1a.nlr.registry.v1.ActorKind\x12\x1d\n\x15primary_contact_phone\x18) \x01(\t\x12,\n$registered_address_should_be_checked\x18* \x01(\x08\x12+\n#temporary_address_should_be_checked\x18+ \x01(\x08\x12\"\n\x1apopulation_register_status\x18, \x01(\t\"R\n\x10TemporaryAddress\x12)\n\x07\x61\x64\x64ress\x18\x01 \x01(\x0b\x32\x18.nlr.registry.v1.Address\x12\x13\n\x0bvalid_until\x18\x02 \x01(\t\"\xae\x01\n\x08Identity\x12+\n\x04kind\x18\x01 \x01(\x0e\x32\x1d.nlr.registry.v1.IdentityKind\x12\r\n\x05value\x18\x02 \x01(\t\x12/\n\x0b\x63reate_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x35\n\x11\x64\x65lete_after_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"I\n\x0bIdentityKey\x12+\n\x04kind\x18\x01 \x01(\x0e\x32\x1d.nlr.registry.v1.IdentityKind\x12\r\n\x05value\x18\x02 \x01(\t\"e\n\x0cGuardianLink\x12\x13\n\x0b\x63\x61rd_number\x18\x01 \x01(\t\x12-\n\tlink_time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x11\n\tlinked_by\x18\x03 \x01(\t\"Q\n\x07\x41\x64\x64ress\x12\r\n\x05lines\x18\x01 \x03(\t\x12\x13\n\x0bpostal_code\x18\x02 \x01(\t\x12\x0c\n\x04\x63ity\x18\x03 \x01(\t\x12\x14\n\x0c\x63ountry_code\x18\x04 \x01(\t\"Y\n\x0b\x41\x66\x66iliation\x12\x16\n\x0elibrary_number\x18\x01 \x01(\t\x12\x32\n\x0e\x61\x66\x66iliate_time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp*\xac\x01\n\tActorKind\x12\x1a\n\x16\x41\x43TOR_KIND_UNSPECIFIED\x10\x00\x12\x16\n\x12\x41\x43TOR_KIND_LIBRARY\x10\x01\x12\x17\n\x13\x41\x43TOR_KIND_BORROWER\x10\x02\x12\"\n\x1e\x41\x43TOR_KIND_POPULATION_REGISTER\x10\x03\x12\x17\n\x13\x41\x43TOR_KIND_OPERATOR\x10\x04\x12\x15\n\x11\x41\x43TOR_KIND_SYSTEM\x10\x05*\x9b\x01\n\x0cIdentityKind\x12\x1d\n\x19IDENTITY_KIND_UNSPECIFIED\x10\x00\x12\x17\n\x13IDENTITY_KIND_FEIDE\x10\x01\x12\x18\n\x14IDENTITY_KIND_POCKET\x10\x02\x12\x1d\n\x19IDENTITY_KIND_SCHOOL_CARD\x10\x03\x12\x1a\n\x16IDENTITY_KIND_FEIDE_ID\x10\x04*h\n\tPhoneKind\x12\x1a\n\x16PHONE_KIND_UNSPECIFIED\x10\x00\x12\x15\n\x11PHONE_KIND_MOBILE\x10\x01\x12\x13\n\x0fPHONE_KIND_HOME\x10\x02\x12\x13\n\x0fPHONE_KIND_WORK\x10\x03*|\n\rContactMethod\x12\x1e\n\x1a\x43ONTACT_METHOD_UNSPECIFIED\x10\x00\x12\x18\n\x14\x43ONTACT_METHOD_EMAIL\x10\x01\x12\x16\n\x12\x43ONTACT_METHOD_SMS\x10\x02\x12\x19\n\x15\x43ONTACT_METHOD_LETTER\x10\x03*8\n\x03Sex\x12\x13\n\x0fSEX_UNSPECIFIED\x10\x00\x12\x0e\n\nSEX_FEMALE\x10\x01\x12\x0c\n\x08SEX_MALE\x10\x02*^\n\x0c\x42orrowerView\x12\x1d\n\x19\x42ORROWER_VIEW_UNSPECIFIED\x10\x00\x12\x17\n\x13\x42ORROWER_VIEW_BASIC\x10\x01\x12\x16\n\x12\x42ORROWER_VIEW_FULL\x10\x02*\x9b\x01\n\rSecurityLevel\x12\x1e\n\x1aSECURITY_LEVEL_UNSPECIFIED\x10\x00\x12\x16\n\x12SECURITY_LEVEL_PIN\x10\x01\x12\x1b\n\x17SECURITY_LEVEL_PASSWORD\x10\x02\x12\x1d\n\x19SECURITY_LEVEL_TWO_FACTOR\x10\x03\x12\x16\n\x12SECURITY_LEVEL_EID\x10\x04*u\n\x0e\x44\x65letionReason\x12\x1f\n\x1b\x44\x45LETION_REASON_UNSPECIFIED\x10\x00\x12$\n DELETION_REASON_BORROWER_REQUEST\x10\x01\x12\x1c\n\x18\x44\x45LETION_REASON_DECEASED\x10\x02\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1enlr/registry/v1/borrower.proto\x12\x0fnlr.registry.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xbe\x0c\n\x08\x42orrower\x12\x13\n\x0b\x63\x61rd_number\x18\x01 \x01(\t\x12\x12\n\ngiven_name\x18\x02 \x01(\t\x12\x13\n\x0b\x66\x61mily_name\x18\x03 \x01(\t\x12\x13\n\x0bnational_id\x18\x04 \x01(\t\x12\x12\n\nbirth_date\x18\x05 \x01(\t\x12\x12\n\nbirth_year\x18\x06 \x01(\x05\x12!\n\x03sex\x18\x07 \x01(\x0e\x32\x14.nlr.registry.v1.Sex\x12\x34\n\x12registered_address\x18\x08 \x01(\x0b\x32\x18.nlr.registry.v1.Address\x12\r\n\x05\x65mail\x18\t \x01(\t\x12\x14\n\x0cmobile_phone\x18\n \x01(\t\x12\x12\n\nhome_phone\x18\x0b \x01(\t\x12\x12\n\nwork_phone\x18\x0c \x01(\t\x12\x14\n\x0chome_library\x18\r \x01(\t\x12\x32\n\x0c\x61\x66\x66iliations\x18\x0e \x03(\x0b\x32\x1c.nlr.registry.v1.Affiliation\x12\x12\n\ncreated_by\x18\x0f \x01(\t\x12/\n\x0b\x63reate_time\x18\x10 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x17\n\x0flast_changed_by\x18\x11 \x01(\t\x12/\n\x0bupdate_time\x18\x12 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0c\n\x04\x65tag\x18\x13 \x01(\t\x12+\n\x04view\x18\x14 \x01(\x0e\x32\x1d.nlr.registry.v1.BorrowerView\x12\x12\n\ncard_valid\x18\x15 \x01(\x08\x12\x36\n\x0esecurity_level\x18\x16 \x01(\x0e\x32\x1e.nlr.registry.v1.SecurityLevel\x12\x0f\n\x07has_pin\x18\x17 \x01(\x08\x12\x14\n\x0chas_password\x18\x18 \x01(\x08\x12\x16\n\x0elast_active_on\x18\x19 \x01(\t\x12\x1c\n\x14previous_card_number\x18\x1a \x01(\t\x12\x30\n\tguardians\x18\x1b \x03(\x0b\x32\x1d.nlr.registry.v1.GuardianLink\x12,\n\x05wards\x18\x1c \x03(\x0b\x32\x1d.nlr.registry.v1.GuardianLink\x12\x19\n\x11\x61\x64\x64ress_protected\x18\x1d \x01(\x08\x12<\n\x11temporary_address\x18\x1e \x01(\x0b\x32!.nlr.registry.v1.TemporaryAddress\x12\x31\n\rprimary_phone\x18\x1f \x01(\x0e\x32\x1a.nlr.registry.v1.PhoneKind\x12\x1f\n\x17\x65mail_should_be_checked\x18  \x01(\x08\x12@\n\x18preferred_contact_method\x18! \x01(\x0e\x32\x1e.nlr.registry.v1.ContactMethod\x12\x1a\n\x12preferred_language\x18\" \x01(\t\x12\x18\n\x10\x63\x61rd_expiry_date\x18# \x01(\t\x12\x30\n\x0c\x63onsent_time\x18$ \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x42\n\x1epopulation_register_check_time\x18% \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12-\n\nidentities\x18& \x03(\x0b\x32\x19.nlr.registry.v1.Identity\x12\x33\n\x0f\x63reated_by_kind\x18\' \x01(\x0e\x32\x1a.nlr.registry.v1.ActorKind\x12\x38\n\x14last_changed_by_kind\x18( \x01(\x0e\x32\x1a.nlr.registry.v1.ActorKind\x12\x1d\n\x15primary_contact_phone\x18) \x01(\t\x12,\n$registered_address_should_be_checked\x18* \x01(\x08\x12+\n#temporary_address_should_be_checked\x18+ \x01(\x08\x12\"\n\x1apopulation_register_status\x18, \x01(\t\x12\x1d\n\x15processing_restricted\x18- \x01(\x08\"R\n\x10TemporaryAddress\x12)\n\x07\x61\x64\x64ress\x18\x01 \x01(\x0b\x32\x18.nlr.registry.v1.Address\x12\x13\n\x0bvalid_until\x18\x02 \x01(\t\"\xae\x01\n\x08Identity\x12+\n\x04kind\x18\x01 \x01(\x0e\x32\x1d.nlr.registry.v1.IdentityKind\x12\r\n\x05value\x18\x02 \x01(\t\x12/\n\x0b\x63reate_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x35\n\x11\x64\x65lete_after_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"I\n\x0bIdentityKey\x12+\n\x04kind\x18\x01 \x01(\x0e\x32\x1d.nlr.registry.v1.IdentityKind\x12\r\n\x05value\x18\x02 \x01(\t\"e\n\x0cGuardianLink\x12\x13\n\x0b\x63\x61rd_number\x18\x01 \x01(\t\x12-\n\tlink_time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x11\n\tlinked_by\x18\x03 \x01(\t\"Q\n\x07\x41\x64\x64ress\x12\r\n\x05lines\x18\x01 \x03(\t\x12\x13\n\x0bpostal_code\x18\x02 \x01(\t\x12\x0c\n\x04\x63ity\x18\x03 \x01(\t\x12\x14\n\x0c\x63ountry_code\x18\x04 \x01(\t\"Y\n\x0b\x41\x66\x66iliation\x12\x16\n\x0elibrary_number\x18\x01 \x01(\t\x12\x32\n\x0e\x61\x66\x66iliate_time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp*\xac\x01\n\tActorKind\x12\x1a\n\x16\x41\x43TOR_KIND_UNSPECIFIED\x10\x00\x12\x16\n\x12\x41\x43TOR_KIND_LIBRARY\x10\x01\x12\x17\n\x13\x41\x43TOR_KIND_BORROWER\x10\x02\x12\"\n\x1e\x41\x43TOR_KIND_POPULATION_REGISTER\x10\x03\x12\x17\n\x13\x41\x43TOR_KIND_OPERATOR\x10\x04\x12\x15\n\x11\x41\x43TOR_KIND_SYSTEM\x10\x05*\x9b\x01\n\x0cIdentityKind\x12\x1d\n\x19IDENTITY_KIND_UNSPECIFIED\x10\x00\x12\x17\n\x13IDENTITY_KIND_FEIDE\x10\x01\x12\x18\n\x14IDENTITY_KIND_POCKET\x10\x02\x12\x1d\n\x19IDENTITY_KIND_SCHOOL_CARD\x10\x03\x12\x1a\n\x16IDENTITY_KIND_FEIDE_ID\x10\x04*h\n\tPhoneKind\x12\x1a\n\x16PHONE_KIND_UNSPECIFIED\x10\x00\x12\x15\n\x11PHONE_KIND_MOBILE\x10\x01\x12\x13\n\x0fPHONE_KIND_HOME\x10\x02\x12\x13\n\x0fPHONE_KIND_WORK\x10\x03*|\n\rContactMethod\x12\x1e\n\x1a\x43ONTACT_METHOD_UNSPECIFIED\x10\x00\x12\x18\n\x14\x43ONTACT_METHOD_EMAIL\x10\x01\x12\x16\n\x12\x43ONTACT_METHOD_SMS\x10\x02\x12\x19\n\x15\x43ONTACT_METHOD_LETTER\x10\x03*8\n\x03Sex\x12\x13\n\x0fSEX_UNSPECIFIED\x10\x00\x12\x0e\n\nSEX_FEMALE\x10\x01\x12\x0c\n\x08SEX_MALE\x10\x02*^\n\x0c\x42orrowerView\x12\x1d\n\x19\x42ORROWER_VIEW_UNSPECIFIED\x10\x00\x12\x17\n\x13\x42ORROWER_VIEW_BASIC\x10\x01\x12\x16\n\x12\x42ORROWER_VIEW_FULL\x10\x02*\x9b\x01\n\rSecurityLevel\x12\x1e\n\x1aSECURITY_LEVEL_UNSPECIFIED\x10\x00\x12\x16\n\x12SECURITY_LEVEL_PIN\x10\x01\x12\x1b\n\x17SECURITY_LEVEL_PASSWORD\x10\x02\x12\x1d\n\x19SECURITY_LEVEL_TWO_FACTOR\x10\x03\x12\x16\n\x12SECURITY_LEVEL_EID\x10\x04*u\n\x0e\x44\x65letionReason\x12\x1f\n\x1b\x44\x45LETION_REASON_UNSPECIFIED\x10\x00\x12$\n DELETION_REASON_BORROWER_REQUEST\x10\x01\x12\x1c\n\x18\x44\x45LETION_REASON_DECEASED\x10\x02\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'nlr.registry.v1.borrower_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_ACTORKIND']._serialized_start=2268
-  _globals['_ACTORKIND']._serialized_end=2440
-  _globals['_IDENTITYKIND']._serialized_start=2443
-  _globals['_IDENTITYKIND']._serialized_end=2598
-  _globals['_PHONEKIND']._serialized_start=2600
-  _globals['_PHONEKIND']._serialized_end=2704
-  _globals['_CONTACTMETHOD']._serialized_start=2706
-  _globals['_CONTACTMETHOD']._serialized_end=2830
-  _globals['_SEX']._serialized_start=2832
-  _globals['_SEX']._serialized_end=2888
-  _globals['_BORROWERVIEW']._serialized_start=2890
-  _globals['_BORROWERVIEW']._serialized_end=2984
-  _globals['_SECURITYLEVEL']._serialized_start=2987
-  _globals['_SECURITYLEVEL']._serialized_end=3142
-  _globals['_DELETIONREASON']._serialized_start=3144
-  _globals['_DELETIONREASON']._serialized_end=3261
+  _globals['_ACTORKIND']._serialized_start=2299
+  _globals['_ACTORKIND']._serialized_end=2471
+  _globals['_IDENTITYKIND']._serialized_start=2474
+  _globals['_IDENTITYKIND']._serialized_end=2629
+  _globals['_PHONEKIND']._serialized_start=2631
+  _globals['_PHONEKIND']._serialized_end=2735
+  _globals['_CONTACTMETHOD']._serialized_start=2737
+  _globals['_CONTACTMETHOD']._serialized_end=2861
+  _globals['_SEX']._serialized_start=2863
+  _globals['_SEX']._serialized_end=2919
+  _globals['_BORROWERVIEW']._serialized_start=2921
+  _globals['_BORROWERVIEW']._serialized_end=3015
+  _globals['_SECURITYLEVEL']._serialized_start=3018
+  _globals['_SECURITYLEVEL']._serialized_end=3173
+  _globals['_DELETIONREASON']._serialized_start=3175
+  _globals['_DELETIONREASON']._serialized_end=3292
   _globals['_BORROWER']._serialized_start=85
-  _globals['_BORROWER']._serialized_end=1652
-  _globals['_TEMPORARYADDRESS']._serialized_start=1654
-  _globals['_TEMPORARYADDRESS']._serialized_end=1736
-  _globals['_IDENTITY']._serialized_start=1739
-  _globals['_IDENTITY']._serialized_end=1913
-  _globals['_IDENTITYKEY']._serialized_start=1915
-  _globals['_IDENTITYKEY']._serialized_end=1988
-  _globals['_GUARDIANLINK']._serialized_start=1990
-  _globals['_GUARDIANLINK']._serialized_end=2091
-  _globals['_ADDRESS']._serialized_start=2093
-  _globals['_ADDRESS']._serialized_end=2174
-  _globals['_AFFILIATION']._serialized_start=2176
-  _globals['_AFFILIATION']._serialized_end=2265
+  _globals['_BORROWER']._serialized_end=1683
+  _globals['_TEMPORARYADDRESS']._serialized_start=1685
+  _globals['_TEMPORARYADDRESS']._serialized_end=1767
+  _globals['_IDENTITY']._serialized_start=1770
+  _globals['_IDENTITY']._serialized_end=1944
+  _globals['_IDENTITYKEY']._serialized_start=1946
+  _globals['_IDENTITYKEY']._serialized_end=2019
+  _globals['_GUARDIANLINK']._serialized_start=2021
+  _globals['_GUARDIANLINK']._serialized_end=2122
+  _globals['_ADDRESS']._serialized_start=2124
+  _globals['_ADDRESS']._serialized_end=2205
+  _globals['_AFFILIATION']._serialized_start=2207
+  _globals['_AFFILIATION']._serialized_end=2296
 # @@protoc_insertion_point(module_scope)

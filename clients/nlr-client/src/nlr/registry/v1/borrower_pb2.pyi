@@ -324,6 +324,7 @@ class Borrower(_message.Message):
     REGISTERED_ADDRESS_SHOULD_BE_CHECKED_FIELD_NUMBER: _builtins.int
     TEMPORARY_ADDRESS_SHOULD_BE_CHECKED_FIELD_NUMBER: _builtins.int
     POPULATION_REGISTER_STATUS_FIELD_NUMBER: _builtins.int
+    PROCESSING_RESTRICTED_FIELD_NUMBER: _builtins.int
     card_number: _builtins.str
     """Card number (lånernummer): "N" followed by 9 digits, e.g. "N000123456". Set by the library
     on CreateBorrower; never changes afterwards and is never reused, even after deletion.
@@ -450,6 +451,13 @@ class Borrower(_message.Message):
     "doed", "opphoert", "inaktiv", ...; treat an unknown value as opaque. Empty if the record
     was never found there. Output only. Full view only.
     """
+    processing_restricted: _builtins.bool
+    """The borrower has restricted the processing of their data (GDPR art. 18, in SelfService):
+    while set, only the home library gets the full view (every other library the basic view,
+    in answers and in its change feed), only the home library may change the record, and no
+    library is newly affiliated (AffiliateBorrower: FAILED_PRECONDITION
+    [PROCESSING_RESTRICTED]). Output only. Full view only.
+    """
     @_builtins.property
     def registered_address(self) -> Global___Address:
         """Registered postal address. Full view only."""
@@ -550,10 +558,11 @@ class Borrower(_message.Message):
         registered_address_should_be_checked: _builtins.bool = ...,
         temporary_address_should_be_checked: _builtins.bool = ...,
         population_register_status: _builtins.str = ...,
+        processing_restricted: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["consent_time", b"consent_time", "create_time", b"create_time", "population_register_check_time", b"population_register_check_time", "registered_address", b"registered_address", "temporary_address", b"temporary_address", "update_time", b"update_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["address_protected", b"address_protected", "affiliations", b"affiliations", "birth_date", b"birth_date", "birth_year", b"birth_year", "card_expiry_date", b"card_expiry_date", "card_number", b"card_number", "card_valid", b"card_valid", "consent_time", b"consent_time", "create_time", b"create_time", "created_by", b"created_by", "created_by_kind", b"created_by_kind", "email", b"email", "email_should_be_checked", b"email_should_be_checked", "etag", b"etag", "family_name", b"family_name", "given_name", b"given_name", "guardians", b"guardians", "has_password", b"has_password", "has_pin", b"has_pin", "home_library", b"home_library", "home_phone", b"home_phone", "identities", b"identities", "last_active_on", b"last_active_on", "last_changed_by", b"last_changed_by", "last_changed_by_kind", b"last_changed_by_kind", "mobile_phone", b"mobile_phone", "national_id", b"national_id", "population_register_check_time", b"population_register_check_time", "population_register_status", b"population_register_status", "preferred_contact_method", b"preferred_contact_method", "preferred_language", b"preferred_language", "previous_card_number", b"previous_card_number", "primary_contact_phone", b"primary_contact_phone", "primary_phone", b"primary_phone", "registered_address", b"registered_address", "registered_address_should_be_checked", b"registered_address_should_be_checked", "security_level", b"security_level", "sex", b"sex", "temporary_address", b"temporary_address", "temporary_address_should_be_checked", b"temporary_address_should_be_checked", "update_time", b"update_time", "view", b"view", "wards", b"wards", "work_phone", b"work_phone"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["address_protected", b"address_protected", "affiliations", b"affiliations", "birth_date", b"birth_date", "birth_year", b"birth_year", "card_expiry_date", b"card_expiry_date", "card_number", b"card_number", "card_valid", b"card_valid", "consent_time", b"consent_time", "create_time", b"create_time", "created_by", b"created_by", "created_by_kind", b"created_by_kind", "email", b"email", "email_should_be_checked", b"email_should_be_checked", "etag", b"etag", "family_name", b"family_name", "given_name", b"given_name", "guardians", b"guardians", "has_password", b"has_password", "has_pin", b"has_pin", "home_library", b"home_library", "home_phone", b"home_phone", "identities", b"identities", "last_active_on", b"last_active_on", "last_changed_by", b"last_changed_by", "last_changed_by_kind", b"last_changed_by_kind", "mobile_phone", b"mobile_phone", "national_id", b"national_id", "population_register_check_time", b"population_register_check_time", "population_register_status", b"population_register_status", "preferred_contact_method", b"preferred_contact_method", "preferred_language", b"preferred_language", "previous_card_number", b"previous_card_number", "primary_contact_phone", b"primary_contact_phone", "primary_phone", b"primary_phone", "processing_restricted", b"processing_restricted", "registered_address", b"registered_address", "registered_address_should_be_checked", b"registered_address_should_be_checked", "security_level", b"security_level", "sex", b"sex", "temporary_address", b"temporary_address", "temporary_address_should_be_checked", b"temporary_address_should_be_checked", "update_time", b"update_time", "view", b"view", "wards", b"wards", "work_phone", b"work_phone"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

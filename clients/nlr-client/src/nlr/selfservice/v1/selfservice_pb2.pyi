@@ -732,6 +732,74 @@ class DeleteMeResponse(_message.Message):
 Global___DeleteMeResponse: _TypeAlias = DeleteMeResponse  # noqa: Y015
 
 @_typing.final
+class RestrictProcessingRequest(_message.Message):
+    """Request of RestrictProcessing."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    def __init__(
+        self,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RestrictProcessingRequest: _TypeAlias = RestrictProcessingRequest  # noqa: Y015
+
+@_typing.final
+class RestrictProcessingResponse(_message.Message):
+    """Response of RestrictProcessing."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    def __init__(
+        self,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RestrictProcessingResponse: _TypeAlias = RestrictProcessingResponse  # noqa: Y015
+
+@_typing.final
+class LiftRestrictionRequest(_message.Message):
+    """Request of LiftRestriction."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    def __init__(
+        self,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___LiftRestrictionRequest: _TypeAlias = LiftRestrictionRequest  # noqa: Y015
+
+@_typing.final
+class LiftRestrictionResponse(_message.Message):
+    """Response of LiftRestriction."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    def __init__(
+        self,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___LiftRestrictionResponse: _TypeAlias = LiftRestrictionResponse  # noqa: Y015
+
+@_typing.final
 class EnrollTotpRequest(_message.Message):
     """Request of EnrollTotp."""
 

@@ -114,6 +114,16 @@ class SelfServiceStub:
                 request_serializer=nlr_dot_selfservice_dot_v1_dot_selfservice__pb2.DeleteMeRequest.SerializeToString,
                 response_deserializer=nlr_dot_selfservice_dot_v1_dot_selfservice__pb2.DeleteMeResponse.FromString,
                 _registered_method=True)
+        self.RestrictProcessing = channel.unary_unary(
+                '/nlr.selfservice.v1.SelfService/RestrictProcessing',
+                request_serializer=nlr_dot_selfservice_dot_v1_dot_selfservice__pb2.RestrictProcessingRequest.SerializeToString,
+                response_deserializer=nlr_dot_selfservice_dot_v1_dot_selfservice__pb2.RestrictProcessingResponse.FromString,
+                _registered_method=True)
+        self.LiftRestriction = channel.unary_unary(
+                '/nlr.selfservice.v1.SelfService/LiftRestriction',
+                request_serializer=nlr_dot_selfservice_dot_v1_dot_selfservice__pb2.LiftRestrictionRequest.SerializeToString,
+                response_deserializer=nlr_dot_selfservice_dot_v1_dot_selfservice__pb2.LiftRestrictionResponse.FromString,
+                _registered_method=True)
         self.EnrollTotp = channel.unary_unary(
                 '/nlr.selfservice.v1.SelfService/EnrollTotp',
                 request_serializer=nlr_dot_selfservice_dot_v1_dot_selfservice__pb2.EnrollTotpRequest.SerializeToString,
@@ -274,6 +284,23 @@ class SelfServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def RestrictProcessing(self, request, context):
+        """Restricts the processing of the borrower's data (GDPR art. 18): until lifted, only the
+        home library sees more than the basic view (in answers and in its change feed) or changes
+        the record, and no library is newly affiliated. The affiliated libraries get UPDATED in
+        their feeds. Already restricted: nothing changes.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def LiftRestriction(self, request, context):
+        """Lifts the restriction (two factors).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def EnrollTotp(self, request, context):
         """Begins setting up two-factor login: a new TOTP secret, shown this once as an
         `otpauth://` URI (a QR code of it for the authenticator app). Starting again replaces an
@@ -373,6 +400,16 @@ def add_SelfServiceServicer_to_server(servicer, server):
                     servicer.DeleteMe,
                     request_deserializer=nlr_dot_selfservice_dot_v1_dot_selfservice__pb2.DeleteMeRequest.FromString,
                     response_serializer=nlr_dot_selfservice_dot_v1_dot_selfservice__pb2.DeleteMeResponse.SerializeToString,
+            ),
+            'RestrictProcessing': grpc.unary_unary_rpc_method_handler(
+                    servicer.RestrictProcessing,
+                    request_deserializer=nlr_dot_selfservice_dot_v1_dot_selfservice__pb2.RestrictProcessingRequest.FromString,
+                    response_serializer=nlr_dot_selfservice_dot_v1_dot_selfservice__pb2.RestrictProcessingResponse.SerializeToString,
+            ),
+            'LiftRestriction': grpc.unary_unary_rpc_method_handler(
+                    servicer.LiftRestriction,
+                    request_deserializer=nlr_dot_selfservice_dot_v1_dot_selfservice__pb2.LiftRestrictionRequest.FromString,
+                    response_serializer=nlr_dot_selfservice_dot_v1_dot_selfservice__pb2.LiftRestrictionResponse.SerializeToString,
             ),
             'EnrollTotp': grpc.unary_unary_rpc_method_handler(
                     servicer.EnrollTotp,
@@ -739,6 +776,60 @@ class SelfService:
             '/nlr.selfservice.v1.SelfService/DeleteMe',
             nlr_dot_selfservice_dot_v1_dot_selfservice__pb2.DeleteMeRequest.SerializeToString,
             nlr_dot_selfservice_dot_v1_dot_selfservice__pb2.DeleteMeResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RestrictProcessing(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/nlr.selfservice.v1.SelfService/RestrictProcessing',
+            nlr_dot_selfservice_dot_v1_dot_selfservice__pb2.RestrictProcessingRequest.SerializeToString,
+            nlr_dot_selfservice_dot_v1_dot_selfservice__pb2.RestrictProcessingResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def LiftRestriction(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/nlr.selfservice.v1.SelfService/LiftRestriction',
+            nlr_dot_selfservice_dot_v1_dot_selfservice__pb2.LiftRestrictionRequest.SerializeToString,
+            nlr_dot_selfservice_dot_v1_dot_selfservice__pb2.LiftRestrictionResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -120,6 +120,14 @@ class SelfServiceStub:
     `card_number` must repeat the session's card number, as a confirmation
     (INVALID_ARGUMENT otherwise).
     """
+    RestrictProcessing: _grpc.UnaryUnaryMultiCallable[_selfservice_pb2.RestrictProcessingRequest, _selfservice_pb2.RestrictProcessingResponse]
+    """Restricts the processing of the borrower's data (GDPR art. 18): until lifted, only the
+    home library sees more than the basic view (in answers and in its change feed) or changes
+    the record, and no library is newly affiliated. The affiliated libraries get UPDATED in
+    their feeds. Already restricted: nothing changes.
+    """
+    LiftRestriction: _grpc.UnaryUnaryMultiCallable[_selfservice_pb2.LiftRestrictionRequest, _selfservice_pb2.LiftRestrictionResponse]
+    """Lifts the restriction (two factors)."""
     EnrollTotp: _grpc.UnaryUnaryMultiCallable[_selfservice_pb2.EnrollTotpRequest, _selfservice_pb2.EnrollTotpResponse]
     """Begins setting up two-factor login: a new TOTP secret, shown this once as an
     `otpauth://` URI (a QR code of it for the authenticator app). Starting again replaces an
@@ -232,6 +240,14 @@ class SelfServiceAsyncStub(SelfServiceStub):
     `card_number` must repeat the session's card number, as a confirmation
     (INVALID_ARGUMENT otherwise).
     """
+    RestrictProcessing: _aio.UnaryUnaryMultiCallable[_selfservice_pb2.RestrictProcessingRequest, _selfservice_pb2.RestrictProcessingResponse]  # type: ignore[assignment]
+    """Restricts the processing of the borrower's data (GDPR art. 18): until lifted, only the
+    home library sees more than the basic view (in answers and in its change feed) or changes
+    the record, and no library is newly affiliated. The affiliated libraries get UPDATED in
+    their feeds. Already restricted: nothing changes.
+    """
+    LiftRestriction: _aio.UnaryUnaryMultiCallable[_selfservice_pb2.LiftRestrictionRequest, _selfservice_pb2.LiftRestrictionResponse]  # type: ignore[assignment]
+    """Lifts the restriction (two factors)."""
     EnrollTotp: _aio.UnaryUnaryMultiCallable[_selfservice_pb2.EnrollTotpRequest, _selfservice_pb2.EnrollTotpResponse]  # type: ignore[assignment]
     """Begins setting up two-factor login: a new TOTP secret, shown this once as an
     `otpauth://` URI (a QR code of it for the authenticator app). Starting again replaces an
@@ -413,6 +429,26 @@ class SelfServiceServicer(metaclass=_abc_1.ABCMeta):
         `card_number` must repeat the session's card number, as a confirmation
         (INVALID_ARGUMENT otherwise).
         """
+
+    @_abc_1.abstractmethod
+    def RestrictProcessing(
+        self,
+        request: _selfservice_pb2.RestrictProcessingRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_selfservice_pb2.RestrictProcessingResponse, _abc.Awaitable[_selfservice_pb2.RestrictProcessingResponse]]:
+        """Restricts the processing of the borrower's data (GDPR art. 18): until lifted, only the
+        home library sees more than the basic view (in answers and in its change feed) or changes
+        the record, and no library is newly affiliated. The affiliated libraries get UPDATED in
+        their feeds. Already restricted: nothing changes.
+        """
+
+    @_abc_1.abstractmethod
+    def LiftRestriction(
+        self,
+        request: _selfservice_pb2.LiftRestrictionRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_selfservice_pb2.LiftRestrictionResponse, _abc.Awaitable[_selfservice_pb2.LiftRestrictionResponse]]:
+        """Lifts the restriction (two factors)."""
 
     @_abc_1.abstractmethod
     def EnrollTotp(
