@@ -21,8 +21,6 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-from collections.abc import Callable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 
 from nlr_server.domain.actor import Actor
@@ -37,7 +35,6 @@ from nlr_server.usecases.borrowers import delete_borrower
 from nlr_server.usecases.changes import record_audit
 from nlr_server.usecases.ports import (
     PopulationEvent,
-    PopulationEvents,
     PopulationSource,
     UnitOfWork,
     UnitOfWorkFactory,
@@ -64,112 +61,26 @@ class PageResult:
     leased: bool = True  # False: another worker holds the lease, nothing was read
 
 
-@dataclass(frozen=True, slots=True)
-class ReadPage:
-    """A page of the feed as read from ``sequence`` (with ``etag``), before it is applied: the
-    events (None: unchanged since the etag), which are our borrowers', their persons, and
-    those borrowers as they were read (one changed since is read again when applied)."""
-
-    sequence: int
-    etag: str | None
-    page: PopulationEvents | None
-    ours: frozenset[str] = frozenset()
-    persons: dict[str, PopulationPerson | None] = dataclasses.field(default_factory=dict)
-    borrowers: dict[str, Borrower] = dataclasses.field(default_factory=dict)
-
-    @property
-    def following(self) -> tuple[int, str | None] | None:
-        """Where the next page starts once this one is applied (the sequence and the etag the
-        sync's place will then hold); None when this one leaves nothing more to read."""
-        if self.page is None or not self.page.events:
-            return None
-        return max(e.sequence for e in self.page.events) + 1, self.page.etag
-
-
-def read_page(
-    unit_of_work: UnitOfWorkFactory,
-    source: PopulationSource,
-    sequence: int,
-    etag: str | None,
-) -> ReadPage:
-    """Reads the page from ``sequence``: its events, our borrowers among them (by the blind
-    index), their persons in bulk, and those borrowers in bulk. Changes nothing, so it may run
-    ahead, while the page before is applied (sync_pages)."""
-    page = source.events(sequence, etag)
-    if page is None or not page.events:
-        return ReadPage(sequence, etag, page)
-    with unit_of_work(read_only=True) as uow:
-        ours = uow.borrowers.registered_national_ids({e.national_id for e in page.events})
-    persons = source.persons(sorted(ours)) if ours else {}
-    found = [number for number in ours if persons.get(number) is not None]
-    borrowers: dict[str, Borrower] = {}
-    if found:
-        with unit_of_work(read_only=True) as uow:
-            borrowers = uow.borrowers.get_many_by_national_id(found)
-    return ReadPage(sequence, etag, page, frozenset(ours), persons, borrowers)
-
-
-def sync_pages(
-    unit_of_work: UnitOfWorkFactory,
-    source: PopulationSource,
-    owner: str,
-    clock: Callable[[], dt.datetime],
-    death_grace: dt.timedelta = DEFAULT_DEATH_GRACE,
-) -> Iterator[PageResult]:
-    """sync_page, page after page until caught up (or the lease is another's), each page read
-    while the one before is applied: the reading (the feed, the persons, the borrowers) waits
-    mostly for Folkeregisteret and the disk, the applying for the processor. A page read ahead
-    is used only if the sync's place is still where it was read from."""
-    with ThreadPoolExecutor(1, thread_name_prefix="population-read-ahead") as reader:
-        ahead: ReadPage | None = None
-        while True:
-            pending: list[Future[ReadPage]] = []
-
-            def read_next(read: ReadPage, pending: list[Future[ReadPage]] = pending) -> None:
-                following = read.following
-                if following is not None:
-                    pending.append(reader.submit(read_page, unit_of_work, source, *following))
-
-            result = sync_page(
-                unit_of_work, source, owner, clock(), death_grace, ahead=ahead, on_read=read_next
-            )
-            ahead = None
-            if pending:
-                try:
-                    ahead = pending[0].result()
-                except Exception:
-                    # Read again, and failed for good, by the next sync_page itself.
-                    ahead = None
-            yield result
-            if result.caught_up or not result.leased:
-                return
-
-
 def sync_page(
     unit_of_work: UnitOfWorkFactory,
     source: PopulationSource,
     owner: str,
     now: dt.datetime,
     death_grace: dt.timedelta = DEFAULT_DEATH_GRACE,
-    *,
-    ahead: ReadPage | None = None,
-    on_read: Callable[[ReadPage], None] | None = None,
 ) -> PageResult:
-    """Applies the page at the sync's place: ``ahead`` if it was read from there, else the
-    page read now. ``on_read`` is told the page before it is applied."""
     with unit_of_work() as uow:
         state = uow.population.claim(owner, now, now + LEASE)
         uow.commit()
     if state is None:
         return PageResult(0, 0, caught_up=True, leased=False)
-    if ahead is None or (ahead.sequence, ahead.etag) != (state.next_sequence, state.etag):
-        ahead = read_page(unit_of_work, source, state.next_sequence, state.etag)
-    if on_read is not None:
-        on_read(ahead)
-    page = ahead.page
+    page = source.events(state.next_sequence, state.etag)
     if page is None:
         return PageResult(0, 0, caught_up=True)
-    ours, persons = ahead.ours, ahead.persons
+    ours: set[str] = set()
+    if page.events:
+        with unit_of_work(read_only=True) as uow:
+            ours = uow.borrowers.registered_national_ids({e.national_id for e in page.events})
+    persons = source.persons(sorted(ours)) if ours else {}
     next_sequence = max(e.sequence for e in page.events) + 1 if page.events else state.next_sequence
     acting = Acting(Actor.population_register(), ACTION)
     # In sequence order; a person with several events on the page is applied once, as they
@@ -184,9 +95,7 @@ def sync_page(
     if state.page_failures < PAGE_TRIES:
         try:
             with unit_of_work() as uow:
-                applied = _apply_events(
-                    uow, acting, todo, persons, now, death_grace, ahead.borrowers
-                )
+                applied = _apply_events(uow, acting, todo, persons, now, death_grace)
                 if not uow.population.advance(
                     owner, state.next_sequence, next_sequence, page.etag, read, applied, now
                 ):
@@ -227,17 +136,14 @@ def _apply_events(
     persons: dict[str, PopulationPerson | None],
     now: dt.datetime,
     death_grace: dt.timedelta,
-    borrowers: dict[str, Borrower] | None = None,
 ) -> int:
     """Applies each event's person in ``uow``; returns how many were applied. A duplicate and
-    an event that cannot be applied are set aside for an operator. ``borrowers``: as read with
-    the page (else read here, in bulk); one that changed since (an etag mismatch) is read
-    again."""
+    an event that cannot be applied are set aside for an operator."""
     applied = 0
-    if borrowers is None:
-        borrowers = uow.borrowers.get_many_by_national_id(
-            [event.national_id for event in events if persons.get(event.national_id) is not None]
-        )
+    # Read in bulk; one that changed since (an etag mismatch) is read again.
+    borrowers = uow.borrowers.get_many_by_national_id(
+        [event.national_id for event in events if persons.get(event.national_id) is not None]
+    )
     for event in events:
         person = persons.get(event.national_id)
         before = borrowers.get(event.national_id)
@@ -351,7 +257,9 @@ def _follow(
     )
     if changed:
         after = after.change_personal_data(personal, acting.actor, now)
-    saved = uow.borrowers.save_followed(after, national_id=new_id, erasing=erasing, before=before)
+    saved = uow.borrowers.save_followed(
+        after, national_id=new_id, erasing=erasing, before=before
+    )
     if changed:
         change_feed.record(uow, before, saved, now)
     record_audit(uow, acting, now, saved)

@@ -40,7 +40,7 @@ from nlr_server.usecases.population import (
     RECONCILE_BATCH,
     delete_deceased,
     reconcile_batch,
-    sync_pages,
+    sync_page,
 )
 
 
@@ -133,19 +133,10 @@ def _sync(args: argparse.Namespace) -> None:
     with store() as unit_of_work:
         while True:
             try:
-                # Page after page, each read while the one before is applied.
-                for result in sync_pages(unit_of_work, source, owner, now, grace):
-                    read += result.read
-                    applied += result.applied
-                    if not result.leased:
-                        raise AdminError(
-                            "another sync holds the lease: try again when it has stopped"
-                        )
+                result = sync_page(unit_of_work, source, owner, now(), grace)
             except RetryLater as wait:
                 time.sleep(wait.seconds)
                 continue
-            except AdminError:
-                raise
             except (FolkeregisteretError, MaskinportenError) as error:
                 _record_error(unit_of_work, owner, str(error))
                 raise AdminError(str(error)) from None
@@ -157,10 +148,14 @@ def _sync(args: argparse.Namespace) -> None:
                     f"applying the page failed ({type(error).__name__}); run the sync again: "
                     "after a few tries it sets aside the events that fail"
                 ) from None
-            # Caught up: every event is read.
-            if args.once:
-                break
-            time.sleep(poll)
+            read += result.read
+            applied += result.applied
+            if not result.leased:
+                raise AdminError("another sync holds the lease: try again when it has stopped")
+            if result.caught_up:
+                if args.once:
+                    break
+                time.sleep(poll)
         with unit_of_work() as uow:
             uow.population.release(owner)
             state = uow.population.state()
