@@ -27,6 +27,7 @@ from register_harness import (
     postgres_database,
     prepare_database,
 )
+from selfservice_harness import Portal, portal_client
 
 
 @pytest.fixture(scope="session")
@@ -141,6 +142,15 @@ def sqlite_registry(sqlite_server: ServerThread, pki: DevPkiPaths) -> Iterator[R
         yield Registry(registry_service_pb2_grpc.BorrowerRegistryStub(opened), OSLO).as_library(
             OSLO
         )
+
+
+@pytest.fixture
+def portal(
+    server: ServerThread, pki: DevPkiPaths, certificates: ClientCertificates
+) -> Iterator[Portal]:
+    """A SelfService client with the test portal certificate (log in with ``portal.log_in``)."""
+    with portal_client(server.target, pki, certificates) as stub:
+        yield Portal(stub)
 
 
 @pytest.fixture

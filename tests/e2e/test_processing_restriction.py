@@ -5,8 +5,6 @@ two factors) gives everything back."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import grpc
 import pytest
 from google.protobuf.field_mask_pb2 import FieldMask
@@ -15,29 +13,18 @@ from feed_harness import read_feed
 from nlr.registry.v1 import borrower_pb2
 from nlr.registry.v1 import registry_service_pb2 as pb
 from nlr.selfservice.v1 import selfservice_pb2 as ss_pb
-from nlr_server.ops.dev_pki import DevPkiPaths
 from register_harness import (
     BERGEN,
     TROMSO,
-    ClientCertificates,
     Registry,
-    ServerThread,
     error_details,
     get,
     national_id,
 )
-from selfservice_harness import Portal, borrower_with_password, portal_client
+from selfservice_harness import Portal, borrower_with_password
 
 FULL, BASIC = borrower_pb2.BORROWER_VIEW_FULL, borrower_pb2.BORROWER_VIEW_BASIC
 CARD = "N000185001"
-
-
-@pytest.fixture
-def portal(
-    server: ServerThread, pki: DevPkiPaths, certificates: ClientCertificates
-) -> Iterator[Portal]:
-    with portal_client(server.target, pki, certificates) as stub:
-        yield Portal(stub)
 
 
 def affiliate(registry: Registry, number: str) -> borrower_pb2.Borrower:

@@ -58,17 +58,26 @@ def test_readme_settings_table_lists_every_setting_with_its_default() -> None:
         assert description == setting.description
 
 
+def demo_database(
+    directory: Path, pki: DevPkiPaths, keyring: Keyring, *, passwords: bool = False
+) -> str:
+    """A SQLite database with what `make run` puts there: demo data and access."""
+    url = f"sqlite:///{directory / 'nlr.db'}"
+    engine = create_store_engine(url)
+    migrate.upgrade(engine)
+    factory = SqlUnitOfWorkFactory(engine, NationalIdSealer(keyring))
+    now = dt.datetime.now(dt.UTC)
+    demo_data.seed(factory, now, password_iterations=210_000 if passwords else None)
+    seed_demo_access(factory, pki, now)
+    engine.dispose()
+    return url
+
+
 @pytest.fixture
 def demo_server(
     tmp_path: Path, pki: DevPkiPaths, keyring_path: Path, keyring: Keyring
 ) -> Iterator[ServerThread]:
-    url = f"sqlite:///{tmp_path / 'nlr.db'}"
-    engine = create_store_engine(url)
-    migrate.upgrade(engine)
-    factory = SqlUnitOfWorkFactory(engine, NationalIdSealer(keyring))
-    demo_data.seed(factory, dt.datetime.now(dt.UTC))
-    seed_demo_access(factory, pki, dt.datetime.now(dt.UTC))
-    engine.dispose()
+    url = demo_database(tmp_path, pki, keyring)
     running = ServerThread(make_config(pki, keyring_path, url)).start()
     yield running
     running.stop()
@@ -124,13 +133,7 @@ def test_readme_grpcurl_commands_work_as_pasted(
 def demo_server_with_passwords(
     tmp_path: Path, pki: DevPkiPaths, keyring_path: Path, keyring: Keyring
 ) -> Iterator[ServerThread]:
-    url = f"sqlite:///{tmp_path / 'nlr.db'}"
-    engine = create_store_engine(url)
-    migrate.upgrade(engine)
-    factory = SqlUnitOfWorkFactory(engine, NationalIdSealer(keyring))
-    demo_data.seed(factory, dt.datetime.now(dt.UTC), password_iterations=210_000)
-    seed_demo_access(factory, pki, dt.datetime.now(dt.UTC))
-    engine.dispose()
+    url = demo_database(tmp_path, pki, keyring, passwords=True)
     running = ServerThread(make_config(pki, keyring_path, url)).start()
     yield running
     running.stop()
@@ -173,13 +176,7 @@ def test_readme_selfservice_flow_works_as_pasted(
 def test_readme_idporten_flow_works_as_pasted(
     tmp_path: Path, pki: DevPkiPaths, keyring_path: Path, keyring: Keyring
 ) -> None:
-    url = f"sqlite:///{tmp_path / 'nlr.db'}"
-    engine = create_store_engine(url)
-    migrate.upgrade(engine)
-    factory = SqlUnitOfWorkFactory(engine, NationalIdSealer(keyring))
-    demo_data.seed(factory, dt.datetime.now(dt.UTC))
-    seed_demo_access(factory, pki, dt.datetime.now(dt.UTC))
-    engine.dispose()
+    url = demo_database(tmp_path, pki, keyring)
     dev = tmp_path / "dev"
     dev.mkdir()
     paths, _ = ensure_dev_idporten(dev)

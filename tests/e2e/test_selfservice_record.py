@@ -4,7 +4,6 @@ paged) and the export of everything held, each with two factors."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 
 import grpc
 import pytest
@@ -12,31 +11,20 @@ from google.protobuf import json_format
 
 from nlr.registry.v1 import borrower_pb2
 from nlr.selfservice.v1 import selfservice_pb2 as pb
-from nlr_server.ops.dev_pki import DevPkiPaths
 from nlr_server.store.models import AuditEventRow, table_of
 from register_harness import (
     BERGEN,
     OSLO,
     TEST_VENDOR,
-    ClientCertificates,
     Registry,
-    ServerThread,
     error_details,
     get,
     national_id,
     wait_for_audit_rows,
 )
-from selfservice_harness import Portal, borrower_with_password, portal_client
+from selfservice_harness import Portal, borrower_with_password
 
 AUDIT = table_of(AuditEventRow)
-
-
-@pytest.fixture
-def portal(
-    server: ServerThread, pki: DevPkiPaths, certificates: ClientCertificates
-) -> Iterator[Portal]:
-    with portal_client(server.target, pki, certificates) as stub:
-        yield Portal(stub)
 
 
 def access_log(portal: Portal, page_size: int = 0, token: str = "") -> pb.ListMyAccessLogResponse:

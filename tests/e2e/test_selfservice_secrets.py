@@ -28,14 +28,6 @@ AUDIT = table_of(AuditEventRow)
 
 
 @pytest.fixture
-def portal(
-    server: ServerThread, pki: DevPkiPaths, certificates: ClientCertificates
-) -> Iterator[Portal]:
-    with portal_client(server.target, pki, certificates) as stub:
-        yield Portal(stub)
-
-
-@pytest.fixture
 def other_portal(
     server: ServerThread, pki: DevPkiPaths, certificates: ClientCertificates
 ) -> Iterator[Portal]:

@@ -10,7 +10,6 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
 
 import grpc
 import pytest
@@ -44,14 +43,6 @@ from selfservice_harness import (
 )
 
 SESSIONS = table_of(SelfServiceSessionRow)
-
-
-@pytest.fixture
-def portal(
-    server: ServerThread, pki: DevPkiPaths, certificates: ClientCertificates
-) -> Iterator[Portal]:
-    with portal_client(server.target, pki, certificates) as stub:
-        yield Portal(stub)
 
 
 def session_rows(url: str) -> list[SelfServiceSessionRow]:

@@ -46,14 +46,6 @@ Authenticate = authenticate_pb2_grpc.AuthenticateStub
 
 
 @pytest.fixture
-def portal(
-    server: ServerThread, pki: DevPkiPaths, certificates: ClientCertificates
-) -> Iterator[Portal]:
-    with portal_client(server.target, pki, certificates) as stub:
-        yield Portal(stub)
-
-
-@pytest.fixture
 def authenticate(server: ServerThread, pki: DevPkiPaths) -> Iterator[Authenticate]:
     with client_channel(server.target, pki, cert=pki.auth_cert, key=pki.auth_key) as channel:
         yield Authenticate(channel)

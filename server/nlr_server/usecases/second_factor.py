@@ -12,7 +12,7 @@ from nlr_server.crypto.totp import TotpSecretSealer
 from nlr_server.domain.audit import Acting
 from nlr_server.domain.credentials import LoginMethod, SecurityLevel
 from nlr_server.domain.errors import FailedPrecondition, Unauthenticated
-from nlr_server.domain.lockout import LockoutPolicy, LoginSubject
+from nlr_server.domain.lockout import LockoutPolicy, LoginAttempts, LoginSubject
 from nlr_server.domain.second_factor import totp_not_enrolled
 from nlr_server.usecases.authentication import login_locked
 from nlr_server.usecases.ports import UnitOfWork, UnitOfWorkFactory
@@ -60,12 +60,7 @@ def check_code(
     the borrower's login lock: a wrong code counts (5 in a row lock, LOGIN_LOCKED), a right
     one clears the count and is never accepted again. Refuses while locked."""
     with unit_of_work() as uow:
-        subject = LoginSubject.of_borrower(borrower_id)
-        uow.credentials.lock_login(subject)
-        stored = uow.credentials.login_attempts(subject, LoginMethod.TOTP)
-        attempts = stored.current(now, policy)
-        if attempts.is_locked(now):
-            raise login_locked(attempts, now)
+        subject, stored, attempts = _unlocked_attempts(uow, borrower_id, now, policy)
         factor = uow.second_factors.totp_of(borrower_id)
         if factor is None or not factor.confirmed:
             return CodeCheck(CodeOutcome.NOT_ENROLLED)
@@ -83,6 +78,20 @@ def check_code(
         if not accepted:
             return CodeCheck(CodeOutcome.WRONG, left, locked_now=after.is_locked(now))
         return CodeCheck(CodeOutcome.ACCEPTED, left)
+
+
+def _unlocked_attempts(
+    uow: UnitOfWork, borrower_id: int, now: dt.datetime, policy: LockoutPolicy
+) -> tuple[LoginSubject, LoginAttempts, LoginAttempts]:
+    """The borrower's TOTP attempts under their login lock, as stored and as they stand now;
+    LOGIN_LOCKED while locked."""
+    subject = LoginSubject.of_borrower(borrower_id)
+    uow.credentials.lock_login(subject)
+    stored = uow.credentials.login_attempts(subject, LoginMethod.TOTP)
+    attempts = stored.current(now, policy)
+    if attempts.is_locked(now):
+        raise login_locked(attempts, now)
+    return subject, stored, attempts
 
 
 def _use_recovery_code(uow: UnitOfWork, borrower_id: int, code: str, now: dt.datetime) -> bool:
@@ -132,12 +141,7 @@ def confirm(
     """Confirms the enrolment with the app's first code; the recovery codes, shown this once.
     A wrong code counts as a wrong second factor and changes nothing else."""
     with unit_of_work() as uow:
-        subject = LoginSubject.of_borrower(borrower_id)
-        uow.credentials.lock_login(subject)
-        stored = uow.credentials.login_attempts(subject, LoginMethod.TOTP)
-        attempts = stored.current(now, policy)
-        if attempts.is_locked(now):
-            raise login_locked(attempts, now)
+        subject, stored, attempts = _unlocked_attempts(uow, borrower_id, now, policy)
         factor = uow.second_factors.totp_of(borrower_id)
         if factor is None:
             raise totp_not_enrolled()
