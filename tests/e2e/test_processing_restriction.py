@@ -9,7 +9,7 @@ import grpc
 import pytest
 from google.protobuf.field_mask_pb2 import FieldMask
 
-from feed_harness import read_feed
+from feed_harness import Watch, read_feed
 from nlr.registry.v1 import borrower_pb2
 from nlr.registry.v1 import registry_service_pb2 as pb
 from nlr.selfservice.v1 import selfservice_pb2 as ss_pb
@@ -141,3 +141,35 @@ def test_lifting_needs_two_factors_and_gives_everything_back(
         "kari@example.org",
     )
     assert affiliate(registry.as_library(TROMSO), restricted).view == FULL
+
+
+def test_watching_libraries_get_the_restriction_live_in_their_own_view(
+    registry: Registry, portal: Portal
+) -> None:
+    number = national_id()
+    borrower_with_password(registry, CARD, national_id=number, email="kari@example.org")
+    affiliate(registry.as_library(BERGEN), number)
+    _, home_cursor = read_feed(registry)
+    _, other_cursor = read_feed(registry.as_library(BERGEN))
+    home = Watch(registry, home_cursor)
+    other = Watch(registry.as_library(BERGEN), other_cursor)
+    try:
+        portal.log_in(CARD)
+        restrict(portal)
+
+        (to_home,) = home.changes(1)
+        (to_other,) = other.changes(1)
+    finally:
+        home.call.cancel()
+        other.call.cancel()
+
+    assert (to_home.kind, to_home.borrower.view, to_home.borrower.processing_restricted) == (
+        pb.CHANGE_KIND_UPDATED,
+        FULL,
+        True,
+    )
+    assert (to_other.kind, to_other.borrower.view, to_other.borrower.email) == (
+        pb.CHANGE_KIND_UPDATED,
+        BASIC,
+        "",
+    )
