@@ -5,7 +5,8 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import json
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import grpc
 from google.protobuf import json_format
@@ -22,9 +23,11 @@ from nlr_server.api.borrower_codec import (
 )
 from nlr_server.api.call_context import acting, current_call
 from nlr_server.api.services import Services, now
-from nlr_server.crypto import session_token, totp
+from nlr_server.crypto import one_time_code, session_token, totp
 from nlr_server.domain.borrower import Borrower, DeletionReason
 from nlr_server.domain.card_number import CardNumber
+from nlr_server.domain.contact import EmailAddress, PhoneNumber
+from nlr_server.domain.contact_change import CODE_LIFETIME, ContactKind
 from nlr_server.domain.credentials import LoginMethod, Password, Pin, SecurityLevel, may_reach
 from nlr_server.domain.errors import (
     FailedPrecondition,
@@ -38,9 +41,11 @@ from nlr_server.domain.national_id import NationalId
 from nlr_server.domain.second_factor import totp_not_enrolled
 from nlr_server.domain.session import require_two_factors
 from nlr_server.domain.views import BorrowerView
+from nlr_server.mail.code_mail import code_text
 from nlr_server.oidc.id_token import IdTokenClaims
 from nlr_server.usecases import (
     borrowers,
+    contact_changes,
     credentials,
     identities,
     second_factor,
@@ -52,6 +57,7 @@ from nlr_server.usecases.second_factor import CodeKind, CodeOutcome, SecondFacto
 from nlr_server.usecases.sessions import LiveSession
 
 Context = grpc.aio.ServicerContext[Any, Any]
+T = TypeVar("T")
 
 # The calls that open a session, and those a session below the borrower's level may make.
 LOGIN_RPCS = frozenset({"LogInWithPassword", "LogInWithIdPorten", "LogInWithFeide"})
@@ -275,6 +281,69 @@ class SelfServiceServicer(selfservice_pb2_grpc.SelfServiceServicer):
             file_name=f"bibliotekkortet-{card_number}.json",
         )
 
+    async def UpdateMyContact(
+        self, request: pb.UpdateMyContactRequest, context: Context
+    ) -> pb.UpdateMyContactResponse:
+        live = _live()
+        require_two_factors(live.session)
+        kind, value = self._new_contact(request)
+        services = self._services
+        send = services.code_senders.get(kind)
+        if send is None:
+            raise FailedPrecondition(
+                f"the register sends no codes to a new {kind.value} (not configured)",
+                reason="CHANNEL_NOT_CONFIGURED",
+            )
+        code = one_time_code.new_code()
+        pending = await services.write(
+            contact_changes.request_change,
+            acting(),
+            live,
+            kind,
+            value,
+            one_time_code.verifier(code),
+            now(),
+        )
+        minutes = int(CODE_LIFETIME.total_seconds() // 60)
+        await services.run_plain(functools.partial(send, value, code_text(code, minutes)))
+        return pb.UpdateMyContactResponse(expire_time=_timestamp(pending.expires_at))
+
+    async def ConfirmMyContact(
+        self, request: pb.ConfirmMyContactRequest, context: Context
+    ) -> pb.ConfirmMyContactResponse:
+        live = _live()
+        kind = _CONTACT_KINDS.get(request.kind)
+        if kind is None:
+            raise InvalidArgument.one("kind", "is required: EMAIL or MOBILE_PHONE")
+        code = request.code.strip()
+        if not one_time_code.is_code_shaped(code):
+            raise InvalidArgument.one("code", "must be the 6 digits that were sent")
+        services = self._services
+        value = await services.run(
+            contact_changes.check_code,
+            live,
+            kind,
+            functools.partial(one_time_code.matches, code),
+            now(),
+        )
+        borrower = await services.write(
+            contact_changes.apply_change, acting(), live, kind, value, now()
+        )
+        personal = borrower.personal
+        return pb.ConfirmMyContactResponse(
+            email=personal.email.value if personal.email is not None else "",
+            mobile_phone=personal.mobile_phone.value if personal.mobile_phone is not None else "",
+        )
+
+    def _new_contact(self, request: pb.UpdateMyContactRequest) -> tuple[ContactKind, str]:
+        which = request.WhichOneof("contact")
+        if which == "email":
+            return ContactKind.EMAIL, _one("email", request.email, EmailAddress.parse).value
+        if which == "mobile_phone":
+            number = _one("mobile_phone", request.mobile_phone, PhoneNumber.parse)
+            return ContactKind.MOBILE_PHONE, number.value
+        raise InvalidArgument.one("contact", "give the new email or mobile_phone")
+
     async def SetMyPin(self, request: pb.SetMyPinRequest, context: Context) -> pb.SetMyPinResponse:
         live = _live()
         require_two_factors(live.session)
@@ -430,6 +499,19 @@ def _live() -> LiveSession:
     live = current_call().session
     assert live is not None, "the admission finds the session first"
     return live
+
+
+_CONTACT_KINDS = {
+    pb.CONTACT_KIND_EMAIL: ContactKind.EMAIL,
+    pb.CONTACT_KIND_MOBILE_PHONE: ContactKind.MOBILE_PHONE,
+}
+
+
+def _one(field: str, raw: str, parse: Callable[[str], T]) -> T:
+    try:
+        return parse(raw)
+    except InvalidValue as error:
+        raise InvalidArgument.one(field, str(error)) from None
 
 
 def _page_token(token: str) -> int | None:

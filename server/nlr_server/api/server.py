@@ -8,7 +8,7 @@ import datetime as dt
 import logging
 import threading
 import time
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -45,10 +45,12 @@ from nlr_server.crypto.pin_verifier import PinVerifier
 from nlr_server.crypto.totp import TotpSecretSealer
 from nlr_server.domain.actor import Actor
 from nlr_server.domain.audit import Acting
+from nlr_server.domain.contact_change import ContactKind
 from nlr_server.domain.credentials import LoginMethod
 from nlr_server.domain.deletion_notice import DeliveryPolicy
 from nlr_server.domain.lockout import LockoutPolicy
 from nlr_server.domain.session import SessionPolicy
+from nlr_server.mail.code_mail import CodeMailer
 from nlr_server.mail.smtp_sender import SmtpSender
 from nlr_server.oidc.id_token import (
     IDPORTEN_ACR,
@@ -60,6 +62,7 @@ from nlr_server.ops.config import Config
 from nlr_server.ops.dev_idporten import DEV_ISSUER
 from nlr_server.population.maskinporten import MaskinportenError
 from nlr_server.population.source import folkeregisteret_source, missing_settings
+from nlr_server.sms.gateway import SmsGateway
 from nlr_server.store import migrate
 from nlr_server.store.audit_repository import AuditLog
 from nlr_server.store.database import create_store_engine, ping
@@ -279,6 +282,7 @@ class RegisterServer:
             login_keys=LoginKeyIndex(keyring),
             totp_sealer=TotpSecretSealer(keyring),
             id_tokens=self._id_tokens,
+            code_senders=self._code_senders(),
             sessions=SessionPolicy(
                 idle=dt.timedelta(minutes=config.session_minutes),
                 longest=dt.timedelta(minutes=config.session_max_minutes),
@@ -291,6 +295,23 @@ class RegisterServer:
                 forget_after=dt.timedelta(days=config.lockout_forget_days),
             ),
         )
+
+    def _code_senders(self) -> dict[ContactKind, Callable[[str, str], None]]:
+        """How one-time codes reach a new email (the SMTP server of the deletion notices) and
+        a new mobile (the SMS gateway), where configured."""
+        config = self.config
+        senders: dict[ContactKind, Callable[[str, str], None]] = {}
+        if config.smtp_host:
+            senders[ContactKind.EMAIL] = CodeMailer(
+                config.smtp_host,
+                config.smtp_port,
+                config.smtp_sender,
+                starttls=config.smtp_starttls,
+            ).send
+        if config.sms_url:
+            token = Path(config.sms_token_file) if config.sms_token_file else None
+            senders[ContactKind.MOBILE_PHONE] = SmsGateway(config.sms_url, token).send
+        return senders
 
     def _id_token_validators(self) -> dict[LoginMethod, IdTokenValidator]:
         """A validator of each login provider configured (issuer, audience and keys)."""

@@ -19,6 +19,7 @@ from nlr_server.api.password_pool import PasswordPool
 from nlr_server.crypto.login_key_index import LoginKeyIndex
 from nlr_server.crypto.pin_verifier import PinVerifier
 from nlr_server.crypto.totp import TotpSecretSealer
+from nlr_server.domain.contact_change import ContactKind
 from nlr_server.domain.credentials import LoginMethod
 from nlr_server.domain.lockout import LockoutPolicy
 from nlr_server.domain.session import SessionPolicy
@@ -47,6 +48,9 @@ class Services:
     sessions: SessionPolicy = field(default_factory=SessionPolicy)
     # The ID-token validators of the configured logins (LoginMethod.IDPORTEN, FEIDE).
     id_tokens: Mapping[LoginMethod, IdTokenValidator] = field(default_factory=dict)
+    # Who sends one-time codes to a new email (SMTP) or mobile (SMS gateway), if configured:
+    # a blocking send(address or number, text).
+    code_senders: Mapping[ContactKind, Callable[[str, str], None]] = field(default_factory=dict)
     guardian_age: int = 15
     # How long an added identity lasts when the library names no deletion time.
     identity_lifetime: dt.timedelta = dt.timedelta(days=1095)

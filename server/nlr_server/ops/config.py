@@ -202,6 +202,17 @@ SETTINGS: tuple[Setting, ...] = (
         "Feide's signing keys: its JWKS URL, or a JWKS file; needed with the issuer",
     ),
     Setting(
+        "NLR_SMS_URL",
+        "",
+        "SMS gateway for SelfService's codes to a new mobile number (POST JSON `to`, "
+        "`message`); empty: no codes by SMS",
+    ),
+    Setting(
+        "NLR_SMS_TOKEN_FILE",
+        "",
+        "owner-only file with the SMS gateway's bearer token; empty: none sent",
+    ),
+    Setting(
         "NLR_SESSION_MINUTES",
         "15",
         "how long a borrower's SelfService session lasts after its last use",
@@ -324,6 +335,8 @@ class Config:
     maskinporten_kid: str = ""
     maskinporten_scope: str = "folkeregister:deling/offentligmedhjemmel"
     session_minutes: float = 15.0
+    sms_url: str = ""
+    sms_token_file: str = ""
     idporten_issuer: str = ""
     idporten_audience: str = ""
     idporten_jwks: str = ""
@@ -394,6 +407,8 @@ class Config:
             maskinporten_kid=env.raw("NLR_MASKINPORTEN_KID"),
             maskinporten_scope=env.raw("NLR_MASKINPORTEN_SCOPE"),
             session_minutes=env.number("NLR_SESSION_MINUTES", minimum=0.1, maximum=1440),
+            sms_url=env.raw("NLR_SMS_URL"),
+            sms_token_file=env.raw("NLR_SMS_TOKEN_FILE"),
             idporten_issuer=env.raw("NLR_IDPORTEN_ISSUER"),
             idporten_audience=env.raw("NLR_IDPORTEN_AUDIENCE"),
             idporten_jwks=env.raw("NLR_IDPORTEN_JWKS"),

@@ -37,6 +37,7 @@ ERASED_TABLES = (
     "totp_credentials",
     "recovery_codes",
     "selfservice_sessions",
+    "contact_changes",
 )
 
 # SQLite: how long one checkpoint attempt waits for readers and writers (its busy timeout),

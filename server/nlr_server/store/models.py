@@ -532,3 +532,21 @@ class SelfServiceSessionRow(Base):
     created_at: Mapped[dt.datetime] = mapped_column(UtcDateTime())
     expires_at: Mapped[dt.datetime] = mapped_column(UtcDateTime(), index=True)
     ends_at: Mapped[dt.datetime] = mapped_column(UtcDateTime())
+
+
+class ContactChangeRow(Base):
+    """A borrower's new email or mobile phone waiting for the one-time code sent to it: the
+    code only as salted SHA-256; removed when confirmed, dropped after too many wrong codes."""
+
+    __tablename__ = "contact_changes"
+
+    borrower_id: Mapped[int] = mapped_column(
+        ForeignKey("borrowers.id", ondelete="CASCADE"), primary_key=True
+    )
+    kind: Mapped[str] = mapped_column(String(16), primary_key=True)
+    value: Mapped[str] = mapped_column(String(254))
+    code_verifier: Mapped[bytes] = mapped_column(LargeBinary(48))
+    expires_at: Mapped[dt.datetime] = mapped_column(UtcDateTime())
+    attempts: Mapped[int] = mapped_column(Integer)
+    sends: Mapped[int] = mapped_column(Integer)
+    window_started_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime())

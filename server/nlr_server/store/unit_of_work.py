@@ -16,6 +16,7 @@ from nlr_server.crypto.national_id_sealer import NationalIdSealer
 from nlr_server.domain.errors import EtagMismatch
 from nlr_server.store.audit_repository import SqlAuditRepository
 from nlr_server.store.borrower_repository import SqlBorrowerRepository
+from nlr_server.store.contact_change_repository import SqlContactChangeRepository
 from nlr_server.store.credential_repository import SqlCredentialRepository
 from nlr_server.store.database import (
     READ_ONLY,
@@ -93,6 +94,7 @@ class SqlUnitOfWork:
         self.identities = SqlIdentityRepository(self._session, self._driver, prefetched)
         self.sessions = SqlSessionRepository(self._session)
         self.second_factors = SqlSecondFactorRepository(self._session)
+        self.contact_changes = SqlContactChangeRepository(self._session)
 
     def __enter__(self) -> SqlUnitOfWork:
         if self._write_lock is not None:

@@ -257,9 +257,7 @@ def _follow(
     )
     if changed:
         after = after.change_personal_data(personal, acting.actor, now)
-    saved = uow.borrowers.save_followed(
-        after, national_id=new_id, erasing=erasing, before=before
-    )
+    saved = uow.borrowers.save_followed(after, national_id=new_id, erasing=erasing, before=before)
     if changed:
         change_feed.record(uow, before, saved, now)
     record_audit(uow, acting, now, saved)

@@ -15,6 +15,7 @@ from nlr_server.domain.borrower import Borrower, DeletionReason
 from nlr_server.domain.card_number import CardNumber
 from nlr_server.domain.card_reservation import CardNumberReservation
 from nlr_server.domain.change_feed import FeedEntry, StoredEntry
+from nlr_server.domain.contact_change import ContactKind, PendingContact
 from nlr_server.domain.credentials import LoginMethod, SecurityLevel
 from nlr_server.domain.deletion_notice import DeletionNotice
 from nlr_server.domain.guardian import GuardianLinks
@@ -248,6 +249,18 @@ class SessionRepository(Protocol):
     def remove_expired(self, now: dt.datetime) -> int: ...
 
 
+class ContactChangeRepository(Protocol):
+    """New emails and mobile phones waiting for their one-time codes."""
+
+    def pending(self, borrower_id: int, kind: ContactKind) -> PendingContact | None: ...
+
+    def put(self, pending: PendingContact) -> None: ...
+
+    def count_attempt(self, pending: PendingContact) -> None: ...
+
+    def remove(self, borrower_id: int, kind: ContactKind) -> None: ...
+
+
 class SecondFactorRepository(Protocol):
     """Borrowers' TOTP second factors (sealed secrets) and recovery codes (verifiers)."""
 
@@ -478,6 +491,9 @@ class UnitOfWork(Protocol):
 
     @property
     def second_factors(self) -> SecondFactorRepository: ...
+
+    @property
+    def contact_changes(self) -> ContactChangeRepository: ...
 
     def __enter__(self) -> UnitOfWork: ...
 

@@ -26,13 +26,15 @@ from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__
 from nlr.registry.v1 import borrower_pb2 as nlr_dot_registry_dot_v1_dot_borrower__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n$nlr/selfservice/v1/selfservice.proto\x12\x12nlr.selfservice.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1enlr/registry/v1/borrower.proto\"\x85\x01\n\x18LogInWithPasswordRequest\x12\x15\n\x0b\x63\x61rd_number\x18\x01 \x01(\tH\x00\x12\x30\n\x08identity\x18\x03 \x01(\x0b\x32\x1c.nlr.registry.v1.IdentityKeyH\x00\x12\x10\n\x08password\x18\x02 \x01(\tB\x0e\n\x0c\x62orrower_key\"I\n\x19LogInWithPasswordResponse\x12,\n\x07session\x18\x01 \x01(\x0b\x32\x1b.nlr.selfservice.v1.Session\";\n\x18LogInWithIdPortenRequest\x12\x10\n\x08id_token\x18\x01 \x01(\t\x12\r\n\x05nonce\x18\x02 \x01(\t\"I\n\x19LogInWithIdPortenResponse\x12,\n\x07session\x18\x01 \x01(\x0b\x32\x1b.nlr.selfservice.v1.Session\"8\n\x15LogInWithFeideRequest\x12\x10\n\x08id_token\x18\x01 \x01(\t\x12\r\n\x05nonce\x18\x02 \x01(\t\"F\n\x16LogInWithFeideResponse\x12,\n\x07session\x18\x01 \x01(\x0b\x32\x1b.nlr.selfservice.v1.Session\"3\n\x10LinkFeideRequest\x12\x10\n\x08id_token\x18\x01 \x01(\t\x12\r\n\x05nonce\x18\x02 \x01(\t\"\x13\n\x11LinkFeideResponse\"\xd9\x01\n\x07Session\x12\x15\n\rsession_token\x18\x01 \x01(\t\x12/\n\x0b\x65xpire_time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x30\n\x08strength\x18\x03 \x01(\x0e\x32\x1e.nlr.registry.v1.SecurityLevel\x12\x1f\n\x17second_factor_available\x18\x04 \x01(\x08\x12\x1e\n\x16second_factor_required\x18\x05 \x01(\x08\x12\x13\n\x0b\x63\x61rd_number\x18\x06 \x01(\t\"R\n\x1a\x43onfirmSecondFactorRequest\x12\x13\n\ttotp_code\x18\x01 \x01(\tH\x00\x12\x17\n\rrecovery_code\x18\x02 \x01(\tH\x00\x42\x06\n\x04\x63ode\"\x9d\x01\n\x1b\x43onfirmSecondFactorResponse\x12\x30\n\x08strength\x18\x01 \x01(\x0e\x32\x1e.nlr.registry.v1.SecurityLevel\x12/\n\x0b\x65xpire_time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x1b\n\x13recovery_codes_left\x18\x03 \x01(\x05\"\x0f\n\rLogOutRequest\"\x10\n\x0eLogOutResponse\"\x14\n\x12GetMyRecordRequest\"\xa5\x01\n\x13GetMyRecordResponse\x12+\n\x08\x62orrower\x18\x01 \x01(\x0b\x32\x19.nlr.registry.v1.Borrower\x12.\n\tlibraries\x18\x02 \x03(\x0b\x32\x1b.nlr.selfservice.v1.Library\x12\x14\n\x0ctotp_enabled\x18\x03 \x01(\x08\x12\x1b\n\x13recovery_codes_left\x18\x04 \x01(\x05\"?\n\x16ListMyAccessLogRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\"g\n\x17ListMyAccessLogResponse\x12\x33\n\x07\x65ntries\x18\x01 \x03(\x0b\x32\".nlr.selfservice.v1.AccessLogEntry\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"\xc9\x01\n\x0e\x41\x63\x63\x65ssLogEntry\x12(\n\x04time\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0e\n\x06\x61\x63tion\x18\x02 \x01(\t\x12\x0f\n\x07outcome\x18\x03 \x01(\t\x12.\n\nactor_kind\x18\x04 \x01(\x0e\x32\x1a.nlr.registry.v1.ActorKind\x12,\n\x07library\x18\x05 \x01(\x0b\x32\x1b.nlr.selfservice.v1.Library\x12\x0e\n\x06vendor\x18\x06 \x01(\t\"\x15\n\x13\x45xportMyDataRequest\"O\n\x14\x45xportMyDataResponse\x12\x10\n\x08\x64ocument\x18\x01 \x01(\x0c\x12\x12\n\nmedia_type\x18\x02 \x01(\t\x12\x11\n\tfile_name\x18\x03 \x01(\t\"/\n\x07Library\x12\x16\n\x0elibrary_number\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\"\x1e\n\x0fSetMyPinRequest\x12\x0b\n\x03pin\x18\x01 \x01(\t\"\x12\n\x10SetMyPinResponse\"(\n\x14SetMyPasswordRequest\x12\x10\n\x08password\x18\x01 \x01(\t\"\x17\n\x15SetMyPasswordResponse\"&\n\x0f\x44\x65leteMeRequest\x12\x13\n\x0b\x63\x61rd_number\x18\x01 \x01(\t\"\x90\x01\n\x10\x44\x65leteMeResponse\x12/\n\x0b\x64\x65lete_time\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\tlibraries\x18\x02 \x03(\x0b\x32\x1b.nlr.selfservice.v1.Library\x12\x1b\n\x13notification_queued\x18\x03 \x01(\x08\"\x1b\n\x19RestrictProcessingRequest\"\x1c\n\x1aRestrictProcessingResponse\"\x18\n\x16LiftRestrictionRequest\"\x19\n\x17LiftRestrictionResponse\"\x13\n\x11\x45nrollTotpRequest\".\n\x12\x45nrollTotpResponse\x12\x18\n\x10provisioning_uri\x18\x01 \x01(\t\"\'\n\x12\x43onfirmTotpRequest\x12\x11\n\ttotp_code\x18\x01 \x01(\t\"-\n\x13\x43onfirmTotpResponse\x12\x16\n\x0erecovery_codes\x18\x01 \x03(\t\"\x14\n\x12\x44isableTotpRequest\"\x15\n\x13\x44isableTotpResponse\"S\n\x19SetMySecurityLevelRequest\x12\x36\n\x0esecurity_level\x18\x01 \x01(\x0e\x32\x1e.nlr.registry.v1.SecurityLevel\"T\n\x1aSetMySecurityLevelResponse\x12\x36\n\x0esecurity_level\x18\x01 \x01(\x0e\x32\x1e.nlr.registry.v1.SecurityLevel2\xb3\x0e\n\x0bSelfService\x12p\n\x11LogInWithPassword\x12,.nlr.selfservice.v1.LogInWithPasswordRequest\x1a-.nlr.selfservice.v1.LogInWithPasswordResponse\x12p\n\x11LogInWithIdPorten\x12,.nlr.selfservice.v1.LogInWithIdPortenRequest\x1a-.nlr.selfservice.v1.LogInWithIdPortenResponse\x12g\n\x0eLogInWithFeide\x12).nlr.selfservice.v1.LogInWithFeideRequest\x1a*.nlr.selfservice.v1.LogInWithFeideResponse\x12X\n\tLinkFeide\x12$.nlr.selfservice.v1.LinkFeideRequest\x1a%.nlr.selfservice.v1.LinkFeideResponse\x12v\n\x13\x43onfirmSecondFactor\x12..nlr.selfservice.v1.ConfirmSecondFactorRequest\x1a/.nlr.selfservice.v1.ConfirmSecondFactorResponse\x12O\n\x06LogOut\x12!.nlr.selfservice.v1.LogOutRequest\x1a\".nlr.selfservice.v1.LogOutResponse\x12^\n\x0bGetMyRecord\x12&.nlr.selfservice.v1.GetMyRecordRequest\x1a\'.nlr.selfservice.v1.GetMyRecordResponse\x12j\n\x0fListMyAccessLog\x12*.nlr.selfservice.v1.ListMyAccessLogRequest\x1a+.nlr.selfservice.v1.ListMyAccessLogResponse\x12\x61\n\x0c\x45xportMyData\x12\'.nlr.selfservice.v1.ExportMyDataRequest\x1a(.nlr.selfservice.v1.ExportMyDataResponse\x12U\n\x08SetMyPin\x12#.nlr.selfservice.v1.SetMyPinRequest\x1a$.nlr.selfservice.v1.SetMyPinResponse\x12\x64\n\rSetMyPassword\x12(.nlr.selfservice.v1.SetMyPasswordRequest\x1a).nlr.selfservice.v1.SetMyPasswordResponse\x12U\n\x08\x44\x65leteMe\x12#.nlr.selfservice.v1.DeleteMeRequest\x1a$.nlr.selfservice.v1.DeleteMeResponse\x12s\n\x12RestrictProcessing\x12-.nlr.selfservice.v1.RestrictProcessingRequest\x1a..nlr.selfservice.v1.RestrictProcessingResponse\x12j\n\x0fLiftRestriction\x12*.nlr.selfservice.v1.LiftRestrictionRequest\x1a+.nlr.selfservice.v1.LiftRestrictionResponse\x12[\n\nEnrollTotp\x12%.nlr.selfservice.v1.EnrollTotpRequest\x1a&.nlr.selfservice.v1.EnrollTotpResponse\x12^\n\x0b\x43onfirmTotp\x12&.nlr.selfservice.v1.ConfirmTotpRequest\x1a\'.nlr.selfservice.v1.ConfirmTotpResponse\x12^\n\x0b\x44isableTotp\x12&.nlr.selfservice.v1.DisableTotpRequest\x1a\'.nlr.selfservice.v1.DisableTotpResponse\x12s\n\x12SetMySecurityLevel\x12-.nlr.selfservice.v1.SetMySecurityLevelRequest\x1a..nlr.selfservice.v1.SetMySecurityLevelResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n$nlr/selfservice/v1/selfservice.proto\x12\x12nlr.selfservice.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1enlr/registry/v1/borrower.proto\"\x85\x01\n\x18LogInWithPasswordRequest\x12\x15\n\x0b\x63\x61rd_number\x18\x01 \x01(\tH\x00\x12\x30\n\x08identity\x18\x03 \x01(\x0b\x32\x1c.nlr.registry.v1.IdentityKeyH\x00\x12\x10\n\x08password\x18\x02 \x01(\tB\x0e\n\x0c\x62orrower_key\"I\n\x19LogInWithPasswordResponse\x12,\n\x07session\x18\x01 \x01(\x0b\x32\x1b.nlr.selfservice.v1.Session\";\n\x18LogInWithIdPortenRequest\x12\x10\n\x08id_token\x18\x01 \x01(\t\x12\r\n\x05nonce\x18\x02 \x01(\t\"I\n\x19LogInWithIdPortenResponse\x12,\n\x07session\x18\x01 \x01(\x0b\x32\x1b.nlr.selfservice.v1.Session\"8\n\x15LogInWithFeideRequest\x12\x10\n\x08id_token\x18\x01 \x01(\t\x12\r\n\x05nonce\x18\x02 \x01(\t\"F\n\x16LogInWithFeideResponse\x12,\n\x07session\x18\x01 \x01(\x0b\x32\x1b.nlr.selfservice.v1.Session\"3\n\x10LinkFeideRequest\x12\x10\n\x08id_token\x18\x01 \x01(\t\x12\r\n\x05nonce\x18\x02 \x01(\t\"\x13\n\x11LinkFeideResponse\"\xd9\x01\n\x07Session\x12\x15\n\rsession_token\x18\x01 \x01(\t\x12/\n\x0b\x65xpire_time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x30\n\x08strength\x18\x03 \x01(\x0e\x32\x1e.nlr.registry.v1.SecurityLevel\x12\x1f\n\x17second_factor_available\x18\x04 \x01(\x08\x12\x1e\n\x16second_factor_required\x18\x05 \x01(\x08\x12\x13\n\x0b\x63\x61rd_number\x18\x06 \x01(\t\"R\n\x1a\x43onfirmSecondFactorRequest\x12\x13\n\ttotp_code\x18\x01 \x01(\tH\x00\x12\x17\n\rrecovery_code\x18\x02 \x01(\tH\x00\x42\x06\n\x04\x63ode\"\x9d\x01\n\x1b\x43onfirmSecondFactorResponse\x12\x30\n\x08strength\x18\x01 \x01(\x0e\x32\x1e.nlr.registry.v1.SecurityLevel\x12/\n\x0b\x65xpire_time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x1b\n\x13recovery_codes_left\x18\x03 \x01(\x05\"\x0f\n\rLogOutRequest\"\x10\n\x0eLogOutResponse\"\x14\n\x12GetMyRecordRequest\"\xa5\x01\n\x13GetMyRecordResponse\x12+\n\x08\x62orrower\x18\x01 \x01(\x0b\x32\x19.nlr.registry.v1.Borrower\x12.\n\tlibraries\x18\x02 \x03(\x0b\x32\x1b.nlr.selfservice.v1.Library\x12\x14\n\x0ctotp_enabled\x18\x03 \x01(\x08\x12\x1b\n\x13recovery_codes_left\x18\x04 \x01(\x05\"?\n\x16ListMyAccessLogRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\"g\n\x17ListMyAccessLogResponse\x12\x33\n\x07\x65ntries\x18\x01 \x03(\x0b\x32\".nlr.selfservice.v1.AccessLogEntry\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"\xc9\x01\n\x0e\x41\x63\x63\x65ssLogEntry\x12(\n\x04time\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0e\n\x06\x61\x63tion\x18\x02 \x01(\t\x12\x0f\n\x07outcome\x18\x03 \x01(\t\x12.\n\nactor_kind\x18\x04 \x01(\x0e\x32\x1a.nlr.registry.v1.ActorKind\x12,\n\x07library\x18\x05 \x01(\x0b\x32\x1b.nlr.selfservice.v1.Library\x12\x0e\n\x06vendor\x18\x06 \x01(\t\"\x15\n\x13\x45xportMyDataRequest\"O\n\x14\x45xportMyDataResponse\x12\x10\n\x08\x64ocument\x18\x01 \x01(\x0c\x12\x12\n\nmedia_type\x18\x02 \x01(\t\x12\x11\n\tfile_name\x18\x03 \x01(\t\"/\n\x07Library\x12\x16\n\x0elibrary_number\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\"L\n\x16UpdateMyContactRequest\x12\x0f\n\x05\x65mail\x18\x01 \x01(\tH\x00\x12\x16\n\x0cmobile_phone\x18\x02 \x01(\tH\x00\x42\t\n\x07\x63ontact\"J\n\x17UpdateMyContactResponse\x12/\n\x0b\x65xpire_time\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"V\n\x17\x43onfirmMyContactRequest\x12-\n\x04kind\x18\x01 \x01(\x0e\x32\x1f.nlr.selfservice.v1.ContactKind\x12\x0c\n\x04\x63ode\x18\x02 \x01(\t\"?\n\x18\x43onfirmMyContactResponse\x12\r\n\x05\x65mail\x18\x01 \x01(\t\x12\x14\n\x0cmobile_phone\x18\x02 \x01(\t\"\x1e\n\x0fSetMyPinRequest\x12\x0b\n\x03pin\x18\x01 \x01(\t\"\x12\n\x10SetMyPinResponse\"(\n\x14SetMyPasswordRequest\x12\x10\n\x08password\x18\x01 \x01(\t\"\x17\n\x15SetMyPasswordResponse\"&\n\x0f\x44\x65leteMeRequest\x12\x13\n\x0b\x63\x61rd_number\x18\x01 \x01(\t\"\x90\x01\n\x10\x44\x65leteMeResponse\x12/\n\x0b\x64\x65lete_time\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\tlibraries\x18\x02 \x03(\x0b\x32\x1b.nlr.selfservice.v1.Library\x12\x1b\n\x13notification_queued\x18\x03 \x01(\x08\"\x1b\n\x19RestrictProcessingRequest\"\x1c\n\x1aRestrictProcessingResponse\"\x18\n\x16LiftRestrictionRequest\"\x19\n\x17LiftRestrictionResponse\"\x13\n\x11\x45nrollTotpRequest\".\n\x12\x45nrollTotpResponse\x12\x18\n\x10provisioning_uri\x18\x01 \x01(\t\"\'\n\x12\x43onfirmTotpRequest\x12\x11\n\ttotp_code\x18\x01 \x01(\t\"-\n\x13\x43onfirmTotpResponse\x12\x16\n\x0erecovery_codes\x18\x01 \x03(\t\"\x14\n\x12\x44isableTotpRequest\"\x15\n\x13\x44isableTotpResponse\"S\n\x19SetMySecurityLevelRequest\x12\x36\n\x0esecurity_level\x18\x01 \x01(\x0e\x32\x1e.nlr.registry.v1.SecurityLevel\"T\n\x1aSetMySecurityLevelResponse\x12\x36\n\x0esecurity_level\x18\x01 \x01(\x0e\x32\x1e.nlr.registry.v1.SecurityLevel*b\n\x0b\x43ontactKind\x12\x1c\n\x18\x43ONTACT_KIND_UNSPECIFIED\x10\x00\x12\x16\n\x12\x43ONTACT_KIND_EMAIL\x10\x01\x12\x1d\n\x19\x43ONTACT_KIND_MOBILE_PHONE\x10\x02\x32\x8e\x10\n\x0bSelfService\x12p\n\x11LogInWithPassword\x12,.nlr.selfservice.v1.LogInWithPasswordRequest\x1a-.nlr.selfservice.v1.LogInWithPasswordResponse\x12p\n\x11LogInWithIdPorten\x12,.nlr.selfservice.v1.LogInWithIdPortenRequest\x1a-.nlr.selfservice.v1.LogInWithIdPortenResponse\x12g\n\x0eLogInWithFeide\x12).nlr.selfservice.v1.LogInWithFeideRequest\x1a*.nlr.selfservice.v1.LogInWithFeideResponse\x12X\n\tLinkFeide\x12$.nlr.selfservice.v1.LinkFeideRequest\x1a%.nlr.selfservice.v1.LinkFeideResponse\x12v\n\x13\x43onfirmSecondFactor\x12..nlr.selfservice.v1.ConfirmSecondFactorRequest\x1a/.nlr.selfservice.v1.ConfirmSecondFactorResponse\x12O\n\x06LogOut\x12!.nlr.selfservice.v1.LogOutRequest\x1a\".nlr.selfservice.v1.LogOutResponse\x12^\n\x0bGetMyRecord\x12&.nlr.selfservice.v1.GetMyRecordRequest\x1a\'.nlr.selfservice.v1.GetMyRecordResponse\x12j\n\x0fListMyAccessLog\x12*.nlr.selfservice.v1.ListMyAccessLogRequest\x1a+.nlr.selfservice.v1.ListMyAccessLogResponse\x12\x61\n\x0c\x45xportMyData\x12\'.nlr.selfservice.v1.ExportMyDataRequest\x1a(.nlr.selfservice.v1.ExportMyDataResponse\x12j\n\x0fUpdateMyContact\x12*.nlr.selfservice.v1.UpdateMyContactRequest\x1a+.nlr.selfservice.v1.UpdateMyContactResponse\x12m\n\x10\x43onfirmMyContact\x12+.nlr.selfservice.v1.ConfirmMyContactRequest\x1a,.nlr.selfservice.v1.ConfirmMyContactResponse\x12U\n\x08SetMyPin\x12#.nlr.selfservice.v1.SetMyPinRequest\x1a$.nlr.selfservice.v1.SetMyPinResponse\x12\x64\n\rSetMyPassword\x12(.nlr.selfservice.v1.SetMyPasswordRequest\x1a).nlr.selfservice.v1.SetMyPasswordResponse\x12U\n\x08\x44\x65leteMe\x12#.nlr.selfservice.v1.DeleteMeRequest\x1a$.nlr.selfservice.v1.DeleteMeResponse\x12s\n\x12RestrictProcessing\x12-.nlr.selfservice.v1.RestrictProcessingRequest\x1a..nlr.selfservice.v1.RestrictProcessingResponse\x12j\n\x0fLiftRestriction\x12*.nlr.selfservice.v1.LiftRestrictionRequest\x1a+.nlr.selfservice.v1.LiftRestrictionResponse\x12[\n\nEnrollTotp\x12%.nlr.selfservice.v1.EnrollTotpRequest\x1a&.nlr.selfservice.v1.EnrollTotpResponse\x12^\n\x0b\x43onfirmTotp\x12&.nlr.selfservice.v1.ConfirmTotpRequest\x1a\'.nlr.selfservice.v1.ConfirmTotpResponse\x12^\n\x0b\x44isableTotp\x12&.nlr.selfservice.v1.DisableTotpRequest\x1a\'.nlr.selfservice.v1.DisableTotpResponse\x12s\n\x12SetMySecurityLevel\x12-.nlr.selfservice.v1.SetMySecurityLevelRequest\x1a..nlr.selfservice.v1.SetMySecurityLevelResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'nlr.selfservice.v1.selfservice_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
+  _globals['_CONTACTKIND']._serialized_start=2990
+  _globals['_CONTACTKIND']._serialized_end=3088
   _globals['_LOGINWITHPASSWORDREQUEST']._serialized_start=126
   _globals['_LOGINWITHPASSWORDREQUEST']._serialized_end=259
   _globals['_LOGINWITHPASSWORDRESPONSE']._serialized_start=261
@@ -75,42 +77,50 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_EXPORTMYDATARESPONSE']._serialized_end=1841
   _globals['_LIBRARY']._serialized_start=1843
   _globals['_LIBRARY']._serialized_end=1890
-  _globals['_SETMYPINREQUEST']._serialized_start=1892
-  _globals['_SETMYPINREQUEST']._serialized_end=1922
-  _globals['_SETMYPINRESPONSE']._serialized_start=1924
-  _globals['_SETMYPINRESPONSE']._serialized_end=1942
-  _globals['_SETMYPASSWORDREQUEST']._serialized_start=1944
-  _globals['_SETMYPASSWORDREQUEST']._serialized_end=1984
-  _globals['_SETMYPASSWORDRESPONSE']._serialized_start=1986
-  _globals['_SETMYPASSWORDRESPONSE']._serialized_end=2009
-  _globals['_DELETEMEREQUEST']._serialized_start=2011
-  _globals['_DELETEMEREQUEST']._serialized_end=2049
-  _globals['_DELETEMERESPONSE']._serialized_start=2052
-  _globals['_DELETEMERESPONSE']._serialized_end=2196
-  _globals['_RESTRICTPROCESSINGREQUEST']._serialized_start=2198
-  _globals['_RESTRICTPROCESSINGREQUEST']._serialized_end=2225
-  _globals['_RESTRICTPROCESSINGRESPONSE']._serialized_start=2227
-  _globals['_RESTRICTPROCESSINGRESPONSE']._serialized_end=2255
-  _globals['_LIFTRESTRICTIONREQUEST']._serialized_start=2257
-  _globals['_LIFTRESTRICTIONREQUEST']._serialized_end=2281
-  _globals['_LIFTRESTRICTIONRESPONSE']._serialized_start=2283
-  _globals['_LIFTRESTRICTIONRESPONSE']._serialized_end=2308
-  _globals['_ENROLLTOTPREQUEST']._serialized_start=2310
-  _globals['_ENROLLTOTPREQUEST']._serialized_end=2329
-  _globals['_ENROLLTOTPRESPONSE']._serialized_start=2331
-  _globals['_ENROLLTOTPRESPONSE']._serialized_end=2377
-  _globals['_CONFIRMTOTPREQUEST']._serialized_start=2379
-  _globals['_CONFIRMTOTPREQUEST']._serialized_end=2418
-  _globals['_CONFIRMTOTPRESPONSE']._serialized_start=2420
-  _globals['_CONFIRMTOTPRESPONSE']._serialized_end=2465
-  _globals['_DISABLETOTPREQUEST']._serialized_start=2467
-  _globals['_DISABLETOTPREQUEST']._serialized_end=2487
-  _globals['_DISABLETOTPRESPONSE']._serialized_start=2489
-  _globals['_DISABLETOTPRESPONSE']._serialized_end=2510
-  _globals['_SETMYSECURITYLEVELREQUEST']._serialized_start=2512
-  _globals['_SETMYSECURITYLEVELREQUEST']._serialized_end=2595
-  _globals['_SETMYSECURITYLEVELRESPONSE']._serialized_start=2597
-  _globals['_SETMYSECURITYLEVELRESPONSE']._serialized_end=2681
-  _globals['_SELFSERVICE']._serialized_start=2684
-  _globals['_SELFSERVICE']._serialized_end=4527
+  _globals['_UPDATEMYCONTACTREQUEST']._serialized_start=1892
+  _globals['_UPDATEMYCONTACTREQUEST']._serialized_end=1968
+  _globals['_UPDATEMYCONTACTRESPONSE']._serialized_start=1970
+  _globals['_UPDATEMYCONTACTRESPONSE']._serialized_end=2044
+  _globals['_CONFIRMMYCONTACTREQUEST']._serialized_start=2046
+  _globals['_CONFIRMMYCONTACTREQUEST']._serialized_end=2132
+  _globals['_CONFIRMMYCONTACTRESPONSE']._serialized_start=2134
+  _globals['_CONFIRMMYCONTACTRESPONSE']._serialized_end=2197
+  _globals['_SETMYPINREQUEST']._serialized_start=2199
+  _globals['_SETMYPINREQUEST']._serialized_end=2229
+  _globals['_SETMYPINRESPONSE']._serialized_start=2231
+  _globals['_SETMYPINRESPONSE']._serialized_end=2249
+  _globals['_SETMYPASSWORDREQUEST']._serialized_start=2251
+  _globals['_SETMYPASSWORDREQUEST']._serialized_end=2291
+  _globals['_SETMYPASSWORDRESPONSE']._serialized_start=2293
+  _globals['_SETMYPASSWORDRESPONSE']._serialized_end=2316
+  _globals['_DELETEMEREQUEST']._serialized_start=2318
+  _globals['_DELETEMEREQUEST']._serialized_end=2356
+  _globals['_DELETEMERESPONSE']._serialized_start=2359
+  _globals['_DELETEMERESPONSE']._serialized_end=2503
+  _globals['_RESTRICTPROCESSINGREQUEST']._serialized_start=2505
+  _globals['_RESTRICTPROCESSINGREQUEST']._serialized_end=2532
+  _globals['_RESTRICTPROCESSINGRESPONSE']._serialized_start=2534
+  _globals['_RESTRICTPROCESSINGRESPONSE']._serialized_end=2562
+  _globals['_LIFTRESTRICTIONREQUEST']._serialized_start=2564
+  _globals['_LIFTRESTRICTIONREQUEST']._serialized_end=2588
+  _globals['_LIFTRESTRICTIONRESPONSE']._serialized_start=2590
+  _globals['_LIFTRESTRICTIONRESPONSE']._serialized_end=2615
+  _globals['_ENROLLTOTPREQUEST']._serialized_start=2617
+  _globals['_ENROLLTOTPREQUEST']._serialized_end=2636
+  _globals['_ENROLLTOTPRESPONSE']._serialized_start=2638
+  _globals['_ENROLLTOTPRESPONSE']._serialized_end=2684
+  _globals['_CONFIRMTOTPREQUEST']._serialized_start=2686
+  _globals['_CONFIRMTOTPREQUEST']._serialized_end=2725
+  _globals['_CONFIRMTOTPRESPONSE']._serialized_start=2727
+  _globals['_CONFIRMTOTPRESPONSE']._serialized_end=2772
+  _globals['_DISABLETOTPREQUEST']._serialized_start=2774
+  _globals['_DISABLETOTPREQUEST']._serialized_end=2794
+  _globals['_DISABLETOTPRESPONSE']._serialized_start=2796
+  _globals['_DISABLETOTPRESPONSE']._serialized_end=2817
+  _globals['_SETMYSECURITYLEVELREQUEST']._serialized_start=2819
+  _globals['_SETMYSECURITYLEVELREQUEST']._serialized_end=2902
+  _globals['_SETMYSECURITYLEVELRESPONSE']._serialized_start=2904
+  _globals['_SETMYSECURITYLEVELRESPONSE']._serialized_end=2988
+  _globals['_SELFSERVICE']._serialized_start=3091
+  _globals['_SELFSERVICE']._serialized_end=5153
 # @@protoc_insertion_point(module_scope)

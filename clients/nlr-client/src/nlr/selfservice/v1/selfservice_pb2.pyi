@@ -10,6 +10,7 @@ from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from google.protobuf.internal import containers as _containers
+from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 from nlr.registry.v1 import borrower_pb2 as _borrower_pb2
 import builtins as _builtins
 import sys
@@ -21,6 +22,30 @@ else:
     from typing_extensions import TypeAlias as _TypeAlias, Never as _Never
 
 DESCRIPTOR: _descriptor.FileDescriptor
+
+class _ContactKind:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _ContactKindEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ContactKind.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    CONTACT_KIND_UNSPECIFIED: _ContactKind.ValueType  # 0
+    """Not allowed."""
+    CONTACT_KIND_EMAIL: _ContactKind.ValueType  # 1
+    """The email address."""
+    CONTACT_KIND_MOBILE_PHONE: _ContactKind.ValueType  # 2
+    """The mobile phone number."""
+
+class ContactKind(_ContactKind, metaclass=_ContactKindEnumTypeWrapper):
+    """Which contact a change is of."""
+
+CONTACT_KIND_UNSPECIFIED: ContactKind.ValueType  # 0
+"""Not allowed."""
+CONTACT_KIND_EMAIL: ContactKind.ValueType  # 1
+"""The email address."""
+CONTACT_KIND_MOBILE_PHONE: ContactKind.ValueType  # 2
+"""The mobile phone number."""
+Global___ContactKind: _TypeAlias = ContactKind  # noqa: Y015
 
 @_typing.final
 class LogInWithPasswordRequest(_message.Message):
@@ -596,6 +621,110 @@ class Library(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___Library: _TypeAlias = Library  # noqa: Y015
+
+@_typing.final
+class UpdateMyContactRequest(_message.Message):
+    """Request of UpdateMyContact."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    EMAIL_FIELD_NUMBER: _builtins.int
+    MOBILE_PHONE_FIELD_NUMBER: _builtins.int
+    email: _builtins.str
+    """The new email address."""
+    mobile_phone: _builtins.str
+    """The new mobile phone number, E.164 or Norwegian (8 digits)."""
+    def __init__(
+        self,
+        *,
+        email: _builtins.str = ...,
+        mobile_phone: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["contact", b"contact", "email", b"email", "mobile_phone", b"mobile_phone"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["contact", b"contact", "email", b"email", "mobile_phone", b"mobile_phone"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType_contact: _TypeAlias = _typing.Literal["email", "mobile_phone"]  # noqa: Y015
+    _WhichOneofArgType_contact: _TypeAlias = _typing.Literal["contact", b"contact"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType_contact) -> _WhichOneofReturnType_contact | None: ...
+
+Global___UpdateMyContactRequest: _TypeAlias = UpdateMyContactRequest  # noqa: Y015
+
+@_typing.final
+class UpdateMyContactResponse(_message.Message):
+    """Response of UpdateMyContact."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    EXPIRE_TIME_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def expire_time(self) -> _timestamp_pb2.Timestamp:
+        """Until when the code sent is valid."""
+
+    def __init__(
+        self,
+        *,
+        expire_time: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["expire_time", b"expire_time"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["expire_time", b"expire_time"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___UpdateMyContactResponse: _TypeAlias = UpdateMyContactResponse  # noqa: Y015
+
+@_typing.final
+class ConfirmMyContactRequest(_message.Message):
+    """Request of ConfirmMyContact."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    KIND_FIELD_NUMBER: _builtins.int
+    CODE_FIELD_NUMBER: _builtins.int
+    kind: Global___ContactKind.ValueType
+    """Which change. Required."""
+    code: _builtins.str
+    """The 6-digit code that was sent to the new email or mobile."""
+    def __init__(
+        self,
+        *,
+        kind: Global___ContactKind.ValueType = ...,
+        code: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["code", b"code", "kind", b"kind"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ConfirmMyContactRequest: _TypeAlias = ConfirmMyContactRequest  # noqa: Y015
+
+@_typing.final
+class ConfirmMyContactResponse(_message.Message):
+    """Response of ConfirmMyContact."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    EMAIL_FIELD_NUMBER: _builtins.int
+    MOBILE_PHONE_FIELD_NUMBER: _builtins.int
+    email: _builtins.str
+    """The record's email now."""
+    mobile_phone: _builtins.str
+    """The record's mobile phone now."""
+    def __init__(
+        self,
+        *,
+        email: _builtins.str = ...,
+        mobile_phone: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["email", b"email", "mobile_phone", b"mobile_phone"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ConfirmMyContactResponse: _TypeAlias = ConfirmMyContactResponse  # noqa: Y015
 
 @_typing.final
 class SetMyPinRequest(_message.Message):

@@ -99,6 +99,16 @@ class SelfServiceStub:
                 request_serializer=nlr_dot_selfservice_dot_v1_dot_selfservice__pb2.ExportMyDataRequest.SerializeToString,
                 response_deserializer=nlr_dot_selfservice_dot_v1_dot_selfservice__pb2.ExportMyDataResponse.FromString,
                 _registered_method=True)
+        self.UpdateMyContact = channel.unary_unary(
+                '/nlr.selfservice.v1.SelfService/UpdateMyContact',
+                request_serializer=nlr_dot_selfservice_dot_v1_dot_selfservice__pb2.UpdateMyContactRequest.SerializeToString,
+                response_deserializer=nlr_dot_selfservice_dot_v1_dot_selfservice__pb2.UpdateMyContactResponse.FromString,
+                _registered_method=True)
+        self.ConfirmMyContact = channel.unary_unary(
+                '/nlr.selfservice.v1.SelfService/ConfirmMyContact',
+                request_serializer=nlr_dot_selfservice_dot_v1_dot_selfservice__pb2.ConfirmMyContactRequest.SerializeToString,
+                response_deserializer=nlr_dot_selfservice_dot_v1_dot_selfservice__pb2.ConfirmMyContactResponse.FromString,
+                _registered_method=True)
         self.SetMyPin = channel.unary_unary(
                 '/nlr.selfservice.v1.SelfService/SetMyPin',
                 request_serializer=nlr_dot_selfservice_dot_v1_dot_selfservice__pb2.SetMyPinRequest.SerializeToString,
@@ -256,6 +266,27 @@ class SelfServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def UpdateMyContact(self, request, context):
+        """Changes the borrower's email or mobile phone (two factors): a one-time code is sent to
+        the new one (by email through NLR_SMTP_HOST, by SMS through NLR_SMS_URL), valid for 15
+        minutes; ConfirmMyContact with it makes the new one the record's. Asking again sends a
+        new code in place of the one before, at most 5 an hour (RESOURCE_EXHAUSTED
+        [TOO_MANY_CODES]). FAILED_PRECONDITION [CHANNEL_NOT_CONFIGURED] when the register cannot
+        send to that kind; UNAVAILABLE [CODE_NOT_SENT] when sending failed.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ConfirmMyContact(self, request, context):
+        """Confirms a change with the code that was sent (two factors). A wrong code is
+        UNAUTHENTICATED [CODE_INVALID]; the fifth wrong one drops the change. FAILED_PRECONDITION
+        [NO_CHANGE_WAITING] when none waits (none asked for, expired, or dropped).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def SetMyPin(self, request, context):
         """Sets a new PIN (4 to 8 digits) for Authenticate's VerifyPin and the desk (two factors).
         Ends the borrower's other sessions; this one goes on.
@@ -385,6 +416,16 @@ def add_SelfServiceServicer_to_server(servicer, server):
                     servicer.ExportMyData,
                     request_deserializer=nlr_dot_selfservice_dot_v1_dot_selfservice__pb2.ExportMyDataRequest.FromString,
                     response_serializer=nlr_dot_selfservice_dot_v1_dot_selfservice__pb2.ExportMyDataResponse.SerializeToString,
+            ),
+            'UpdateMyContact': grpc.unary_unary_rpc_method_handler(
+                    servicer.UpdateMyContact,
+                    request_deserializer=nlr_dot_selfservice_dot_v1_dot_selfservice__pb2.UpdateMyContactRequest.FromString,
+                    response_serializer=nlr_dot_selfservice_dot_v1_dot_selfservice__pb2.UpdateMyContactResponse.SerializeToString,
+            ),
+            'ConfirmMyContact': grpc.unary_unary_rpc_method_handler(
+                    servicer.ConfirmMyContact,
+                    request_deserializer=nlr_dot_selfservice_dot_v1_dot_selfservice__pb2.ConfirmMyContactRequest.FromString,
+                    response_serializer=nlr_dot_selfservice_dot_v1_dot_selfservice__pb2.ConfirmMyContactResponse.SerializeToString,
             ),
             'SetMyPin': grpc.unary_unary_rpc_method_handler(
                     servicer.SetMyPin,
@@ -695,6 +736,60 @@ class SelfService:
             '/nlr.selfservice.v1.SelfService/ExportMyData',
             nlr_dot_selfservice_dot_v1_dot_selfservice__pb2.ExportMyDataRequest.SerializeToString,
             nlr_dot_selfservice_dot_v1_dot_selfservice__pb2.ExportMyDataResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def UpdateMyContact(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/nlr.selfservice.v1.SelfService/UpdateMyContact',
+            nlr_dot_selfservice_dot_v1_dot_selfservice__pb2.UpdateMyContactRequest.SerializeToString,
+            nlr_dot_selfservice_dot_v1_dot_selfservice__pb2.UpdateMyContactResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ConfirmMyContact(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/nlr.selfservice.v1.SelfService/ConfirmMyContact',
+            nlr_dot_selfservice_dot_v1_dot_selfservice__pb2.ConfirmMyContactRequest.SerializeToString,
+            nlr_dot_selfservice_dot_v1_dot_selfservice__pb2.ConfirmMyContactResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -104,6 +104,19 @@ class SelfServiceStub:
     """Everything held about the borrower as one JSON document (two factors): the whole record
     with the national id, the libraries, the two-factor state and the whole access log.
     """
+    UpdateMyContact: _grpc.UnaryUnaryMultiCallable[_selfservice_pb2.UpdateMyContactRequest, _selfservice_pb2.UpdateMyContactResponse]
+    """Changes the borrower's email or mobile phone (two factors): a one-time code is sent to
+    the new one (by email through NLR_SMTP_HOST, by SMS through NLR_SMS_URL), valid for 15
+    minutes; ConfirmMyContact with it makes the new one the record's. Asking again sends a
+    new code in place of the one before, at most 5 an hour (RESOURCE_EXHAUSTED
+    [TOO_MANY_CODES]). FAILED_PRECONDITION [CHANNEL_NOT_CONFIGURED] when the register cannot
+    send to that kind; UNAVAILABLE [CODE_NOT_SENT] when sending failed.
+    """
+    ConfirmMyContact: _grpc.UnaryUnaryMultiCallable[_selfservice_pb2.ConfirmMyContactRequest, _selfservice_pb2.ConfirmMyContactResponse]
+    """Confirms a change with the code that was sent (two factors). A wrong code is
+    UNAUTHENTICATED [CODE_INVALID]; the fifth wrong one drops the change. FAILED_PRECONDITION
+    [NO_CHANGE_WAITING] when none waits (none asked for, expired, or dropped).
+    """
     SetMyPin: _grpc.UnaryUnaryMultiCallable[_selfservice_pb2.SetMyPinRequest, _selfservice_pb2.SetMyPinResponse]
     """Sets a new PIN (4 to 8 digits) for Authenticate's VerifyPin and the desk (two factors).
     Ends the borrower's other sessions; this one goes on.
@@ -223,6 +236,19 @@ class SelfServiceAsyncStub(SelfServiceStub):
     ExportMyData: _aio.UnaryUnaryMultiCallable[_selfservice_pb2.ExportMyDataRequest, _selfservice_pb2.ExportMyDataResponse]  # type: ignore[assignment]
     """Everything held about the borrower as one JSON document (two factors): the whole record
     with the national id, the libraries, the two-factor state and the whole access log.
+    """
+    UpdateMyContact: _aio.UnaryUnaryMultiCallable[_selfservice_pb2.UpdateMyContactRequest, _selfservice_pb2.UpdateMyContactResponse]  # type: ignore[assignment]
+    """Changes the borrower's email or mobile phone (two factors): a one-time code is sent to
+    the new one (by email through NLR_SMTP_HOST, by SMS through NLR_SMS_URL), valid for 15
+    minutes; ConfirmMyContact with it makes the new one the record's. Asking again sends a
+    new code in place of the one before, at most 5 an hour (RESOURCE_EXHAUSTED
+    [TOO_MANY_CODES]). FAILED_PRECONDITION [CHANNEL_NOT_CONFIGURED] when the register cannot
+    send to that kind; UNAVAILABLE [CODE_NOT_SENT] when sending failed.
+    """
+    ConfirmMyContact: _aio.UnaryUnaryMultiCallable[_selfservice_pb2.ConfirmMyContactRequest, _selfservice_pb2.ConfirmMyContactResponse]  # type: ignore[assignment]
+    """Confirms a change with the code that was sent (two factors). A wrong code is
+    UNAUTHENTICATED [CODE_INVALID]; the fifth wrong one drops the change. FAILED_PRECONDITION
+    [NO_CHANGE_WAITING] when none waits (none asked for, expired, or dropped).
     """
     SetMyPin: _aio.UnaryUnaryMultiCallable[_selfservice_pb2.SetMyPinRequest, _selfservice_pb2.SetMyPinResponse]  # type: ignore[assignment]
     """Sets a new PIN (4 to 8 digits) for Authenticate's VerifyPin and the desk (two factors).
@@ -394,6 +420,31 @@ class SelfServiceServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_selfservice_pb2.ExportMyDataResponse, _abc.Awaitable[_selfservice_pb2.ExportMyDataResponse]]:
         """Everything held about the borrower as one JSON document (two factors): the whole record
         with the national id, the libraries, the two-factor state and the whole access log.
+        """
+
+    @_abc_1.abstractmethod
+    def UpdateMyContact(
+        self,
+        request: _selfservice_pb2.UpdateMyContactRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_selfservice_pb2.UpdateMyContactResponse, _abc.Awaitable[_selfservice_pb2.UpdateMyContactResponse]]:
+        """Changes the borrower's email or mobile phone (two factors): a one-time code is sent to
+        the new one (by email through NLR_SMTP_HOST, by SMS through NLR_SMS_URL), valid for 15
+        minutes; ConfirmMyContact with it makes the new one the record's. Asking again sends a
+        new code in place of the one before, at most 5 an hour (RESOURCE_EXHAUSTED
+        [TOO_MANY_CODES]). FAILED_PRECONDITION [CHANNEL_NOT_CONFIGURED] when the register cannot
+        send to that kind; UNAVAILABLE [CODE_NOT_SENT] when sending failed.
+        """
+
+    @_abc_1.abstractmethod
+    def ConfirmMyContact(
+        self,
+        request: _selfservice_pb2.ConfirmMyContactRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_selfservice_pb2.ConfirmMyContactResponse, _abc.Awaitable[_selfservice_pb2.ConfirmMyContactResponse]]:
+        """Confirms a change with the code that was sent (two factors). A wrong code is
+        UNAUTHENTICATED [CODE_INVALID]; the fifth wrong one drops the change. FAILED_PRECONDITION
+        [NO_CHANGE_WAITING] when none waits (none asked for, expired, or dropped).
         """
 
     @_abc_1.abstractmethod

@@ -1,0 +1,1 @@
+"""Text messages to borrowers' mobile phones, through an SMS gateway."""
