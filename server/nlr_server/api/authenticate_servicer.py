@@ -18,7 +18,6 @@ from nlr_server.domain.borrower import Borrower
 from nlr_server.domain.credentials import Password, Pin, SecurityLevel
 from nlr_server.domain.errors import InvalidArgument
 from nlr_server.usecases import authentication, second_factor
-from nlr_server.usecases.authentication import LoginKey
 from nlr_server.usecases.second_factor import CodeKind, CodeOutcome, SecondFactorCode
 
 Context = grpc.aio.ServicerContext[Any, Any]
@@ -38,7 +37,7 @@ class AuthenticateServicer(authenticate_pb2_grpc.AuthenticateServicer):
     async def VerifyPin(
         self, request: pb.VerifyPinRequest, context: Context
     ) -> pb.VerifyPinResponse:
-        key = self._login_key(request)
+        key = self._decode.login_key(request)
         pin = self._decode.secret(request.pin, "pin", Pin.parse)
         services = self._services
         started = now()
@@ -66,7 +65,7 @@ class AuthenticateServicer(authenticate_pb2_grpc.AuthenticateServicer):
     async def VerifyPassword(
         self, request: pb.VerifyPasswordRequest, context: Context
     ) -> pb.VerifyPasswordResponse:
-        key = self._login_key(request)
+        key = self._decode.login_key(request)
         password = self._decode.secret(request.password, "password", Password.parse)
         code = request.totp_code
         if code and not totp.is_code_shaped(code):
@@ -95,14 +94,6 @@ class AuthenticateServicer(authenticate_pb2_grpc.AuthenticateServicer):
         if reached < borrower.personal.security_level:
             raise authentication.credentials_invalid()
         return pb.VerifyPasswordResponse(borrower=_summary(borrower, reached))
-
-    def _login_key(self, request: pb.VerifyPinRequest | pb.VerifyPasswordRequest) -> LoginKey:
-        """Who is logging in: by card number (also when neither is given) or other identity."""
-        if request.WhichOneof("borrower_key") == "identity":
-            return self._decode.identity_key(
-                request.identity.kind, request.identity.value, "identity"
-            )
-        return self._decode.card_number(request.card_number, "card_number")
 
 
 def _summary(borrower: Borrower, reached: SecurityLevel) -> pb.AuthenticatedBorrower:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from nlr.registry.v1 import borrower_pb2, registry_service_pb2
 from nlr_server.api.borrower_details_codec import (
@@ -196,6 +196,17 @@ class BorrowerDecoder:
     def secret(self, raw: str, field: str, parse: Callable[[str], T]) -> T:
         """A PIN or password: validated, and never echoed in the error."""
         return _one(field, raw, parse)
+
+    def value(self, raw: str, field: str, parse: Callable[[str], T]) -> T:
+        """One required field parsed, or INVALID_ARGUMENT naming it (e.g. a new email)."""
+        return _one(field, raw, parse)
+
+    def login_key(self, request: Any) -> CardNumber | IdentityValue:
+        """Who a login names, by its ``borrower_key``: a card number (also when neither is
+        given) or another identity (VerifyPin, VerifyPassword, LogInWithPassword)."""
+        if request.WhichOneof("borrower_key") == "identity":
+            return self.identity_key(request.identity.kind, request.identity.value, "identity")
+        return self.card_number(request.card_number, "card_number")
 
     def affiliation_proof(
         self, request: registry_service_pb2.AffiliateBorrowerRequest

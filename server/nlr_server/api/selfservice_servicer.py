@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import functools
 import json
-from collections.abc import Callable
 from typing import Any, TypeVar
 
 import grpc
 from google.protobuf import json_format
-from google.protobuf.timestamp_pb2 import Timestamp
 
 from nlr.selfservice.v1 import selfservice_pb2 as pb
 from nlr.selfservice.v1 import selfservice_pb2_grpc
@@ -21,6 +18,7 @@ from nlr_server.api.borrower_codec import (
     security_level_from_proto,
     security_level_to_proto,
 )
+from nlr_server.api.borrower_details_codec import timestamp
 from nlr_server.api.call_context import acting, current_call
 from nlr_server.api.services import Services, now
 from nlr_server.crypto import one_time_code, session_token, totp
@@ -52,7 +50,6 @@ from nlr_server.usecases import (
     selfservice,
     sessions,
 )
-from nlr_server.usecases.authentication import LoginKey
 from nlr_server.usecases.second_factor import CodeKind, CodeOutcome, SecondFactorCode
 from nlr_server.usecases.sessions import LiveSession
 
@@ -72,7 +69,7 @@ class SelfServiceServicer(selfservice_pb2_grpc.SelfServiceServicer):
     async def LogInWithPassword(
         self, request: pb.LogInWithPasswordRequest, context: Context
     ) -> pb.LogInWithPasswordResponse:
-        key = self._login_key(request)
+        key = self._decode.login_key(request)
         password = self._decode.secret(request.password, "password", Password.parse)
         services = self._services
         # A password may be followed by a TOTP code, so it opens a TWO_FACTOR borrower's
@@ -210,7 +207,7 @@ class SelfServiceServicer(selfservice_pb2_grpc.SelfServiceServicer):
         session = await services.run(sessions.strengthen, live, SecurityLevel.TWO_FACTOR)
         return pb.ConfirmSecondFactorResponse(
             strength=security_level_to_proto(session.strength),
-            expire_time=_timestamp(session.expires_at),
+            expire_time=timestamp(session.expires_at),
             recovery_codes_left=checked.recovery_codes_left,
         )
 
@@ -256,7 +253,6 @@ class SelfServiceServicer(selfservice_pb2_grpc.SelfServiceServicer):
         borrower = json_format.MessageToDict(
             encode_borrower(record.borrower, BorrowerView.FULL), preserving_proto_field_name=True
         )
-        borrower["national_id"] = data.national_id
         document = {
             "format": "nlr-export/1",
             "exported_at": now().isoformat(),
@@ -306,7 +302,7 @@ class SelfServiceServicer(selfservice_pb2_grpc.SelfServiceServicer):
         )
         minutes = int(CODE_LIFETIME.total_seconds() // 60)
         await services.run_plain(functools.partial(send, value, code_text(code, minutes)))
-        return pb.UpdateMyContactResponse(expire_time=_timestamp(pending.expires_at))
+        return pb.UpdateMyContactResponse(expire_time=timestamp(pending.expires_at))
 
     async def ConfirmMyContact(
         self, request: pb.ConfirmMyContactRequest, context: Context
@@ -338,9 +334,11 @@ class SelfServiceServicer(selfservice_pb2_grpc.SelfServiceServicer):
     def _new_contact(self, request: pb.UpdateMyContactRequest) -> tuple[ContactKind, str]:
         which = request.WhichOneof("contact")
         if which == "email":
-            return ContactKind.EMAIL, _one("email", request.email, EmailAddress.parse).value
+            return ContactKind.EMAIL, self._decode.value(
+                request.email, "email", EmailAddress.parse
+            ).value
         if which == "mobile_phone":
-            number = _one("mobile_phone", request.mobile_phone, PhoneNumber.parse)
+            number = self._decode.value(request.mobile_phone, "mobile_phone", PhoneNumber.parse)
             return ContactKind.MOBILE_PHONE, number.value
         raise InvalidArgument.one("contact", "give the new email or mobile_phone")
 
@@ -398,7 +396,7 @@ class SelfServiceServicer(selfservice_pb2_grpc.SelfServiceServicer):
             deleted_at,
         )
         return pb.DeleteMeResponse(
-            delete_time=_timestamp(deleted_at),
+            delete_time=timestamp(deleted_at),
             libraries=[
                 pb.Library(library_number=library.number.value, name=library.name)
                 for library in record.libraries
@@ -487,13 +485,6 @@ class SelfServiceServicer(selfservice_pb2_grpc.SelfServiceServicer):
         )
         return pb.SetMySecurityLevelResponse(security_level=security_level_to_proto(level))
 
-    def _login_key(self, request: pb.LogInWithPasswordRequest) -> LoginKey:
-        if request.WhichOneof("borrower_key") == "identity":
-            return self._decode.identity_key(
-                request.identity.kind, request.identity.value, "identity"
-            )
-        return self._decode.card_number(request.card_number, "card_number")
-
 
 def _live() -> LiveSession:
     live = current_call().session
@@ -507,13 +498,6 @@ _CONTACT_KINDS = {
 }
 
 
-def _one(field: str, raw: str, parse: Callable[[str], T]) -> T:
-    try:
-        return parse(raw)
-    except InvalidValue as error:
-        raise InvalidArgument.one(field, str(error)) from None
-
-
 def _page_token(token: str) -> int | None:
     if not token:
         return None
@@ -525,7 +509,7 @@ def _page_token(token: str) -> int | None:
 def _access_entry(entry: selfservice.AccessEntry) -> pb.AccessLogEntry:
     event = entry.event
     message = pb.AccessLogEntry(
-        time=_timestamp(event.occurred_at),
+        time=timestamp(event.occurred_at),
         action=event.rpc,
         outcome=event.outcome,
         vendor=entry.vendor or "",
@@ -567,15 +551,9 @@ def _session_message(token: str, opened: sessions.OpenedSession) -> pb.Session:
     session = opened.session
     return pb.Session(
         session_token=token,
-        expire_time=_timestamp(session.expires_at),
+        expire_time=timestamp(session.expires_at),
         strength=security_level_to_proto(session.strength),
         second_factor_available=opened.second_factor_available,
         second_factor_required=not session.opens(opened.security_level),
         card_number=session.card_number,
     )
-
-
-def _timestamp(at: dt.datetime) -> Timestamp:
-    stamp = Timestamp()
-    stamp.FromDatetime(at)
-    return stamp

@@ -330,15 +330,6 @@ class SqlBorrowerRepository:
             return CardNumberStatus.UNUSED
         return CardNumberStatus.RETIRED if row.retired_at is not None else CardNumberStatus.IN_USE
 
-    def national_id_of(self, borrower: Borrower) -> str:
-        """The borrower's national id, opened (for their own export only)."""
-        assert borrower.id is not None
-        ciphertext = self._session.scalar(
-            select(_BORROWERS.c.national_id_ciphertext).where(_BORROWERS.c.id == borrower.id)
-        )
-        assert ciphertext is not None
-        return self._sealer.open(ciphertext)
-
     def national_id_matches(self, borrower: Borrower, national_id: NationalId) -> bool:
         row = self._row(borrower)
         return self._sealer.matches(national_id.value, row.national_id_index)

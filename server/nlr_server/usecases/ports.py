@@ -71,10 +71,6 @@ class BorrowerRepository(Protocol):
 
     def get_by_national_id(self, national_id: NationalId) -> Borrower | None: ...
 
-    def national_id_of(self, borrower: Borrower) -> str:
-        """The borrower's national id, opened (for their own export only)."""
-        ...
-
     def national_ids_after(self, after_id: int, limit: int) -> list[tuple[int, str, str]]:
         """(id, card number, national id) after ``after_id`` in id order, decrypted: for a
         lookup in the population register only."""

@@ -166,17 +166,16 @@ class MyData:
     """Everything held about the borrower, for their export."""
 
     record: MyRecord
-    national_id: str
     access_log: tuple[AccessEntry, ...]
 
 
 def export_my_data(unit_of_work: UnitOfWorkFactory, acting: Acting, live: LiveSession) -> MyData:
-    """The whole record, the national id, the libraries, the second factor's state and the
-    whole access log (two factors). A read."""
+    """The whole record, the libraries, the second factor's state and the whole access log
+    (two factors). A read. The national id is not among it: nobody gets it back (DESIGN.md
+    §6), not even its holder; the record shows the birth date it gives."""
     record = my_record(unit_of_work, acting, live)
     with unit_of_work(read_only=True) as uow:
         borrower = _own(uow, live)
-        national_id = uow.borrowers.national_id_of(borrower)
         entries: list[AccessEntry] = []
         before: int | None = None
         while True:
@@ -185,7 +184,7 @@ def export_my_data(unit_of_work: UnitOfWorkFactory, acting: Acting, live: LiveSe
             if page.next_before is None:
                 break
             before = page.next_before
-    return MyData(record, national_id, tuple(entries))
+    return MyData(record, tuple(entries))
 
 
 def set_processing_restricted(

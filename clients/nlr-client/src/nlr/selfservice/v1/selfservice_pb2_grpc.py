@@ -259,8 +259,9 @@ class SelfServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def ExportMyData(self, request, context):
-        """Everything held about the borrower as one JSON document (two factors): the whole record
-        with the national id, the libraries, the two-factor state and the whole access log.
+        """Everything held about the borrower as one JSON document (two factors): the whole record,
+        the libraries, the two-factor state and the whole access log. The national id is held
+        sealed and given back to nobody, not even here: the record's birth date comes from it.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

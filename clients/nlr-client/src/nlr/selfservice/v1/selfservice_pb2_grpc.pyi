@@ -101,8 +101,9 @@ class SelfServiceStub:
     library, the system vendor through which it came, what was done and how it went.
     """
     ExportMyData: _grpc.UnaryUnaryMultiCallable[_selfservice_pb2.ExportMyDataRequest, _selfservice_pb2.ExportMyDataResponse]
-    """Everything held about the borrower as one JSON document (two factors): the whole record
-    with the national id, the libraries, the two-factor state and the whole access log.
+    """Everything held about the borrower as one JSON document (two factors): the whole record,
+    the libraries, the two-factor state and the whole access log. The national id is held
+    sealed and given back to nobody, not even here: the record's birth date comes from it.
     """
     UpdateMyContact: _grpc.UnaryUnaryMultiCallable[_selfservice_pb2.UpdateMyContactRequest, _selfservice_pb2.UpdateMyContactResponse]
     """Changes the borrower's email or mobile phone (two factors): a one-time code is sent to
@@ -234,8 +235,9 @@ class SelfServiceAsyncStub(SelfServiceStub):
     library, the system vendor through which it came, what was done and how it went.
     """
     ExportMyData: _aio.UnaryUnaryMultiCallable[_selfservice_pb2.ExportMyDataRequest, _selfservice_pb2.ExportMyDataResponse]  # type: ignore[assignment]
-    """Everything held about the borrower as one JSON document (two factors): the whole record
-    with the national id, the libraries, the two-factor state and the whole access log.
+    """Everything held about the borrower as one JSON document (two factors): the whole record,
+    the libraries, the two-factor state and the whole access log. The national id is held
+    sealed and given back to nobody, not even here: the record's birth date comes from it.
     """
     UpdateMyContact: _aio.UnaryUnaryMultiCallable[_selfservice_pb2.UpdateMyContactRequest, _selfservice_pb2.UpdateMyContactResponse]  # type: ignore[assignment]
     """Changes the borrower's email or mobile phone (two factors): a one-time code is sent to
@@ -418,8 +420,9 @@ class SelfServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _selfservice_pb2.ExportMyDataRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_selfservice_pb2.ExportMyDataResponse, _abc.Awaitable[_selfservice_pb2.ExportMyDataResponse]]:
-        """Everything held about the borrower as one JSON document (two factors): the whole record
-        with the national id, the libraries, the two-factor state and the whole access log.
+        """Everything held about the borrower as one JSON document (two factors): the whole record,
+        the libraries, the two-factor state and the whole access log. The national id is held
+        sealed and given back to nobody, not even here: the record's birth date comes from it.
         """
 
     @_abc_1.abstractmethod
