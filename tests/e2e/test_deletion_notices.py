@@ -31,6 +31,7 @@ from register_harness import (
     client_channel,
     create,
     error_details,
+    get,
     national_id,
     new_borrower,
     sqlite_bytes,
@@ -392,3 +393,23 @@ def test_a_borrower_deleting_themself_in_selfservice_gets_the_notice_and_is_gone
             pb.GetBorrowerRequest(card_number="N000000709"), metadata=registry.metadata
         )
     assert not_found.value.code() is grpc.StatusCode.NOT_FOUND
+
+
+def test_deleting_oneself_needs_two_factors_and_deletes_nothing_without(
+    registry: Registry, portal: Portal
+) -> None:
+    borrower = create(registry, new_borrower("N000000710"))
+    registry.stub.SetPassword(
+        pb.SetPasswordRequest(card_number="N000000710", password=PASSWORD),
+        metadata=registry.metadata,
+    )
+    portal.log_in("N000000710")
+
+    with pytest.raises(grpc.RpcError) as one_factor:
+        portal.stub.DeleteMe(
+            ss_pb.DeleteMeRequest(card_number="N000000710"), metadata=portal.metadata
+        )
+
+    assert one_factor.value.code() is grpc.StatusCode.PERMISSION_DENIED
+    assert error_details(one_factor.value)[0] == "TWO_FACTORS_REQUIRED"
+    assert get(registry, card_number="N000000710").card_number == borrower.card_number

@@ -16,11 +16,13 @@ from grpc_status import rpc_status
 from nlr.auth.v1 import authenticate_pb2
 from nlr.registry.v1 import borrower_pb2, registry_service_pb2
 from nlr.registry.v1 import registry_service_pb2 as pb
+from nlr.selfservice.v1 import selfservice_pb2
 from nlr_server.ops.dev_pki import DevPkiPaths
 from nlr_server.store.models import AuditEventRow
 from register_harness import (
     LIBRARY_CODES,
     OSLO,
+    ClientCertificates,
     Registry,
     ServerThread,
     client_channel,
@@ -31,9 +33,11 @@ from register_harness import (
     wait_for_audit_rows,
 )
 from request_fuzz import FORGED_PAGE_TOKENS, fuzz_cases
+from selfservice_harness import Portal, borrower_with_password
 
 REGISTRY = registry_service_pb2.DESCRIPTOR.services_by_name["BorrowerRegistry"]
 AUTH = authenticate_pb2.DESCRIPTOR.services_by_name["Authenticate"]
+SELF_SERVICE = selfservice_pb2.DESCRIPTOR.services_by_name["SelfService"]
 REFUSED_AS_FAILURE = {grpc.StatusCode.UNKNOWN, grpc.StatusCode.INTERNAL}
 # Words of a Python exception, a driver or SQL: none may reach a caller.
 LEAKS = (
@@ -101,18 +105,34 @@ def auth_channel(server: ServerThread, pki: DevPkiPaths) -> Iterator[grpc.Channe
         yield channel
 
 
+@pytest.fixture
+def portal_channel(
+    server: ServerThread, pki: DevPkiPaths, certificates: ClientCertificates
+) -> Iterator[grpc.Channel]:
+    cert, key = certificates.path("portal")
+    with client_channel(server.target, pki, cert=cert, key=key) as channel:
+        yield channel
+
+
 def test_every_rpc_answers_malformed_and_extreme_requests_without_failing(
     server: ServerThread,
     channel: grpc.Channel,
     auth_channel: grpc.Channel,
+    portal_channel: grpc.Channel,
     registry: Registry,
+    portal: Portal,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     caplog.set_level(logging.WARNING)
+    # SelfService in a session with two factors, so that every call reaches its servicer.
+    borrower_with_password(registry, "N000000802")
+    portal.log_in("N000000802")
+    portal.enroll()
     calls = 0
     for service, service_channel, metadata in (
         (REGISTRY, channel, REGISTRY_METADATA),
         (AUTH, auth_channel, ()),
+        (SELF_SERVICE, portal_channel, portal.metadata),
     ):
         for seed, method in enumerate(service.methods):
             for case in fuzz_cases(method.input_type, seed):

@@ -325,3 +325,33 @@ def test_the_server_refuses_the_dev_idporten_unless_synthetic_ids_are_allowed(
     )
     with pytest.raises(StartupError, match="dev setup's stand-in for ID-porten"):
         ServerThread(config).start()
+
+
+@pytest.mark.parametrize(("token", "nonce", "field"), [("", NONCE, "id_token"), ("x", "", "nonce")])
+def test_a_feide_login_without_token_or_nonce_names_the_field(
+    portal: Portal, token: str, nonce: str, field: str
+) -> None:
+    with pytest.raises(grpc.RpcError) as refusal:
+        portal.stub.LogInWithFeide(pb.LogInWithFeideRequest(id_token=token, nonce=nonce))
+
+    assert refusal.value.code() is grpc.StatusCode.INVALID_ARGUMENT
+    assert list(error_details(refusal.value)[1]) == [field]
+
+
+def test_a_feide_token_that_fails_a_check_logs_in_or_links_nothing(
+    registry: Registry, portal: Portal, idporten: OidcProvider, feide: OidcProvider
+) -> None:
+    number = national_id()
+    create(registry, new_borrower("N000182010", national_id=number))
+    log_in_with_idporten(portal, idporten.mint(sub="s-10", nonce=NONCE, pid=number))
+    forged = feide.mint(sub="feide-user-10", nonce=NONCE, acr=None, sign_with_other_key=True)
+
+    with pytest.raises(grpc.RpcError) as linking:
+        link_feide(portal, forged)
+    with pytest.raises(grpc.RpcError) as login:
+        log_in_with_feide(portal, forged)
+
+    for refusal in (linking.value, login.value):
+        assert refused(refusal) == (grpc.StatusCode.UNAUTHENTICATED, "ID_TOKEN_INVALID")
+    log_in_with_idporten(portal, idporten.mint(sub="s-10", nonce=NONCE, pid=number))
+    assert list(portal.record().borrower.identities) == []

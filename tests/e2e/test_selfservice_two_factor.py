@@ -446,3 +446,19 @@ def test_an_eid_borrower_cannot_log_in_by_password_anywhere(
 
     for refusal in (selfservice.value, ebook.value):
         assert refused(refusal) == (grpc.StatusCode.UNAUTHENTICATED, "CREDENTIALS_INVALID")
+
+
+@pytest.mark.parametrize("code", ["", "12345", "1234567", "abcdef"])
+def test_a_malformed_enrolment_code_names_its_field_and_changes_nothing(
+    registry: Registry, portal: Portal, code: str
+) -> None:
+    borrower_with_password(registry, "N000181017")
+    portal.log_in("N000181017")
+    portal.stub.EnrollTotp(pb.EnrollTotpRequest(), metadata=portal.metadata)
+
+    with pytest.raises(grpc.RpcError) as bad:
+        portal.stub.ConfirmTotp(pb.ConfirmTotpRequest(totp_code=code), metadata=portal.metadata)
+
+    assert bad.value.code() is grpc.StatusCode.INVALID_ARGUMENT
+    assert list(error_details(bad.value)[1]) == ["totp_code"]
+    assert portal.log_in("N000181017").second_factor_available is False
